@@ -1,0 +1,432 @@
+"""The reverse-mode engine: topological order, backward, ``grad``, grad mode, second order.
+
+Backward visits the graph in reverse topological order (lecture: "loop over the nodes in reverse
+topological order, starting from the final node"). Each node's gradient rule turns the gradient of
+its output into gradients of its inputs; each input's gradient is the sum over its uses. This module
+is the only place that un-broadcasts: a rule returns gradients with the output's broadcast shape, and
+:func:`unbroadcast` sums them back to each input's shape.
+
+No recursion anywhere (a 10,000-op chain works). Gradients of intermediate nodes are dropped as soon
+as they are consumed, and the graph is released after backward unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .tensor import Tensor
+
+
+class _State:
+    """Global engine switches: grad mode, anomaly mode, an optional op profiler, and the phase."""
+
+    __slots__ = ("enabled", "anomaly", "profiler", "phase")
+
+    def __init__(self):
+        self.enabled, self.anomaly, self.profiler, self.phase = True, False, None, "forward"
+
+
+state = _State()
+
+
+# ----- grad mode ----------------------------------------------------------------------------------
+class _GradMode(contextlib.ContextDecorator):
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def __enter__(self):
+        self.prev, state.enabled = state.enabled, self.mode
+
+    def __exit__(self, *exc):
+        state.enabled = self.prev
+
+
+def no_grad() -> _GradMode:
+    """Context manager and decorator: run without recording a graph (inference, updates)."""
+    return _GradMode(False)
+
+
+def enable_grad() -> _GradMode:
+    """Context manager and decorator: record a graph even inside :func:`no_grad`."""
+    return _GradMode(True)
+
+
+def set_grad_enabled(mode: bool) -> _GradMode:
+    """Context manager that sets grad mode to ``mode`` (also works as a plain call)."""
+    g = _GradMode(bool(mode))
+    state.enabled = bool(mode)  # like torch, calling it without `with` also switches the mode
+    return g
+
+
+def is_grad_enabled() -> bool:
+    return state.enabled
+
+
+# ----- anomaly mode -------------------------------------------------------------------------------
+@contextlib.contextmanager
+def detect_anomaly():
+    """Raise at the first op whose forward or backward produces NaN or Inf, naming the op and the
+    line that created it. Slower: it records a stack per op and checks every array."""
+    prev, state.anomaly = state.anomaly, True
+    try:
+        yield
+    finally:
+        state.anomaly = prev
+
+
+def _where() -> str:
+    frames = [f for f in traceback.extract_stack()[:-3] if "/chainrule/" not in f.filename]
+    return "".join(traceback.format_list(frames[-3:]))
+
+
+def _check_finite(name, phase, arr, ctx):
+    arr = arr.data if isinstance(arr, Tensor) else arr
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        where = ctx.where if ctx is not None and ctx.where else "(unknown; created outside anomaly mode)\n"
+        raise FloatingPointError(f"detect_anomaly: {name} produced NaN/Inf in its {phase} pass. "
+                                 f"The op was created at:\n{where}")
+
+
+# ----- graph traversal ----------------------------------------------------------------------------
+def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """All tensors that require grad and lead to ``roots``, inputs before outputs (iterative DFS)."""
+    order, seen = [], set()
+    stack = [(r, False) for r in roots if r.requires_grad]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is not None:
+            if ctx.inputs is None:
+                raise RuntimeError(
+                    f"backward through the graph a second time: the graph of {ctx.op.name} was freed "
+                    "by the first backward. Pass retain_graph=True to the first backward() if you "
+                    "need to go through it again.")
+            for i in ctx.inputs:
+                if isinstance(i, Tensor) and i.requires_grad and id(i) not in seen:
+                    stack.append((i, False))
+    return order
+
+
+def unbroadcast(g, shape: tuple, opname: str = "?"):
+    """Sum ``g`` over the axes along which an input of ``shape`` was broadcast."""
+    gshape = g.shape
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, gshape[lead:])):
+        raise ValueError(f"{opname}: gradient of shape {gshape} cannot be reduced to the input's "
+                         f"shape {shape}: the shapes are not broadcast-compatible")
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and gshape[lead + i] != 1)
+    if axes:
+        g = _ops.sum(g, axis=axes, keepdims=True)
+    return _ops.reshape(g, shape=shape) if g.shape != shape else g
+
+
+def _root_grad(t: Tensor, grad):
+    if grad is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"backward() needs a scalar; this tensor has shape {t.shape}: "
+                               "pass grad=... (same shape) or reduce it first, e.g. loss.sum()")
+        return np.ones_like(t.data)
+    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    if g.shape != t.shape:
+        raise ValueError(f"backward(): grad has shape {g.shape} but the tensor has shape {t.shape}")
+    return np.array(g, dtype=t.dtype, copy=True)  # copied: leaves must not alias the caller's array
+
+
+def _run(roots, root_grads, retain_graph, create_graph, capture=None):
+    """Propagate ``root_grads`` back through the graph. Without ``capture``, accumulate into the
+    leaves' ``.grad``; with it (a dict id -> None), fill ``capture`` with the gradients of those
+    tensors instead, touching no ``.grad`` and skipping every node that cannot reach them."""
+    order = toposort(roots)
+    useful = None
+    if capture is not None:  # prune: only nodes from which a captured tensor is reachable
+        useful = set()
+        for t in order:
+            if id(t) in capture or (t._ctx is not None and any(id(i) in useful for i in t._ctx.inputs
+                                                                if isinstance(i, Tensor))):
+                useful.add(id(t))
+    grads: dict[int, object] = {}
+    for r, g in zip(roots, root_grads):
+        if r.requires_grad:
+            g = Tensor(g) if create_graph else g
+            grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
+    handed: set[int] = set()
+    prev = state.enabled, state.phase
+    state.enabled, state.phase = create_graph, "backward"
+    try:
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            ctx = t._ctx
+            if g is not None and capture is not None and id(t) in capture:
+                capture[id(t)] = g
+            if ctx is None:
+                if g is not None and capture is None:
+                    _accumulate_leaf(t, g, create_graph, handed)
+                continue
+            if g is not None and (useful is None or id(t) in useful):
+                _apply_rule(t, ctx, g, grads, create_graph, useful)
+            if not retain_graph:
+                ctx.inputs = None  # release: saved arrays can be freed now
+    finally:
+        state.enabled, state.phase = prev
+
+
+def _apply_rule(t, ctx, g, grads, create_graph, useful):
+    op, inputs = ctx.op, ctx.inputs
+    needs = tuple(isinstance(i, Tensor) and i.requires_grad and (useful is None or id(i) in useful)
+                  for i in inputs)
+    if create_graph:
+        out, args = t, inputs
+    else:
+        out, args = t.data, [i.data if isinstance(i, Tensor) else i for i in inputs]
+    if op.needs:
+        in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
+    else:
+        in_grads = op.rule(g, out, *args, **ctx.attrs)
+    for inp, gi, need in zip(inputs, in_grads, needs):
+        if not need or gi is None:
+            continue
+        if gi.shape != inp.data.shape:
+            gi = unbroadcast(gi, inp.data.shape, op.name)
+        if gi.dtype != inp.data.dtype:
+            gi = _ops.astype(gi, dtype=inp.data.dtype)
+        if state.anomaly:
+            _check_finite(op.name, "backward", gi, ctx)
+        k = id(inp)
+        prev = grads.get(k)
+        grads[k] = gi if prev is None else prev + gi
+
+
+def _accumulate_leaf(t, g, create_graph, handed):
+    if create_graph:
+        g = g if isinstance(g, Tensor) else Tensor(g)
+        t.grad = g if t.grad is None else t.grad + g
+        return
+    g = g.data if isinstance(g, Tensor) else g
+    if t.grad is not None and t.grad._ctx is None and t.grad.data.flags.writeable:
+        np.add(t.grad.data, g, out=t.grad.data)
+        return
+    if t.grad is not None:
+        g = t.grad.data + g
+    owner = g if g.base is None else g.base
+    if not g.flags.writeable or id(owner) in handed or g.dtype != t.dtype:
+        g = np.array(g, dtype=t.dtype)  # never let two leaves (or a leaf and a view) share memory
+    else:
+        handed.add(id(owner))
+    t.grad = Tensor(g)
+
+
+# ----- public entry points ------------------------------------------------------------------------
+def backward(tensor: Tensor, grad=None, retain_graph: bool = False, create_graph: bool = False,
+             inputs: Sequence[Tensor] | None = None) -> None:
+    """Accumulate d(tensor)/d(leaf) into ``leaf.grad`` (or only into ``inputs`` when given)."""
+    if not tensor.requires_grad:
+        raise RuntimeError("backward(): this tensor does not require grad and has no graph. Did you "
+                           "forget requires_grad=True on an input, or compute it under no_grad()?")
+    g0 = _root_grad(tensor, grad)
+    if inputs is None:
+        _run([tensor], [g0], retain_graph or create_graph, create_graph)
+        return
+    gs = grad_(tensor, inputs, Tensor(g0), retain_graph=retain_graph or create_graph,
+               create_graph=create_graph, allow_unused=True)
+    for x, gx in zip(inputs, gs):
+        if gx is not None:
+            _accumulate_leaf(x, gx if create_graph else gx.data, create_graph, set())
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Tensor | None, ...]:
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated), like
+    ``torch.autograd.grad``. With ``create_graph=True`` the results are themselves differentiable."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    for x in inputs:
+        if not x.requires_grad:
+            raise RuntimeError("grad(): one of the inputs does not require grad")
+    if not any(o.requires_grad for o in outputs):
+        raise RuntimeError("grad(): none of the outputs requires grad; nothing connects them to inputs")
+    capture = {id(x): None for x in inputs}
+    roots = [o for o in outputs if o.requires_grad]
+    gs = [_root_grad(o, go) for o, go in zip(outputs, grad_outputs) if o.requires_grad]
+    _run(roots, gs, create_graph if retain_graph is None else retain_graph, create_graph, capture)
+    result = []
+    for x in inputs:
+        gx = capture[id(x)]
+        if gx is None and not allow_unused:
+            raise RuntimeError("grad(): an input is not connected to the outputs; pass allow_unused=True "
+                               "to get None for it")
+        result.append(None if gx is None else gx if isinstance(gx, Tensor) else Tensor(gx))
+    return tuple(result)
+
+
+grad_ = grad
+
+
+def hvp(f: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence) -> list[Tensor]:
+    """Hessian-vector product ``H v`` of the scalar ``f()`` w.r.t. ``params``, by double backward:
+
+    .. math:: H v = \\nabla_\\theta \\left( \\nabla_\\theta f(\\theta) \\cdot v \\right)
+
+    costing about two backward passes and never forming H (P^2 memory)."""
+    params = list(params)
+    gs = grad(f(), params, create_graph=True, allow_unused=True)
+    dot = None
+    for g, p, vi in zip(gs, params, v):
+        if g is not None:
+            term = _ops.sum(g * (vi.data if isinstance(vi, Tensor) else np.asarray(vi, p.dtype)))
+            dot = term if dot is None else dot + term
+    if dot is None or not dot.requires_grad:
+        return [Tensor(np.zeros_like(p.data)) for p in params]
+    hv = grad(dot, params, allow_unused=True)
+    return [Tensor(np.zeros_like(p.data)) if h is None else h for p, h in zip(params, hv)]
+
+
+def _as_leaf(x) -> Tensor:
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64))
+    return Tensor(x.data, requires_grad=True)
+
+
+def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
+    """The Jacobian d f(x) / d x, shape ``f(x).shape + x.shape``, one backward pass per output."""
+    x = _as_leaf(x)
+    y = f(x)
+    J = np.zeros((y.data.size, x.data.size), dtype=y.dtype)
+    for i in range(y.data.size):
+        e = np.zeros(y.data.size, y.dtype)
+        e[i] = 1
+        (gi,) = grad(y, x, grad_outputs=Tensor(e.reshape(y.shape)), retain_graph=True, allow_unused=True)
+        if gi is not None:
+            J[i] = gi.data.reshape(-1)
+    return Tensor(J.reshape(y.shape + x.shape))
+
+
+def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
+    """The Hessian of scalar ``f`` at ``x``, shape ``x.shape + x.shape``: the Jacobian of the
+    gradient, computed by double backward (one Hessian-vector product per row)."""
+    x = _as_leaf(x)
+    (g,) = grad(f(x), x, create_graph=True)
+    n = x.data.size
+    H = np.zeros((n, n), dtype=x.dtype)
+    if g.requires_grad:
+        for i in range(n):
+            e = np.zeros(n, x.dtype)
+            e[i] = 1
+            (hi,) = grad(g, x, grad_outputs=Tensor(e.reshape(x.shape)), retain_graph=True, allow_unused=True)
+            if hi is not None:
+                H[i] = hi.data.reshape(-1)
+    return Tensor(H.reshape(x.shape + x.shape))
+
+
+# ----- numerical checks ---------------------------------------------------------------------------
+class GradcheckError(AssertionError):
+    """Raised when analytic and numerical derivatives disagree."""
+
+
+def _flat_grads(fn, inputs, u, create_graph=False):
+    out = fn(*inputs)
+    s = _ops.sum(out * u)
+    gs = grad(s, inputs, create_graph=create_graph, allow_unused=True)
+    return [np.zeros_like(x.data) if g is None else g for x, g in zip(inputs, gs)]
+
+
+def _numeric(fn_scalar, inputs, eps):
+    """Central differences (f(x + eps e_i) - f(x - eps e_i)) / 2 eps for every input element."""
+    result = []
+    for x in inputs:
+        num = np.zeros_like(x.data)
+        flat, nflat = x.data.reshape(-1), num.reshape(-1)
+        for i in range(flat.size):
+            orig = flat[i]
+            flat[i] = orig + eps
+            fp = fn_scalar()
+            flat[i] = orig - eps
+            fm = fn_scalar()
+            flat[i] = orig
+            nflat[i] = (fp - fm) / (2 * eps)
+        result.append(num)
+    return result
+
+
+def _compare(what, analytic, numeric, atol, rtol, raise_exception):
+    for k, (a, n) in enumerate(zip(analytic, numeric)):
+        if not np.allclose(a, n, atol=atol, rtol=rtol):
+            err = np.max(np.abs(a - n))
+            if raise_exception:
+                raise GradcheckError(f"{what} of input {k} disagree (max abs error {err:.3g}):\n"
+                                     f"analytic:\n{a}\nnumerical:\n{n}")
+            return False
+    return True
+
+
+def gradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: float = 1e-5,
+              rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
+    """Check the analytic gradient of ``fn`` against central differences, in float64.
+
+    The output is projected on a random direction u, so one backward pass checks the whole
+    vector-Jacobian product: ``d(u . fn(x))/dx`` must match its finite-difference estimate.
+    """
+    inputs = [_as_leaf(x) if not (isinstance(x, Tensor) and x.requires_grad) else x for x in inputs]
+    for x in inputs:
+        if x.dtype != np.float64:
+            raise ValueError(f"gradcheck needs float64 inputs (float32 finite differences are noise); got {x.dtype}")
+    with no_grad():
+        out0 = fn(*inputs)
+    u = np.random.default_rng(seed).standard_normal(out0.shape)
+    analytic = [g.data for g in _flat_grads(fn, inputs, u)]
+
+    def f():
+        with no_grad():
+            return float(np.sum(fn(*inputs).data * u))
+    return _compare("gradients", analytic, _numeric(f, inputs, eps), atol, rtol, raise_exception)
+
+
+def gradgradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: float = 1e-5,
+                  rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
+    """Second-order check: the Hessian-vector product of ``s(x) = u . fn(x)`` by double backward
+    against central differences of the analytic gradient, ``(g(x + eps w) - g(x - eps w)) / 2 eps``."""
+    inputs = [_as_leaf(x) if not (isinstance(x, Tensor) and x.requires_grad) else x for x in inputs]
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        out0 = fn(*inputs)
+    u = rng.standard_normal(out0.shape)
+    w = [rng.standard_normal(x.shape) for x in inputs]
+    gs = _flat_grads(fn, inputs, u, create_graph=True)
+    dot = None
+    for g, wi in zip(gs, w):
+        if isinstance(g, Tensor) and g.requires_grad:
+            term = _ops.sum(g * wi)
+            dot = term if dot is None else dot + term
+    if dot is None:
+        analytic = [np.zeros_like(x.data) for x in inputs]
+    else:
+        hv = grad(dot, inputs, allow_unused=True)
+        analytic = [np.zeros_like(x.data) if h is None else h.data for x, h in zip(inputs, hv)]
+    originals = [x.data.copy() for x in inputs]
+
+    def g_at(sign):
+        for x, o, wi in zip(inputs, originals, w):
+            x.data[...] = o + sign * eps * wi
+        r = [np.asarray(g.data if isinstance(g, Tensor) else g) for g in _flat_grads(fn, inputs, u)]
+        for x, o in zip(inputs, originals):
+            x.data[...] = o
+        return r
+    numeric = [(p - m) / (2 * eps) for p, m in zip(g_at(+1), g_at(-1))]
+    return _compare("Hessian-vector products", analytic, numeric, atol, rtol, raise_exception)
+
+
+from . import ops as _ops  # noqa: E402

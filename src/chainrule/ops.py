@@ -1,0 +1,535 @@
+"""Primitives: a NumPy forward, its gradient rule and its FLOP rule, side by side.
+
+A primitive is polymorphic. Called on ndarrays it is plain NumPy (nothing is recorded); called
+with at least one :class:`~chainrule.tensor.Tensor` it returns a Tensor and, if an input requires
+grad and grad mode is on, records a :class:`~chainrule.tensor.Node`.
+
+A gradient rule ``rule(g, out, *inputs, **attrs) -> grads`` returns, for each input, the
+vector-Jacobian product ``g · d(out)/d(input)`` with the *output's* broadcast shape; the engine
+(:mod:`chainrule.autograd`) reduces it to the input's shape. Rules are written with these same
+primitives, so the backward pass of a backward pass is recorded when ``create_graph=True``: that is
+how Hessian-vector products and Newton's method come for free. Rules flagged ``needs=True`` also get
+``needs``, a tuple saying which inputs want a gradient, to skip work nobody asked for (the first
+layer's input gradient is a whole wasted matrix product).
+
+A FLOP rule ``flops(out, *inputs, **attrs) -> int`` counts floating-point operations of the
+forward on ndarrays; ``mac=True`` marks ops whose FLOPs are two per multiply-add.
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+import numpy as np
+
+from . import autograd as _ag
+from .tensor import Node, Tensor
+
+_state = _ag.state
+REGISTRY: dict[str, Primitive] = {}
+
+
+class Primitive:
+    """A named NumPy function with a gradient rule and a FLOP rule (see the module docstring)."""
+
+    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "doc")
+
+    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None):
+        self.name, self.forward, self.flops, self.mac, self.needs = name, forward, flops, mac, needs
+        self.rule = None
+        self.doc = doc or forward.__doc__
+        REGISTRY[name] = self
+
+    def defgrad(self, rule):
+        """Decorator: attach the gradient rule."""
+        self.rule = rule
+        return self
+
+    def __repr__(self):
+        return f"<primitive {self.name}>"
+
+    def __call__(self, *args, **attrs):
+        for a in args:
+            if isinstance(a, Tensor):
+                return self._apply(args, attrs)
+        out = self.forward(*args, **attrs)
+        if _state.profiler is not None:
+            _state.profiler(self, out, args, attrs)
+        return out
+
+    def _apply(self, args, attrs):
+        dtype = None
+        for a in args:
+            if isinstance(a, Tensor) and a.data.dtype.kind == "f":
+                dtype = a.data.dtype
+                break
+        datas, req = [], False
+        for a in args:
+            if isinstance(a, Tensor):
+                datas.append(a.data)
+                req = req or a.requires_grad
+            else:
+                datas.append(_const(a, dtype, self.name))
+        out = self.forward(*datas, **attrs)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        if _state.profiler is not None:
+            _state.profiler(self, out, datas, attrs)
+        t = Tensor.__new__(Tensor)
+        t.data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
+        if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
+            inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas))
+            t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None)
+            t.requires_grad = True
+        if _state.anomaly:
+            _ag._check_finite(self.name, "forward", out, t._ctx)
+        return t
+
+
+def _const(a, dtype, opname):
+    """Turn a non-Tensor argument into an ndarray. Scalars take the tensor's dtype (a NumPy float64
+    scalar must not upcast a float32 tensor); arrays keep theirs, as in NumPy/PyTorch promotion."""
+    if isinstance(a, np.ndarray):
+        if a.ndim == 0 and dtype is not None and a.dtype.kind in "fiub":
+            return a.astype(dtype)
+        return a
+    if isinstance(a, (numbers.Number, np.generic)) and not isinstance(a, complex):
+        if dtype is not None:
+            return np.asarray(a, dtype=dtype)
+        return np.asarray(a, dtype=np.float32 if isinstance(a, (float, np.floating)) else None)
+    if isinstance(a, (list, tuple)):
+        arr = np.asarray(a)
+        if arr.dtype.kind in "fiub":
+            return arr.astype(dtype or (np.float32 if arr.dtype.kind == "f" else arr.dtype))
+    raise TypeError(f"{opname}: unsupported operand of type {type(a).__name__}; "
+                    "use a Tensor, an ndarray or a Python number")
+
+
+def primitive(name, flops=None, mac=False, needs=False):
+    """Decorator: make a NumPy function a :class:`Primitive`."""
+    return lambda fwd: Primitive(name, fwd, flops, mac, needs)
+
+
+def _ew(out, *inputs, **attrs):  # elementwise: one FLOP per output element
+    return out.size
+
+
+def _reduce(out, x, **attrs):  # reduction: one FLOP per input element
+    return x.size
+
+
+def _zero(out, *inputs, **attrs):
+    return 0
+
+
+def _check_broadcast(name, a, b):
+    sa, sb = np.shape(a), np.shape(b)
+    if sa == sb:
+        return
+    for x, y in zip(reversed(sa), reversed(sb)):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(f"{name}: shapes {sa} and {sb} cannot be broadcast together "
+                             f"({x} != {y} and neither is 1)")
+
+
+def _binary(name, fn):
+    def forward(a, b):
+        try:
+            return fn(a, b)
+        except ValueError:
+            _check_broadcast(name, a, b)
+            raise
+    forward.__doc__ = f"Elementwise {name} with NumPy broadcasting."
+    return Primitive(name, forward, _ew, needs=True)
+
+
+# ----- elementwise arithmetic ---------------------------------------------------------------------
+add = _binary("add", np.add).defgrad(lambda g, out, a, b, needs: (g, g))
+sub = _binary("sub", np.subtract).defgrad(lambda g, out, a, b, needs: (g, -g if needs[1] else None))
+mul = _binary("mul", np.multiply).defgrad(
+    lambda g, out, a, b, needs: (g * b if needs[0] else None, g * a if needs[1] else None))
+# d(a/b)/db = -a/b^2 = -out/b
+div = _binary("div", np.true_divide).defgrad(
+    lambda g, out, a, b, needs: (g / b if needs[0] else None, -g * out / b if needs[1] else None))
+
+
+@_binary("pow", np.power).defgrad
+def pow(g, out, a, b, needs):  # noqa: A001 - mirrors torch.pow
+    # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a  (only when the exponent wants a gradient)
+    ga = g * b * a ** (b - 1) if needs[0] else None
+    gb = g * out * log(where(a > 0, a, 1.0)) if needs[1] else None
+    return ga, gb
+
+
+maximum = _binary("maximum", np.maximum).defgrad(  # ties split the gradient, as in PyTorch
+    lambda g, out, a, b, needs: (where(a > b, g, where(a == b, g * 0.5, 0.0)) if needs[0] else None,
+                                 where(b > a, g, where(a == b, g * 0.5, 0.0)) if needs[1] else None))
+minimum = _binary("minimum", np.minimum).defgrad(
+    lambda g, out, a, b, needs: (where(a < b, g, where(a == b, g * 0.5, 0.0)) if needs[0] else None,
+                                 where(b < a, g, where(a == b, g * 0.5, 0.0)) if needs[1] else None))
+
+neg = Primitive("neg", np.negative, _ew).defgrad(lambda g, out, a: (-g,))
+exp = Primitive("exp", np.exp, _ew).defgrad(lambda g, out, a: (g * out,))
+log = Primitive("log", np.log, _ew).defgrad(lambda g, out, a: (g / a,))
+log1p = Primitive("log1p", np.log1p, _ew).defgrad(lambda g, out, a: (g / (a + 1.0),))
+sqrt = Primitive("sqrt", np.sqrt, _ew).defgrad(lambda g, out, a: (g / (out * 2.0),))
+tanh = Primitive("tanh", np.tanh, _ew).defgrad(lambda g, out, a: (g * (1.0 - out * out),))
+abs = Primitive("abs", np.abs, _ew).defgrad(lambda g, out, a: (g * sign(a),))  # noqa: A001
+sin = Primitive("sin", np.sin, _ew).defgrad(lambda g, out, a: (g * cos(a),))
+cos = Primitive("cos", np.cos, _ew).defgrad(lambda g, out, a: (-g * sin(a),))
+
+
+@primitive("sigmoid", _ew)
+def sigmoid(x):
+    """sigma(x) = 1 / (1 + e^-x), evaluated without overflow for large |x|."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+sigmoid.defgrad(lambda g, out, a: (g * out * (1.0 - out),))
+
+
+@primitive("relu", _ew)
+def relu(x):
+    """max(0, x); its derivative at 0 is taken as 0, as in PyTorch."""
+    return np.maximum(x, 0)
+
+
+relu.defgrad(lambda g, out, a: (g * (out > 0),))
+
+
+@primitive("where", _ew, needs=True)
+def where(cond, a, b):
+    """``a`` where ``cond`` holds, else ``b`` (broadcast)."""
+    return np.where(cond, a, b)
+
+
+where.defgrad(lambda g, out, c, a, b, needs: (
+    None, where(c, g, 0.0) if needs[1] else None, where(c, 0.0, g) if needs[2] else None))
+
+
+@primitive("clip", _ew)
+def clip(x, lo=None, hi=None):
+    """Clamp into [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's convention)."""
+    return np.clip(x, lo, hi)
+
+
+@clip.defgrad
+def _clip_grad(g, out, x, lo=None, hi=None):
+    inside = (x >= (-np.inf if lo is None else lo)) & (x <= (np.inf if hi is None else hi))
+    return (g * inside,)
+
+
+@primitive("bce_with_logits", lambda out, *a: 6 * out.size, needs=True)
+def bce_with_logits(x, y):
+    """Fused elementwise logistic loss ``-y log s(x) - (1-y) log(1-s(x))`` on logits, computed as
+    ``max(x,0) - x y + log(1 + e^-|x|)``: finite for |x| = 1e4. Fused because the composite's
+    gradient is wrong at exactly x = 0 (where a zero-initialised model starts)."""
+    return np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+
+
+bce_with_logits.defgrad(lambda g, out, x, y, needs: (
+    g * (sigmoid(x) - y) if needs[0] else None, -g * x if needs[1] else None))
+
+_erf = np.frompyfunc(__import__("math").erf, 1, 1)
+
+
+@primitive("normal_cdf", lambda out, x: 10 * out.size)
+def normal_cdf(x):
+    """Standard normal CDF ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (exact, via math.erf; NumPy has
+    no vectorised erf, so this is slower than the other activations)."""
+    return (0.5 * (1.0 + _erf(np.asarray(x, np.float64) * 0.7071067811865476).astype(np.float64))).astype(x.dtype)
+
+
+normal_cdf.defgrad(lambda g, out, x: (g * exp(x * x * -0.5) * 0.3989422804014327,))
+
+# Non-differentiable elementwise ops: results never require grad.
+sign = Primitive("sign", np.sign, _ew)
+less = Primitive("less", np.less, _ew)
+less_equal = Primitive("less_equal", np.less_equal, _ew)
+greater = Primitive("greater", np.greater, _ew)
+greater_equal = Primitive("greater_equal", np.greater_equal, _ew)
+equal = Primitive("equal", np.equal, _ew)
+not_equal = Primitive("not_equal", np.not_equal, _ew)
+logical_not = Primitive("logical_not", np.logical_not, _ew)
+logical_and = Primitive("logical_and", np.logical_and, _ew)
+logical_or = Primitive("logical_or", np.logical_or, _ew)
+isfinite = Primitive("isfinite", np.isfinite, _ew)
+floor = Primitive("floor", np.floor, _ew)
+
+
+# ----- reductions ---------------------------------------------------------------------------------
+def _kept_shape(shape, axis):
+    """The shape of a reduction with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if isinstance(axis, numbers.Integral) else axis)}
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _check_axis(name, x, axis):
+    nd = np.ndim(x)
+    for a in () if axis is None else ((axis,) if isinstance(axis, numbers.Integral) else axis):
+        if not -nd <= a < builtins.max(nd, 1):
+            raise ValueError(f"{name}: axis {a} is out of range for a tensor of shape {np.shape(x)}")
+
+
+@primitive("sum", _reduce)
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Sum over ``axis`` (all axes when None)."""
+    _check_axis("sum", x, axis)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+# The gradient of a sum copies g back along the reduced axes.
+sum.defgrad(lambda g, out, x, axis=None, keepdims=False: (
+    broadcast_to(reshape(g, shape=_kept_shape(x.shape, axis)), shape=x.shape),))
+
+
+@primitive("max", _reduce)
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over ``axis``; the gradient is shared equally among tied maxima (like torch.amax)."""
+    _check_axis("max", x, axis)
+    return np.max(x, axis=axis, keepdims=keepdims)
+
+
+@max.defgrad
+def _max_grad(g, out, x, axis=None, keepdims=False):
+    k = _kept_shape(x.shape, axis)
+    mask = equal(x, reshape(out, shape=k))
+    return (reshape(g, shape=k) * mask / sum(mask, axis=axis, keepdims=True),)
+
+
+@primitive("prod", _reduce)
+def prod(x, axis=None, keepdims=False):
+    """Product over ``axis``. Its gradient out/x assumes no zero entries."""
+    _check_axis("prod", x, axis)
+    return np.prod(x, axis=axis, keepdims=keepdims)
+
+
+prod.defgrad(lambda g, out, x, axis=None, keepdims=False: (
+    reshape(g * out, shape=_kept_shape(x.shape, axis)) / x,))
+
+argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce)
+argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce)
+
+
+# ----- shape and indexing -------------------------------------------------------------------------
+@primitive("reshape", _zero)
+def reshape(x, shape):
+    """Same data, new shape (one entry may be -1)."""
+    try:
+        return np.reshape(x, shape)
+    except ValueError:
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {np.shape(x)} "
+                         f"({np.size(x)} elements) into {tuple(shape)}") from None
+
+
+reshape.defgrad(lambda g, out, x, shape: (reshape(g, shape=x.shape),))
+
+
+@primitive("transpose", _zero)
+def transpose(x, axes=None):
+    """Permute axes (reverse them when ``axes`` is None); a view, no copy."""
+    if axes is not None and sorted(a % np.ndim(x) for a in axes) != list(range(np.ndim(x))):
+        raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the "
+                         f"{np.ndim(x)} axes of shape {np.shape(x)}")
+    return np.transpose(x, axes)
+
+
+transpose.defgrad(lambda g, out, x, axes=None: (
+    transpose(g, axes=None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),))
+
+
+@primitive("broadcast_to", _zero)
+def broadcast_to(x, shape):
+    """Repeat size-1 axes (and prepend axes) to reach ``shape``; a read-only view."""
+    try:
+        return np.broadcast_to(x, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {np.shape(x)} to {tuple(shape)}") from None
+
+
+broadcast_to.defgrad(lambda g, out, x, shape: (g,))  # the engine sums g back to x's shape
+
+
+def _is_basic(idx) -> bool:
+    """True for indexes made only of ints, slices, None and Ellipsis (no repeated elements)."""
+    items = idx if isinstance(idx, tuple) else (idx,)
+    return all(i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral)) for i in items)
+
+
+@primitive("getitem", _zero)
+def getitem(x, idx):
+    """``x[idx]`` with NumPy semantics: slices, integer arrays, boolean masks."""
+    try:
+        return x[idx]
+    except IndexError as e:
+        raise IndexError(f"getitem: {e} (tensor shape {np.shape(x)})") from None
+
+
+getitem.defgrad(lambda g, out, x, idx: (scatter_add(g, idx=idx, shape=x.shape),))
+
+
+@primitive("scatter_add", _ew)
+def scatter_add(g, idx, shape):
+    """A zero array of ``shape`` with ``g`` added at ``idx``; repeated indices accumulate."""
+    z = np.zeros(shape, dtype=g.dtype)
+    if _is_basic(idx) or (isinstance(idx, np.ndarray) and idx.dtype == np.bool_):
+        z[idx] = g
+    else:
+        np.add.at(z, idx, g)
+    return z
+
+
+scatter_add.defgrad(lambda g, out, x, idx, shape: (getitem(g, idx=idx),))
+
+
+def _concat(*xs, axis=0):
+    try:
+        return np.concatenate(xs, axis=axis)
+    except ValueError:
+        raise ValueError(f"concatenate: shapes {[np.shape(x) for x in xs]} differ outside "
+                         f"axis {axis}") from None
+
+
+concatenate = Primitive("concatenate", _concat, _zero, doc="Join tensors along an existing axis.")
+
+
+@concatenate.defgrad
+def _concat_grad(g, out, *xs, axis=0):
+    ends = np.cumsum([x.shape[axis] for x in xs])
+    lead = (slice(None),) * (axis % g.ndim)
+    return tuple(getitem(g, idx=lead + (slice(e - x.shape[axis], e),)) for x, e in zip(xs, ends))
+
+
+@primitive("pad", _zero)
+def pad(x, pad_width, value=0.0):
+    """Constant padding, ``pad_width`` as in ``np.pad``: ((before, after), ...) per axis."""
+    return np.pad(x, pad_width, mode="constant", constant_values=value)
+
+
+pad.defgrad(lambda g, out, x, pad_width, value=0.0: (
+    getitem(g, idx=tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))),))
+
+
+@primitive("astype", _zero)
+def astype(x, dtype, copy=False):
+    """Cast to ``dtype``; the gradient is cast back to the input's dtype."""
+    return x.astype(dtype, copy=copy)
+
+
+astype.defgrad(lambda g, out, x, dtype, copy=False: (astype(g, dtype=x.dtype),))
+
+
+# ----- products -----------------------------------------------------------------------------------
+def _matmul_flops(out, a, b):
+    return 2 * out.size * a.shape[-1]
+
+
+@primitive("matmul", _matmul_flops, mac=True, needs=True)
+def matmul(a, b):
+    """Matrix product with NumPy's rules: 1-D, 2-D and batched (broadcast) operands."""
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
+                         f"{np.shape(a)} and {np.shape(b)}")
+    ka, kb = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if ka != kb:
+        raise ValueError(f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: {ka} != {kb}")
+    return np.matmul(a, b)
+
+
+@matmul.defgrad
+def _matmul_grad(g, out, a, b, needs):
+    # For 2-D: dA = G B^T, dB = A^T G. 1-D operands are lifted to matrices and dropped again.
+    if a.ndim == 1 and b.ndim == 1:
+        return (g * b if needs[0] else None, g * a if needs[1] else None)
+    a2 = a if a.ndim > 1 else reshape(a, shape=(1, a.shape[0]))
+    b2 = b if b.ndim > 1 else reshape(b, shape=(b.shape[0], 1))
+    if a.ndim == 1:  # out lost the row axis of the lifted a
+        g2 = reshape(g, shape=g.shape[:-1] + (1, g.shape[-1]))
+    elif b.ndim == 1:  # out lost the column axis of the lifted b
+        g2 = reshape(g, shape=g.shape + (1,))
+    else:
+        g2 = g
+    ga = gb = None
+    if needs[0]:
+        ga = matmul(g2, swapaxes(b2, -1, -2))
+        if a.ndim == 1:
+            ga = sum(reshape(ga, shape=(-1, a.shape[0])), axis=0)
+    if needs[1]:
+        gb = matmul(swapaxes(a2, -1, -2), g2)
+        if b.ndim == 1:
+            gb = sum(reshape(gb, shape=(-1, b.shape[0])), axis=0)
+    return ga, gb
+
+
+def swapaxes(x, a, b):
+    """Exchange two axes (a transpose)."""
+    perm = list(range(np.ndim(x)))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, axes=tuple(perm))
+
+
+def _linear_flops(out, x, w, b=None):
+    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0)
+
+
+@primitive("linear", _linear_flops, mac=True, needs=True)
+def linear(x, w, b=None):
+    """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``.
+
+    Fused for speed: one node instead of three, the matrix products run on transposed views (BLAS
+    takes the transpose flag, nothing is copied), and the bias is added in place.
+    """
+    if x.shape[-1] != w.shape[-1]:
+        raise ValueError(f"linear: input {tuple(x.shape)} @ weight.T {tuple(w.shape[::-1])}: "
+                         f"{x.shape[-1]} != {w.shape[-1]} (weight is (out, in) = {tuple(w.shape)})")
+    y = np.matmul(x, w.T)
+    if b is not None:
+        y += b
+    return y
+
+
+@linear.defgrad
+def _linear_grad(g, out, x, w, b=None, needs=(True, True, True)):
+    # dx = G W, dW = G^T X, db = sum_rows G  (leading axes of x flattened into rows)
+    g2 = g if g.ndim == 2 else reshape(g, shape=(-1, g.shape[-1]))
+    x2 = x if x.ndim == 2 else reshape(x, shape=(-1, x.shape[-1]))
+    gx = matmul(g, w) if needs[0] else None
+    gw = matmul(transpose(g2), x2) if needs[1] else None
+    gb = sum(g2, axis=0) if len(needs) > 2 and needs[2] else None
+    return gx, gw, gb
+
+
+def _xent_flops(out, logits, target):
+    return 5 * logits.size
+
+
+@primitive("softmax_cross_entropy", _xent_flops, needs=True)
+def softmax_cross_entropy(logits, target):
+    """Per-row cross-entropy ``-log softmax(z)[y] = -z_y + log sum_j e^{z_j}`` of (N, C) logits.
+
+    ``target`` is either N integer classes or an (N, C) array of probabilities (then the loss is
+    ``-sum_j t_j log softmax(z)_j``). Fused, because it is on every training step: the forward uses
+    the log-sum-exp trick, and the gradient is the lecture's ``softmax(z) - onehot(y)``.
+    """
+    z = logits - logits.max(axis=-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    if target.dtype.kind in "iu":
+        return -logp[np.arange(logp.shape[0]), target]
+    return -(target * logp).sum(axis=-1)
+
+
+@softmax_cross_entropy.defgrad
+def _xent_grad(g, out, logits, target, needs):
+    p = _fn.softmax(logits, -1)
+    if target.dtype.kind in "iu":
+        d = p - _fn.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+    else:
+        d = p * sum(target, axis=-1, keepdims=True) - target
+    return d * reshape(g, shape=g.shape + (1,)), None
+
+
+from . import functional as _fn  # noqa: E402  (composites used inside rules)

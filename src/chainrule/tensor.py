@@ -1,0 +1,485 @@
+"""The Tensor: an ndarray, its gradient, and the graph node that produced it.
+
+A computation graph (lecture: "nodes are tensor values, edges are function arguments") is built
+implicitly: every primitive applied to tensors that require grad returns a tensor whose ``_ctx``
+points at a :class:`Node` holding the primitive and its inputs. No derivative math lives here;
+the dunders forward to :mod:`chainrule.ops`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int32 = np.dtype(np.int32)
+int64 = np.dtype(np.int64)
+bool_ = np.dtype(np.bool_)
+DEFAULT_DTYPE = float32
+
+
+class Node:
+    """One recorded application of a primitive: ``out = op(*inputs, **attrs)``.
+
+    ``inputs`` holds Tensors (graph edges) and ndarrays (constants). ``released`` is set when
+    backward frees the graph; ``where`` is the creation stack, kept only in anomaly mode.
+    """
+
+    __slots__ = ("op", "inputs", "attrs", "where")
+
+    def __init__(self, op, inputs: tuple, attrs: dict, where=None):
+        self.op, self.inputs, self.attrs, self.where = op, inputs, attrs, where
+
+    @property
+    def released(self) -> bool:
+        return self.inputs is None
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    ``Tensor(data)`` wraps ``data`` without copying when it is already an ndarray of a supported
+    dtype; :func:`tensor` is the user-facing constructor that copies and picks dtypes.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    # Make ``ndarray @ Tensor`` and ``ndarray * Tensor`` reach Tensor's reflected dunders.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad: bool = False, _ctx: Node | None = None, name=None):
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self.grad: Tensor | None = None
+        self._ctx = _ctx
+        self.name = name
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ----- identity and truth -----------------------------------------------------------------
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"bool() of a tensor with {self.data.size} elements is ambiguous: "
+                "use .any() or .all(), or compare a single element"
+            )
+        return bool(self.data)
+
+    # ----- basic properties -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self):
+        """The primitive that produced this tensor (None for leaves)."""
+        return None if self._ctx is None else self._ctx.op
+
+    @property
+    def T(self) -> Tensor:
+        return _ops.transpose(self, axes=None)
+
+    @property
+    def mT(self) -> Tensor:
+        return _ops.swapaxes(self, -1, -2)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared memory, like ``torch.Tensor.numpy``)."""
+        return self.data
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a one-element tensor; this one has shape {self.shape}")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu":
+            raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        extra = []
+        if self.data.dtype != DEFAULT_DTYPE:
+            extra.append(f"dtype={self.data.dtype}")
+        if self._ctx is not None:
+            extra.append(f"grad_fn={self._ctx.op.name}")
+        elif self.requires_grad:
+            extra.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extra)})"
+
+    # ----- autograd bookkeeping ---------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require grad; this one is {self.data.dtype} "
+                "(labels and indices never need gradients)"
+            )
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad can only be switched off on leaf tensors; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut from the graph."""
+        return Tensor(self.data)
+
+    def detach_(self) -> Tensor:
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def zero_(self) -> Tensor:
+        self._check_inplace("zero_")
+        self.data[...] = 0
+        return self
+
+    def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False,
+                 inputs: Sequence[Tensor] | None = None) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        Reverse-mode: nodes are visited in reverse topological order, each node's vector-Jacobian
+        product is computed once and reused by everything upstream (the lecture's "key idea #2").
+        """
+        _autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph,
+                           inputs=inputs)
+
+    # ----- conversions -------------------------------------------------------------------------
+    def astype(self, dtype) -> Tensor:
+        return _ops.astype(self, dtype=np.dtype(dtype))
+
+    to = astype
+
+    def float(self) -> Tensor:
+        return self.astype(float32)
+
+    def double(self) -> Tensor:
+        return self.astype(float64)
+
+    def long(self) -> Tensor:
+        return self.astype(int64)
+
+    def clone(self) -> Tensor:
+        return _ops.astype(self, dtype=self.dtype, copy=True)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    # ----- arithmetic dunders ------------------------------------------------------------------
+    def __add__(self, o): return _ops.add(self, o)
+    def __radd__(self, o): return _ops.add(o, self)
+    def __sub__(self, o): return _ops.sub(self, o)
+    def __rsub__(self, o): return _ops.sub(o, self)
+    def __mul__(self, o): return _ops.mul(self, o)
+    def __rmul__(self, o): return _ops.mul(o, self)
+    def __truediv__(self, o): return _ops.div(self, o)
+    def __rtruediv__(self, o): return _ops.div(o, self)
+    def __pow__(self, o): return _ops.pow(self, o)
+    def __rpow__(self, o): return _ops.pow(o, self)
+    def __matmul__(self, o): return _ops.matmul(self, o)
+    def __rmatmul__(self, o): return _ops.matmul(o, self)
+    def __neg__(self): return _ops.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _ops.abs(self)
+
+    def __lt__(self, o): return _ops.less(self, o)
+    def __le__(self, o): return _ops.less_equal(self, o)
+    def __gt__(self, o): return _ops.greater(self, o)
+    def __ge__(self, o): return _ops.greater_equal(self, o)
+    def __eq__(self, o): return _ops.equal(self, o)  # type: ignore[override]
+    def __ne__(self, o): return _ops.not_equal(self, o)  # type: ignore[override]
+    def __invert__(self): return _ops.logical_not(self)
+    def __and__(self, o): return _ops.logical_and(self, o)
+    def __or__(self, o): return _ops.logical_or(self, o)
+
+    # In-place updates never enter the graph; they are for optimizers and initialisers.
+    def _check_inplace(self, what: str) -> None:
+        if self.requires_grad and _autograd.is_grad_enabled():
+            raise RuntimeError(
+                f"{what}: in-place update of a tensor that requires grad while recording; "
+                "wrap it in `with cr.no_grad():` or write `x = x + y`"
+            )
+
+    def _inplace(self, ufunc, other, what):
+        self._check_inplace(what)
+        o = other.data if isinstance(other, Tensor) else other
+        ufunc(self.data, o, out=self.data, casting="same_kind")
+        return self
+
+    def __iadd__(self, o): return self._inplace(np.add, o, "+=")
+    def __isub__(self, o): return self._inplace(np.subtract, o, "-=")
+    def __imul__(self, o): return self._inplace(np.multiply, o, "*=")
+    def __itruediv__(self, o): return self._inplace(np.divide, o, "/=")
+
+    def add_(self, o, alpha: float = 1.0) -> Tensor:
+        return self._inplace(np.add, o if alpha == 1 else _unwrap(o) * alpha, "add_")
+
+    def mul_(self, o) -> Tensor:
+        return self._inplace(np.multiply, o, "mul_")
+
+    def copy_(self, src) -> Tensor:
+        self._check_inplace("copy_")
+        np.copyto(self.data, _unwrap(src), casting="same_kind")
+        return self
+
+    def fill_(self, value) -> Tensor:
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        return self
+
+    def __getitem__(self, idx) -> Tensor:
+        return _ops.getitem(self, idx=_index(idx))
+
+    def __setitem__(self, idx, value) -> None:
+        self._check_inplace("__setitem__")
+        if self._ctx is not None and _autograd.is_grad_enabled():
+            raise RuntimeError("__setitem__ on a recorded tensor would corrupt its graph; .detach() it first")
+        self.data[_index(idx)] = _unwrap(value)
+
+    # ----- method forms of ops -----------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False, dim=None): return _ops.sum(self, axis=_ax(axis, dim), keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False, dim=None): return _fn.mean(self, _ax(axis, dim), keepdims)
+    def var(self, axis=None, keepdims=False, correction=1, dim=None): return _fn.var(self, _ax(axis, dim), keepdims, correction)
+    def std(self, axis=None, keepdims=False, correction=1, dim=None): return _fn.std(self, _ax(axis, dim), keepdims, correction)
+    def max(self, axis=None, keepdims=False, dim=None): return _ops.max(self, axis=_ax(axis, dim), keepdims=keepdims)
+    def min(self, axis=None, keepdims=False, dim=None): return _fn.min(self, _ax(axis, dim), keepdims)
+    def prod(self, axis=None, keepdims=False, dim=None): return _ops.prod(self, axis=_ax(axis, dim), keepdims=keepdims)
+    def logsumexp(self, axis=None, keepdims=False, dim=None): return _fn.logsumexp(self, _ax(axis, dim), keepdims)
+    def softmax(self, axis=-1, dim=None): return _fn.softmax(self, _ax(axis, dim))
+    def log_softmax(self, axis=-1, dim=None): return _fn.log_softmax(self, _ax(axis, dim))
+    def argmax(self, axis=None, keepdims=False, dim=None): return _ops.argmax(self, axis=_ax(axis, dim), keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False, dim=None): return _ops.argmin(self, axis=_ax(axis, dim), keepdims=keepdims)
+    def any(self, axis=None): return Tensor(self.data.any(axis=axis))
+    def all(self, axis=None): return Tensor(self.data.all(axis=axis))
+    def exp(self): return _ops.exp(self)
+    def log(self): return _ops.log(self)
+    def sqrt(self): return _ops.sqrt(self)
+    def abs(self): return _ops.abs(self)
+    def tanh(self): return _ops.tanh(self)
+    def sigmoid(self): return _ops.sigmoid(self)
+    def relu(self): return _ops.relu(self)
+    def sign(self): return _ops.sign(self)
+    def clip(self, min=None, max=None): return _ops.clip(self, lo=min, hi=max)
+    clamp = clip
+    def maximum(self, o): return _ops.maximum(self, o)
+    def minimum(self, o): return _ops.minimum(self, o)
+    def matmul(self, o): return _ops.matmul(self, o)
+    def pow(self, o): return _ops.pow(self, o)
+    def reshape(self, *shape): return _ops.reshape(self, shape=_shape(shape))
+    view = reshape
+    def flatten(self, start_dim=0, end_dim=-1): return _fn.flatten(self, start_dim, end_dim)
+    def transpose(self, *axes):
+        # PyTorch's transpose(d0, d1) swaps two dims; NumPy's transpose(axes) permutes all.
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes) and self.ndim != 2:
+            return _ops.swapaxes(self, axes[0], axes[1])
+        return _ops.transpose(self, axes=_shape(axes) or None)
+    def permute(self, *axes): return _ops.transpose(self, axes=_shape(axes))
+    def swapaxes(self, a, b): return _ops.swapaxes(self, a, b)
+    def squeeze(self, axis=None, dim=None): return _fn.squeeze(self, _ax(axis, dim))
+    def unsqueeze(self, axis): return _fn.unsqueeze(self, axis)
+    def expand(self, *shape): return _fn.expand(self, _shape(shape))
+    def broadcast_to(self, *shape): return _ops.broadcast_to(self, shape=_shape(shape))
+
+
+def _ax(axis, dim):
+    return dim if axis is None else axis
+
+
+def _shape(shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _unwrap(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _index(idx):
+    """Turn Tensors inside an index expression into ndarrays (hashable attrs are not needed)."""
+    if isinstance(idx, tuple):
+        return tuple(_unwrap(i) for i in idx)
+    if isinstance(idx, list):
+        return np.asarray([_unwrap(i) for i in idx])
+    return _unwrap(idx)
+
+
+# ----- creation helpers ---------------------------------------------------------------------------
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> np.random.Generator:
+    """Reseed chainrule's global generator (used by randn/rand/dropout/init) and return it."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+    return _rng
+
+
+def get_rng() -> np.random.Generator:
+    return _rng
+
+
+def _resolve_dtype(data: np.ndarray, dtype) -> np.dtype:
+    if dtype is not None:
+        return np.dtype(dtype)
+    kind = data.dtype.kind
+    if kind == "f":
+        # float32 by default, even for float64 NumPy input: chainrule keeps float32 end to end.
+        return DEFAULT_DTYPE if data.dtype != np.float16 else data.dtype
+    if kind in "iu":
+        return int64 if kind == "i" or data.dtype.itemsize >= 8 else int64
+    if kind == "b":
+        return bool_
+    raise TypeError(f"tensor(): unsupported data of dtype {data.dtype} (need numbers or booleans)")
+
+
+def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
+    """Create a leaf tensor holding a copy of ``data``.
+
+    Floating data becomes float32 unless ``dtype`` says otherwise (also for float64 NumPy arrays,
+    unlike ``torch.tensor``); integers become int64; booleans stay bool.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+        data = [np.asarray(_unwrap(d)) for d in data]
+    arr = np.asarray(data)
+    if arr.dtype == object:
+        raise TypeError(f"tensor(): cannot make a tensor from {type(data).__name__} holding non-numbers")
+    arr = np.array(arr, dtype=_resolve_dtype(arr, dtype), copy=True)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def as_tensor(data: Any, dtype=None) -> Tensor:
+    """Like :func:`tensor` but shares memory when ``data`` already has the right dtype."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data
+    arr = np.asarray(_unwrap(data))
+    return Tensor(arr.astype(_resolve_dtype(arr, dtype), copy=False))
+
+
+def _dt(dtype):
+    return DEFAULT_DTYPE if dtype is None else np.dtype(dtype)
+
+
+def _size(shape) -> tuple:
+    return _shape(shape) if shape else ()
+
+
+def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros(_size(shape), _dt(dtype)), requires_grad)
+
+
+def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.ones(_size(shape), _dt(dtype)), requires_grad)
+
+
+def empty(*shape, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.empty(_size(shape), _dt(dtype)), requires_grad)
+
+
+def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
+    return Tensor(np.full(shape, fill_value, _dt(dtype)), requires_grad)
+
+
+def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.zeros(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.ones(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.full(np.shape(_unwrap(t)), fill_value, dtype or _unwrap(t).dtype), requires_grad)
+
+
+def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:
+    if stop is None:
+        start, stop = 0, start
+    a = np.arange(start, stop, step)
+    return Tensor(a.astype(_resolve_dtype(a, dtype)), requires_grad)
+
+
+def linspace(start, stop, num, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.linspace(start, stop, num, dtype=_dt(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False) -> Tensor:
+    return Tensor(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
+
+
+def randn(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """Standard normal samples from chainrule's seeded generator (see :func:`manual_seed`)."""
+    return Tensor(_rng.standard_normal(_size(shape), dtype=_dt(dtype)), requires_grad)
+
+
+def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """Uniform samples on [0, 1) from chainrule's seeded generator."""
+    return Tensor(_rng.random(_size(shape), dtype=_dt(dtype)), requires_grad)
+
+
+def randint(low, high, size, dtype=None) -> Tensor:
+    size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
+    return Tensor(_rng.integers(low, high, size, dtype=dtype or int64))
+
+
+def randn_like(t, requires_grad=False) -> Tensor:
+    return randn(*np.shape(_unwrap(t)), dtype=_unwrap(t).dtype, requires_grad=requires_grad)
+
+
+# Late imports: ops/autograd/functional import Tensor from this module.
+from . import autograd as _autograd  # noqa: E402
+from . import functional as _fn  # noqa: E402
+from . import ops as _ops  # noqa: E402
