@@ -1,0 +1,257 @@
+"""Data sets that work offline, plus ``load_csv`` for your own data.
+
+Every loader returns a :class:`Dataset`: float32 features and int64 class labels, already split into
+train and test parts with a fixed seed (stratified), so ``X_train, X_test, y_train, y_test =
+load_digits()`` unpacks like scikit-learn's ``train_test_split``. Features are returned as they come
+(digits are pixel counts 0..16, MNIST-1D is already standardised); scaling is the caller's job, and
+the CLI does it with the training split's mean and standard deviation.
+
+- ``load_digits``, ``load_iris``, ``load_breast_cancer``: scikit-learn's bundled copies (no download).
+- ``make_mnist1d``: MNIST-1D (Greydanus 2020) generated in process by the ``mnist1d`` package with its
+  default arguments: 4,000 train / 1,000 test signals of length 40, 10 classes. Never downloaded.
+- ``make_moons``, ``make_spirals``, ``make_xor``: 2-D toy problems for plots and quick checks.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from .data import check_features, check_targets
+
+__all__ = ["Dataset", "load_digits", "load_iris", "load_breast_cancer", "make_mnist1d", "make_moons",
+           "make_spirals", "make_xor", "load_csv", "read_csv_features", "load", "NAMES"]
+
+
+@dataclass
+class Dataset:
+    """A train/test split. Iterates as ``(X_train, X_test, y_train, y_test)``.
+
+    ``target_names[k]`` is the original label of class ``k`` (strings for CSV data), so predictions
+    can be decoded; ``feature_names`` are the column names (used by ``chainrule predict``).
+    """
+
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    feature_names: list[str] = field(default_factory=list)
+    target_names: list[str] = field(default_factory=list)
+    name: str = ""
+
+    def __iter__(self):
+        return iter((self.X_train, self.X_test, self.y_train, self.y_test))
+
+    @property
+    def X(self) -> np.ndarray:
+        """All samples, train then test."""
+        return np.concatenate([self.X_train, self.X_test])
+
+    @property
+    def y(self) -> np.ndarray:
+        return np.concatenate([self.y_train, self.y_test])
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.target_names)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}: {len(self.y_train)} train / {len(self.y_test)} test, "
+                f"{self.n_features} features, {self.n_classes} classes)")
+
+
+def _encode(y_raw: np.ndarray, what: str) -> tuple[np.ndarray, list[str]]:
+    """Labels of any type -> int64 codes 0..K-1 and the sorted original labels."""
+    classes, y = np.unique(y_raw, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"{what} has a single class ({classes[0]!r}): a classifier needs at least 2 classes")
+    return y.astype(np.int64).reshape(-1), [str(c) for c in classes]
+
+
+def _split(X, y_raw, name, feature_names=None, test_size=0.2, seed=0, target_names=None) -> Dataset:
+    from sklearn.model_selection import train_test_split
+    X = check_features(X, f"{name}: X")
+    y_raw = check_targets(y_raw, X.shape[0], f"{name}: y")
+    y, classes = _encode(y_raw, f"{name}: y")
+    if target_names is not None:  # bundled sets come with names for the codes 0..K-1
+        classes = [str(t) for t in target_names]
+    counts = np.bincount(y)
+    stratify = y if counts.min() >= 2 else None  # stratifying needs two samples of every class
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed, stratify=stratify)
+    names = list(feature_names) if feature_names is not None else [f"x{i}" for i in range(X.shape[1])]
+    return Dataset(Xtr, Xte, ytr, yte, names, classes, name)
+
+
+def _sklearn(loader, name, test_size, seed) -> Dataset:
+    b = loader()
+    fn = getattr(b, "feature_names", None)
+    return _split(b.data, b.target, name, fn, test_size, seed, getattr(b, "target_names", None))
+
+
+def load_digits(test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """scikit-learn's 8x8 digits: 1,797 images, 64 pixel features in 0..16, 10 classes."""
+    from sklearn.datasets import load_digits as f
+    return _sklearn(f, "digits", test_size, seed)
+
+
+def load_iris(test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Fisher's iris: 150 flowers, 4 features, 3 classes."""
+    from sklearn.datasets import load_iris as f
+    return _sklearn(f, "iris", test_size, seed)
+
+
+def load_breast_cancer(test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (binary)."""
+    from sklearn.datasets import load_breast_cancer as f
+    return _sklearn(f, "breast_cancer", test_size, seed)
+
+
+@lru_cache(maxsize=1)
+def _mnist1d() -> tuple[np.ndarray, ...]:
+    # mnist1d.make_dataset builds the data in process (its get_dataset would try a download); it
+    # reseeds NumPy's and Python's *global* generators, so save and restore them around the call.
+    from mnist1d.data import get_dataset_args, make_dataset
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return d["x"], d["x_test"], d["y"], d["y_test"]
+
+
+def make_mnist1d() -> Dataset:
+    """MNIST-1D with the package's default arguments and its own split: 4,000 train / 1,000 test,
+    40 features, 10 classes. Generated offline (about a second, cached per process)."""
+    Xtr, Xte, ytr, yte = _mnist1d()
+    return Dataset(check_features(Xtr), check_features(Xte), ytr.astype(np.int64), yte.astype(np.int64),
+                   [f"t{i}" for i in range(Xtr.shape[1])], [str(k) for k in range(10)], "mnist1d")
+
+
+def make_moons(n_samples: int = 500, noise: float = 0.2, test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Two interleaving half circles (scikit-learn's generator), 2 classes."""
+    from sklearn.datasets import make_moons as f
+    X, y = f(n_samples=n_samples, noise=noise, random_state=seed)
+    return _split(X, y, "moons", ["x0", "x1"], test_size, seed)
+
+
+def make_spirals(n_samples: int = 600, n_classes: int = 3, noise: float = 0.2, test_size: float = 0.2,
+                 seed: int = 0) -> Dataset:
+    """``n_classes`` interleaved spiral arms (the cs231n toy problem): not linearly separable."""
+    if n_classes < 2 or n_samples < 2 * n_classes:
+        raise ValueError(f"make_spirals: need n_classes >= 2 and n_samples >= 2*n_classes, got {n_samples}, {n_classes}")
+    rng = np.random.default_rng(seed)
+    per = n_samples // n_classes
+    r = np.tile(np.linspace(0.0, 1.0, per), n_classes)
+    k = np.repeat(np.arange(n_classes), per)
+    t = k * 2 * math.pi / n_classes + r * 4.0 + rng.normal(0.0, noise, r.shape)
+    X = np.stack([r * np.sin(t), r * np.cos(t)], axis=1)
+    return _split(X, k, "spirals", ["x0", "x1"], test_size, seed)
+
+
+def make_xor(n_samples: int = 400, noise: float = 0.1, test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Points around the four corners of a square, labelled by XOR of the signs: the classic problem a
+    linear model cannot solve and one hidden layer can."""
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, 2, size=(n_samples, 2))
+    X = (2 * corners - 1) + rng.normal(0.0, noise, (n_samples, 2))
+    return _split(X, corners[:, 0] ^ corners[:, 1], "xor", ["x0", "x1"], test_size, seed)
+
+
+# ----- CSV ----------------------------------------------------------------------------------------
+def _read_csv(path) -> tuple[list[str], list[list[str]]]:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such CSV file: {path}")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"{path}: the CSV file is empty")
+    header, body = [h.strip() for h in rows[0]], rows[1:]
+    if not body:
+        raise ValueError(f"{path}: the CSV file has a header but no data rows")
+    for i, r in enumerate(body):
+        if len(r) != len(header):
+            raise ValueError(f"{path}: line {i + 2} has {len(r)} fields, the header has {len(header)}")
+    return header, body
+
+
+def _numeric(path, header, body, cols) -> np.ndarray:
+    X = np.empty((len(body), len(cols)), np.float64)
+    for j, c in enumerate(cols):
+        for i, r in enumerate(body):
+            cell = r[c].strip()
+            try:
+                X[i, j] = float(cell)
+            except ValueError:
+                what = "an empty value" if not cell else f"the non-numeric value {cell!r}"
+                raise ValueError(f"{path}: column {header[c]!r} has {what} at line {i + 2}: features must be "
+                                 "numbers (encode categories, impute missing values)") from None
+            if not math.isfinite(X[i, j]):
+                raise ValueError(f"{path}: column {header[c]!r} has {cell} at line {i + 2}: impute or drop it")
+    return X
+
+
+def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int = 0) -> Dataset:
+    """Your own classification data: a CSV with a header row, numeric feature columns and a target
+    column (default: the last one) whose labels may be of any type (strings too).
+
+    Raises ValueError naming the line and column for non-numeric or missing feature values, a
+    missing target column, fewer than two classes or an empty file.
+    """
+    header, body = _read_csv(path)
+    if target is None:
+        target = header[-1]
+    if target not in header:
+        raise ValueError(f"{path}: no target column {target!r}; the columns are {header} (pass --target COL)")
+    t = header.index(target)
+    cols = [j for j in range(len(header)) if j != t]
+    if not cols:
+        raise ValueError(f"{path}: only the target column {target!r}; need at least one feature column")
+    X = _numeric(path, header, body, cols)
+    y_raw = np.array([r[t].strip() for r in body])
+    if any(v == "" for v in y_raw):
+        raise ValueError(f"{path}: target column {target!r} is empty at line {int(np.argmax(y_raw == '')) + 2}")
+    # Numeric labels sort numerically (2 < 10), not as strings.
+    try:
+        as_num = y_raw.astype(np.float64)
+        y_raw = as_num.astype(np.int64) if np.all(as_num == np.round(as_num)) else as_num
+    except ValueError:
+        pass
+    name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return _split(X, y_raw, name, [header[j] for j in cols], test_size, seed)
+
+
+def read_csv_features(path, feature_names: list[str]) -> np.ndarray:
+    """The columns ``feature_names`` of a CSV (in that order) as float32, for prediction. Other
+    columns (such as the target) are ignored; a missing one is a ValueError naming it."""
+    header, body = _read_csv(path)
+    missing = [c for c in feature_names if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing feature column(s) {missing}; the model was trained on {feature_names}")
+    return check_features(_numeric(path, header, body, [header.index(c) for c in feature_names]), str(path))
+
+
+NAMES = {"digits": load_digits, "iris": load_iris, "breast_cancer": load_breast_cancer, "mnist1d": make_mnist1d,
+         "moons": make_moons, "spirals": make_spirals, "xor": make_xor}
+
+
+def load(spec: str, target: str | None = None, seed: int = 0) -> Dataset:
+    """A data set by name (``digits``, ``iris``, ..., or ``csv:PATH``), as the CLI's ``--data``."""
+    if spec.startswith("csv:"):
+        return load_csv(spec[4:], target=target, seed=seed)
+    if spec not in NAMES:
+        raise ValueError(f"unknown data set {spec!r}: choose one of {sorted(NAMES)} or csv:PATH")
+    if spec == "mnist1d":
+        return make_mnist1d()
+    return NAMES[spec](seed=seed)
