@@ -239,7 +239,8 @@ _erf = np.frompyfunc(__import__("math").erf, 1, 1)
 def normal_cdf(x):
     """Standard normal CDF ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (exact, via math.erf; NumPy has
     no vectorised erf, so this is slower than the other activations)."""
-    return (0.5 * (1.0 + _erf(np.asarray(x, np.float64) * 0.7071067811865476).astype(np.float64))).astype(x.dtype)
+    e = np.asarray(_erf(np.asarray(x, np.float64) * 0.7071067811865476), np.float64)  # 0-d: frompyfunc gives a float
+    return (0.5 * (1.0 + e)).astype(x.dtype)
 
 
 normal_cdf.defgrad(lambda g, out, x: (g * exp(x * x * -0.5) * 0.3989422804014327,))
