@@ -94,3 +94,5 @@ from .tensor import (
 )
 
 __version__ = "0.1.0"
+
+from . import viz  # noqa: E402 - pictures and ledgers of computation graphs (no heavy imports)
