@@ -93,6 +93,8 @@ from .tensor import (
                        zeros_like,
 )
 
+from . import models, nn
+
 __version__ = "0.1.0"
 
 from . import viz  # noqa: E402 - pictures and ledgers of computation graphs (no heavy imports)

@@ -1,0 +1,31 @@
+"""Neural-network building blocks: :class:`Module`, :class:`Parameter`, layers, losses, init.
+
+Names and semantics follow ``torch.nn``; parameter names match its state_dict keys.
+"""
+
+from . import functional, init
+from .module import IncompatibleKeys, Module, Parameter
+from .layers import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    Dropout,
+    Flatten,
+    GELU,
+    HuberLoss,
+    Identity,
+    L1Loss,
+    LeakyReLU,
+    Linear,
+    LogSoftmax,
+    ModuleDict,
+    ModuleList,
+    MSELoss,
+    NLLLoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+    l2_penalty,
+)

@@ -1,0 +1,425 @@
+"""Layers, containers and loss modules, each the twin of the ``torch.nn`` class of the same name."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import functional as F
+from .. import ops
+from ..tensor import DEFAULT_DTYPE, Tensor
+from . import init
+from .module import Module, Parameter
+
+
+# ----- the affine layer ---------------------------------------------------------------------------
+class Linear(Module):
+    """Affine map ``y = x W^T + b`` with ``W`` of shape (out_features, in_features), as ``torch.nn.Linear``.
+
+    In the lecture's notation a layer computes ``z = W x + b`` for one column vector x; on a batch of
+    rows this is ``X W^T + b`` (one fused primitive, :func:`chainrule.ops.linear`).
+    Initialisation is PyTorch's: ``kaiming_uniform_(W, a=sqrt(5))``, i.e. ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
+        self.bias = Parameter(np.empty((self.out_features,), dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            bound = 1.0 / math.sqrt(self.in_features)
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: Any) -> Tensor:
+        x = _match_dtype(type(self).__name__, x, self.weight)
+        return ops.linear(x, self.weight) if self.bias is None else ops.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _match_dtype(name: str, x: Any, w: Tensor) -> Any:
+    """ndarrays and lists are cast to the weight's dtype (data from NumPy/sklearn is float64; the
+    model must stay float32). A Tensor of another float dtype is an error, as in torch."""
+    if not isinstance(x, Tensor):
+        return np.asarray(x, dtype=w.dtype)
+    if x.dtype != w.dtype:
+        if x.dtype.kind != "f":
+            return x.astype(w.dtype)
+        raise TypeError(f"{name}: input is {x.dtype} but the weights are {w.dtype}; cast one of them "
+                        f"(x.astype(cr.{w.dtype}) or model.to(cr.{x.dtype}))")
+    return x
+
+
+class Identity(Module):
+    """``y = x``."""
+
+    def __init__(self, *args: Any, **kwargs: Any):  # torch accepts and ignores arguments
+        super().__init__()
+
+    def forward(self, x: Any) -> Any:
+        return x
+
+
+class Flatten(Module):
+    """Merge dims ``start_dim..end_dim`` (default: all but the batch dim)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+# ----- activations --------------------------------------------------------------------------------
+class ReLU(Module):
+    """``g(z) = max(0, z)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.relu(x)
+
+
+class Sigmoid(Module):
+    """``g(z) = sigma(z) = 1 / (1 + e^{-z})``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.sigmoid(x)
+
+
+class Tanh(Module):
+    """``g(z) = tanh(z)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.tanh(x)
+
+
+class LeakyReLU(Module):
+    """``g(z) = z`` for z > 0, ``negative_slope * z`` otherwise."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class GELU(Module):
+    """``g(z) = z Phi(z)`` (``approximate='tanh'`` for the tanh approximation)."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class Softmax(Module):
+    """``softmax(z)_k = e^{z_k} / sum_j e^{z_j}`` along ``dim``."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """``log softmax(z) = z - logsumexp(z)`` along ``dim``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
+
+
+class Dropout(Module):
+    """Zero each activation with probability ``p`` while training.
+
+    ``p`` is the probability of *dropping* (PyTorch's convention). The lecture's p is the *keep*
+    probability: "with probability (1-p) set an activation to zero ... when making predictions,
+    multiply weights by p". So lecture p = 1 - this p.
+
+    ``scale=True`` (default, inverted dropout): survivors are multiplied by 1/(1-p) in training, and
+    evaluation is the identity. ``scale=False`` (the lecture's original form): training only zeroes,
+    and evaluation multiplies by the keep probability 1-p. Both give the expected activation
+    ``E[train output] = eval output``, so the two differ only in where the rescaling happens.
+    """
+
+    def __init__(self, p: float = 0.5, scale: bool = True):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p (the drop probability) must be in [0, 1], got {p!r}")
+        self.p, self.scale = float(p), bool(scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training, self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}" + ("" if self.scale else ", scale=False")
+
+
+# ----- containers ---------------------------------------------------------------------------------
+class ModuleDict(Module):
+    """An ordered ``str -> Module`` mapping whose modules are named by their keys."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None):
+        super().__init__()
+        self._mods: OrderedDict[str, Module] = OrderedDict()
+        if modules is not None:
+            self.update(modules)
+
+    def _child_items(self) -> Iterable[tuple[str, Any]]:
+        yield from self._mods.items()
+        yield from ((k, v) for k, v in vars(self).items() if k != "_mods")
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: {key!r} must be a Module, got {type(module).__name__}")
+        self._mods[str(key)] = module
+
+    def __getitem__(self, key: str) -> Module:
+        return self._mods[key]
+
+    def __delitem__(self, key: str) -> None:
+        del self._mods[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._mods
+
+    def __len__(self) -> int:
+        return len(self._mods)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mods)
+
+    def keys(self):
+        return self._mods.keys()
+
+    def values(self):
+        return self._mods.values()
+
+    def items(self):
+        return self._mods.items()
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        for k, m in (modules.items() if isinstance(modules, Mapping) else modules):
+            self[k] = m
+
+
+class ModuleList(ModuleDict):
+    """A list of modules, named 0, 1, 2, ... like ``torch.nn.ModuleList``."""
+
+    def __init__(self, modules: Iterable[Module] | None = None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _renumber(self, mods: list[Module]) -> None:
+        self._mods = OrderedDict()
+        for m in mods:
+            ModuleDict.__setitem__(self, str(len(self._mods)), m)
+
+    def _index(self, i: int) -> int:
+        n = len(self._mods)
+        if not -n <= i < n:
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {n} modules")
+        return i % n
+
+    def __getitem__(self, i):  # type: ignore[override]
+        mods = list(self._mods.values())
+        if isinstance(i, slice):
+            return type(self)(mods[i])
+        return mods[self._index(i)]
+
+    def __setitem__(self, i, module: Module) -> None:  # type: ignore[override]
+        if isinstance(i, str) and not i.isdigit():
+            raise TypeError(f"{type(self).__name__} indices are integers, got {i!r}")
+        ModuleDict.__setitem__(self, str(self._index(int(i))), module)
+
+    def __delitem__(self, i) -> None:  # type: ignore[override]
+        mods = list(self._mods.values())
+        del mods[i if isinstance(i, slice) else self._index(i)]
+        self._renumber(mods)
+
+    def __iter__(self) -> Iterator[Module]:  # type: ignore[override]
+        return iter(list(self._mods.values()))
+
+    def __contains__(self, m: object) -> bool:
+        return any(m is x for x in self._mods.values())
+
+    def append(self, module: Module) -> ModuleList:
+        ModuleDict.__setitem__(self, str(len(self._mods)), module)
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        mods = list(self._mods.values())
+        mods.insert(index, module)
+        self._renumber(mods)
+
+
+class Sequential(ModuleList):
+    """Apply modules in order: ``Sequential(f1, f2, f3)(x) = f3(f2(f1(x)))``; children are named
+    0, 1, 2, ... (or by the keys of an OrderedDict), as in ``torch.nn.Sequential``."""
+
+    def __init__(self, *modules: Module | Mapping[str, Module]):
+        Module.__init__(self)
+        self._mods = OrderedDict()
+        if len(modules) == 1 and isinstance(modules[0], Mapping):
+            for k, m in modules[0].items():
+                ModuleDict.__setitem__(self, k, m)
+        else:
+            self.extend(modules)  # type: ignore[arg-type]
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, str):
+            return self._mods[i]
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(list(self._mods.items())[i]))
+        return super().__getitem__(i)
+
+    def forward(self, x: Any) -> Any:
+        for m in self._mods.values():
+            x = m(x)
+        return x
+
+
+# ----- losses -------------------------------------------------------------------------------------
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"{type(self).__name__}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """``l = -z_y + log sum_j e^{z_j}`` on logits z (see :func:`chainrule.functional.cross_entropy`)."""
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        super().__init__(reduction)
+        self.weight, self.ignore_index, self.label_smoothing = weight, ignore_index, label_smoothing
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.cross_entropy(input, target, self.weight, self.reduction, self.label_smoothing, self.ignore_index)
+
+
+class NLLLoss(_Loss):
+    """``l = -w_y log p_y`` on log-probabilities."""
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.nll_loss(input, target, self.weight, self.reduction, self.ignore_index)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """The lecture's logistic loss ``-y log sigma(z) - (1-y) log(1 - sigma(z))`` on logits z."""
+
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None):
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class BCELoss(_Loss):
+    """``-y log p - (1-y) log(1-p)`` on probabilities p (prefer :class:`BCEWithLogitsLoss`)."""
+
+    def __init__(self, weight: Any = None, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.weight = weight
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class MSELoss(_Loss):
+    """``(x - y)^2``."""
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    """``|x - y|``."""
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.l1_loss(input, target, self.reduction)
+
+
+class HuberLoss(_Loss):
+    """``0.5 d^2`` for |d| < delta, ``delta (|d| - delta/2)`` beyond."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0):
+        super().__init__(reduction)
+        if delta <= 0:
+            raise ValueError(f"HuberLoss: delta must be > 0, got {delta}")
+        self.delta = delta
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+
+# ----- regularisation -----------------------------------------------------------------------------
+def l2_penalty(model: Module, lam: float, include_bias: bool = False) -> Tensor:
+    """The lecture's weight regulariser ``lam/2 * sum_l ||W^(l)||_F^2``.
+
+    Sums over parameters whose name ends in ``weight`` (all parameters with ``include_bias=True``).
+    Add it to the data loss: ``loss = F.cross_entropy(model(x), y) + l2_penalty(model, lam)``.
+
+    Its gradient is ``lam * W``: exactly what ``SGD(..., weight_decay=lam)`` adds to each
+    gradient, so the two give the same updates for plain SGD (there weight decay also hits biases,
+    unless they are put in a parameter group with ``weight_decay=0``). For adaptive optimizers
+    (Adam) the penalty's gradient is rescaled like the rest of the gradient; decoupled decay
+    (AdamW) is a different method.
+    """
+    if lam < 0:
+        raise ValueError(f"l2_penalty: lam must be >= 0, got {lam}")
+    terms = [ops.sum(p * p) for n, p in model.named_parameters() if include_bias or n.endswith("weight")]
+    if not terms:
+        raise ValueError(f"l2_penalty: {type(model).__name__} has no parameters named '*weight' "
+                         "(pass include_bias=True to penalise every parameter)")
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total * (lam / 2)

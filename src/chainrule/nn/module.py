@@ -1,0 +1,268 @@
+"""``Module`` and ``Parameter``: parameters found by reflection, named like PyTorch's state_dict.
+
+A :class:`Parameter` is a marker subclass of :class:`~chainrule.tensor.Tensor`. A :class:`Module`
+does not register anything in ``__setattr__``: :meth:`Module.named_parameters` looks at the
+instance's attributes (in insertion order) and recurses into modules, lists, tuples and dicts. The
+dotted names match ``torch.nn``'s (``layers.0.weight``), so weights copy across both ways.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A tensor that is a learnable parameter of a :class:`Module` (requires grad by default).
+
+    ``Parameter(data)`` shares ``data`` when it is already an ndarray or a Tensor (like
+    ``torch.nn.Parameter``); it keeps the dtype it is given.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        data = data.data if isinstance(data, Tensor) else np.asarray(data)
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`Module.load_state_dict` returns (empty lists under ``strict=True``)."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _flatten(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """Yield ``(dotted_name, obj)`` for every Module or Parameter inside ``value``, looking through
+    lists, tuples and dicts (``blocks.0``, ``heads.cls``)."""
+    if isinstance(value, (Module, Parameter)):
+        yield name, value
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _flatten(f"{name}.{i}", v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _flatten(f"{name}.{k}", v)
+
+
+def _as_array(value: Any, key: str) -> np.ndarray:
+    """A state_dict value as an ndarray: chainrule Tensors, ndarrays, and anything with
+    ``.detach().cpu().numpy()`` (torch tensors), so ``load_state_dict(torch_model.state_dict())`` works."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except Exception as e:  # noqa: BLE001 - re-raised with the key named
+        raise TypeError(f"load_state_dict: value for {key!r} is a {type(value).__name__}, "
+                        "not an array; pass Tensors or ndarrays") from e
+
+
+class Module:
+    """Base class of every layer and model: subclass it, set attributes, write ``forward``.
+
+    ``module(x)`` calls ``forward(x)``. Parameters and submodules are whatever attributes hold
+    :class:`Parameter`\\s and :class:`Module`\\s (also inside lists, tuples and dicts); calling
+    ``super().__init__()`` is customary but not required.
+    """
+
+    training: bool = True  # class default so subclasses that skip super().__init__() still work
+
+    def __init__(self) -> None:
+        self.training = True
+
+    # ----- the forward pass --------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, x) in the subclass")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ----- reflection --------------------------------------------------------------------------
+    def _child_items(self) -> Iterable[tuple[str, Any]]:
+        """The (name, value) pairs searched for parameters and submodules; containers override."""
+        return vars(self).items()
+
+    def _members(self) -> Iterator[tuple[str, Any]]:
+        for name, value in self._child_items():
+            yield from _flatten(name, value)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Immediate submodules with their names, in attribute insertion order."""
+        seen: set[int] = set()
+        for name, m in self._members():
+            if isinstance(m, Module) and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
+
+    def children(self) -> Iterator[Module]:
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and all its descendants (each once, even if shared or cyclic), depth first."""
+        seen: set[int] = set()
+        stack: list[tuple[str, Module]] = [(prefix, self)]
+        while stack:  # iterative, children pushed in reverse so they come out in order
+            name, m = stack.pop()
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            yield name, m
+            kids = [(f"{name}.{n}" if name else n, c) for n, c in m.named_children()]
+            stack.extend(reversed(kids))
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def _named_parameters_all(self) -> Iterator[tuple[str, Parameter]]:
+        """Every (name, parameter) pair, shared parameters listed under each name.
+
+        Like torch: a module's own parameters come before its children's."""
+        for mname, m in self.named_modules():
+            for pname, p in m._members():
+                if isinstance(p, Parameter):
+                    yield (f"{mname}.{pname}" if mname else pname), p
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """``(dotted_name, parameter)`` pairs, each parameter once (PyTorch's names and order)."""
+        seen: set[int] = set()
+        for name, p in self._named_parameters_all():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield (f"{prefix}.{name}" if prefix else name), p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        """Total number of scalar parameters (shared parameters counted once)."""
+        return int(sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only))
+
+    # ----- modes and gradients -----------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active) for this module and all descendants; returns self."""
+        for m in self.modules():
+            m.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (dropout off): ``train(False)``."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear parameter gradients: drop them (default, like torch >= 2.0) or fill them with 0."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every descendant and then on self (torch's order); returns self."""
+        for m in reversed(list(self.modules())):
+            fn(m)
+        return self
+
+    def to(self, dtype: Any) -> Module:
+        """Cast every floating parameter to ``dtype`` in place (gradients are dropped)."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            if p.data.dtype.kind == "f" and p.data.dtype != dtype:
+                p.data, p.grad = p.data.astype(dtype), None
+        return self
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    # ----- state -------------------------------------------------------------------------------
+    def state_dict(self, keep_vars: bool = False) -> OrderedDict[str, Tensor]:
+        """Ordered ``name -> Tensor`` sharing each parameter's data (torch's keys and semantics:
+        editing the arrays edits the model). ``keep_vars=True`` returns the Parameters themselves."""
+        return OrderedDict((n, p if keep_vars else Tensor(p.data)) for n, p in self._named_parameters_all())
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into the parameters (cast to each parameter's dtype), in place.
+
+        Values may be Tensors, ndarrays or torch tensors. With ``strict=True`` a missing or
+        unexpected key is an error; a shape mismatch always is. Nothing is copied unless every
+        entry checks out.
+        """
+        own = OrderedDict(self._named_parameters_all())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            what = [f"missing key {k!r} (model shape {own[k].shape})" for k in missing]
+            what += [f"unexpected key {k!r} (checkpoint shape {np.shape(_as_array(state_dict[k], k))})"
+                     for k in unexpected]
+            raise ValueError(f"load_state_dict into {type(self).__name__}: {'; '.join(what)}. The model's keys "
+                             f"are {list(own)}; rename the keys, or pass strict=False to load a subset")
+        pairs = []
+        for k, p in own.items():
+            if k not in state_dict:
+                continue
+            arr = _as_array(state_dict[k], k)
+            if arr.shape != p.shape:
+                raise ValueError(f"load_state_dict: shape mismatch for {k!r}: the checkpoint has {arr.shape}, "
+                                 f"the model's parameter has {p.shape}")
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"load_state_dict: {k!r} has non-numeric dtype {arr.dtype}")
+            pairs.append((p, arr))
+        with no_grad():
+            for p, arr in pairs:
+                np.copyto(p.data, arr, casting="unsafe")  # e.g. a float64 checkpoint into float32
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----- cost model --------------------------------------------------------------------------
+    def summary(self, batch_size: int | None = None, optimizer: Any = None, **kwargs: Any) -> Any:
+        """Parameters, FLOPs and memory per layer: delegates to ``chainrule.cost.report(self, ...)``."""
+        try:
+            from .. import cost
+        except ImportError as e:
+            if getattr(e, "name", None) not in (None, "chainrule.cost"):
+                raise
+            raise ImportError("Module.summary() needs chainrule.cost (the cost model), which is not "
+                              "available in this installation") from e
+        return cost.report(self, batch_size=batch_size, optimizer=optimizer, **kwargs)
+
+    # ----- printing ----------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """Hyperparameters shown in ``repr`` (override in subclasses)."""
+        return ""
+
+    def __repr__(self) -> str:
+        own = [(n, p) for n, p in self._members() if isinstance(p, Parameter)]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        shapes = ", ".join(f"{n}{tuple(p.shape)}" for n, p in own)
+        kids = list(self.named_children())
+        if not kids:
+            return head + ")" + (f"  [{shapes}]" if shapes else "")
+        lines = [head]
+        lines += [f"  ({n}): Parameter{tuple(p.shape)} {p.dtype}" for n, p in own]
+        for n, m in kids:
+            body = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({n}): {body}")
+        return "\n".join(lines) + "\n)"
