@@ -35,14 +35,17 @@ state = _State()
 
 # ----- grad mode ----------------------------------------------------------------------------------
 class _GradMode(contextlib.ContextDecorator):
-    def __init__(self, mode: bool):
-        self.mode = mode
+    def __init__(self, mode: bool, before: bool | None = None):
+        # prevs is a stack, so a decorated function may recurse; ``before`` is the mode that
+        # set_grad_enabled() saw before it switched, restored on exit of its ``with`` block.
+        self.mode, self.before, self.prevs = mode, before, []
 
     def __enter__(self):
-        self.prev, state.enabled = state.enabled, self.mode
+        self.prevs.append(state.enabled if self.before is None else self.before)
+        self.before, state.enabled = None, self.mode
 
     def __exit__(self, *exc):
-        state.enabled = self.prev
+        state.enabled = self.prevs.pop()
 
 
 def no_grad() -> _GradMode:
@@ -57,7 +60,7 @@ def enable_grad() -> _GradMode:
 
 def set_grad_enabled(mode: bool) -> _GradMode:
     """Context manager that sets grad mode to ``mode`` (also works as a plain call)."""
-    g = _GradMode(bool(mode))
+    g = _GradMode(bool(mode), before=state.enabled)
     state.enabled = bool(mode)  # like torch, calling it without `with` also switches the mode
     return g
 
