@@ -1,0 +1,202 @@
+"""chainrule.distributed: the single-process path in-process, the MPI path under `mpiexec -n 2/3`.
+
+The MPI tests launch tests/mpi_scripts/*.py with the mpiexec that the `mpich` wheel installs next to
+the interpreter (pip install -e ".[test]" pulls it in via the `distributed` extra). They never skip:
+without mpiexec or mpi4py they fail and say what to install.
+"""
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+import chainrule.distributed as dist
+
+SCRIPTS = Path(__file__).parent / "mpi_scripts"
+SRC = Path(__file__).parents[1] / "src"
+TIMEOUT = 90  # seconds; a hung job (the bug these tests guard against) fails instead of blocking CI
+
+
+def _mpiexec() -> str:
+    # Prefer the mpiexec next to this interpreter (the mpich wheel): it matches the libmpi mpi4py loads.
+    here = Path(sys.executable).parent / "mpiexec"
+    found = str(here) if here.exists() else shutil.which("mpiexec")
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        found = None
+    if not found:
+        pytest.fail(f"MPI tests need mpi4py and mpiexec: {dist.INSTALL_HINT} (or pip install -e '.[test]')")
+    return found
+
+
+def _env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]))
+    for v in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "HYDRA_CONTROL_FD"):
+        env.pop(v, None)
+    return env
+
+
+def run(k: int | None, script: str, *args, check=True) -> subprocess.CompletedProcess:
+    """Run a helper script under `mpiexec -n k` (k=None: a plain single process, no launcher)."""
+    cmd = [sys.executable, str(SCRIPTS / script), *map(str, args)]
+    if k is not None:
+        cmd = [_mpiexec(), "-n", str(k), *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    if check and p.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def weights(path) -> list[np.ndarray]:
+    z = np.load(path)
+    return [z[f"arr_{i}"] for i in range(4)]
+
+
+def assert_same_weights(a, b, dtype):
+    rtol, atol = (1e-5, 1e-6) if dtype == "float32" else (1e-10, 1e-12)
+    for wa, wb in zip(weights(a), weights(b)):
+        assert wa.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(wa, wb, rtol=rtol, atol=atol)
+
+
+# ----- single process (no mpiexec) ------------------------------------------------------------------
+
+def test_single_process_is_world_of_one():
+    assert dist.init() == 0
+    assert (dist.rank(), dist.world_size(), dist.is_main()) == (0, 1, True)
+    np.testing.assert_array_equal(dist.allreduce([1.5, 2.0]), [1.5, 2.0])
+    assert dist.broadcast_object({"a": 1}) == {"a": 1}
+    dist.barrier()
+    p = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
+    p.grad = cr.Tensor(np.full(3, 2.0, np.float32))
+    dist.broadcast_parameters([p])
+    dist.GradientAllreducer([p]).reduce(3, 3)
+    np.testing.assert_array_equal(p.grad.data, 2.0)   # world of one: the gradient is untouched
+
+
+def test_import_chainrule_does_not_import_mpi4py():
+    code = "import sys, chainrule; chainrule.distributed.init(); assert 'mpi4py' not in sys.modules, 'imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=TIMEOUT)
+
+
+def test_without_mpi4py_single_process_works_and_mpiexec_says_what_to_install():
+    block = "import sys; sys.modules['mpi4py'] = None; import chainrule.distributed as d; "
+    ok = subprocess.run([sys.executable, "-c", block + "print(d.init(), d.world_size(), d.is_main())"],
+                        capture_output=True, text=True, env=_env(), timeout=TIMEOUT)
+    assert ok.stdout.split() == ["0", "1", "True"], ok.stderr
+    env = dict(_env(), PMI_SIZE="2", PMI_RANK="0")   # as if started by `mpiexec -n 2`
+    bad = subprocess.run([sys.executable, "-c", block + "d.init()"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert bad.returncode != 0
+    assert 'pip install "chainrule[distributed]"' in bad.stderr
+
+
+@pytest.mark.parametrize("n,B,K", [(101, 10, 2), (101, 10, 3), (7, 4, 3), (5, 8, 7), (100, 10, 4)])
+def test_sampler_shards_are_disjoint_cover_the_global_batch_and_ignore_k(n, B, K):
+    samplers = [dist.DistributedSampler(n, B, seed=3, rank=r, world_size=K) for r in range(K)]
+    ref = dist.DistributedSampler(n, B, seed=3, rank=0, world_size=1)
+    for epoch in (0, 1):
+        for s in samplers + [ref]:
+            s.set_epoch(epoch)
+        steps = list(zip(*samplers, ref))
+        assert len(steps) == len(ref) == -(-n // B)
+        for *shards, (whole, n_global) in steps:
+            assert all(g == n_global == len(whole) for _, g in shards)
+            np.testing.assert_array_equal(np.concatenate([i for i, _ in shards]), whole)  # disjoint, in order
+            sizes = [len(i) for i, _ in shards]
+            assert max(sizes) - min(sizes) <= 1
+        assert sorted(np.concatenate([w for *_, (w, _) in steps])) == list(range(n))
+    e0, e1 = (np.concatenate([w for w, _ in (ref.set_epoch(e), list(ref))[1]]) for e in (0, 1))
+    assert not np.array_equal(e0, e1)   # reshuffled every epoch
+
+
+def test_sampler_resume_skips_steps_and_validates():
+    s = dist.DistributedSampler(50, 8, seed=0, rank=1, world_size=2)
+    full = list(s)
+    s.set_epoch(0, start_step=4)
+    assert [i.tolist() for i, _ in s] == [i.tolist() for i, _ in full[4:]]
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        dist.DistributedSampler(10, 0, rank=0, world_size=1)
+    with pytest.raises(ValueError, match=r"rank must be in \[0, 2\), got 2"):
+        dist.DistributedSampler(10, 2, rank=2, world_size=2)
+
+
+def test_dropout_seeds_differ_per_rank_and_repeat():
+    seeds = {dist._dropout_seed(0, 1, 5, r) for r in range(4)}
+    assert len(seeds) == 4
+    assert dist._dropout_seed(0, 1, 5, 2) == dist._dropout_seed(0, 1, 5, 2)
+    assert dist._dropout_seed(0, 1, 5, 2) != dist._dropout_seed(0, 1, 6, 2)
+
+
+def test_single_process_fit_matches_plain_loop(tmp_path):
+    run(None, "train_tiny.py", "--mode", "ref", "--opt", "adam", "--l2", "1e-3", "--out", tmp_path / "ref.npz")
+    run(None, "train_tiny.py", "--opt", "adam", "--l2", "1e-3", "--out", tmp_path / "one.npz")
+    assert int(np.load(tmp_path / "one.npz")["world"]) == 1
+    assert_same_weights(tmp_path / "one.npz", tmp_path / "ref.npz", "float32")
+
+
+def test_checkpoint_roundtrip_is_atomic(tmp_path):
+    p = [cr.Tensor(np.arange(4.0), requires_grad=True)]
+    path = tmp_path / "c.pkl"
+    dist.save_checkpoint(path, p, None, {"epoch": 2, "step": 3})
+    assert list(tmp_path.iterdir()) == [path]   # no temp file left behind
+    p[0].data[...] = 0
+    assert dist.load_checkpoint(path, p, None) == {"epoch": 2, "step": 3}
+    np.testing.assert_array_equal(p[0].data, np.arange(4.0))
+
+
+# ----- under mpiexec ---------------------------------------------------------------------------------
+
+CASES = [("sgd", "float32", 0.0), ("sgd", "float64", 1e-3), ("momentum", "float32", 1e-3),
+         ("momentum", "float64", 1e-3), ("adam", "float32", 1e-3), ("adam", "float64", 0.0)]
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("opt,dtype,l2", CASES)
+def test_k_ranks_match_one_rank(tmp_path, k, opt, dtype, l2):
+    """n=101, B=10: the last global batch has one example, so with K=2/3 some ranks get an empty shard;
+    with K=3 every other batch splits 4/3/3."""
+    args = ["--opt", opt, "--dtype", dtype, "--l2", l2]
+    run(None, "train_tiny.py", "--mode", "ref", *args, "--out", tmp_path / "ref.npz")
+    run(k, "train_tiny.py", *args, "--out", tmp_path / "dist.npz")
+    z = np.load(tmp_path / "dist.npz")
+    assert int(z["world"]) == k
+    assert float(z["spread"]) == 0.0        # every replica holds bit-identical weights
+    assert_same_weights(tmp_path / "dist.npz", tmp_path / "ref.npz", dtype)
+
+
+def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):
+    for name in ("a", "b"):
+        run(2, "train_tiny.py", "--dropout", "0.3", "--out", tmp_path / f"{name}.npz")
+    run(2, "train_tiny.py", "--out", tmp_path / "nodrop.npz")
+    a, b, c = (weights(tmp_path / f"{x}.npz") for x in ("a", "b", "nodrop"))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.allclose(a[0], c[0])
+    assert float(np.load(tmp_path / "a.npz")["spread"]) == 0.0
+
+
+@pytest.mark.parametrize("mode,resume_k", [("raise", 3), ("exit", None)])
+def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path, mode, resume_k):
+    ckpt = tmp_path / "ckpt"
+    common = ["--opt", "momentum", "--l2", "1e-3", "--ckpt", ckpt, "--checkpoint-every", 2]
+    p = run(2, "train_tiny.py", *common, "--fail-rank", 1, "--fail-step", 7, "--fail-mode", mode,
+            "--out", tmp_path / "x.npz", check=False)
+    assert p.returncode != 0
+    assert not (tmp_path / "x.npz").exists()
+    if mode == "raise":
+        assert "rank 1: RuntimeError: injected failure after step 7" in p.stderr
+    with open(ckpt / dist.CHECKPOINT_NAME, "rb") as f:
+        progress = pickle.load(f)["progress"]
+    assert (progress["epoch"], progress["step"]) == (0, 6)   # the last complete checkpoint, intact
+    assert list(ckpt.iterdir()) == [ckpt / dist.CHECKPOINT_NAME]
+
+    r = run(resume_k, "train_tiny.py", *common, "--resume", "--out", tmp_path / "resumed.npz")
+    assert "resumed from" in r.stdout and "epoch 1 step 6" in r.stdout
+    run(None, "train_tiny.py", "--mode", "ref", "--opt", "momentum", "--l2", "1e-3", "--out", tmp_path / "ref.npz")
+    assert_same_weights(tmp_path / "resumed.npz", tmp_path / "ref.npz", "float32")
