@@ -1,0 +1,516 @@
+"""The benchmark workloads: one builder per workload, one contender per library.
+
+A builder returns a :class:`Workload` whose contenders each hold a zero-argument ``step`` (one training
+step, or one whole job for the full-job workloads) built on the same data and, where the libraries
+allow it, the same initial weights. ``bench/run.py`` times them; ``tests/test_bench_smoke.py`` runs the
+chainrule side for a couple of steps. Nothing here measures time.
+
+The chainrule side uses the public API (``chainrule.models``/``nn``/``optim``) when it exists. A
+contender whose chainrule piece has not landed yet is *pending* (``step is None`` and ``pending`` says
+why): it is never replaced by a hand-written NumPy stand-in. Peers (PyTorch, mygrad, scikit-learn) use
+their own idiomatic code; mygrad has no optimizers, so its SGD/Adam is the usual few lines of NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MLP_SIZES = (784, 512, 512, 10)
+MLP_BATCHES = (16, 128, 1024)
+ADAM_LR = 1e-3
+SGD_LR = 0.1
+
+
+@dataclass
+class Contender:
+    """One library's side of a workload. ``step()`` returns the loss (a tensor-like) or, for jobs, the
+    test accuracy. ``step is None`` means pending, with the reason in ``pending``."""
+
+    name: str
+    lib: str                      # chainrule | torch | mygrad | sklearn
+    step: Callable | None = None
+    pending: str = ""
+    note: str = ""
+
+
+@dataclass
+class Workload:
+    key: str
+    title: str
+    unit: str                     # "ms" or "us" per step, or "s" per job
+    block: int                    # steps per timed block (tiny steps are timed in blocks)
+    contenders: list[Contender] = field(default_factory=list)
+    flops: int | None = None      # per step, for GFLOP/s
+    baseline: str = "torch"       # ratios are chainrule / this contender
+    job: bool = False             # step() runs a whole job and returns test accuracy
+    data_source: str = ""
+
+
+def _try(fn, name, lib, note=""):
+    """Build a contender, turning a missing chainrule piece into a pending row (never a fake one)."""
+    try:
+        step = fn()
+    except _Pending as e:
+        return Contender(name, lib, None, pending=str(e), note=note)
+    if isinstance(step, tuple):  # (step, how): the builder says which chainrule path it used
+        step, note = step
+    return Contender(name, lib, step, note=note)
+
+
+class _Pending(Exception):
+    pass
+
+
+def _cr_module(name: str):
+    try:
+        return importlib.import_module(f"chainrule.{name}")
+    except ImportError as e:
+        raise _Pending(f"chainrule.{name} has not landed ({e})") from None
+
+
+def _cr_attr(module: str, attr: str):
+    mod = _cr_module(module)
+    if not hasattr(mod, attr):
+        raise _Pending(f"chainrule.{module}.{attr} has not landed")
+    return getattr(mod, attr)
+
+
+# ----- shared initial weights and data ------------------------------------------------------------
+def init_mlp(sizes, seed=0):
+    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as float32 (out, in) arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / np.sqrt(n_in)
+        arrays.append(rng.uniform(-bound, bound, (n_out, n_in)).astype(np.float32))
+        arrays.append(rng.uniform(-bound, bound, (n_out,)).astype(np.float32))
+    return arrays
+
+
+def batch(n, d, classes=10, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d), dtype=np.float32), rng.integers(0, classes, n).astype(np.int64)
+
+
+# ----- chainrule side -----------------------------------------------------------------------------
+def cr_mlp(sizes, arrays):
+    """A chainrule MLP loaded with ``arrays``: models.MLP if landed, else nn.Sequential, else raw tensors.
+    Returns (forward, params, how)."""
+    import chainrule as cr
+    from chainrule import ops
+
+    model, how = None, ""
+    try:
+        MLP = _cr_attr("models", "MLP")
+        model, how = MLP(list(sizes), activation="relu"), "models.MLP"
+    except _Pending:
+        try:
+            nn = _cr_module("nn")
+            layers = []
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+                layers.append(nn.Linear(a, b))
+                if i < len(sizes) - 2:
+                    layers.append(nn.ReLU())
+            model, how = nn.Sequential(*layers), "nn.Sequential"
+        except (_Pending, AttributeError):
+            pass
+    if model is not None:
+        params = list(model.parameters())
+        if [tuple(p.shape) for p in params] != [a.shape for a in arrays]:
+            raise RuntimeError(f"{how}: parameter shapes {[tuple(p.shape) for p in params]} are not "
+                               f"{[a.shape for a in arrays]} (expected weight (out, in), bias per layer)")
+        for p, a in zip(params, arrays):
+            p.data[...] = a
+        return model, params, how
+
+    params = [cr.tensor(a, requires_grad=True) for a in arrays]
+
+    def forward(x):
+        h = x
+        for i in range(0, len(params), 2):
+            h = ops.linear(h, params[i], params[i + 1])
+            if i + 2 < len(params):
+                h = ops.relu(h)
+        return h
+    return forward, params, "raw tensors + ops.linear"
+
+
+def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
+    """One chainrule training step closure; ``optimizer`` None means forward+backward only."""
+    import chainrule as cr
+    from chainrule.functional import cross_entropy
+
+    opt = None
+    if optimizer is not None:
+        Opt = _cr_attr("optim", optimizer)
+    forward, params, how = cr_mlp(sizes, arrays)
+    xt, yt = cr.tensor(x), cr.tensor(y)
+    if optimizer is None:
+        def step():
+            for p in params:
+                p.grad = None
+            loss = cross_entropy(forward(xt), yt)
+            loss.backward()
+            return loss
+        return step, f"{how}, no optimizer"
+    opt = Opt(params, lr=lr)
+
+    def step():
+        opt.zero_grad()
+        loss = cross_entropy(forward(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    return step, f"{how} + optim.{optimizer}"
+
+
+# ----- PyTorch side -------------------------------------------------------------------------------
+def torch_mlp(sizes, arrays):
+    import torch
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    with torch.no_grad():
+        for p, a in zip(model.parameters(), arrays):
+            p.copy_(torch.from_numpy(a))
+    return model
+
+
+def torch_train_step(sizes, arrays, x, y, optimizer: str | None, lr, fused=False):
+    import torch
+    import torch.nn.functional as F
+    model = torch_mlp(sizes, arrays)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if optimizer is None:
+        def step():
+            model.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xt), yt)
+            loss.backward()
+            return loss
+        return step
+    kw = {"fused": True} if fused else {}
+    opt = getattr(torch.optim, optimizer)(model.parameters(), lr=lr, **kw)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+# ----- mygrad side (no optimizers in mygrad: the usual NumPy update) -------------------------------
+def mygrad_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
+    import mygrad as mg
+    from mygrad.nnet.activations import relu
+    from mygrad.nnet.losses import softmax_crossentropy
+    # mygrad's natural layout is (in, out): x @ W + b
+    params = [mg.tensor(a.T.copy() if a.ndim == 2 else a.copy()) for a in arrays]
+    state = [(np.zeros_like(a.T if a.ndim == 2 else a), np.zeros_like(a.T if a.ndim == 2 else a)) for a in arrays]
+    t = [0]
+    b1, b2, eps = 0.9, 0.999, 1e-8
+
+    def step():
+        h = x
+        for i in range(0, len(params), 2):
+            h = mg.matmul(h, params[i]) + params[i + 1]
+            if i + 2 < len(params):
+                h = relu(h)
+        loss = softmax_crossentropy(h, y)
+        loss.backward()
+        if optimizer == "SGD":
+            for p in params:
+                p.data -= lr * p.grad
+        elif optimizer == "Adam":
+            t[0] += 1
+            c1, c2 = 1 - b1 ** t[0], 1 - b2 ** t[0]
+            for p, (m, v) in zip(params, state):
+                g = p.grad
+                m *= b1; m += (1 - b1) * g
+                v *= b2; v += (1 - b2) * g * g
+                p.data -= lr * (m / c1) / (np.sqrt(v / c2) + eps)
+        return loss
+    return step
+
+
+# ----- 1. MLP training step -----------------------------------------------------------------------
+def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
+    sizes, arrays = MLP_SIZES, init_mlp(MLP_SIZES)
+    x, y = batch(batch_size, sizes[0])
+    weights = sum(a.size for a in arrays[::2])
+    w = Workload(f"mlp{batch_size}", f"MLP 784-512-512-10 train step, Adam, batch {batch_size}",
+                 "ms", 1, flops=6 * batch_size * weights)
+
+    w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "chainrule", "chainrule"))
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "torch", "torch",
+                             "Adam (default: for-loop on CPU)"))
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "Adam", ADAM_LR, fused=True),
+                             "torch fused", "torch", "Adam(fused=True)"))
+    if with_mygrad:
+        w.contenders.append(_try(lambda: mygrad_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "mygrad",
+                                 "mygrad", "NumPy Adam update"))
+    # Engine-only rows: forward + backward, no optimizer, so the core can be judged before optim lands.
+    cr_fb = _try(lambda: cr_train_step(sizes, arrays, x, y, None, ADAM_LR), "chainrule fwd+bwd", "chainrule")
+    w.contenders.append(cr_fb)
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, None, ADAM_LR), "torch fwd+bwd", "torch",
+                             "no optimizer"))
+    return w
+
+
+# ----- 2. logistic regression ---------------------------------------------------------------------
+def logreg_step() -> Workload:
+    sizes, arrays = (64, 10), init_mlp((64, 10))
+    x, y = batch(32, 64)
+    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 50)
+
+    w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "chainrule", "chainrule"))
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "torch", "torch"))
+    w.contenders.append(_try(lambda: mygrad_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "mygrad", "mygrad",
+                             "NumPy SGD update"))
+    w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, None, SGD_LR), "chainrule fwd+bwd",
+                             "chainrule"))
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, None, SGD_LR), "torch fwd+bwd", "torch",
+                             "no optimizer"))
+    return w
+
+
+# ----- 3. per-op overhead -------------------------------------------------------------------------
+def add_op() -> Workload:
+    rng = np.random.default_rng(0)
+    a0, b0, g0 = (rng.standard_normal((8, 8), dtype=np.float32) for _ in range(3))
+    w = Workload("add", "Per-op overhead: (8, 8) add, forward + backward", "us", 200)
+
+    def cr_side():
+        import chainrule as cr
+        a, b, g = cr.tensor(a0, requires_grad=True), cr.tensor(b0, requires_grad=True), cr.tensor(g0)
+
+        def step():
+            a.grad = b.grad = None
+            c = a + b
+            c.backward(g)
+            return c
+        return step
+
+    def torch_side():
+        import torch
+        a = torch.from_numpy(a0.copy()).requires_grad_()
+        b = torch.from_numpy(b0.copy()).requires_grad_()
+        g = torch.from_numpy(g0)
+
+        def step():
+            a.grad = b.grad = None
+            c = a + b
+            c.backward(g)
+            return c
+        return step
+
+    def mygrad_side():
+        import mygrad as mg
+        a, b = mg.tensor(a0), mg.tensor(b0)
+
+        def step():
+            c = a + b
+            c.backward(g0)
+            return c
+        return step
+    w.contenders += [_try(cr_side, "chainrule", "chainrule"), _try(torch_side, "torch", "torch"),
+                     _try(mygrad_side, "mygrad", "mygrad")]
+    return w
+
+
+# ----- 4. full jobs -------------------------------------------------------------------------------
+def digits_data(seed=0):
+    """Digits 8x8 scaled to [0, 1], 80/20 split. From chainrule.datasets when landed, else scikit-learn
+    (the same 1,797 images either way: loading is not timed)."""
+    try:
+        load = _cr_attr("datasets", "load_digits")
+        d = load()
+        X, y = (d if isinstance(d, tuple) else (d["data"], d["target"]))[:2]
+        X, y = np.asarray(getattr(X, "data", X)), np.asarray(getattr(y, "data", y))
+        src = "chainrule.datasets.load_digits"
+    except Exception:  # noqa: BLE001 - any shape surprise in a just-landed loader: fall back, say so
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        src = "sklearn.datasets.load_digits"
+    X = X.astype(np.float32)
+    if X.max() > 1.5:
+        X = X / np.float32(16.0)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(X))
+    cut = int(0.8 * len(X))
+    tr, te = idx[:cut], idx[cut:]
+    return X[tr], y[tr].astype(np.int64), X[te], y[te].astype(np.int64), src
+
+
+def mnist1d_data():
+    from mnist1d.data import get_dataset_args, make_dataset
+    d = make_dataset(get_dataset_args())
+    return (d["x"].astype(np.float32), d["y"].astype(np.int64), d["x_test"].astype(np.float32),
+            d["y_test"].astype(np.int64), "mnist1d.make_dataset (default args)")
+
+
+def _epochs(n, bs, epochs, rng):
+    for _ in range(epochs):
+        perm = rng.permutation(n)
+        for i in range(0, n, bs):
+            yield perm[i:i + bs]
+
+
+def job_chainrule_loop(sizes, data, epochs, bs, lr, seed=0):
+    """The PyTorch-style loop written with chainrule (models/nn + optim.Adam): same loop as the torch job."""
+    Adam = _cr_attr("optim", "Adam")
+
+    def run():
+        import chainrule as cr
+        from chainrule.functional import cross_entropy
+        Xtr, ytr, Xte, yte = data[:4]
+        forward, params, _ = cr_mlp(sizes, init_mlp(sizes, seed))
+        opt = Adam(params, lr=lr)
+        rng = np.random.default_rng(seed)
+        for idx in _epochs(len(Xtr), bs, epochs, rng):
+            opt.zero_grad()
+            loss = cross_entropy(forward(cr.Tensor(Xtr[idx])), ytr[idx])
+            loss.backward()
+            opt.step()
+        with cr.no_grad():
+            pred = forward(cr.Tensor(Xte)).data.argmax(1)
+        return float((pred == yte).mean())
+    return run
+
+
+def job_chainrule_sklearn(hidden, data, epochs, bs, lr, seed=0):
+    """chainrule.sklearn.MLPClassifier with scikit-learn's parameter names."""
+    MLPClassifier = _cr_attr("sklearn", "MLPClassifier")
+
+    def run():
+        Xtr, ytr, Xte, yte = data[:4]
+        clf = MLPClassifier(hidden_layer_sizes=hidden, batch_size=bs, max_iter=epochs, learning_rate_init=lr,
+                            random_state=seed)
+        clf.fit(Xtr, ytr)
+        return float((np.asarray(clf.predict(Xte)) == yte).mean())
+    return run
+
+
+def job_torch(sizes, data, epochs, bs, lr, seed=0):
+    def run():
+        import torch
+        import torch.nn.functional as F
+        Xtr, ytr, Xte, yte = data[:4]
+        model = torch_mlp(sizes, init_mlp(sizes, seed))
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        X, Y = torch.from_numpy(Xtr), torch.from_numpy(ytr)
+        rng = np.random.default_rng(seed)
+        for idx in _epochs(len(Xtr), bs, epochs, rng):
+            i = torch.from_numpy(idx)
+            opt.zero_grad()
+            loss = F.cross_entropy(model(X[i]), Y[i])
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            pred = model(torch.from_numpy(Xte)).argmax(1).numpy()
+        return float((pred == yte).mean())
+    return run
+
+
+def job_sklearn(hidden, data, epochs, bs, lr, seed=0):
+    def run():
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+        Xtr, ytr, Xte, yte = data[:4]
+        # Same settings as the others: Adam, no L2 (alpha=0), exactly `epochs` epochs (no early stop).
+        clf = MLPClassifier(hidden_layer_sizes=hidden, solver="adam", alpha=0.0, batch_size=bs,
+                            learning_rate_init=lr, max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 9,
+                            shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(Xtr, ytr)
+        return float((clf.predict(Xte) == yte).mean())
+    return run
+
+
+def job_mygrad(sizes, data, epochs, bs, lr, seed=0):
+    def run():
+        import mygrad as mg
+        Xtr, ytr, Xte, yte = data[:4]
+        train = _MygradAdam(sizes, init_mlp(sizes, seed), lr)
+        rng = np.random.default_rng(seed)
+        for idx in _epochs(len(Xtr), bs, epochs, rng):
+            train(Xtr[idx], ytr[idx])
+        with mg.no_autodiff:
+            h, p = Xte, train.params
+            for i in range(0, len(p), 2):
+                h = mg.matmul(h, p[i]) + p[i + 1]
+                if i + 2 < len(p):
+                    h = mg.maximum(h, 0)
+        return float((np.asarray(h).argmax(1) == yte).mean())
+    return run
+
+
+class _MygradAdam:
+    """mygrad MLP + the usual NumPy Adam, taking a batch per call (for the full jobs)."""
+
+    def __init__(self, sizes, arrays, lr, b1=0.9, b2=0.999, eps=1e-8):
+        import mygrad as mg
+        self.params = [mg.tensor(a.T.copy() if a.ndim == 2 else a.copy()) for a in arrays]
+        self.m = [np.zeros(p.shape, np.float32) for p in self.params]
+        self.v = [np.zeros(p.shape, np.float32) for p in self.params]
+        self.lr, self.b1, self.b2, self.eps, self.t = lr, b1, b2, eps, 0
+
+    def __call__(self, x, y):
+        import mygrad as mg
+        from mygrad.nnet.activations import relu
+        from mygrad.nnet.losses import softmax_crossentropy
+        h, p = x, self.params
+        for i in range(0, len(p), 2):
+            h = mg.matmul(h, p[i]) + p[i + 1]
+            if i + 2 < len(p):
+                h = relu(h)
+        loss = softmax_crossentropy(h, y)
+        loss.backward()
+        self.t += 1
+        c1, c2 = 1 - self.b1 ** self.t, 1 - self.b2 ** self.t
+        for q, m, v in zip(p, self.m, self.v):
+            g = q.grad
+            m *= self.b1; m += (1 - self.b1) * g
+            v *= self.b2; v += (1 - self.b2) * g * g
+            q.data -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+        return loss
+
+
+def full_job(name: str, quick: bool = False) -> Workload:
+    if name == "digits":
+        data, hidden, bs, lr = digits_data(), (128,), 32, 1e-3
+        title = "Digits: MLP 64-128-10, 30 epochs, batch 32, Adam 1e-3 (wall time per job; test accuracy)"
+    else:
+        data, hidden, bs, lr = mnist1d_data(), (128, 128), 100, 1e-3
+        title = "MNIST-1D: MLP 40-128-128-10, 30 epochs, batch 100, Adam 1e-3 (wall time per job; test accuracy)"
+    epochs = 3 if quick else 30
+    sizes = (data[0].shape[1], *hidden, 10)
+    w = Workload(name, title + (" [--quick: 3 epochs]" if quick else ""), "s", 1, job=True)
+    w.contenders += [
+        _try(lambda: job_chainrule_loop(sizes, data, epochs, bs, lr), "chainrule", "chainrule",
+             "models/nn + optim.Adam, hand loop"),
+        _try(lambda: job_torch(sizes, data, epochs, bs, lr), "torch", "torch", "nn.Sequential + optim.Adam, hand loop"),
+        _try(lambda: job_chainrule_sklearn(hidden, data, epochs, bs, lr), "chainrule MLPClassifier", "chainrule",
+             "chainrule.sklearn.MLPClassifier"),
+        _try(lambda: job_sklearn(hidden, data, epochs, bs, lr), "sklearn", "sklearn",
+             "MLPClassifier(solver='adam', alpha=0)"),
+        _try(lambda: job_mygrad(sizes, data, epochs, bs, lr), "mygrad", "mygrad", "NumPy Adam update"),
+    ]
+    w.data_source = data[4]
+    return w
+
+
+def all_workloads(quick: bool = False) -> list[Workload]:
+    return [*(mlp_step(b) for b in MLP_BATCHES), logreg_step(), add_op(),
+            full_job("digits", quick), full_job("mnist1d", quick)]
