@@ -319,8 +319,9 @@ class Tensor:
     view = reshape
     def flatten(self, start_dim=0, end_dim=-1): return _fn.flatten(self, start_dim, end_dim)
     def transpose(self, *axes):
-        # PyTorch's transpose(d0, d1) swaps two dims; NumPy's transpose(axes) permutes all.
-        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes) and self.ndim != 2:
+        # PyTorch's transpose(d0, d1) swaps two dims (also for 2-D: transpose(0, 1) is .T, not the
+        # identity NumPy would give); one tuple is a NumPy permutation of all axes.
+        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
             return _ops.swapaxes(self, axes[0], axes[1])
         return _ops.transpose(self, axes=_shape(axes) or None)
     def permute(self, *axes): return _ops.transpose(self, axes=_shape(axes))
