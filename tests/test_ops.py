@@ -292,6 +292,10 @@ SHAPE = {  # name: (chainrule, torch, input shape)
     "T": (lambda x: x.T, lambda t: t.T, (3, 4)),
     "transpose": (lambda x: cr.transpose(x), lambda t: t.permute(2, 1, 0), (2, 3, 4)),
     "transpose2": (lambda x: x.transpose(0, 2), lambda t: t.transpose(0, 2), (2, 3, 4)),
+    # regression: on a 2-D tensor, transpose(0, 1) was NumPy's identity permutation, not torch's swap
+    "transpose01_2d": (lambda x: x.transpose(0, 1), lambda t: t.transpose(0, 1), (3, 4)),
+    "transpose10_2d": (lambda x: x.transpose(1, 0), lambda t: t.transpose(1, 0), (3, 4)),
+    "transpose_tuple": (lambda x: x.transpose((1, 0)), lambda t: t.permute(1, 0), (3, 4)),
     "permute": (lambda x: x.permute(1, 2, 0), lambda t: t.permute(1, 2, 0), (2, 3, 4)),
     "permute_neg": (lambda x: cr.transpose(x, axes=(-1, 0, 1)), lambda t: t.permute(2, 0, 1), (2, 3, 4)),
     "swapaxes": (lambda x: cr.swapaxes(x, 0, -1), lambda t: t.swapaxes(0, -1), (2, 3, 4)),
