@@ -49,11 +49,6 @@ def _reset_hwm() -> bool:
 
 def child(lib: str, batch_size: int, threads: int) -> dict:
     import workloads as W
-    from threadpoolctl import threadpool_limits
-    threadpool_limits(threads)
-    if lib == "torch" or lib == "torch-fused":
-        import torch
-        torch.set_num_threads(threads)
     sizes, arrays = W.MLP_SIZES, W.init_mlp(W.MLP_SIZES)
     x, y = W.batch(batch_size, sizes[0])
     if lib == "chainrule":
@@ -106,4 +101,10 @@ def measure(lib: str, batch_size: int, threads: int, repeats: int = 3) -> dict:
 
 
 if __name__ == "__main__":
+    from threadpoolctl import threadpool_limits
+    _threads = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    threadpool_limits(_threads)
+    if sys.argv[1].startswith("torch"):
+        import torch
+        torch.set_num_threads(_threads)
     print(json.dumps(child(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1)))

@@ -1,0 +1,72 @@
+"""Smoke test of the benchmark suite: every workload's chainrule side runs a step or two in process.
+
+No timing assertions (speed lives in bench/, see docs/performance.md): only that each step executes,
+that its loss is finite, and that it goes down where an optimizer is stepping on a fixed batch.
+"""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import workloads as W  # noqa: E402
+
+pytest.importorskip("torch")  # the workloads build their PyTorch side alongside (not run here)
+
+
+def _value(loss) -> float:
+    return float(np.asarray(getattr(loss, "data", loss)).sum())
+
+
+def _chainrule_side(w):
+    live = [c for c in w.contenders if c.lib == "chainrule" and c.step is not None]
+    if not live:
+        pytest.skip(f"{w.key}: chainrule side pending: {[c.pending for c in w.contenders if c.lib == 'chainrule']}")
+    return live
+
+
+@pytest.mark.parametrize("build", [lambda: W.mlp_step(16, with_mygrad=False), W.logreg_step],
+                         ids=["mlp16", "logreg"])
+def test_training_step_runs_and_learns(build):
+    for c in _chainrule_side(build()):
+        first, second = _value(c.step()), _value(c.step())
+        assert math.isfinite(first) and math.isfinite(second), c.name
+        if "fwd+bwd" in c.name:
+            assert second == pytest.approx(first, rel=1e-6), f"{c.name}: no optimizer, the loss must not move"
+        else:
+            assert second < first, f"{c.name} ({c.note}): loss did not decrease on a fixed batch: {first} -> {second}"
+
+
+def test_mlp_step_large_batch_runs():
+    for c in _chainrule_side(W.mlp_step(1024, with_mygrad=False)):
+        assert math.isfinite(_value(c.step())), c.name
+
+
+def test_add_op_runs():
+    for c in _chainrule_side(W.add_op()):
+        out = c.step()
+        assert out.shape == (8, 8) and np.isfinite(out.data).all()
+
+
+@pytest.mark.parametrize("name, chance", [("digits", 0.1), ("mnist1d", 0.1)])
+def test_full_job_learns(name, chance):
+    w = W.full_job(name, quick=True)  # 3 epochs
+    for c in _chainrule_side(w):
+        acc = c.step()
+        assert 2 * chance < acc <= 1.0, f"{name} {c.name}: test accuracy {acc} after 3 epochs"
+
+
+def test_profile_renders():
+    import bench_profile
+    md = bench_profile.profile_step(16, steps=2, top=3)
+    assert "| function |" in md and "chainrule" in md
+
+
+def test_memory_probe_runs_in_process():
+    import bench_memory
+    res = bench_memory.child("chainrule", 16, threads=1)
+    assert "error" in res or (res["rss_peak"] >= 0 and res["traced_peak"] > 0)
