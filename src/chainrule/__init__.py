@@ -95,6 +95,8 @@ from .tensor import (
 
 from . import models, nn
 
+from . import optim  # noqa: E402
+
 __version__ = "0.1.0"
 
 from . import viz  # noqa: E402 - pictures and ledgers of computation graphs (no heavy imports)

@@ -1,0 +1,229 @@
+"""The optimizer base class: parameter groups, state, checkpoints, and the update loop.
+
+An optimizer owns a list of *parameter groups*, each a dict with ``"params"`` (the tensors) and
+its own hyperparameters (``lr``, ``momentum``...), and a per-parameter ``state`` dict (momentum
+buffers, moment estimates, step counts). Subclasses write one method, ``_update(p, g, group,
+state, scratch)``: the lecture's update rule for one parameter, in place, on ndarrays.
+
+``state_dict()`` has PyTorch's shape, so a run can stop and resume exactly::
+
+    {"state": {0: {"step": 12, "exp_avg": ndarray, ...}, ...},
+     "param_groups": [{"lr": 0.001, ..., "params": [0, 1, 2]}]}
+
+Parameters are numbered in the order they appear across the groups; state keys are PyTorch's
+(``momentum_buffer``, ``exp_avg``, ``exp_avg_sq``, ``sum``, ``square_avg``...), so a state dict
+saved by ``torch.optim`` loads here (tensors are converted to arrays).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable
+
+import numpy as np
+
+from ..autograd import enable_grad, no_grad
+from ..tensor import Tensor
+
+
+def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open: bool = False) -> None:
+    """Raise ``ValueError: <name> must be ...`` unless ``lo <= value <= hi`` (``< hi`` if hi_open)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    ok = lo <= value and (value < hi if hi_open else value <= hi)
+    if not ok:
+        if hi == math.inf:
+            raise ValueError(f"{name} must be >= {lo:g}, got {value!r}")
+        raise ValueError(f"{name} must be in [{lo:g}, {hi:g}{')' if hi_open else ']'}, got {value!r}")
+
+
+def _fmt(x) -> str:
+    """A hyperparameter as it should read in an equation: 0.001, 1e-08, 0.9."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+class Optimizer:
+    """Base class. ``params`` is a Tensor, an iterable of Tensors that require grad, or an
+    iterable of dicts (parameter groups) each holding ``"params"`` and optional per-group
+    hyperparameters that override ``defaults``."""
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensor hash is identity)
+        self.param_groups: list[dict] = []
+        self._scratch: dict[Tensor, list[np.ndarray]] = {}
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, dict):
+            params = [params]
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list: pass model.parameters() "
+                             "or a list of tensors with requires_grad=True")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    # ----- parameter groups -------------------------------------------------------------------
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own hyperparameters (missing ones take the defaults)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"a parameter group must be a dict with a 'params' key, got {type(param_group).__name__}")
+        group = dict(param_group)
+        params = group.get("params")
+        if params is None:
+            raise ValueError("a parameter group needs a 'params' entry (the tensors to optimize)")
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__} can only optimize Tensors, but parameter {i} of the "
+                                f"group is a {type(p).__name__}")
+            if not p.requires_grad:
+                raise ValueError(f"parameter {i} of the group (shape {p.shape}) does not require grad: "
+                                 "create it with requires_grad=True or use nn.Parameter")
+            if not p.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i}, shape {p.shape}): "
+                                 "optimize the leaf it was computed from, or .detach().requires_grad_()")
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError("a parameter group contains the same tensor twice")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self._validate(group)
+        self.param_groups.append(group)
+
+    def _validate(self, group: dict) -> None:
+        """Check a group's hyperparameters; subclasses raise ``ValueError`` naming value and range."""
+
+    # ----- the update loop --------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients: ``p.grad = None`` (default), or fill them with zeros in place."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                elif p.grad._ctx is not None or not p.grad.data.flags.writeable:
+                    p.grad = Tensor(np.zeros_like(p.data))
+                else:
+                    p.grad.data.fill(0)
+
+    def step(self, closure: Callable[[], Tensor] | None = None):
+        """One update of every parameter that has a gradient. ``closure`` (optional) re-evaluates
+        the model and returns the loss; it runs with gradients enabled and its loss is returned."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    g = p.grad.data
+                    if g.shape != p.data.shape:
+                        raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match "
+                                         f"its parameter's shape {p.data.shape}")
+                    state = self.state.get(p)
+                    if state is None:
+                        state = self.state[p] = {}
+                    self._update(p.data, g, group, state, self._buffers(p))
+        return loss
+
+    def _buffers(self, p: Tensor) -> list[np.ndarray]:
+        """Per-parameter scratch arrays, allocated on the first step and reused ever after."""
+        bufs = self._scratch.get(p)
+        if bufs is None or bufs[0].shape != p.data.shape or bufs[0].dtype != p.data.dtype:
+            bufs = self._scratch[p] = [np.empty_like(p.data) for _ in range(self._n_scratch)]
+        return bufs
+
+    _n_scratch = 1
+
+    def _update(self, p: np.ndarray, g: np.ndarray, group: dict, state: dict, scratch: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # ----- describe ---------------------------------------------------------------------------
+    def describe(self) -> str:
+        """The update equations this optimizer executes, with each group's current hyperparameters
+        substituted (``print(opt.describe())``)."""
+        lines = []
+        for i, group in enumerate(self.param_groups):
+            n = sum(p.data.size for p in group["params"])
+            steps = {s.get("step") for p in group["params"] if (s := self.state.get(p)) and "step" in s}
+            t = f", t = {steps.pop()}" if len(steps) == 1 else ""
+            lines.append(f"{type(self).__name__}, group {i} ({len(group['params'])} tensors, {n:,} parameters{t}):")
+            lines += ["    " + eq for eq in self._equations(group)]
+        return "\n".join(lines)
+
+    def _equations(self, group: dict) -> list[str]:
+        return []
+
+    def __repr__(self) -> str:
+        parts = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            parts.append(f"Parameter Group {i}")
+            parts += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(parts) + "\n)"
+
+    # ----- checkpoints ------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """A snapshot (arrays are copies) in PyTorch's layout; see the module docstring."""
+        index, groups, k = {}, [], 0
+        for group in self.param_groups:
+            g = {key: copy.deepcopy(v) for key, v in group.items() if key != "params"}
+            g["params"] = list(range(k, k + len(group["params"])))
+            for p in group["params"]:
+                index[id(p)] = k
+                k += 1
+            groups.append(g)
+        state = {index[id(p)]: {key: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v)) for key, v in s.items()}
+                 for p, s in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a :meth:`state_dict` (ours or ``torch.optim``'s): hyperparameters and state are
+        copied, so the checkpoint and this optimizer never share memory."""
+        saved = state_dict["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(f"load_state_dict: the state dict has {len(saved)} parameter groups but this "
+                             f"optimizer has {len(self.param_groups)}")
+        for i, (mine, theirs) in enumerate(zip(self.param_groups, saved)):
+            if len(mine["params"]) != len(theirs["params"]):
+                raise ValueError(f"load_state_dict: group {i} has {len(theirs['params'])} parameters in the state "
+                                 f"dict but {len(mine['params'])} here")
+        id_map = {}
+        for mine, theirs in zip(self.param_groups, saved):
+            for p, idx in zip(mine["params"], theirs["params"]):
+                id_map[idx] = p
+        self.state = {}
+        for idx, s in state_dict["state"].items():
+            p = id_map.get(int(idx))
+            if p is None:
+                continue
+            self.state[p] = {key: self._load_value(key, v, p) for key, v in s.items()}
+        for i, theirs in enumerate(saved):
+            group = {key: v for key, v in self.param_groups[i].items() if key != "params"}  # keys torch lacks
+            group.update({key: copy.deepcopy(v) for key, v in theirs.items() if key != "params"})
+            group = {key: (tuple(v) if isinstance(v, list) and key == "betas" else v) for key, v in group.items()}
+            group["params"] = self.param_groups[i]["params"]
+            self.param_groups[i] = group
+
+    @staticmethod
+    def _load_value(key, v, p: Tensor):
+        if v is None or isinstance(v, (bool, numbers.Number)):
+            return v
+        arr = np.array(v.detach().cpu().numpy() if hasattr(v, "detach") else v)  # torch tensors too
+        if key == "step" or (arr.ndim == 0 and p.data.ndim != 0):
+            x = arr.item()
+            return int(x) if key == "step" and float(x).is_integer() else x
+        if arr.shape != p.data.shape:
+            raise ValueError(f"load_state_dict: state '{key}' has shape {arr.shape} but its parameter has "
+                             f"shape {p.data.shape}")
+        return np.array(arr, dtype=p.data.dtype, copy=True)
+

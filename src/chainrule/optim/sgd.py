@@ -1,0 +1,108 @@
+"""Stochastic gradient descent with momentum and Nesterov momentum (lecture: "How do we actually
+update the weights?", Concept #2: Momentum)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .optimizer import Optimizer, _fmt, check_range
+
+
+class SGD(Optimizer):
+    r"""Gradient descent: ``theta = theta - lr * g``, optionally with momentum.
+
+    Full-batch gradient descent, pure (one-example) SGD and minibatch gradient descent are all this
+    one optimizer: they differ only in how many examples the loss that produced ``g`` averaged over
+    (the whole training set, one example ``j``, or a minibatch ``J``). The batch size belongs to the
+    data loader, not to the optimizer. (The lecture's minibatch rule sums the per-example gradients;
+    with a ``reduction="mean"`` loss the sum is divided by ``|J|``, which only rescales ``lr``.)
+
+    The update, one equation per line (``g`` is the gradient of the loss at ``theta``)::
+
+        g = -g                                     if maximize
+        g = g + weight_decay * theta               if weight_decay != 0
+        b = momentum * b + (1 - dampening) * g     if momentum != 0   (b = g on the first step)
+        g = g + momentum * b   if nesterov, else   g = b
+        theta = theta - lr * g
+
+    Arguments and defaults are PyTorch's (``torch.optim.SGD``), in PyTorch's order.
+
+    .. note:: **Momentum form.** The lecture keeps a velocity that includes the learning rate,
+       ``v_t = gamma v_{t-1} + lr g_t; theta_{t+1} = theta_t - v_t``. PyTorch (and the default
+       here) keeps the buffer without it, ``b_t = mu b_{t-1} + g_t; theta_{t+1} = theta_t - lr b_t``.
+       With a constant ``lr`` the two are identical (``v_t = lr b_t``; see
+       ``test_momentum_lecture_form_equals_pytorch_form_for_constant_lr``). When ``lr`` changes
+       during the run (a learning-rate schedule) they differ: the lecture's velocity keeps old steps
+       at the old ``lr``, PyTorch rescales the whole buffer at once. ``lr_in_velocity=True`` runs the
+       lecture's form (``test_momentum_forms_differ_under_a_schedule``).
+
+    .. note:: **Nesterov.** The lecture evaluates the gradient at the look-ahead point,
+       ``v_t = gamma v_{t-1} + lr grad f(theta_t - gamma v_{t-1}); theta_{t+1} = theta_t - v_t``.
+       That needs a second gradient evaluation per step; PyTorch (and the default here) uses the
+       change of variables ``phi_t = theta_t - gamma v_{t-1}`` (the parameters *are* the look-ahead
+       point), under which the update becomes ``phi_{t+1} = phi_t - lr (g_t + gamma b_t)`` with
+       ``b_t = gamma b_{t-1} + g_t`` and ``g_t = grad f(phi_t)``. Same trajectory, shifted by
+       ``gamma v_{t-1}``: ``test_nesterov_lookahead_formula_matches_reparametrised_sgd``.
+    """
+
+    _n_scratch = 2
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
+                 lr_in_velocity: bool = False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize, lr_in_velocity=lr_in_velocity)
+        super().__init__(params, defaults)
+
+    def _validate(self, group):
+        check_range("lr", group["lr"])
+        check_range("momentum", group["momentum"])
+        check_range("dampening", group["dampening"], 0.0, 1.0)
+        check_range("weight_decay", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={group['momentum']!r}, "
+                             f"dampening={group['dampening']!r}")
+
+    def _update(self, p, g, group, state, scratch):
+        lr, mu, dampening, weight_decay = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+        d, s = scratch
+        if group["maximize"]:
+            g = np.negative(g, out=d)                           # g = -g
+        if weight_decay != 0:
+            g = np.add(g, np.multiply(p, weight_decay, out=s), out=d)   # g = g + weight_decay * theta
+        if mu == 0:
+            step = np.multiply(g, lr, out=s)                    # lr * g
+        else:
+            scale = lr if group["lr_in_velocity"] else 1.0     # lecture: v = lr b
+            b = state.get("momentum_buffer")
+            if b is None:
+                b = state["momentum_buffer"] = np.multiply(g, scale, out=np.empty_like(p))  # b = g at t = 1
+            else:
+                np.multiply(b, mu, out=b)                       # b = mu * b ...
+                np.add(b, np.multiply(g, (1.0 - dampening) * scale, out=s), out=b)  # ... + (1 - dampening) g
+            if group["nesterov"]:
+                step = np.multiply(b, mu, out=s)                # mu * b
+                if group["lr_in_velocity"]:
+                    np.add(step, np.multiply(g, lr, out=d), out=step)        # lr g + mu v
+                else:
+                    np.multiply(np.add(step, g, out=step), lr, out=step)     # lr (g + mu b)
+            else:
+                step = b if group["lr_in_velocity"] else np.multiply(b, lr, out=s)  # v, or lr * b
+        np.subtract(p, step, out=p)                             # theta = theta - step
+
+    def _equations(self, group):
+        lr, mu, wd = (_fmt(group[k]) for k in ("lr", "momentum", "weight_decay"))
+        eqs = ["g = grad f(theta)"]
+        if group["maximize"]:
+            eqs.append("g = -g                                  (maximize)")
+        if group["weight_decay"] != 0:
+            eqs.append(f"g = g + {wd} * theta")
+        if group["momentum"] == 0:
+            return eqs + [f"theta = theta - {lr} * g"]
+        if group["lr_in_velocity"]:
+            eqs.append(f"v = {mu} * v + {_fmt(1 - group['dampening'])} * {lr} * g        (v = {lr} * g at t = 1)")
+            last = f"theta = theta - ({lr} * g + {mu} * v)" if group["nesterov"] else "theta = theta - v"
+            return eqs + [last]
+        eqs.append(f"b = {mu} * b + {_fmt(1 - group['dampening'])} * g        (b = g at t = 1)")
+        last = f"theta = theta - {lr} * (g + {mu} * b)" if group["nesterov"] else f"theta = theta - {lr} * b"
+        return eqs + [last]
