@@ -351,6 +351,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return _reduce(loss, reduction)
 
 
+def _log_clamped(p):
+    """``max(log p, -100)`` whose gradient is finite at p = 0 (clip(log 0) gave 0 * inf = NaN)."""
+    safe = _data(p) > np.exp(-100.0)
+    return ops.where(safe, ops.log(ops.where(safe, p, 1.0)), -100.0)
+
+
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):  # noqa: A002
     """``-y log p - (1-y) log(1-p)`` on probabilities, with each log clamped at -100 (PyTorch).
     Prefer :func:`binary_cross_entropy_with_logits`, which is stable."""
@@ -359,7 +365,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):  
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1]; for logits use "
                          "binary_cross_entropy_with_logits")
-    loss = -(target * ops.clip(ops.log(input), lo=-100.0) + (1.0 - target) * ops.clip(ops.log(1.0 - input), lo=-100.0))
+    loss = -(target * _log_clamped(input) + (1.0 - target) * _log_clamped(1.0 - input))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
