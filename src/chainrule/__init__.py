@@ -99,6 +99,6 @@ from . import optim  # noqa: E402
 
 __version__ = "0.1.0"
 
-from . import viz  # noqa: E402 - pictures and ledgers of computation graphs (no heavy imports)
+from . import analysis, viz  # noqa: E402 - experiment analysis and graph pictures (matplotlib, sklearn imported lazily)
 from . import distributed  # data-parallel training on MPI; imports mpi4py lazily, only when launched by mpiexec
 from . import cost  # noqa: E402 - street-fighting math: estimate and measure parameters, memory, compute
