@@ -95,30 +95,46 @@ def _check_finite(name, phase, arr, ctx):
 
 
 # ----- graph traversal ----------------------------------------------------------------------------
-def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
-    """All tensors that require grad and lead to ``roots``, inputs before outputs (iterative DFS)."""
-    order, seen = [], set()
-    stack = [(r, False) for r in roots if r.requires_grad]
+def _released(ctx):
+    return RuntimeError(
+        f"backward through the graph a second time: the graph of {ctx.op.name} was freed by the first "
+        "backward. Pass retain_graph=True to the first backward() if you need to go through it again.")
+
+
+def _reachable(roots: Sequence[Tensor]) -> list[Tensor]:
+    """The recorded (non-leaf) tensors that lead to ``roots``, found by an iterative search."""
+    found, seen = [], set()
+    stack = [r for r in roots if r._ctx is not None]
     while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
+        t = stack.pop()
         if id(t) in seen:
             continue
         seen.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            if ctx.inputs is None:
-                raise RuntimeError(
-                    f"backward through the graph a second time: the graph of {ctx.op.name} was freed "
-                    "by the first backward. Pass retain_graph=True to the first backward() if you "
-                    "need to go through it again.")
-            for i in ctx.inputs:
-                if isinstance(i, Tensor) and i.requires_grad and id(i) not in seen:
-                    stack.append((i, False))
-    return order
+        found.append(t)
+        inputs = t._ctx.inputs
+        if inputs is None:
+            raise _released(t._ctx)
+        for i in inputs:
+            if isinstance(i, Tensor) and i._ctx is not None and i.requires_grad and id(i) not in seen:
+                stack.append(i)
+    return found
+
+
+def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
+    """All tensors that require grad and lead to ``roots``, inputs before outputs.
+
+    Nodes are numbered when created, and an op's inputs are always created before it, so sorting
+    the reachable nodes by that number is a topological order (PyTorch orders its engine the same
+    way); leaves come first."""
+    nodes = sorted(_reachable(roots), key=lambda t: t._ctx.seq)
+    leaves, seen = [], set()
+    for t in nodes:
+        for i in t._ctx.inputs:
+            if isinstance(i, Tensor) and i.requires_grad and i._ctx is None and id(i) not in seen:
+                seen.add(id(i))
+                leaves.append(i)
+    leaves += [r for r in roots if r._ctx is None and r.requires_grad and id(r) not in seen]
+    return leaves + nodes
 
 
 def unbroadcast(g, shape: tuple, opname: str = "?"):
@@ -149,47 +165,63 @@ def _root_grad(t: Tensor, grad):
 
 
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
-    """Propagate ``root_grads`` back through the graph. Without ``capture``, accumulate into the
-    leaves' ``.grad``; with it (a dict id -> None), fill ``capture`` with the gradients of those
-    tensors instead, touching no ``.grad`` and skipping every node that cannot reach them."""
-    order = toposort(roots)
+    """Propagate ``root_grads`` back through the graph, nodes in decreasing creation order (a
+    reverse topological order). Without ``capture``, accumulate into the leaves' ``.grad``; with it
+    (a dict id -> None), fill ``capture`` with the gradients of those tensors instead, touching no
+    ``.grad`` and skipping every node that cannot reach them."""
+    nodes = _reachable(roots)
+    nodes.sort(key=lambda t: t._ctx.seq, reverse=True)
     useful = None
     if capture is not None:  # prune: only nodes from which a captured tensor is reachable
-        useful = set()
-        for t in order:
-            if id(t) in capture or (t._ctx is not None and any(id(i) in useful for i in t._ctx.inputs
-                                                                if isinstance(i, Tensor))):
+        useful = set(capture)
+        for t in reversed(nodes):
+            if any(id(i) in useful for i in t._ctx.inputs if isinstance(i, Tensor)):
                 useful.add(id(t))
     grads: dict[int, object] = {}
+    leaves: dict[int, Tensor] = {}
     for r, g in zip(roots, root_grads):
         if r.requires_grad:
-            g = Tensor(g) if create_graph else g
-            grads[id(r)] = g if id(r) not in grads else grads[id(r)] + g
-    handed: set[int] = set()
+            _send(r, Tensor(g) if create_graph else g, grads, leaves)
     prev = state.enabled, state.phase
     state.enabled, state.phase = create_graph, "backward"
     try:
-        for t in reversed(order):
-            g = grads.pop(id(t), None)
+        for t in nodes:
             ctx = t._ctx
-            if g is not None and capture is not None and id(t) in capture:
-                capture[id(t)] = g
-            if ctx is None:
-                if g is not None and capture is None:
-                    _accumulate_leaf(t, g, create_graph, handed)
-                continue
-            if g is not None and (useful is None or id(t) in useful):
-                _apply_rule(t, ctx, g, grads, create_graph, useful)
+            g = grads.pop(id(t), None)
+            if g is not None:
+                if capture is not None and id(t) in capture:
+                    capture[id(t)] = g
+                if useful is None or id(t) in useful:
+                    _apply_rule(t, ctx, g, grads, leaves, create_graph, useful)
             if not retain_graph:
                 ctx.inputs = None  # release: saved arrays can be freed now
+        # Leaves are written once, after the pass: a gradient array may still be pending for
+        # another node (the add rule hands the same g to both inputs), so no in-place sums before.
+        handed: set[int] = set()
+        for k, leaf in leaves.items():
+            g = grads.pop(k)
+            if capture is None:
+                _accumulate_leaf(leaf, g, create_graph, handed)
+            elif k in capture:
+                capture[k] = g
     finally:
         state.enabled, state.phase = prev
 
 
-def _apply_rule(t, ctx, g, grads, create_graph, useful):
+def _send(t, g, grads, leaves):
+    """Add gradient ``g`` to the running sum for tensor ``t`` (its uses add up)."""
+    k = id(t)
+    prev = grads.get(k)
+    grads[k] = g if prev is None else prev + g
+    if t._ctx is None:
+        leaves[k] = t
+
+
+def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
     op, inputs = ctx.op, ctx.inputs
-    needs = tuple(isinstance(i, Tensor) and i.requires_grad and (useful is None or id(i) in useful)
-                  for i in inputs)
+    needs = [isinstance(i, Tensor) and i.requires_grad for i in inputs]
+    if useful is not None:
+        needs = [n and id(i) in useful for n, i in zip(needs, inputs)]
     if create_graph:
         out, args = t, inputs
     else:
@@ -201,15 +233,14 @@ def _apply_rule(t, ctx, g, grads, create_graph, useful):
     for inp, gi, need in zip(inputs, in_grads, needs):
         if not need or gi is None:
             continue
-        if gi.shape != inp.data.shape:
-            gi = unbroadcast(gi, inp.data.shape, op.name)
+        shape = inp.data.shape
+        if gi.shape != shape:
+            gi = unbroadcast(gi, shape, op.name)
         if gi.dtype != inp.data.dtype:
             gi = _ops.astype(gi, dtype=inp.data.dtype)
         if state.anomaly:
             _check_finite(op.name, "backward", gi, ctx)
-        k = id(inp)
-        prev = grads.get(k)
-        grads[k] = gi if prev is None else prev + gi
+        _send(inp, gi, grads, leaves)
 
 
 def _accumulate_leaf(t, g, create_graph, handed):

@@ -8,6 +8,7 @@ the dunders forward to :mod:`chainrule.ops`.
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -23,17 +24,23 @@ bool_ = np.dtype(np.bool_)
 DEFAULT_DTYPE = float32
 
 
+_node_counter = itertools.count()
+
+
 class Node:
     """One recorded application of a primitive: ``out = op(*inputs, **attrs)``.
 
     ``inputs`` holds Tensors (graph edges) and ndarrays (constants). ``released`` is set when
-    backward frees the graph; ``where`` is the creation stack, kept only in anomaly mode.
+    backward frees the graph; ``where`` is the creation stack, kept only in anomaly mode; ``seq``
+    numbers nodes in creation order.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "where")
+    __slots__ = ("op", "inputs", "attrs", "where", "seq")
 
     def __init__(self, op, inputs: tuple, attrs: dict, where=None):
         self.op, self.inputs, self.attrs, self.where = op, inputs, attrs, where
+        # Creation order is a topological order: an op's inputs always exist before it does.
+        self.seq = next(_node_counter)
 
     @property
     def released(self) -> bool:
