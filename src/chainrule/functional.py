@@ -332,6 +332,11 @@ def _same_shape(name, a, b):
     if np.shape(a) != np.shape(b):
         raise ValueError(f"{name}: input shape {np.shape(a)} and target shape {np.shape(b)} differ; "
                          "reshape one of them (broadcasting here is almost always a bug)")
+    # A float64 NumPy target (labels from sklearn) must not upcast a float32 loss and its backward.
+    bd = _data(b)
+    if not isinstance(b, Tensor) and bd.dtype.kind == "f" and _data(a).dtype.kind == "f":
+        return bd.astype(_data(a).dtype, copy=False)
+    return b
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",  # noqa: A002
@@ -340,14 +345,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
 
     ``pos_weight`` p scales the positive term: ``(1-y) x + (1 + (p-1) y) softplus(-x)``.
     """
-    _same_shape("binary_cross_entropy_with_logits", input, target)
+    target = _same_shape("binary_cross_entropy_with_logits", input, target)
     if pos_weight is None:
         loss = ops.bce_with_logits(input, target)
     else:
         pw = _data(pos_weight).astype(_data(input).dtype)
         loss = (1.0 - target) * input + (1.0 + (pw - 1.0) * target) * softplus(-input)
     if weight is not None:
-        loss = loss * weight
+        loss = loss * (weight if isinstance(weight, Tensor) else _data(weight).astype(_data(loss).dtype))
     return _reduce(loss, reduction)
 
 
@@ -360,33 +365,33 @@ def _log_clamped(p):
 def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):  # noqa: A002
     """``-y log p - (1-y) log(1-p)`` on probabilities, with each log clamped at -100 (PyTorch).
     Prefer :func:`binary_cross_entropy_with_logits`, which is stable."""
-    _same_shape("binary_cross_entropy", input, target)
+    target = _same_shape("binary_cross_entropy", input, target)
     p = _data(input)
     if p.size and (p.min() < 0 or p.max() > 1):
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1]; for logits use "
                          "binary_cross_entropy_with_logits")
     loss = -(target * _log_clamped(input) + (1.0 - target) * _log_clamped(1.0 - input))
     if weight is not None:
-        loss = loss * weight
+        loss = loss * (weight if isinstance(weight, Tensor) else _data(weight).astype(_data(loss).dtype))
     return _reduce(loss, reduction)
 
 
 def mse_loss(input, target, reduction: str = "mean"):  # noqa: A002
     """Squared error ``(x - y)^2``."""
-    _same_shape("mse_loss", input, target)
+    target = _same_shape("mse_loss", input, target)
     d = input - target
     return _reduce(d * d, reduction)
 
 
 def l1_loss(input, target, reduction: str = "mean"):  # noqa: A002
     """Absolute error ``|x - y|``."""
-    _same_shape("l1_loss", input, target)
+    target = _same_shape("l1_loss", input, target)
     return _reduce(ops.abs(input - target), reduction)
 
 
 def huber_loss(input, target, reduction: str = "mean", delta: float = 1.0):  # noqa: A002
     """``0.5 d^2`` for |d| < delta, ``delta (|d| - delta/2)`` beyond: quadratic near 0, linear far."""
-    _same_shape("huber_loss", input, target)
+    target = _same_shape("huber_loss", input, target)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
     d = input - target
