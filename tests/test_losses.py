@@ -278,3 +278,17 @@ def test_bad_hyperparameters_are_errors():
         F.cross_entropy(cr.randn(3, 4), cr.tensor([0, 1, 2]), weight=cr.ones(3))
     with pytest.raises(ValueError, match="probabilities in"):
         F.binary_cross_entropy(cr.tensor([0.5, 1.5]), cr.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("fn", [F.binary_cross_entropy_with_logits, F.binary_cross_entropy, F.mse_loss,
+                                F.l1_loss, F.huber_loss])
+def test_float64_numpy_targets_do_not_upcast_a_float32_loss(fn):
+    # Regression: labels straight from NumPy/sklearn are float64; they turned the float32 loss
+    # (and the whole backward pass above it) into float64.
+    x = cr.rand(4, 3, requires_grad=True)
+    y = (np.arange(12).reshape(4, 3) % 2).astype(np.float64)
+    kw = {} if fn in (F.mse_loss, F.l1_loss, F.huber_loss) else dict(weight=np.linspace(0.5, 2, 3))
+    loss = fn(x, y, **kw)
+    assert loss.dtype == np.float32
+    expect = fn(x.data.astype(np.float64), y, **kw)  # the same loss computed in float64
+    np.testing.assert_allclose(loss.item(), expect, rtol=1e-5)
