@@ -8,5 +8,6 @@
 from .optimizer import Optimizer
 from .sgd import SGD
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
+from . import lr_scheduler
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
