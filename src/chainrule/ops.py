@@ -28,6 +28,7 @@ from .tensor import Node, Tensor
 
 _state = _ag.state
 REGISTRY: dict[str, Primitive] = {}
+_prod = __import__("math").prod
 
 
 class Primitive:
@@ -59,18 +60,18 @@ class Primitive:
         return out
 
     def _apply(self, args, attrs):
-        dtype = None
-        for a in args:
-            if isinstance(a, Tensor) and a.data.dtype.kind == "f":
-                dtype = a.data.dtype
-                break
-        datas, req = [], False
+        datas, req, consts = [], False, False
         for a in args:
             if isinstance(a, Tensor):
                 datas.append(a.data)
-                req = req or a.requires_grad
+                if a.requires_grad:
+                    req = True
             else:
-                datas.append(_const(a, dtype, self.name))
+                datas.append(a)
+                consts = True
+        if consts:  # scalars take the dtype of the first floating tensor, wherever it stands
+            dtype = next((d.dtype for a, d in zip(args, datas) if isinstance(a, Tensor) and d.dtype.kind == "f"), None)
+            datas = [d if isinstance(a, Tensor) else _const(a, dtype, self.name) for a, d in zip(args, datas)]
         out = self.forward(*datas, **attrs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
@@ -79,7 +80,7 @@ class Primitive:
         t = Tensor.__new__(Tensor)
         t.data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
         if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
-            inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas))
+            inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas)) if consts else args
             t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None)
             t.requires_grad = True
         if _state.anomaly:
@@ -347,6 +348,10 @@ transpose.defgrad(lambda g, out, x, axes=None: (
 def broadcast_to(x, shape):
     """Repeat size-1 axes (and prepend axes) to reach ``shape``; a read-only view."""
     try:
+        if _prod(shape) <= 4096 and isinstance(x, np.ndarray):
+            out = np.empty(shape, x.dtype)  # small: one C-level copy beats np.broadcast_to's Python
+            out[...] = x
+            return out
         return np.broadcast_to(x, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {np.shape(x)} to {tuple(shape)}") from None
