@@ -477,65 +477,60 @@ def _macs(op, out, inputs, attrs) -> int:
 class _Recorder:
     """The profiler callback and the live-array ledger of one measurement.
 
-    Every array a primitive returns is registered with its *origin* (the phase that made it) and a
-    ``weakref.finalize`` that takes it off the ledger when NumPy frees it, so the running total is
-    the bytes of arrays alive right now. When the total reaches a new peak, the live arrays are
-    classified: parameters, gradients (arrays that are some parameter's ``.grad`` at that moment),
-    optimizer state and scratch, activations (made by the forward pass, so held by the graph, plus
-    the input batch) and temporaries (made by the backward pass and not a gradient).
+    Every array a primitive returns is entered in a ledger with its *origin* (the phase that made
+    it) and a ``weakref.finalize`` that records when NumPy frees it, so the running total is the
+    bytes of arrays alive right now. Allocations and frees are numbered events; each phase remembers
+    the event at which its total peaked, and :meth:`classify` later sorts the arrays alive at that
+    event: parameters, gradients (arrays that are, or become by the end of the phase, some
+    parameter's ``.grad``), optimizer state and scratch, activations (made by the forward pass, so
+    held by the graph, plus the input batch) and temporaries (made by the backward pass).
     """
 
     def __init__(self, params, prev=None):
         self.params = params
         self.param_ids = {id(_owner(p.data)) for p in params}
-        self.live: dict[int, tuple[int, str, int]] = {}  # id -> (bytes, origin, serial)
-        self.serial = 0
-        self.snapshots: dict[str, dict[int, tuple[int, str, int]]] = {}
+        self.entries: list[list] = []  # [bytes, origin, allocated at event, freed at event or None]
+        self.live: dict[int, int] = {}  # id(array) -> its entry
         self.finalizers: list[weakref.finalize] = []
-        self.total = 0
+        self.event = self.total = 0
         self.phase = "forward"
         self.prev = prev
         self.flops: dict[str, dict[str, int]] = {}
         self.ops: dict[str, dict[str, int]] = {}
-        self.peak: dict[str, int] = {}
+        self.peak: dict[str, tuple[int, int]] = {}  # phase -> (bytes, event)
         self.breakdown: dict[str, dict[str, int]] = {}
 
     def add(self, arr, origin: str) -> None:
         if not isinstance(arr, np.ndarray):
             return
         own = _owner(arr)
-        k = id(own)
-        if k in self.live:
+        if id(own) in self.live:
             return
-        self.serial += 1
-        self.live[k] = (own.nbytes, origin, self.serial)
+        self.event += 1
+        self.live[id(own)] = len(self.entries)
+        self.entries.append([own.nbytes, origin, self.event, None])
         self.total += own.nbytes
-        self.finalizers.append(weakref.finalize(own, self._free, k))
-        if self.total > self.peak.get(self.phase, -1):
-            self.peak[self.phase] = self.total
-            self.snapshots[self.phase] = dict(self.live)
+        self.finalizers.append(weakref.finalize(own, self._free, id(own)))
+        if self.total > self.peak[self.phase][0]:
+            self.peak[self.phase] = (self.total, self.event)
 
     def _free(self, k: int) -> None:
-        entry = self.live.pop(k, None)
-        if entry is not None:
-            self.total -= entry[0]
+        i = self.live.pop(k, None)
+        if i is not None:
+            self.event += 1
+            self.entries[i][3] = self.event
+            self.total -= self.entries[i][0]
 
-    def grad_keys(self) -> set[tuple[int, int]]:
-        """(id, serial) of the arrays that are parameters' ``.grad`` right now."""
-        keys = set()
-        for p in self.params:
-            if p.grad is not None and id(_owner(p.grad.data)) in self.live:
-                k = id(_owner(p.grad.data))
-                keys.add((k, self.live[k][2]))
-        return keys
-
-    def classify(self, phase: str, grads: set[tuple[int, int]]) -> dict[str, int]:
-        """The peak of ``phase`` by category. ``grads`` are the arrays that were (or became, by the
-        end of the phase: the engine hands them to ``.grad`` when it reaches the leaf) gradients."""
+    def classify(self, phase: str) -> dict[str, int]:
+        """The arrays alive at ``phase``'s peak, in bytes by category."""
+        grads = {self.live.get(id(_owner(p.grad.data))) for p in self.params if p.grad is not None}
+        at = self.peak[phase][1]
         out = dict.fromkeys(("parameters", "gradients", "optimizer_state", "optimizer_scratch",
                              "activations", "temporaries"), 0)
-        for k, (n, origin, serial) in self.snapshots[phase].items():
-            if (k, serial) in grads:
+        for i, (n, origin, born, died) in enumerate(self.entries):
+            if born > at or (died is not None and died <= at):
+                continue
+            if i in grads:
                 cat = "gradients"
             elif origin in ("forward", "input", "inference"):
                 cat = "activations"
@@ -549,12 +544,11 @@ class _Recorder:
 
     def start(self, phase: str) -> None:
         self.phase = phase
-        self.peak[phase] = self.total
-        self.snapshots[phase] = dict(self.live)
+        self.peak[phase] = (self.total, self.event)
 
     def finish(self) -> None:
         """Classify the current phase's peak (call when the phase is over)."""
-        self.breakdown[self.phase] = self.classify(self.phase, self.grad_keys())
+        self.breakdown[self.phase] = self.classify(self.phase)
 
     def __call__(self, op, out, inputs, attrs) -> None:
         phase = "backward" if _ag.state.phase == "backward" else self.phase
@@ -565,9 +559,9 @@ class _Recorder:
             macs = _macs(op, out, inputs, attrs)
             rec["macs"] += macs
             rec["other_flops"] += f - 2 * macs  # linear's bias add
-            # In backward, a matmul that reads a parameter is dX = G W; the others are dW = G^T X.
-            reads_param = any(isinstance(i, np.ndarray) and id(_owner(i)) in self.param_ids for i in inputs)
-            rec["input_macs" if reads_param else "weight_macs"] += macs
+            if phase == "backward":  # a matmul that reads a parameter is dX = G W; the others dW = G^T X
+                reads_param = any(isinstance(i, np.ndarray) and id(_owner(i)) in self.param_ids for i in inputs)
+                rec["input_macs" if reads_param else "weight_macs"] += macs
         else:
             rec["other_flops"] += f
         per = self.ops.setdefault(phase, {})
@@ -607,7 +601,7 @@ class Measurement:
                    key=lambda d: d["total"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items()} | {"training_peak": self.training_peak}
+        return dict(vars(self)) | {"training_peak": self.training_peak}
 
     def table(self) -> str:
         rows = []
@@ -633,7 +627,7 @@ def _state_arrays(optimizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
     for p, s in getattr(optimizer, "state", {}).items():
         for v in s.values():
             v = v.data if isinstance(v, Tensor) else v
-            if isinstance(v, np.ndarray) and v.size > 1 or (isinstance(v, np.ndarray) and v.shape == p.shape):
+            if isinstance(v, np.ndarray) and v.shape == p.shape:
                 state.append(v)
     for bufs in getattr(optimizer, "_scratch", {}).values():
         scratch += [b for b in bufs if isinstance(b, np.ndarray)]
@@ -675,6 +669,7 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
 def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> Measurement:
     state, scratch = _state_arrays(optimizer)
     rec = _Recorder(params, _ag.state.profiler)
+    rec.start("setup")
     for p in params:
         rec.add(p.data, "parameters")
         if p.grad is not None:
