@@ -94,6 +94,7 @@ from .tensor import (
 )
 
 from . import models, nn
+from .io import load, load_model, save
 
 from . import optim  # noqa: E402
 

@@ -118,8 +118,8 @@ class _Unserialisable(Exception):
     pass
 
 
-def _binary_proba(z: Tensor) -> np.ndarray:
-    return ops.sigmoid(z.data)
+def _binary_proba(z: np.ndarray) -> np.ndarray:
+    return ops.sigmoid(z)
 
 
 class LogisticRegression(_Classifier):
@@ -145,7 +145,7 @@ class LogisticRegression(_Classifier):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``P(y = 1 | x)``, shape (N,)."""
-        return _binary_proba(self._logits(x))
+        return _binary_proba(self._logits(x).data)
 
     def predict(self, x: Any) -> np.ndarray:
         """``1[w^T phi(x) + b >= 0]`` as int64, shape (N,)."""
