@@ -211,3 +211,32 @@ def test_cli_cost(capsys):
     assert main(["cost", "--layers", "20,30,4", "--batch-size", "8", "--optimizer", "momentum", "--measure"]) == 0
     assert "measured" in capsys.readouterr().out
     assert main(["cost", "--layers", "20,x"]) == 2
+
+
+def test_unmodelled_layers_point_to_measure():
+    from chainrule.nn import Module, Parameter
+
+    class Scale(Module):
+        def __init__(self):
+            super().__init__()
+            self.s = Parameter(np.ones(4, np.float32))
+
+        def forward(self, x):
+            return x * self.s
+
+    with pytest.raises(ValueError, match="cost.measure"):
+        cost.estimate(Scale(), 2)
+
+
+def test_cli_cost_run_dir(tmp_path, capsys):
+    io = pytest.importorskip("chainrule.io")
+    pytest.importorskip("safetensors")
+    import json
+
+    from chainrule.cli import main
+    io.save(MLP([20, 30, 4]), tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps({"batch_size": 16, "optimizer": "sgd"}))
+    assert main(["cost", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "batch 16" in out and "optimizer sgd" in out and f"{20 * 30 + 30 * 4:,}" in out
+    assert main(["cost", str(tmp_path / "nothing")]) == 2
