@@ -8,6 +8,7 @@
 from .optimizer import Optimizer
 from .sgd import SGD
 from .adaptive import Adagrad, Adam, AdamW, RMSprop
+from .newton import Newton
 from . import lr_scheduler
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Newton", "lr_scheduler"]
