@@ -6,7 +6,6 @@ without mpiexec or mpi4py they fail and say what to install.
 """
 
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -136,19 +135,26 @@ def test_dropout_seeds_differ_per_rank_and_repeat():
 
 def test_single_process_fit_matches_plain_loop(tmp_path):
     run(None, "train_tiny.py", "--mode", "ref", "--opt", "adam", "--l2", "1e-3", "--out", tmp_path / "ref.npz")
-    run(None, "train_tiny.py", "--opt", "adam", "--l2", "1e-3", "--out", tmp_path / "one.npz")
+    run(None, "train_tiny.py", "--opt", "adam", "--l2", "1e-3", "--dropout", "0", "--out", tmp_path / "one.npz")
     assert int(np.load(tmp_path / "one.npz")["world"]) == 1
     assert_same_weights(tmp_path / "one.npz", tmp_path / "ref.npz", "float32")
 
 
-def test_checkpoint_roundtrip_is_atomic(tmp_path):
-    p = [cr.Tensor(np.arange(4.0), requires_grad=True)]
-    path = tmp_path / "c.pkl"
-    dist.save_checkpoint(path, p, None, {"epoch": 2, "step": 3})
-    assert list(tmp_path.iterdir()) == [path]   # no temp file left behind
-    p[0].data[...] = 0
-    assert dist.load_checkpoint(path, p, None) == {"epoch": 2, "step": 3}
-    np.testing.assert_array_equal(p[0].data, np.arange(4.0))
+@pytest.mark.parametrize("n,k", [(10, 3), (1, 3), (0, 2), (101, 7), (8, 8)])
+def test_shard_bounds_match_array_split(n, k):
+    parts = np.array_split(np.arange(n), k)
+    assert [dist.shard_bounds(n, k, r) for r in range(k)] == [(int(p[0]) if len(p) else sum(map(len, parts[:r])),
+                                                             sum(map(len, parts[:r + 1]))) for r, p in enumerate(parts)]
+
+
+def test_fit_refuses_closure_optimizers():
+    class Newtonish:
+        requires_closure = True
+        def state_dict(self): return {}
+        def zero_grad(self): pass
+    model = cr.models.MLP([2, 3])
+    with pytest.raises(ValueError, match="Newtonish re-evaluates the loss"):
+        dist.fit(model, "cross_entropy", Newtonish(), (np.zeros((4, 2), np.float32), np.array([0, 1, 0, 1])), epochs=1)
 
 
 # ----- under mpiexec ---------------------------------------------------------------------------------
@@ -164,7 +170,8 @@ def test_k_ranks_match_one_rank(tmp_path, k, opt, dtype, l2):
     with K=3 every other batch splits 4/3/3."""
     args = ["--opt", opt, "--dtype", dtype, "--l2", l2]
     run(None, "train_tiny.py", "--mode", "ref", *args, "--out", tmp_path / "ref.npz")
-    run(k, "train_tiny.py", *args, "--out", tmp_path / "dist.npz")
+    p = run(k, "train_tiny.py", *args, "--out", tmp_path / "dist.npz")
+    assert [line.split()[:2] for line in p.stdout.splitlines()] == [["epoch", f"{e}/3"] for e in (1, 2, 3)]  # rank 0 only
     z = np.load(tmp_path / "dist.npz")
     assert int(z["world"]) == k
     assert float(z["spread"]) == 0.0        # every replica holds bit-identical weights
@@ -183,20 +190,25 @@ def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):
 
 @pytest.mark.parametrize("mode,resume_k", [("raise", 3), ("exit", None)])
 def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path, mode, resume_k):
+    """Rank 1 fails in epoch 2 (raises, or dies with os._exit): the job ends non-zero instead of hanging
+    (TIMEOUT), epoch 1's checkpoint is intact, and resuming it with 3 ranks (or 1) lands on the
+    uninterrupted single-process weights."""
+    from chainrule.train import latest_checkpoint, load_checkpoint
+
     ckpt = tmp_path / "ckpt"
-    common = ["--opt", "momentum", "--l2", "1e-3", "--ckpt", ckpt, "--checkpoint-every", 2]
-    p = run(2, "train_tiny.py", *common, "--fail-rank", 1, "--fail-step", 7, "--fail-mode", mode,
+    common = ["--opt", "momentum", "--l2", "1e-3", "--ckpt", ckpt]
+    p = run(2, "train_tiny.py", *common, "--fail-rank", 1, "--fail-epoch", 2, "--fail-step", 4, "--fail-mode", mode,
             "--out", tmp_path / "x.npz", check=False)
     assert p.returncode != 0
     assert not (tmp_path / "x.npz").exists()
     if mode == "raise":
-        assert "rank 1: RuntimeError: injected failure after step 7" in p.stderr
-    with open(ckpt / dist.CHECKPOINT_NAME, "rb") as f:
-        progress = pickle.load(f)["progress"]
-    assert (progress["epoch"], progress["step"]) == (0, 6)   # the last complete checkpoint, intact
-    assert list(ckpt.iterdir()) == [ckpt / dist.CHECKPOINT_NAME]
+        assert "rank 1: RuntimeError: injected failure at epoch 2 batch 4" in p.stderr
+    last = latest_checkpoint(ckpt)
+    assert os.path.basename(last) == "epoch-0001.safetensors"
+    assert load_checkpoint(last)["epoch"] == 1
 
     r = run(resume_k, "train_tiny.py", *common, "--resume", "--out", tmp_path / "resumed.npz")
-    assert "resumed from" in r.stdout and "epoch 1 step 6" in r.stdout
+    assert "resumed from" in r.stdout and "at epoch 1 with" in r.stdout
+    assert "epoch   1/3" not in r.stdout and "epoch   3/3" in r.stdout
     run(None, "train_tiny.py", "--mode", "ref", "--opt", "momentum", "--l2", "1e-3", "--out", tmp_path / "ref.npz")
     assert_same_weights(tmp_path / "resumed.npz", tmp_path / "ref.npz", "float32")

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,7 @@ from .tensor import Tensor, manual_seed
 __all__ = [
     "init", "rank", "world_size", "is_main", "is_initialized", "barrier", "abort", "require_mpi",
     "allreduce", "broadcast_object", "broadcast_parameters", "broadcast_optimizer",
-    "DistributedSampler", "GradientAllreducer", "guard", "fit", "evaluate", "save_checkpoint", "load_checkpoint",
+    "DistributedSampler", "GradientAllreducer", "guard", "fit", "evaluate", "shard_bounds", "DistributedTrainer",
     "INSTALL_HINT",
 ]
 
@@ -168,7 +167,7 @@ def guard() -> Iterator[None]:
     try:
         yield
     except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
-        if world_size() <= 1 or (isinstance(e, SystemExit) and not e.code):
+        if world_size() <= 1:  # even SystemExit(0): peers would wait forever in their next collective
             raise
         traceback.print_exc(file=sys.stderr)
         abort(f"{type(e).__name__}: {e}", code=1)
@@ -367,135 +366,14 @@ class DistributedSampler:
 _rank_fn, _world_size_fn = rank, world_size
 
 
-def _take(data, idx: np.ndarray):
-    """Rows ``idx`` of an array, a tuple of arrays (inputs, targets), or a dataset indexed by arrays."""
-    if isinstance(data, tuple | list):
-        return tuple(_take(d, idx) for d in data)
-    if isinstance(data, Tensor):
-        return data.data[idx]
-    if isinstance(data, np.ndarray):
-        return data[idx]
-    try:
-        return data[idx]
-    except (TypeError, IndexError, KeyError):
-        items = [data[int(i)] for i in idx]
-        return tuple(np.stack(col) for col in zip(*items)) if items and isinstance(items[0], tuple) else np.stack(items)
-
-
-def _len(data) -> int:
-    if isinstance(data, tuple | list):
-        n = {_len(d) for d in data}
-        if len(n) != 1:
-            raise ValueError(f"inputs and targets have different lengths: {sorted(n)}")
-        return n.pop()
-    return len(data)
-
-
-def _split_xy(data):
-    if isinstance(data, tuple | list) and len(data) == 2:
-        return data
-    if hasattr(data, "tensors") and len(data.tensors) == 2:      # a TensorDataset-like object
-        return tuple(getattr(t, "data", t) for t in data.tensors)
-    raise TypeError("fit: train/val must be (inputs, targets) arrays or a dataset yielding (input, target) pairs; "
-                    f"got {type(data).__name__}")
-
-
-# ----- checkpoints --------------------------------------------------------------------------------------
-
-CHECKPOINT_NAME = "checkpoint.pkl"
-
-
-def _model_state(model) -> dict:
-    if hasattr(model, "state_dict"):
-        return {k: np.array(getattr(v, "data", v), copy=True) for k, v in model.state_dict().items()}
-    return {str(i): p.data.copy() for i, p in enumerate(_params(model))}
-
-
-def _load_model_state(model, state: dict) -> None:
-    if hasattr(model, "load_state_dict"):
-        model.load_state_dict(state)
-        return
-    for i, p in enumerate(_params(model)):
-        p.data[...] = state[str(i)]
-
-
-def save_checkpoint(path: str | os.PathLike, model, optimizer, progress: dict) -> None:
-    """Write model + optimizer state + progress atomically (temp file, fsync, rename).
-
-    A rank that dies mid-write leaves the previous checkpoint untouched: ``os.replace`` is atomic.
-    The state is global (the same on every rank), so it resumes with any number of ranks.
-    """
-    state = {"format": "chainrule.distributed/1", "model": _model_state(model),
-             "optimizer": optimizer.state_dict() if hasattr(optimizer, "state_dict") else None, "progress": progress}
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, model, optimizer) -> dict:
-    """Restore model and optimizer from :func:`save_checkpoint`; return the saved progress dict."""
-    with open(path, "rb") as f:
-        state = pickle.load(f)
-    _load_model_state(model, state["model"])
-    if state.get("optimizer") is not None and hasattr(optimizer, "load_state_dict"):
-        optimizer.load_state_dict(state["optimizer"])
-    return state["progress"]
+def shard_bounds(n: int, k: int, r: int) -> tuple[int, int]:
+    """``[lo, hi)`` of rank ``r``'s contiguous share of ``n`` items split ``k`` ways (as ``np.array_split``)."""
+    base, extra = divmod(n, k)
+    lo = r * base + min(r, extra)
+    return lo, lo + base + (r < extra)
 
 
 # ----- training -----------------------------------------------------------------------------------------
-
-def _is_classification(out: np.ndarray, y: np.ndarray) -> bool:
-    return out.ndim == 2 and out.shape[1] > 1 and y.ndim == 1 and y.dtype.kind in "iu"
-
-
-def _as_input(x, dtype):
-    return Tensor(np.ascontiguousarray(x, dtype=dtype) if np.asarray(x).dtype.kind == "f" else np.asarray(x))
-
-
-def _model_dtype(model) -> np.dtype:
-    ps = _params(model)
-    return ps[0].data.dtype if ps else np.dtype(np.float32)
-
-
-def evaluate(model, loss_fn: Callable, data, batch_size: int = 1024) -> dict[str, float]:
-    """Loss (and accuracy for classification) over ``data``, sharded across ranks and summed with
-    one Allreduce, so every rank gets the exact global mean, whatever the number of ranks."""
-    from .autograd import no_grad
-
-    x, y = _split_xy(data)
-    n = _len((x, y))
-    idx = np.array_split(np.arange(n), world_size())[rank()]
-    dtype = _model_dtype(model)
-    sums = np.zeros(3)  # loss * n, correct, n
-    set_train = getattr(model, "train", None)
-    was_training = getattr(model, "training", None)
-    if callable(getattr(model, "eval", None)):
-        model.eval()
-    try:
-        with no_grad():
-            for lo in range(0, len(idx), batch_size):
-                i = idx[lo:lo + batch_size]
-                xb, yb = np.asarray(_take(x, i)), np.asarray(_take(y, i))
-                out = model(_as_input(xb, dtype))
-                sums[0] += float(loss_fn(out, Tensor(yb)).data) * len(i)
-                if _is_classification(out.data, yb):
-                    sums[1] += float((out.data.argmax(1) == yb).sum())
-                else:
-                    sums[1] = np.nan
-                sums[2] += len(i)
-    finally:
-        if was_training and callable(set_train):
-            set_train(True)
-    total = allreduce(sums)
-    metrics = {"loss": float(total[0] / total[2])}
-    if not np.isnan(total[1]):
-        metrics["accuracy"] = float(total[1] / total[2])
-    return metrics
-
 
 def _dropout_seed(seed: int, epoch: int, step: int, r: int) -> int:
     """A per-(rank, epoch, step) seed: masks differ across ranks, and a resumed run draws the same
@@ -503,112 +381,177 @@ def _dropout_seed(seed: int, epoch: int, step: int, r: int) -> int:
     return int(np.random.SeedSequence([seed, r, epoch, step]).generate_state(1)[0])
 
 
-def fit(model, loss_fn: Callable, optimizer, train, val=None, *, epochs: int = 1, batch_size: int = 32,
-        shuffle: bool = True, seed: int = 0, drop_last: bool = False, callbacks: Iterable[Callable] = (),
-        checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int | None = None,
-        resume: bool = False, verbose: bool = True, bucket_bytes: int = 4 << 20,
-        on_step: Callable[[int, int], None] | None = None) -> dict[str, list[float]]:
-    """Data-parallel training: ``cr.fit`` over all MPI ranks. Returns the history on every rank.
+def evaluate(model, loss_fn, data, metrics: Sequence = ("accuracy",), batch_size: int = 4096) -> dict[str, float]:
+    """:func:`chainrule.train.evaluate` over all ranks: each rank evaluates a disjoint slice of ``data``
+    and the sums are combined with one Allreduce, so every rank gets the exact global means."""
+    from . import train as T
 
-    Run the same script on every rank (``mpiexec -n K python script.py``). ``batch_size`` is the
-    *global* batch: each rank processes about ``batch_size / K`` examples per step, and the result
-    equals a single-process run with the same ``batch_size`` (see the module docstring). With one
-    process this is an ordinary training loop.
+    X, y = (data.X, data.y) if isinstance(data, T.DataLoader) else data
+    X, y = getattr(X, "data", X), getattr(y, "data", y)
+    names = ["loss"] + [T._metric(m)[0] for m in metrics]
+    lo, hi = shard_bounds(len(y), world_size(), rank())
+    sums = np.zeros(len(names) + 1)
+    if hi > lo:
+        res = T.evaluate(model, loss_fn, (X[lo:hi], y[lo:hi]), metrics, batch_size)
+        sums[:-1] = [res[k] * (hi - lo) for k in names]
+        sums[-1] = hi - lo
+    total = allreduce(sums)
+    return {k: float(v / total[-1]) for k, v in zip(names, total[:-1])}
 
-    - Start: rank 0's parameters and optimizer state are broadcast to all ranks.
-    - Each step: forward/backward on the local shard, gradients averaged (weighted by shard size),
-      the same optimizer step everywhere. Dropout masks are seeded by ``(seed, rank, epoch, step)``.
-    - Each epoch: the training loss and the validation metrics are reduced over all ranks; only
-      rank 0 prints, writes ``checkpoint_dir/checkpoint.pkl`` (atomically) and calls ``callbacks``
-      as ``callback(epoch, metrics)``.
-    - ``checkpoint_every=s`` also checkpoints every ``s`` global steps; ``resume=True`` continues
-      from the checkpoint (rank 0 reads it and broadcasts it), with any number of ranks.
-    - An exception on any rank aborts the whole job with ``rank r: <error>`` on stderr.
-    - ``on_step(epoch, step)`` is called on every rank after each optimizer step (tests, profiling).
+
+def _trainer_class():
+    """Build :class:`DistributedTrainer` on first use: chainrule.train is only imported when
+    distributed training is actually requested (``import chainrule`` stays light)."""
+    global DistributedTrainer
+    if DistributedTrainer is not None:
+        return DistributedTrainer
+    from . import train as T
+
+    class _DistributedTrainer(T.Trainer):
+        """``cr.train.Trainer`` with data parallelism: same callbacks, history and checkpoint files.
+
+        Differences from the single-process Trainer, all in overridden methods:
+        ``_step`` averages gradients over ranks between ``backward()`` and ``optimizer.step()``;
+        ``_run_epoch`` feeds each rank its shard of every global batch and reduces the metrics;
+        ``fit`` broadcasts rank 0's state (or its checkpoint on resume), evaluates on shards, and
+        makes the stop decision global; ``save_checkpoint`` writes on rank 0 only.
+        """
+
+        def __init__(self, *args, bucket_bytes: int = 4 << 20, **kwargs):
+            super().__init__(*args, **kwargs)
+            if getattr(self.optimizer, "requires_closure", False):
+                raise ValueError(f"distributed fit: {type(self.optimizer).__name__} re-evaluates the loss in "
+                                 "step(closure) (line search), which needs a globally reduced loss; use a first-order "
+                                 "optimizer (SGD, Adam, ...) for data-parallel training")
+            if not is_main():   # one voice: rank 0 prints, shows the bar and writes the files
+                self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, T.Checkpoint | T._Printer)]
+                self.progress = False
+            self.reducer = GradientAllreducer(self.model, bucket_bytes)
+            self._n_global, self._seed = 0, 0
+
+        def _step(self, xb, yb):
+            n_local = len(yb)
+            self.optimizer.zero_grad()
+            loss_value, out = float("nan"), None
+            if n_local:   # an empty shard (last batch smaller than K) contributes a zero gradient
+                out = self.model(xb)
+                loss = self.loss_fn(out, yb)
+                if self.penalty is not None:
+                    loss = loss + self.penalty()
+                loss.backward()
+                loss_value = float(T._arr(loss))
+            self.reducer.reduce(n_local, self._n_global)
+            self.optimizer.step()
+            return loss_value, out
+
+        def _run_epoch(self, loader):
+            r, k = rank(), world_size()
+            names = ["loss"] + [n for n, _ in self.metrics]
+            sums = np.zeros(len(names) + 1)
+            self.model.train()
+            for b, (xb, yb) in enumerate(loader):       # the global batch, identical on every rank
+                self._n_global = n_global = len(yb)
+                lo, hi = shard_bounds(n_global, k, r)
+                xl, yl = Tensor(xb.data[lo:hi]), Tensor(yb.data[lo:hi])
+                manual_seed(_dropout_seed(self._seed, self.epoch, b, r))
+                loss, out = self._step(xl, yl)
+                if hi > lo:
+                    if not np.isfinite(loss):
+                        raise FloatingPointError(f"the loss became {loss} at epoch {self.epoch + 1}, batch {b}: "
+                                                 "lower the learning rate or scale the inputs")
+                    sums[0] += loss * (hi - lo)
+                    for j, (_, f) in enumerate(self.metrics, start=1):
+                        sums[j] += f(out, yl) * (hi - lo)
+                    sums[-1] += hi - lo
+                for cb in self.callbacks:
+                    cb.on_batch_end(b, {"loss": loss})
+            total = allreduce(sums)
+            return {n: float(v / total[-1]) for n, v in zip(names, total[:-1])}
+
+        def save_checkpoint(self, directory):
+            return super().save_checkpoint(directory) if is_main() else ""
+
+        def fit(self, train, val=None, epochs: int = 10, batch_size: int | None = 32, resume=None, seed=None):
+            if int(epochs) != epochs or epochs < 0:
+                raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+            if seed is not None:
+                manual_seed(seed)
+            self.loader = T._loader(train, batch_size, True, seed)
+            # Same shuffling on every rank: rank 0's loader seed and generator state win.
+            self.loader.load_state_dict(broadcast_object(self.loader.state_dict()))
+            self._seed = self.loader.seed
+            val_data = None if val is None else (val if isinstance(val, T.DataLoader) else T._loader(val, 4096, False, 0))
+            if resume is not None:
+                # Rank 0 reads the checkpoint (it need not exist on other hosts) and sends it to all.
+                self.load_state_dict(broadcast_object(T.load_checkpoint(resume) if is_main() else None))
+                if is_main() and any(isinstance(c, T._Printer) for c in self.callbacks):
+                    print(f"resumed from {resume} at epoch {self.epoch} with {world_size()} rank(s)", flush=True)
+            else:
+                self.stop_training = False
+            broadcast_parameters(self.model)
+            broadcast_optimizer(self.optimizer)
+            self.target_epochs = int(epochs)
+            for cb in self.callbacks:
+                cb.on_train_begin()
+            while self.epoch < self.target_epochs and not self.stop_training:
+                for cb in self.callbacks:
+                    cb.on_epoch_begin(self.epoch + 1)
+                lr, t0 = T._lr(self.optimizer), time.perf_counter()
+                logs: dict[str, Any] = {"epoch": self.epoch + 1, **self._run_epoch(self.loader)}
+                if val_data is not None:
+                    res = evaluate(self.model, self.loss_fn, val_data, [n for n, _ in self.metrics if n in T.METRICS])
+                    logs.update({f"val_{k}": v for k, v in res.items()})
+                logs["lr"], logs["time"] = lr, time.perf_counter() - t0
+                self.epoch += 1
+                self.history.append(logs)
+                stop = False
+                for cb in self.callbacks:
+                    stop = bool(cb.on_epoch_end(self.epoch, logs)) or stop
+                # Every rank must leave the loop together, or the others wait forever in Allreduce.
+                self.stop_training = bool(allreduce(int(stop or self.stop_training), "max"))
+            for cb in self.callbacks:
+                cb.on_train_end()
+            return self.history
+
+    DistributedTrainer = _DistributedTrainer
+    return DistributedTrainer
+
+
+DistributedTrainer: Any = None   # the class, built by _trainer_class() on first use of fit()
+
+
+def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size: int | None = 32, scheduler=None,
+        metrics: Sequence = ("accuracy",), callbacks: Iterable = (), progress: bool = True,
+        resume: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
+        seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool = False,
+        *, bucket_bytes: int = 4 << 20):
+    """:func:`chainrule.fit`, data-parallel over all MPI ranks (same arguments, same History, same
+    checkpoint files). Run the same script on every rank: ``mpiexec -n K python script.py``.
+
+    ``batch_size`` is the *global* batch: every rank iterates the same shuffled batches (rank 0's
+    loader seed is broadcast), computes forward/backward on its contiguous ``~batch_size/K`` slice,
+    and gradients are averaged weighted by slice size, so the weights follow a 1-process
+    ``cr.fit(..., batch_size=batch_size)`` up to float rounding (without dropout).
+
+    - Start: rank 0's parameters and optimizer state (or, with ``resume``, the checkpoint rank 0
+      reads) are broadcast to all ranks. Checkpoints hold no per-rank state: a run checkpointed with
+      K ranks resumes with any number of ranks, or with plain ``cr.fit``.
+    - Metrics (training and validation) are reduced over ranks; every rank gets the same History.
+    - Rank 0 alone prints (``verbose``), shows the progress bar and writes checkpoints. Other
+      callbacks run on every rank, so early-stopping decisions agree; guard your own side effects
+      with :func:`is_main`.
+    - Dropout masks are seeded by ``(seed, rank, epoch, batch)``: different per rank, reproducible,
+      and the same after a resume.
+    - An exception on any rank aborts the job with ``rank r: <error>`` on stderr (see :func:`guard`).
+
+    With one process (no ``mpiexec``) this is ``cr.fit`` with per-batch dropout seeds.
+    ``bucket_bytes`` caps the size of one gradient Allreduce.
     """
-    if epochs < 0:
-        raise ValueError(f"fit: epochs must be >= 0, got {epochs}")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ValueError(f"fit: checkpoint_every must be >= 1, got {checkpoint_every}")
-    if resume and checkpoint_dir is None:
-        raise ValueError("fit: resume=True needs checkpoint_dir")
     init()
     with guard():
-        return _fit(model, loss_fn, optimizer, train, val, epochs, batch_size, shuffle, seed, drop_last,
-                    list(callbacks), checkpoint_dir, checkpoint_every, resume, verbose, bucket_bytes, on_step)
-
-
-def _fit(model, loss_fn, optimizer, train, val, epochs, batch_size, shuffle, seed, drop_last, callbacks,
-         checkpoint_dir, checkpoint_every, resume, verbose, bucket_bytes, on_step):
-    r, K, main = rank(), world_size(), is_main()
-    x, y = _split_xy(train)
-    n = _len((x, y))
-    dtype = _model_dtype(model)
-    history: dict[str, list[float]] = {}
-    progress = {"epoch": 0, "step": 0, "global_step": 0, "history": history, "seed": seed, "batch_size": batch_size}
-
-    ckpt = os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME) if checkpoint_dir is not None else None
-    if main and ckpt:
-        os.makedirs(os.fspath(checkpoint_dir), exist_ok=True)
-    if resume:
-        found = broadcast_object(main and os.path.exists(ckpt))
-        if found:
-            if main:
-                progress = load_checkpoint(ckpt, model, optimizer)
-            progress = broadcast_object(progress)
-            history = progress["history"]
-            if progress.get("batch_size") != batch_size:
-                raise ValueError(f"fit: resuming a run with batch_size={progress.get('batch_size')} "
-                                 f"with batch_size={batch_size}; the global batch must match")
-            if main and verbose:
-                print(f"resumed from {ckpt} at epoch {progress['epoch'] + 1} step {progress['step']} "
-                      f"with {K} rank(s)", flush=True)
-    broadcast_parameters(model)
-    broadcast_optimizer(optimizer)
-
-    reducer = GradientAllreducer(model, bucket_bytes)
-    sampler = DistributedSampler(n, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last, rank=r, world_size=K)
-
-    def checkpoint(epoch, step):
-        if main and ckpt:
-            save_checkpoint(ckpt, model, optimizer, dict(progress, epoch=epoch, step=step, history=history))
-
-    if callable(getattr(model, "train", None)):
-        model.train()
-    for epoch in range(progress["epoch"], epochs):
-        start = progress["step"] if epoch == progress["epoch"] else 0
-        sampler.set_epoch(epoch, start)
-        sums, t0 = np.zeros(2), time.perf_counter()
-        for step, (idx, n_global) in enumerate(sampler, start=start):
-            optimizer.zero_grad()
-            if len(idx):
-                manual_seed(_dropout_seed(seed, epoch, step, r))
-                loss = loss_fn(model(_as_input(_take(x, idx), dtype)), Tensor(np.asarray(_take(y, idx))))
-                loss.backward()
-                sums += (float(loss.data) * len(idx), len(idx))
-            reducer.reduce(len(idx), n_global)
-            optimizer.step()
-            progress["global_step"] += 1
-            if on_step is not None:
-                on_step(epoch, step + 1)
-            if checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < len(sampler):
-                checkpoint(epoch, step + 1)
-        total = allreduce(sums)
-        metrics = {"loss": float(total[0] / total[1]) if total[1] else float("nan")}
-        if val is not None:
-            metrics.update({f"val_{k}": v for k, v in evaluate(model, loss_fn, val).items()})
-            if callable(getattr(model, "train", None)):
-                model.train()
-        metrics["examples_per_s"] = float(total[1]) / max(time.perf_counter() - t0, 1e-12)
-        for k, v in metrics.items():
-            history.setdefault(k, []).append(v)
-        progress.update(epoch=epoch + 1, step=0)
-        checkpoint(epoch + 1, 0)
-        if main:
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-                      + f" ranks={K}", flush=True)
-            for cb in callbacks:
-                cb(epoch, metrics)
-    return history
-
+        cls = _trainer_class()
+        if checkpoint_dir is None and resume is not None:
+            checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(os.fspath(resume))
+        trainer = cls(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty,
+                      verbose, bucket_bytes=bucket_bytes)
+        return trainer.fit(train, val, epochs, batch_size, resume, seed)
