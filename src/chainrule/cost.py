@@ -57,6 +57,7 @@ OPTIMIZERS: dict[str, tuple[int, int, str]] = {
     "adam": (2, 14, "Adam"),
     "adamw": (2, 16, "AdamW"),
     "newton": (-1, 0, ""),  # exact Hessian: P x P numbers of state; see _optimizer_spec
+    "newton-cg": (3, 10, ""),  # Hessian-free: conjugate-gradient vectors r, p, H p (per CG iteration)
 }
 
 # activation -> (forward FLOPs per element, backward FLOPs per element, elements saved per element,
@@ -88,7 +89,8 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int]:
     if optimizer is None:
         optimizer = "adam"
     if isinstance(optimizer, str):
-        name = optimizer.lower().replace("-", "").replace("_", "")
+        name = optimizer.lower().replace("_", "-")
+        name = name if name in OPTIMIZERS else name.replace("-", "")
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; use one of {sorted(OPTIMIZERS)} or pass an "
                              "optimizer object")
@@ -99,8 +101,12 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int]:
         group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
         if name == "sgd" and group.get("momentum", 0):
             name = "nesterov" if group.get("nesterov") else "momentum"
+        if name == "newton" and sum(p.data.size for g in optimizer.param_groups for p in g["params"]) > group.get(
+                "exact_max_params", math.inf):
+            name = "newton-cg"
         if name not in OPTIMIZERS:
-            name = "adam" if "adam" in name else "sgd"
+            raise ValueError(f"don't know the state of optimizer {cls.__name__}; pass its kind by name, one of "
+                             f"{sorted(OPTIMIZERS)}")
     k, step, _ = OPTIMIZERS[name]
     if name == "rmsprop" and not isinstance(optimizer, str):
         group = optimizer.param_groups[0]
@@ -369,6 +375,7 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
     c["backward_weight_macs"] = sum(lc.backward_weight_macs for lc in layers)
     c["backward_other_flops"] = sum(lc.backward_other_flops for lc in layers)
     c["backward_flops"] = sum(lc.backward_flops for lc in layers)
+    # Newton: a P x P solve (LU, 2/3 P^3) plus forming H; Newton-CG: per CG iteration, one HVP not counted
     c["step_flops"] = (2 * P ** 3 // 3 + 2 * P * P) if k_state < 0 else step_per_p * P
     c["training_flops"] = c["forward_flops"] + c["backward_flops"] + c["step_flops"]
     # --- the lecture's accounting (no biases, no gradients, no loss; numbers, not bytes) ------------
@@ -419,9 +426,7 @@ def _lecture_lines(est: Estimate) -> list[str]:
         all_f, all_n = "B x sum of widths", f"{B} x ({' + '.join(map(str, s))})"
         fw_f, fw_n = "B x sum of in x out", f"{B} x ({w_n})"
     k = est.state_per_param
-    st_f = {0: "0", 1: f"1 x {w_f.split(' of ')[-1] if not dd else w_f}", 2: f"2 x {w_f}"}.get(k, f"{k} x {w_f}")
-    if k < 0:
-        st_f = f"({w_f})^2 (exact Hessian)"
+    st_f = f"({w_f})^2 (exact Hessian)" if k < 0 else f"{k} x {w_f}"
     st = lec["training_memory"] - lec["parameters"] - B * sum(s)
     P = est.parameters
     L = [f"The lecture's street-fighting math (numbers, not bytes; compute in multiply-adds), {est.optimizer}:",
