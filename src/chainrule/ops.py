@@ -18,7 +18,6 @@ forward on ndarrays; ``mac=True`` marks ops whose FLOPs are two per multiply-add
 
 from __future__ import annotations
 
-import builtins
 import numbers
 
 import numpy as np
@@ -75,6 +74,8 @@ class Primitive:
         out = self.forward(*datas, **attrs)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
+        if out.dtype is _F64 and "dtype" not in attrs:  # only a float64 result can be a widening
+            out = _int_does_not_widen(out, datas)
         if _state.profiler is not None:
             _state.profiler(self, out, datas, attrs)
         t = Tensor.__new__(Tensor)
@@ -105,6 +106,17 @@ def _const(a, dtype, opname):
             return arr.astype(dtype or (np.float32 if arr.dtype.kind == "f" else arr.dtype))
     raise TypeError(f"{opname}: unsupported operand of type {type(a).__name__}; "
                     "use a Tensor, an ndarray or a Python number")
+
+
+_F64 = np.dtype(np.float64)
+
+
+def _int_does_not_widen(out, datas):
+    """Integer operands never widen a float result (PyTorch's rule; NumPy makes int64 * float32 and
+    int / int float64): the result takes the widest float among the operands, float32 if none."""
+    floats = [d.dtype for d in datas if d.dtype.kind == "f"]
+    want = np.result_type(*floats) if floats else np.dtype(np.float32)
+    return out if out.dtype == want else out.astype(want)
 
 
 def primitive(name, flops=None, mac=False, needs=False):
@@ -270,30 +282,32 @@ def _kept_shape(shape, axis):
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
-def _check_axis(name, x, axis):
-    nd = np.ndim(x)
-    for a in () if axis is None else ((axis,) if isinstance(axis, numbers.Integral) else axis):
-        if not -nd <= a < builtins.max(nd, 1):
-            raise ValueError(f"{name}: axis {a} is out of range for a tensor of shape {np.shape(x)}")
+def _reduction(name, method):
+    """A NumPy reduction called as an ndarray method (C-level, no Python wrapper), with an error
+    naming the op and the shape when the axis is out of range."""
+    def forward(x, axis=None, keepdims=False):
+        try:
+            return getattr(x if isinstance(x, np.ndarray) else np.asarray(x), method)(axis=axis, keepdims=keepdims)
+        except np.exceptions.AxisError:
+            raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {np.shape(x)}") from None
+    return forward
 
 
-@primitive("sum", _reduce)
-def sum(x, axis=None, keepdims=False):  # noqa: A001
-    """Sum over ``axis`` (all axes when None)."""
-    _check_axis("sum", x, axis)
-    return np.sum(x, axis=axis, keepdims=keepdims)
+sum = Primitive("sum", _reduction("sum", "sum"), _reduce, doc="Sum over ``axis`` (all axes when None).")  # noqa: A001
 
 
-# The gradient of a sum copies g back along the reduced axes.
-sum.defgrad(lambda g, out, x, axis=None, keepdims=False: (
-    broadcast_to(reshape(g, shape=_kept_shape(x.shape, axis)), shape=x.shape),))
+@sum.defgrad
+def _sum_grad(g, out, x, axis=None, keepdims=False):
+    # The gradient of a sum copies g back along the reduced axes.
+    if axis is None and isinstance(g, np.ndarray):  # fast path: fill with the one value
+        full = np.empty(x.shape, g.dtype)
+        full.fill(g.item())  # axis=None: g holds one value (with or without keepdims)
+        return (full,)
+    return (broadcast_to(reshape(g, shape=_kept_shape(x.shape, axis)), shape=x.shape),)
 
 
-@primitive("max", _reduce)
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    """Maximum over ``axis``; the gradient is shared equally among tied maxima (like torch.amax)."""
-    _check_axis("max", x, axis)
-    return np.max(x, axis=axis, keepdims=keepdims)
+max = Primitive("max", _reduction("max", "max"), _reduce,  # noqa: A001
+                doc="Maximum over ``axis``; the gradient is shared equally among tied maxima (like torch.amax).")
 
 
 @max.defgrad
@@ -303,11 +317,8 @@ def _max_grad(g, out, x, axis=None, keepdims=False):
     return (reshape(g, shape=k) * mask / sum(mask, axis=axis, keepdims=True),)
 
 
-@primitive("prod", _reduce)
-def prod(x, axis=None, keepdims=False):
-    """Product over ``axis``. Its gradient out/x assumes no zero entries."""
-    _check_axis("prod", x, axis)
-    return np.prod(x, axis=axis, keepdims=keepdims)
+prod = Primitive("prod", _reduction("prod", "prod"), _reduce,
+                 doc="Product over ``axis``. Its gradient out/x assumes no zero entries.")
 
 
 prod.defgrad(lambda g, out, x, axis=None, keepdims=False: (
@@ -322,7 +333,7 @@ argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, a
 def reshape(x, shape):
     """Same data, new shape (one entry may be -1)."""
     try:
-        return np.reshape(x, shape)
+        return x.reshape(shape) if isinstance(x, np.ndarray) else np.reshape(x, shape)
     except ValueError:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {np.shape(x)} "
                          f"({np.size(x)} elements) into {tuple(shape)}") from None
