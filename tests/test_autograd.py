@@ -551,3 +551,20 @@ def test_profiler_sees_every_primitive_in_both_phases():
     assert [s[0] for s in fwd] == ["linear", "sum"]
     assert fwd[0][2] == 2 * 8 * 3 * 4
     assert {s[0] for s in bwd} >= {"matmul"} and sum(s[2] for s in bwd if s[0] == "matmul") == 2 * (2 * 8 * 3 * 4)
+
+
+def test_integer_operands_do_not_widen_float32():
+    """Regression: NumPy makes int64 * float32 (and int / int) float64; PyTorch keeps float32.
+    ``x * mask.astype(int)`` or ``cr.arange(n) / n`` silently turned a float32 model float64."""
+    x = cr.randn(3, requires_grad=True)
+    assert (x * np.arange(3)).dtype == np.float32
+    assert (x * cr.arange(3)).dtype == np.float32 and (cr.arange(3) + x).dtype == np.float32
+    assert (cr.arange(5) / 5).dtype == np.float32 and (cr.arange(5) * 0.5).dtype == np.float32
+    assert cr.sqrt(cr.arange(4)).dtype == np.float32
+    y = (x * np.arange(3)).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 2.0])
+    # floats still promote as in PyTorch: a float64 operand gives float64, and casts are kept
+    assert (x * np.ones(3)).dtype == np.float64 and (x.double() * x).dtype == np.float64
+    assert x.double().dtype == np.float64 and (cr.arange(3, dtype=np.float64) * 2).dtype == np.float64
+    assert (cr.tensor([1.0], dtype=np.float64) * cr.arange(1)).dtype == np.float64
