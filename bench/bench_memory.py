@@ -1,18 +1,25 @@
 """Peak memory of one MLP training step (workload 5), measured in a fresh subprocess per library.
 
-Method (the same for every library, so the numbers compare):
+Primary method, allocator accounting, the same definition for both libraries: the peak number of bytes
+of array data live at any moment during one steady-state training step, above the level at the step's
+start (so it counts activations, gradients, optimizer temporaries; not the weights, the optimizer state
+or the data, which exist before the step):
 
-1. A fresh interpreter, started with ``MALLOC_MMAP_THRESHOLD_=65536`` and ``MALLOC_TRIM_THRESHOLD_=0`` so
-   glibc returns freed buffers to the OS at once: otherwise freed arrays stay resident and the resident
-   set stops tracking live memory (glibc's dynamic mmap threshold grows to 32 MB after the first frees).
-2. Build the model, data and optimizer; run two warm-up steps (optimizer state exists, caches are warm).
-3. ``gc.collect()``, reset the kernel's resident-set high-water mark (``echo 5 > /proc/self/clear_refs``),
-   read VmRSS as the baseline, run one step, read VmHWM. Peak = VmHWM - baseline: the transient memory of
-   a step (activations, gradients, optimizer temporaries), the persistent state being in the baseline.
-4. For NumPy-based libraries also ``tracemalloc`` (NumPy reports its data allocations to it): the traced
-   peak during the same step, as a cross-check that does not depend on page granularity.
+* NumPy-based libraries: ``tracemalloc`` (NumPy reports every array-data allocation to it).
+* PyTorch: ``torch.profiler.profile(profile_memory=True)``, whose CPU allocator reports each allocation
+  and free with its size; the running sum of those sizes gives the peak.
 
-Run as ``python bench/bench_memory.py LIB BATCH``; prints one JSON line.
+Both see only blocks allocated while they watch: a free of an older block (last step's gradients, freed
+by ``zero_grad``) is not subtracted, on either side.
+
+Secondary, for reference: the resident-set high-water mark. After two warm-up steps, ``gc.collect()``,
+reset the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``), run one step, and take VmHWM
+minus the VmRSS before the step; glibc is told to unmap freed buffers at once
+(``MALLOC_MMAP_THRESHOLD_=65536``, ``MALLOC_TRIM_THRESHOLD_=0``). It counts only pages that were not
+already resident, so a library whose step reuses last step's pages shows almost nothing (PyTorch here:
+its gradient buffers come back at the same addresses step after step).
+
+Run as ``python bench/bench_memory.py LIB BATCH [THREADS]``; prints one JSON line.
 """
 
 from __future__ import annotations
@@ -66,24 +73,43 @@ def child(lib: str, batch_size: int, threads: int) -> dict:
     step(); step()
     del arrays
     gc.collect()
-    if not _reset_hwm():
-        return {"error": "cannot reset VmHWM (/proc/self/clear_refs not writable)"}
-    base = _status("VmRSS")
-    step()
-    peak_rss = _status("VmHWM") - base
-    traced = None
-    if not lib.startswith("torch"):
-        gc.collect()
+    rss_peak = None
+    if _reset_hwm():
+        base = _status("VmRSS")
+        step()
+        rss_peak = _status("VmHWM") - base
+    gc.collect()
+    if lib.startswith("torch"):
+        peak = _torch_peak(step)
+    else:
         tracemalloc.start()
         step()
-        traced = tracemalloc.get_traced_memory()[1]
+        peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    return {"lib": lib, "batch": batch_size, "how": how, "rss_peak": peak_rss, "traced_peak": traced,
-            "baseline_rss": base}
+    return {"lib": lib, "batch": batch_size, "how": how, "peak": peak, "rss_peak": rss_peak}
+
+
+def _torch_peak(step) -> int:
+    """Peak of the running sum of allocation sizes reported by torch's CPU allocator during one step."""
+    import tempfile
+
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = [e for e in json.load(f)["traceEvents"] if e.get("name") == "[memory]"]
+    live = peak = 0
+    for e in sorted(events, key=lambda e: e["ts"]):
+        live += e["args"]["Bytes"]
+        peak = max(peak, live)
+    return peak
 
 
 def measure(lib: str, batch_size: int, threads: int, repeats: int = 3) -> dict:
-    """Run the child ``repeats`` times (fresh processes) and keep the median RSS peak."""
+    """Run the child ``repeats`` times (fresh processes) and keep the median peak."""
     env = {**os.environ, **MALLOC_ENV}
     runs = []
     for _ in range(repeats):
@@ -94,9 +120,9 @@ def measure(lib: str, batch_size: int, threads: int, repeats: int = 3) -> dict:
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     if any("error" in r for r in runs):
         return runs[0]
-    runs.sort(key=lambda r: r["rss_peak"])
+    runs.sort(key=lambda r: r["peak"])
     res = dict(runs[len(runs) // 2])
-    res["rss_runs"] = [r["rss_peak"] for r in runs]
+    res["runs"] = [r["peak"] for r in runs]
     return res
 
 

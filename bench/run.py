@@ -86,14 +86,14 @@ def time_workload(w: W.Workload, rounds: int, blocks: int, warmup: int) -> dict:
     """Round-robin timing. Returns name -> list of per-step seconds (or per-job seconds and accuracies)."""
     live = [c for c in w.contenders if c.step is not None]
     res = {c.name: {"t": [], "acc": []} for c in live}
-    for c in live:
-        for _ in range(0 if w.job else warmup):
+    for c in live:  # jobs too: the first run pays one-time costs (torch's op dispatch, imports)
+        for _ in range(warmup):
             c.step()
     n = len(live)
     for r in range(rounds):
         order = live[r % n:] + live[:r % n] if n else []
         for c in order:
-            for _ in range(blocks):
+            for _ in range(c.blocks or blocks):
                 t0 = time.perf_counter()
                 for _ in range(w.block):
                     v = c.step()
@@ -114,94 +114,111 @@ def fmt_time(sec: float, unit: str) -> str:
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
+def _ref_for(w: W.Workload, name: str, med: dict) -> str | None:
+    """Which chainrule row a peer row is compared with (engine-only rows with engine-only rows)."""
+    if name.endswith("fwd+bwd"):
+        return "chainrule fwd+bwd"
+    if w.job and name == "sklearn" and "chainrule MLPClassifier" in med:
+        return "chainrule MLPClassifier"
+    return "chainrule"
+
+
 def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
     """A markdown table for one workload, and the chainrule/peer ratios for the summary."""
     lines = [f"### {w.title}", ""]
     if w.data_source:
         lines += [f"Data: {w.data_source}.", ""]
+    med = {k: statistics.median(v["t"]) for k, v in res.items()}
+    probes = [c for c in w.contenders if c.lib == "probe" and c.name in med]
+    if probes:  # the peak measured in the same round-robin as the steps
+        peak_gflops = max(c.gflop / med[c.name] for c in probes)
     cols = ["contender", "how", f"median {w.unit}", "IQR", "chainrule / this"]
     if w.flops:
         cols += ["GFLOP/s", "% of sgemm peak"]
     if w.job:
         cols += ["test acc (median)"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]
-    med = {k: statistics.median(v["t"]) for k, v in res.items()}
-    # chainrule reference for each row: engine-only rows compare with engine-only rows
     ratios = {}
     for c in w.contenders:
         if c.step is None:
-            lines.append(f"| {c.name} | {c.note} | pending | | | " + "| " * (len(cols) - 5) + "")
-            lines[-1] = f"| {c.name} | pending: {c.pending} |" + " |" * (len(cols) - 2)
+            lines.append(f"| {c.name} | pending: {c.pending} |" + " |" * (len(cols) - 2))
             continue
-        ref = "chainrule fwd+bwd" if c.name.endswith("fwd+bwd") else (
-            "chainrule" if "chainrule" in med else None)
-        if w.job and c.name == "sklearn" and "chainrule MLPClassifier" in med:
-            ref = "chainrule MLPClassifier"
-        r = med[ref] / med[c.name] if ref in med and ref != c.name and not c.name.startswith("chainrule") else None
-        if r is not None:
-            ratios[(ref, c.name)] = r
         ts = res[c.name]["t"]
         row = [c.name, c.note, fmt_time(med[c.name], w.unit),
-               f"{fmt_time(_q(ts, .25), w.unit)}-{fmt_time(_q(ts, .75), w.unit)}",
-               f"**{r:.2f}**" if r is not None else ("(reference)" if c.lib == "chainrule" else "")]
+               f"{fmt_time(_q(ts, .25), w.unit)}-{fmt_time(_q(ts, .75), w.unit)}"]
+        if c.lib == "probe":
+            g = c.gflop / med[c.name]
+            row += ["", f"{g:.0f}", "(peak)" if g == peak_gflops else f"{100 * g / peak_gflops:.0f}%"]
+            lines.append("| " + " | ".join(row + [""] * (len(cols) - len(row))) + " |")
+            continue
+        if c.lib == "chainrule":
+            base = "sklearn" if "MLPClassifier" in c.name else w.baseline
+            if c.name in ("chainrule", "chainrule fwd+bwd") or base not in med:
+                cell = "(reference)"
+            else:
+                r = med[c.name] / med[base]
+                ratios[(c.name, base)] = r
+                cell = f"{r:.2f} (this / {base})"
+        else:
+            ref = _ref_for(w, c.name, med)
+            r = med[ref] / med[c.name] if ref in med else None
+            if r is not None:
+                ratios[(ref, c.name)] = r
+            cell = f"**{r:.2f}**" if r is not None else ""
+        row.append(cell)
         if w.flops:
             g = w.flops / med[c.name] / 1e9
             row += [f"{g:.1f}", f"{100 * g / peak_gflops:.0f}%"]
         if w.job:
             row += [f"{statistics.median(res[c.name]['acc']):.3f}"]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n", {"med": med, "ratios": ratios, "res": res}
+    return "\n".join(lines) + "\n", {"med": med, "ratios": ratios, "res": res, "peak": peak_gflops}
 
 
 # ----- targets ------------------------------------------------------------------------------------
-def targets(summary: dict, peak: float, mem: dict | None) -> str:
+def targets(summary: dict, mem: dict | None) -> str:
+    """One row per target of issue #8 that this run measured: met / NOT met / pending."""
     rows = []
 
     def ratio(key, ref, peer):
         return summary.get(key, {}).get("ratios", {}).get((ref, peer))
 
-    def verdict(v, ok):
-        return "pending" if v is None else ("met" if ok else "NOT met")
+    def row(what, r, ok, shown=None):
+        rows.append((what, "—" if r is None else (shown or f"{r:.2f}"),
+                     "pending" if r is None else ("met" if ok(r) else "NOT met")))
 
     for b in W.MLP_BATCHES:
         k = f"mlp{b}"
-        r = ratio(k, "chainrule", "torch")
-        rows.append((f"MLP step b={b}: chainrule / torch Adam <= 1.0", "—" if r is None else f"{r:.2f}",
-                     verdict(r, r is not None and r <= 1.0)))
+        if k not in summary:
+            continue
+        row(f"MLP step b={b}: chainrule / torch Adam <= 1.0", ratio(k, "chainrule", "torch"), lambda r: r <= 1.0)
         if b >= 128:
-            r = ratio(k, "chainrule", "torch fused")
-            rows.append((f"MLP step b={b}: chainrule / torch Adam(fused) <= 1.0", "—" if r is None else f"{r:.2f}",
-                         verdict(r, r is not None and r <= 1.0)))
-    s = summary.get("mlp1024")
-    if s and "chainrule" in s["med"]:
-        frac = s["flops"] / s["med"]["chainrule"] / 1e9 / peak
-        rows.append(("MLP step b=1024: >= 85% of sgemm peak", f"{100 * frac:.0f}%", verdict(frac, frac >= 0.85)))
-    else:
-        rows.append(("MLP step b=1024: >= 85% of sgemm peak", "—", "pending"))
+            row(f"MLP step b={b}: chainrule / torch Adam(fused) <= 1.0", ratio(k, "chainrule", "torch fused"),
+                lambda r: r <= 1.0)
+        if b == 1024:
+            s = summary[k]
+            frac = s["flops"] / s["med"]["chainrule"] / 1e9 / s["peak"] if "chainrule" in s["med"] else None
+            row("MLP step b=1024: >= 85% of sgemm peak", frac, lambda f: f >= 0.85,
+                None if frac is None else f"{100 * frac:.0f}%")
     for k, label in (("logreg", "Logistic regression step"), ("add", "(8,8) add fwd+bwd")):
-        r = ratio(k, "chainrule", "torch")
-        rows.append((f"{label}: <= 0.5x torch", "—" if r is None else f"{r:.2f}", verdict(r, r is not None and r <= 0.5)))
+        if k in summary:
+            row(f"{label}: <= 0.5x torch", ratio(k, "chainrule", "torch"), lambda r: r <= 0.5)
     for k in ("digits", "mnist1d"):
-        s = summary.get(k)
+        if k not in summary:
+            continue
+        s = summary[k]
+        acc = {n: statistics.median(v["acc"]) for n, v in s["res"].items()}
         for peer in ("torch", "sklearn", "mygrad"):
-            ref = "chainrule MLPClassifier" if peer == "sklearn" and s and "chainrule MLPClassifier" in s["med"] \
-                else "chainrule"
+            ref = _ref_for(W.Workload(k, "", "s", 1, job=True), peer, s["med"])
             r = ratio(k, ref, peer)
-            acc_ok = None
-            if r is not None:
-                acc = {n: statistics.median(v["acc"]) for n, v in s["res"].items()}
-                acc_ok = acc[ref] >= acc[peer] - 0.01
-            rows.append((f"{k} job: faster than {peer} at the same accuracy (±1 pt)",
-                         "—" if r is None else f"{r:.2f} (acc {acc[ref]:.3f} vs {acc[peer]:.3f})",
-                         verdict(r, r is not None and r < 1.0 and acc_ok)))
-    if mem:
-        for b, m in sorted(mem.items()):
-            cr, tc = m.get("chainrule"), m.get("torch")
-            if not cr or not tc or "error" in cr or "error" in tc:
-                rows.append((f"Peak step memory b={b} <= torch", "—", "pending"))
-                continue
-            r = cr["rss_peak"] / max(tc["rss_peak"], 1)
-            rows.append((f"Peak step memory b={b} <= torch", f"{r:.2f}", verdict(r, r <= 1.0)))
+            shown = None if r is None else f"{r:.2f} ({ref}; acc {acc[ref]:.3f} vs {acc[peer]:.3f})"
+            row(f"{k} job: faster than {peer} at the same accuracy (within 1 pt)", r,
+                lambda r: r < 1.0 and acc[ref] >= acc[peer] - 0.01, shown)
+    for b, m in sorted((mem or {}).items()):
+        for peer, label in (("torch", "Adam"), ("torch-fused", "Adam(fused)")):
+            cr, tc = m.get("chainrule", {}), m.get(peer, {})
+            r = cr["peak"] / max(tc["peak"], 1) if "peak" in cr and "peak" in tc else None
+            row(f"Peak memory of a step b={b}: <= torch {label}", r, lambda r: r <= 1.0)
     out = ["| target | measured (chainrule / peer) | status |", "|---|---:|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(out) + "\n"
@@ -212,27 +229,23 @@ def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str,
     libs = ["chainrule", "torch", "torch-fused", "chainrule-fwdbwd", "torch-fwdbwd"]
     mem: dict = {}
     lines = ["### Peak memory of one MLP 784-512-512-10 training step (Adam)", "",
-             "Fresh subprocess per measurement, glibc told to unmap freed buffers at once; peak = VmHWM - VmRSS "
-             "around one steady-state step (see `bench/bench_memory.py`). Median of "
-             f"{1 if quick else 3} processes. tracemalloc = NumPy's own traced peak in the same step.", "",
-             "| batch | contender | peak RSS over baseline (MB) | tracemalloc peak (MB) | chainrule / this |",
+             "Fresh subprocess per measurement; peak bytes of array data live during one steady-state step above "
+             "the level at its start: tracemalloc for NumPy, torch.profiler's allocator events for torch (method in "
+             f"`bench/bench_memory.py`). Median of {1 if quick else 3} processes. The RSS column is the resident-set "
+             "high-water mark over the step, for reference only (it misses reused pages).", "",
+             "| batch | contender | peak (MB) | chainrule / this | RSS high-water delta (MB) |",
              "|---:|---|---:|---:|---:|"]
     for b in batches:
-        mem[b] = {}
-        for lib in libs:
-            try:
-                mem[b][lib] = bench_memory.measure(lib, b, threads, repeats=1 if quick else 3)
-            except W._Pending as e:
-                mem[b][lib] = {"error": str(e)}
+        mem[b] = {lib: bench_memory.measure(lib, b, threads, repeats=1 if quick else 3) for lib in libs}
         for lib in libs:
             m = mem[b][lib]
             if "error" in m:
-                lines.append(f"| {b} | {lib} | pending/error: {m['error']} | | |")
+                lines.append(f"| {b} | {lib} | error: {m['error']} | | |")
                 continue
             ref = mem[b].get("chainrule-fwdbwd" if lib.endswith("fwdbwd") else "chainrule", {})
-            r = "" if lib.startswith("chainrule") or "rss_peak" not in ref else f"{ref['rss_peak'] / m['rss_peak']:.2f}"
-            tm = "" if m.get("traced_peak") is None else f"{m['traced_peak'] / 2**20:.1f}"
-            lines.append(f"| {b} | {lib} | {m['rss_peak'] / 2**20:.1f} | {tm} | {r} |")
+            r = "" if lib.startswith("chainrule") or "peak" not in ref else f"**{ref['peak'] / m['peak']:.2f}**"
+            rss = "" if m.get("rss_peak") is None else f"{m['rss_peak'] / 2**20:.1f}"
+            lines.append(f"| {b} | {lib} | {m['peak'] / 2**20:.1f} | {r} | {rss} |")
     return "\n".join(lines) + "\n", mem
 
 
@@ -264,7 +277,7 @@ def main(argv=None) -> int:
                 continue
             w = build()
             if w.job:
-                rounds, blocks, warmup = (1, 1, 0) if a.quick else (5, 1, 0)
+                rounds, blocks, warmup = (1, 1, 1) if a.quick else (5, 1, 1)
             elif key.startswith("mlp"):
                 b = int(key[3:])
                 rounds, blocks = (3, 3) if a.quick else (15, {16: 40, 128: 10, 1024: 3}[b])
@@ -283,7 +296,7 @@ def main(argv=None) -> int:
             md, mem = memory_section(a.threads, quick=a.quick)
             print(md, flush=True)
             out.append(md)
-        tmd = "### Targets (issue #8)\n\n" + targets(summary, peak_best, mem)
+        tmd = "### Targets (issue #8)\n\n" + targets(summary, mem)
         print(tmd, flush=True)
         out.append(tmd)
         if a.only and "profile" in a.only:

@@ -35,6 +35,8 @@ class Contender:
     step: Callable | None = None
     pending: str = ""
     note: str = ""
+    blocks: int | None = None     # timed blocks per round, if not the workload's (the sgemm probe: 1)
+    gflop: float | None = None    # work per call, for probes that are not the workload's step
 
 
 @dataclass
@@ -266,14 +268,33 @@ def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
     w.contenders.append(cr_fb)
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, None, ADAM_LR), "torch fwd+bwd", "torch",
                              "no optimizer"))
+    w.contenders += sgemm_probes()
     return w
+
+
+def sgemm_probes(n: int = 2048) -> list[Contender]:
+    """The 2048^3 float32 sgemm as a round-robin contender: the peak is measured under the same noise as
+    the workload it normalises ('% of sgemm peak')."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), np.float32)
+    probes = [Contender("sgemm NumPy", "probe", lambda: np.matmul(a, b, out=out), note=f"{n}^3 float32",
+                        blocks=1, gflop=2 * n ** 3 / 1e9)]
+    try:
+        import torch
+        ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
+        probes.append(Contender("sgemm torch", "probe", lambda: torch.mm(ta, tb, out=tout), note=f"{n}^3 float32",
+                                blocks=1, gflop=2 * n ** 3 / 1e9))
+    except ImportError:
+        pass
+    return probes
 
 
 # ----- 2. logistic regression ---------------------------------------------------------------------
 def logreg_step() -> Workload:
     sizes, arrays = (64, 10), init_mlp((64, 10))
     x, y = batch(32, 64)
-    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 50)
+    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20)
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "chainrule", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "torch", "torch"))
@@ -390,14 +411,34 @@ def job_chainrule_loop(sizes, data, epochs, bs, lr, seed=0):
     return run
 
 
+def job_chainrule_fit(sizes, data, epochs, bs, lr, seed=0):
+    """models.MLP + optim.Adam + chainrule.train.fit: the library's own training loop."""
+    Adam, fit, MLP = _cr_attr("optim", "Adam"), _cr_attr("train", "fit"), _cr_attr("models", "MLP")
+
+    def run():
+        import chainrule as cr
+        Xtr, ytr, Xte, yte = data[:4]
+        model = MLP(list(sizes), activation="relu")
+        for p, a in zip(model.parameters(), init_mlp(sizes, seed)):
+            p.data[...] = a
+        fit(model, "cross_entropy", Adam(model.parameters(), lr=lr), (Xtr, ytr), epochs=epochs, batch_size=bs,
+            metrics=(), progress=False, seed=seed)
+        with cr.no_grad():
+            pred = model(cr.Tensor(Xte)).data.argmax(1)
+        return float((pred == yte).mean())
+    return run
+
+
 def job_chainrule_sklearn(hidden, data, epochs, bs, lr, seed=0):
-    """chainrule.sklearn.MLPClassifier with scikit-learn's parameter names."""
+    """chainrule.sklearn.MLPClassifier, set up like the scikit-learn job: Adam, no L2, all epochs."""
     MLPClassifier = _cr_attr("sklearn", "MLPClassifier")
 
     def run():
+        import warnings
         Xtr, ytr, Xte, yte = data[:4]
-        clf = MLPClassifier(hidden_layer_sizes=hidden, batch_size=bs, max_iter=epochs, learning_rate_init=lr,
-                            random_state=seed)
+        warnings.filterwarnings("ignore", message=".*max_epochs=")
+        clf = MLPClassifier(hidden_layer_sizes=hidden, optimizer="adam", learning_rate=lr, batch_size=bs,
+                            max_epochs=epochs, alpha=0.0, tol=0.0, n_iter_no_change=10 ** 9, random_state=seed)
         clf.fit(Xtr, ytr)
         return float((np.asarray(clf.predict(Xte)) == yte).mean())
     return run
@@ -505,6 +546,8 @@ def full_job(name: str, quick: bool = False) -> Workload:
         _try(lambda: job_chainrule_loop(sizes, data, epochs, bs, lr), "chainrule", "chainrule",
              "models/nn + optim.Adam, hand loop"),
         _try(lambda: job_torch(sizes, data, epochs, bs, lr), "torch", "torch", "nn.Sequential + optim.Adam, hand loop"),
+        _try(lambda: job_chainrule_fit(sizes, data, epochs, bs, lr), "chainrule fit", "chainrule",
+             "models.MLP + optim.Adam + train.fit"),
         _try(lambda: job_chainrule_sklearn(hidden, data, epochs, bs, lr), "chainrule MLPClassifier", "chainrule",
              "chainrule.sklearn.MLPClassifier"),
         _try(lambda: job_sklearn(hidden, data, epochs, bs, lr), "sklearn", "sklearn",

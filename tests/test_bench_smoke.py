@@ -69,4 +69,4 @@ def test_profile_renders():
 def test_memory_probe_runs_in_process():
     import bench_memory
     res = bench_memory.child("chainrule", 16, threads=1)
-    assert "error" in res or (res["rss_peak"] >= 0 and res["traced_peak"] > 0)
+    assert res["peak"] > 0 and (res["rss_peak"] is None or res["rss_peak"] >= 0)
