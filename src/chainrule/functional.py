@@ -283,8 +283,9 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
         if w is not None:
             t = t * w
         loss = ops.softmax_cross_entropy(z, t)
-        return _reduce(ops.reshape(loss, shape=shape[:1] + shape[2:]) if len(shape) != 2 else loss,
-                       reduction)
+        if len(shape) != 2:  # (N, C, d...) -> (N, d...); a single (C,) row -> ()
+            loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
+        return _reduce(loss, reduction)
     t = t.reshape(-1).astype(np.int64)
     valid = t != ignore_index
     if (t[valid] < 0).any() or (t[valid] >= C).any():
