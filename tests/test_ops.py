@@ -448,6 +448,17 @@ def test_cross_entropy_options(torch, dtype):
     check(torch, lambda x: F.cross_entropy(x, y4), lambda t: tce(t, torch.tensor(y4)), z4, dtype=dtype, second=True)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_cross_entropy_single_row(torch, reduction):
+    """Regression: a 1-D (C,) input with a probability target crashed reshaping the loss to (C,)."""
+    tce = torch.nn.functional.cross_entropy
+    z, p = rnd(5, seed=2), np.random.default_rng(4).dirichlet(np.ones(5))
+    check(torch, lambda x: F.cross_entropy(x, p, reduction=reduction),
+          lambda t: tce(t, torch.tensor(p), reduction=reduction), z, second=True)
+    check(torch, lambda x: F.cross_entropy(x, np.array(3), reduction=reduction),
+          lambda t: tce(t, torch.tensor(3), reduction=reduction), z, second=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bce_with_logits(torch, dtype):
     tb = torch.nn.functional.binary_cross_entropy_with_logits
