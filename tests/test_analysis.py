@@ -242,7 +242,7 @@ def test_analyze_command_writes_report_and_figures(tmp_path, capsys):
 
     out = tmp_path / "run"
     rc = cli.main(["analyze", "--data", "digits", "--models", "logreg,mlp", "--out", str(out), "--cv", "2",
-                   "--max-samples", "300", "--n-jobs", "1", "--max-epochs", "5", "--epochs-dynamics", "2"])
+                   "--max-samples", "200", "--n-jobs", "1", "--max-epochs", "3", "--epochs-dynamics", "2"])
     assert rc == 0
     report = (out / "report.md").read_text()
     for section in ("Weight importance", "Ablation importance", "Permutation importance", "Sample complexity",
