@@ -260,3 +260,51 @@ def test_analyze_command_rejects_unknown_model(tmp_path, capsys):
 
     assert cli.main(["analyze", "--models", "logreg,svm", "--out", str(tmp_path)]) == 2
     assert "unknown model 'svm'" in capsys.readouterr().err
+
+
+# ----- chainrule's own estimators -----------------------------------------------------------------
+def test_chainrule_estimators_weight_and_ablation_rank_signal_first():
+    crsk = pytest.importorskip("chainrule.sklearn")
+    X, y = make_data(n=240, classes=3, scale1=1.0)
+    Xs = StandardScaler().fit_transform(X)
+    model = crsk.SoftmaxRegression(max_epochs=30, learning_rate=0.05, random_state=0).fit(Xs, y)
+    r = A.weight_importance(model, X=Xs)
+    W = model.model_.linear.weight.data.astype(float)
+    assert np.allclose(r.per_class, np.abs(W - W.mean(axis=0)) * Xs.std(axis=0), rtol=1e-5)
+    assert set(r.ranking()[:2]) == INFORMATIVE
+    mlp = crsk.MLPClassifier((16,), max_epochs=25, learning_rate=0.02, random_state=0)
+    abl = A.ablation_importance(mlp, Xs, y, features={"signal": [0, 1], "noise": [2, 3, 4, 5]}, cv=3, n_jobs=1)
+    assert abl.ranking() == ["signal", "noise"] and abl.ci_low[0] > 0
+
+
+def test_chainrule_identical_estimators_have_identical_errors():
+    crsk = pytest.importorskip("chainrule.sklearn")
+    X, y = make_data(n=150)
+    Xs = StandardScaler().fit_transform(X)
+    est = lambda: crsk.MLPClassifier((8,), max_epochs=10, learning_rate=0.02, random_state=3)
+    r = A.error_correlation({"a": est(), "b": est()}, Xs, y, cv=3)
+    assert r.phi[0, 1] == 1.0 and len(r.disputed) == 0
+
+
+def test_training_dynamics_as_a_chainrule_train_callback():
+    train = pytest.importorskip("chainrule.train")
+    import chainrule as cr
+    from chainrule.models import MLP
+
+    X, y = make_data(n=200, scale1=1.0)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    cr.manual_seed(0)
+    net = MLP([6, 16, 2], dropout=0.5)
+    dyn = A.TrainingDynamics(X, y)
+    train.fit(net, "cross_entropy", cr.optim.Adam(net.parameters(), lr=0.02), (X, y), epochs=4, callbacks=[dyn],
+              progress=False, seed=0)
+    assert dyn.correct.shape == (4, 200)
+    # Recorded in eval mode (no dropout): the last row is exactly the trained network's predictions.
+    net.eval()
+    with cr.no_grad():
+        pred = net(cr.tensor(X)).data.argmax(axis=1)
+    assert np.array_equal(dyn.correct[-1], pred == y)
+    assert dyn.correct[-1].mean() > 0.8
+    net.train()
+    row = dyn.record(net)   # a Module directly: evaluated in eval mode, its mode restored afterwards
+    assert net.training is True and np.array_equal(row, pred == y)

@@ -245,7 +245,7 @@ def _coefficients(model) -> np.ndarray:
     coef = getattr(model, "coef_", None)
     if coef is None:
         inner = getattr(model, "model_", model)
-        w = getattr(inner, "weight", None)
+        w = getattr(getattr(inner, "linear", inner), "weight", None)  # chainrule.models keep theirs in .linear
         if w is None and hasattr(inner, "parameters"):
             w = next((p for p in inner.parameters() if getattr(p, "ndim", 0) == 2), None)
         if w is None:
@@ -705,10 +705,10 @@ class TrainingDynamics(_Result):
         """Evaluate ``model`` on the tracked examples and append this epoch's correctness."""
         if self.X is None:
             raise ValueError("TrainingDynamics(X, y) needs the examples to evaluate on")
-        if hasattr(model, "predict"):
-            pred = np.asarray(model.predict(self.X))
-        elif hasattr(model, "parameters") and hasattr(model, "training"):
+        if hasattr(model, "parameters") and hasattr(model, "training"):  # a chainrule Module: eval mode
             pred = _module_predict(model, self.X)
+        elif hasattr(model, "predict"):
+            pred = np.asarray(model.predict(self.X))
         else:
             pred = np.asarray(model(self.X))
         if pred.ndim == 2:  # scores or probabilities: the predicted class is the arg max
