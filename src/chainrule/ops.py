@@ -170,7 +170,8 @@ div = _binary("div", np.true_divide).defgrad(
 @_binary("pow", np.power).defgrad
 def pow(g, out, a, b, needs):  # noqa: A001 - mirrors torch.pow
     # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a  (only when the exponent wants a gradient)
-    ga = g * b * a ** (b - 1) if needs[0] else None
+    # (b = 0 gives 0, also at a = 0 where a^(b-1) is inf: the exponent is kept at 0 there, no 0 * inf)
+    ga = g * b * a ** where(b != 0, b - 1, 0.0) if needs[0] else None
     gb = g * out * log(where(a > 0, a, 1.0)) if needs[1] else None
     return ga, gb
 
