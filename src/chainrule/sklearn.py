@@ -65,9 +65,9 @@ def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_d
     if name == "adam":
         return optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "newton":
-        if not hasattr(optim, "Newton"):
-            raise ValueError("optimizer 'newton' is not available in this chainrule.optim")
-        return optim.Newton(params, lr=lr)
+        # The line search keeps Newton from climbing where the Hessian is (nearly) singular, e.g.
+        # softmax regression's redundant class offsets.
+        return optim.Newton(params, lr=lr, line_search=True)
     raise ValueError(f"unknown optimizer {name!r}: choose one of {list(OPTIMIZERS)}")
 
 

@@ -4,8 +4,10 @@
 returns a :class:`History`. It is the lecture's training procedure written once:
 
 - the data come from a :class:`~chainrule.data.DataLoader` (``batch_size=None`` is full-batch GD);
-- each step calls ``optimizer.step(closure)`` when the optimizer needs to re-evaluate the loss
-  (Newton's method), ``closure(); optimizer.step()`` otherwise;
+- each step runs ``closure(); optimizer.step()`` (the closure computes the loss and calls
+  ``backward``); Newton's method gets ``optimizer.step(closure)`` with a closure that only returns
+  the loss (Newton differentiates it twice itself), and optimizers with ``requires_closure = True``
+  get ``step(closure)`` with the backward-calling closure (torch's LBFGS convention);
 - evaluation runs under ``cr.no_grad()`` with ``model.eval()`` (dropout off);
 - :class:`EarlyStopping` is the lecture's early stopping (keep the weights of the best validation
   epoch), :class:`Checkpoint` writes everything needed to continue a run bit for bit.
@@ -374,6 +376,13 @@ def _loader(data, batch_size, shuffle, seed=None) -> DataLoader:
     raise ValueError(f"data must be an (X, y) tuple or a DataLoader, got {type(data).__name__}")
 
 
+def _differentiates_closure(optimizer) -> bool:
+    """Newton's method needs ``step(closure)`` with a closure that only *returns* the loss: it
+    differentiates it twice itself, so the closure must not call ``backward()``."""
+    from .optim import Newton
+    return isinstance(optimizer, Newton) or bool(getattr(optimizer, "differentiates_closure", False))
+
+
 def _lr(optimizer) -> float | None:
     groups = getattr(optimizer, "param_groups", None)
     return float(groups[0]["lr"]) if groups else None
@@ -441,22 +450,23 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------------
     def _step(self, xb, yb) -> tuple[float, Any]:
         last: dict[str, Any] = {}
+        second_order = _differentiates_closure(self.optimizer)
 
         def closure():
-            self.optimizer.zero_grad()
+            if not second_order:
+                self.optimizer.zero_grad()
             out = self.model(xb)
             loss = self.loss_fn(out, yb)
             if self.penalty is not None:
                 loss = loss + self.penalty()
-            loss.backward()
+            if not second_order:
+                loss.backward()
             last["out"], last["loss"] = out, loss
             return loss
 
-        # Newton-type optimizers re-evaluate the loss themselves; torch's convention for the rest
-        # is closure(); step().
-        if getattr(self.optimizer, "requires_closure", False):
+        if second_order or getattr(self.optimizer, "requires_closure", False):
             self.optimizer.step(closure)
-        else:
+        else:  # torch's convention for first-order optimizers: closure(); step()
             closure()
             self.optimizer.step()
         return float(_arr(last["loss"])), last["out"]
