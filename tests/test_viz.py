@@ -269,3 +269,11 @@ def test_render_svg_and_png_with_dot(tmp_path):
     assert "<svg" in svg and svg.count('class="node"') == len(g.nodes)
     png = g.render(tmp_path / "net.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_named_op_nodes_show_name_and_op():
+    x = scalar(2.0, "x")
+    z = x * x
+    z.name = "z"
+    nodes, _ = parse_dot(viz.graph(cr.exp(z)).to_dot())
+    assert sorted(first_line(v) for v in nodes.values()) == ["#0 x", "#1 z = mul", "exp#2"]

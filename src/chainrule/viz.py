@@ -178,7 +178,10 @@ class Graph:
         lines = ["digraph chainrule {", f"  rankdir={rankdir};",
                  '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=8];']
         for n in self.nodes:
-            parts = [n.label if n.kind == "const" or n.label.endswith(f"#{n.index}") else f"#{n.index} {n.label}"]
+            if n.kind == "const" or n.label.endswith(f"#{n.index}"):  # constants and unnamed ops ("mul#3")
+                parts = [n.label]
+            else:  # named: "#3 z1 = mul", leaves "#0 x"
+                parts = [f"#{n.index} {n.label}" + (f" = {n.op}" if n.op else "")]
             if n.kind != "const":
                 parts.append(f"{n.shape} {n.dtype}")
             if n.grad_norm is not None:
