@@ -47,6 +47,11 @@ class _GradMode(contextlib.ContextDecorator):
     def __exit__(self, *exc):
         state.enabled = self.prevs.pop()
 
+    def __call__(self, func):  # used as a decorator: undo set_grad_enabled's immediate switch (torch)
+        if self.before is not None:
+            state.enabled, self.before = self.before, None
+        return super().__call__(func)
+
 
 def no_grad() -> _GradMode:
     """Context manager and decorator: run without recording a graph (inference, updates)."""
