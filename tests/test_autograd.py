@@ -362,6 +362,19 @@ def test_set_grad_enabled_restores_mode():
     assert cr.is_grad_enabled()
 
 
+def test_set_grad_enabled_as_decorator():
+    """Regression: decorating with @set_grad_enabled(False) switched grad off for the whole process
+    at definition time (torch restores the mode when it is used as a decorator)."""
+    @cr.set_grad_enabled(False)
+    def f(t):
+        return t * 2.0
+
+    assert cr.is_grad_enabled()
+    x = cr.tensor([1.0], requires_grad=True)
+    assert not f(x).requires_grad
+    assert cr.is_grad_enabled() and (x * 2.0).requires_grad
+
+
 def test_no_grad_decorator_is_reentrant():
     """Regression: one decorator instance kept a single saved mode, so a recursive @no_grad()
     function overwrote it and left grad mode off after returning."""
