@@ -176,6 +176,9 @@ def test_k_ranks_match_one_rank(tmp_path, k, opt, dtype, l2):
     assert int(z["world"]) == k
     assert float(z["spread"]) == 0.0        # every replica holds bit-identical weights
     assert_same_weights(tmp_path / "dist.npz", tmp_path / "ref.npz", dtype)
+    ref = np.load(tmp_path / "ref.npz")     # training and validation metrics reduced over ranks
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(z[key], ref[key], rtol=1e-5, err_msg=key)
 
 
 def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):

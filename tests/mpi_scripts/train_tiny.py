@@ -119,8 +119,9 @@ def main():
     common = dict(epochs=a.epochs, batch_size=a.batch, seed=0, penalty=penalty, progress=False)
 
     if a.mode == "ref":
-        plain_fit(model, "cross_entropy", opt, (x, y), **common)
-        np.savez(a.out, *[p.data for p in model.parameters()])
+        hist = plain_fit(model, "cross_entropy", opt, (x, y), val=(x, y), **common)
+        np.savez(a.out, *[p.data for p in model.parameters()], val_loss=np.array(hist["val_loss"]),
+                 loss=np.array(hist["loss"]), val_accuracy=np.array(hist["val_accuracy"]))
         return
 
     resume = a.ckpt if a.resume else None
@@ -131,7 +132,8 @@ def main():
     spread = dist.allreduce(flat, "max") - dist.allreduce(flat, "min")
     if dist.is_main():
         np.savez(a.out, *[p.data for p in model.parameters()], spread=float(np.abs(spread).max()),
-                 world=dist.world_size(), val_loss=np.array(hist["val_loss"]), loss=np.array(hist["loss"]))
+                 world=dist.world_size(), val_loss=np.array(hist["val_loss"]), loss=np.array(hist["loss"]),
+                 val_accuracy=np.array(hist["val_accuracy"]))
 
 
 if __name__ == "__main__":
