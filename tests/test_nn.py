@@ -457,3 +457,15 @@ def test_nn_functional_alias():
 
     assert F.cross_entropy is cr.functional.cross_entropy and F.softmax is cr.functional.softmax
     assert F.dropout is cr.functional.dropout
+
+
+def test_parameter_dtype_float32_by_default_and_sharing():
+    assert nn.Parameter(np.ones(3)).dtype == np.float32  # np.ones is float64: must not creep in
+    assert nn.Parameter([0.5, 1.5]).dtype == np.float32
+    a = np.zeros(3, np.float32)
+    p = nn.Parameter(a)
+    assert np.shares_memory(p.data, a) and p.requires_grad and isinstance(p, cr.Tensor)
+    assert nn.Parameter(cr.tensor([1.0], dtype=np.float64)).dtype == np.float64  # explicit Tensor dtype kept
+    with pytest.raises(TypeError, match="floating-point"):
+        nn.Parameter(np.arange(3))
+    assert type(p * 2) is cr.Tensor  # results of ops are plain tensors, not parameters

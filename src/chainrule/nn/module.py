@@ -15,20 +15,27 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..autograd import no_grad
-from ..tensor import Tensor
+from ..tensor import DEFAULT_DTYPE, Tensor
 
 
 class Parameter(Tensor):
     """A tensor that is a learnable parameter of a :class:`Module` (requires grad by default).
 
-    ``Parameter(data)`` shares ``data`` when it is already an ndarray or a Tensor (like
-    ``torch.nn.Parameter``); it keeps the dtype it is given.
+    ``Parameter(data)`` shares ``data`` when it is a Tensor or a float32 ndarray (like
+    ``torch.nn.Parameter``). Other floating NumPy data is converted to float32, chainrule's default
+    (``np.ones(3)`` is float64, and one float64 parameter makes the whole model run in float64);
+    pass ``cr.tensor(a, dtype=cr.float64)`` to keep float64 on purpose.
     """
 
     __slots__ = ()
 
     def __init__(self, data: Any, requires_grad: bool = True):
-        data = data.data if isinstance(data, Tensor) else np.asarray(data)
+        if isinstance(data, Tensor):
+            data = data.data
+        else:
+            data = np.asarray(data)
+            if data.dtype.kind == "f" and data.dtype != DEFAULT_DTYPE:
+                data = data.astype(DEFAULT_DTYPE)
         super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self) -> str:
