@@ -40,36 +40,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import functional as F
-from . import models, optim
+from . import models
 from .autograd import no_grad
 from .data import DataLoader
 from .tensor import Tensor, get_rng
-from .train import EarlyStopping, History, Trainer
+from .train import OPTIMIZERS, EarlyStopping, History, Trainer, make_optimizer
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLPClassifier", "MLPRegressor", "make_optimizer", "OPTIMIZERS"]
-
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "newton")
-
-
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
-    """The optimizer called ``name`` (one of :data:`OPTIMIZERS`) over ``params``."""
-    params = list(params)
-    if name == "sgd":
-        return optim.SGD(params, lr=lr, weight_decay=weight_decay)
-    if name in ("momentum", "nesterov"):
-        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
-    if name == "adagrad":
-        return optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
-    if name == "rmsprop":
-        return optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
-    if name == "adam":
-        return optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "newton":
-        # The line search keeps Newton from climbing where the Hessian is (nearly) singular, e.g.
-        # softmax regression's redundant class offsets.
-        return optim.Newton(params, lr=lr, line_search=True)
-    raise ValueError(f"unknown optimizer {name!r}: choose one of {list(OPTIMIZERS)}")
-
 
 # Module-level (picklable) losses and penalty: fitted estimators must survive pickle/clone.
 def _cross_entropy(out, y):

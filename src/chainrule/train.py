@@ -39,7 +39,7 @@ from .autograd import no_grad
 from .data import DataLoader
 from .tensor import Tensor, get_rng, manual_seed
 
-__all__ = ["fit", "evaluate", "Trainer", "History", "Callback", "EarlyStopping", "Checkpoint",
+__all__ = ["fit", "evaluate", "make_optimizer", "OPTIMIZERS", "Trainer", "History", "Callback", "EarlyStopping", "Checkpoint",
            "LRSchedulerCallback", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]
 
 
@@ -77,6 +77,29 @@ def _metric(m) -> tuple[str, Callable]:
     if m not in METRICS:
         raise ValueError(f"unknown metric {m!r}: choose one of {sorted(METRICS)} or pass a callable(output, target)")
     return ("accuracy" if m == "acc" else m), METRICS[m]
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "newton")
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+    """The optimizer called ``name`` (one of :data:`OPTIMIZERS`) over ``params``: ``'momentum'`` and
+    ``'nesterov'`` are SGD with ``momentum``; ``'newton'`` uses its line search, which keeps it from
+    climbing where the Hessian is (nearly) singular, e.g. softmax regression's redundant offsets."""
+    from . import optim
+    params = list(params)
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name in ("momentum", "nesterov"):
+        return optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
+    if name == "newton":
+        if weight_decay:
+            raise ValueError("newton: weight_decay is not supported; use an L2 penalty instead")
+        return optim.Newton(params, lr=lr, line_search=True)
+    classes = {"adagrad": optim.Adagrad, "rmsprop": optim.RMSprop, "adam": optim.Adam, "adamw": optim.AdamW}
+    if name not in classes:
+        raise ValueError(f"unknown optimizer {name!r}: choose one of {list(OPTIMIZERS)}")
+    return classes[name](params, lr=lr, weight_decay=weight_decay)
 
 
 # ----- history ------------------------------------------------------------------------------------
@@ -599,3 +622,273 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
         checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(os.fspath(resume))
     trainer = Trainer(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty, verbose)
     return trainer.fit(train, val, epochs, batch_size, resume, seed)
+
+
+# ----- the command line: chainrule train | evaluate | predict --------------------------------------
+# Options default to None so that we can tell what the user typed: a resumed run takes its settings
+# from the run's config.json, and only --epochs may change (anything else would not be the same run).
+DEFAULTS: dict[str, Any] = {
+    "data": "digits", "target": None, "model": "mlp", "hidden": [128], "activation": "relu", "dropout": 0.0,
+    "optimizer": "adam", "lr": 1e-3, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 32, "epochs": 20,
+    "early_stopping": 0, "val_fraction": 0.1, "seed": 0,
+}
+
+_TRAIN_EXAMPLES = """examples:
+  chainrule train                                   # MLP on the bundled digits, 20 epochs
+  chainrule train --data mnist1d --hidden 256,256 --epochs 60 --lr 3e-3 --batch-size 128
+  chainrule train --model softmax --optimizer sgd --lr 0.1 --batch-size 0   # full-batch GD
+  chainrule train --data csv:my.csv --target label --early-stopping 5 --out runs/mine
+  chainrule train --resume runs/mine --epochs 40    # continue an interrupted (or finished) run
+
+A run directory holds config.json, history.json, checkpoints/, loss_curve.png, model.safetensors
+and metrics.json. Features are standardised with the training split's mean and std (kept in
+config.json); 10% of the training split is held out for validation; the test split is only used
+for the final accuracy."""
+
+
+def _hidden(text: str) -> list[int]:
+    import argparse
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden wants comma-separated integers like 128,64, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden sizes must be positive integers, got {text!r}")
+    return sizes
+
+
+def _positive(kind):
+    import argparse
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if v < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return v
+    return parse
+
+
+def configure_train(p) -> None:
+    """Options of ``chainrule train`` (see ``chainrule train --help``)."""
+    p.description = "Train a model on a bundled or CSV data set and write a run directory."
+    p.epilog = _TRAIN_EXAMPLES
+    d = DEFAULTS
+    g = p.add_argument_group("data")
+    g.add_argument("--data", help=f"digits|iris|breast_cancer|mnist1d|moons|spirals|xor|csv:PATH (default {d['data']})")
+    g.add_argument("--target", help="target column of a CSV (default: the last column)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=["logreg", "softmax", "mlp"], help=f"default {d['model']}")
+    g.add_argument("--hidden", type=_hidden, help="hidden layer sizes of the MLP, e.g. 128,64 (default 128)")
+    g.add_argument("--activation", help=f"MLP activation: relu, tanh, sigmoid, ... (default {d['activation']})")
+    g.add_argument("--dropout", type=_positive(float), help="drop probability after each hidden layer (default 0)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"default {d['optimizer']}")
+    g.add_argument("--lr", type=_positive(float), help=f"learning rate (default {d['lr']})")
+    g.add_argument("--momentum", type=_positive(float), help=f"for momentum/nesterov (default {d['momentum']})")
+    g.add_argument("--weight-decay", type=_positive(float), help="the optimizer's weight decay (default 0)")
+    g.add_argument("--batch-size", type=_positive(int), help=f"0 means full batch (GD) (default {d['batch_size']})")
+    g.add_argument("--epochs", type=_positive(int), help=f"total epochs (default {d['epochs']})")
+    g.add_argument("--early-stopping", type=_positive(int), metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without a better validation loss; keep the best weights (default off)")
+    g.add_argument("--seed", type=int, help=f"seed of the split, the initialisation, dropout and shuffling (default {d['seed']})")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", help="run directory (default runs/<data>-<model>-<timestamp>)")
+    g.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+
+
+def _standardize(X: np.ndarray, scaler: dict) -> np.ndarray:
+    return ((X - np.asarray(scaler["mean"], np.float32)) / np.asarray(scaler["scale"], np.float32)).astype(np.float32)
+
+
+def _build_model(cfg: dict, n_features: int, n_classes: int):
+    """The model a config describes. Logistic regression with more than two classes is the
+    multinomial model (softmax regression), as in scikit-learn."""
+    from . import models
+    if cfg["model"] == "mlp":
+        return models.MLP([n_features, *cfg["hidden"], n_classes], activation=cfg["activation"], dropout=cfg["dropout"])
+    if cfg["model"] == "logreg" and n_classes == 2:
+        return models.LogisticRegression(n_features)
+    return models.SoftmaxRegression(n_features, n_classes)
+
+
+def _binary_loss(out, y):
+    return F.binary_cross_entropy_with_logits(out, y.astype(out.dtype))
+
+
+def _loss_for(model):
+    return _binary_loss if type(model).__name__ == "LogisticRegression" else F.cross_entropy
+
+
+def _prepare(cfg: dict):
+    """Data set, scaler and the train/val/test arrays of a config (deterministic given its seed)."""
+    from sklearn.model_selection import train_test_split
+
+    from . import datasets
+    ds = datasets.load(cfg["data"], target=cfg["target"], seed=cfg["seed"])
+    mean = ds.X_train.mean(axis=0)
+    scale = ds.X_train.std(axis=0)
+    scale[scale == 0] = 1.0  # constant columns (digits' border pixels): leave them at 0, not NaN
+    scaler = {"mean": mean.tolist(), "scale": scale.tolist()}
+    Xtr, Xte = _standardize(ds.X_train, scaler), _standardize(ds.X_test, scaler)
+    counts = np.bincount(ds.y_train)
+    n_val = int(round(cfg["val_fraction"] * len(Xtr)))
+    strat = ds.y_train if counts.min() >= 2 and n_val >= len(counts) else None
+    Xtr, Xva, ytr, yva = train_test_split(Xtr, ds.y_train, test_size=cfg["val_fraction"], stratify=strat,
+                                          random_state=cfg["seed"])
+    return ds, scaler, (Xtr, ytr), (Xva, yva), (Xte, ds.y_test)
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _read_config(run_dir: str) -> dict:
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} is not a chainrule run directory (no config.json); "
+                                "give the --out directory of a 'chainrule train' run")
+    with open(path) as f:
+        return json.load(f)
+
+
+def run_train(args) -> int:
+    """``chainrule train``: train, print progress and the test accuracy, write the run directory."""
+    from . import io
+    given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    if args.resume:
+        cfg = _read_config(args.resume)
+        changed = sorted(k for k in given if k != "epochs" and given[k] != cfg.get(k))
+        if changed:
+            raise ValueError(f"--resume continues the run as configured; only --epochs may change, not "
+                             f"{', '.join('--' + k.replace('_', '-') for k in changed)}")
+        cfg.update(given)
+        out = args.resume
+    else:
+        cfg = {**DEFAULTS, **given}
+        if cfg["model"] != "mlp" and ("hidden" in given or "dropout" in given or "activation" in given):
+            raise ValueError(f"--hidden/--dropout/--activation apply to --model mlp, not {cfg['model']}")
+        out = args.out or os.path.join("runs", f"{cfg['data'].replace('csv:', '').replace(os.sep, '_')}-{cfg['model']}-"
+                                       f"{time.strftime('%Y%m%d-%H%M%S')}")
+    if not 0.0 <= cfg["dropout"] < 1.0:
+        raise ValueError(f"--dropout must be in [0, 1), got {cfg['dropout']}")
+    ds, scaler, train, val, test = _prepare(cfg)
+    manual_seed(cfg["seed"])
+    model = _build_model(cfg, ds.n_features, ds.n_classes)
+    optimizer = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
+    cfg.update(n_features=ds.n_features, n_classes=ds.n_classes, feature_names=ds.feature_names,
+               target_names=ds.target_names, scaler=scaler, model_config=model.config())
+    os.makedirs(out, exist_ok=True)
+    _write_json(os.path.join(out, "config.json"), cfg)  # before training: an interrupted run can resume
+    callbacks = [EarlyStopping(patience=cfg["early_stopping"])] if cfg["early_stopping"] else []
+    ckpt = os.path.join(out, "checkpoints")
+    print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p.data.size for p in model.parameters()):,} "
+          f"parameters; {cfg['optimizer']} lr={cfg['lr']}; run directory {out}", flush=True)
+    try:
+        history = fit(model, _loss_for(model), optimizer, train, val, epochs=cfg["epochs"],
+                      batch_size=cfg["batch_size"] or None, callbacks=callbacks, checkpoint_dir=ckpt,
+                      resume=ckpt if args.resume else None, seed=cfg["seed"], verbose=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"chainrule train: interrupted; continue with: chainrule train --resume {out}", file=sys.stderr)
+        raise
+    except FloatingPointError as e:
+        raise ValueError(str(e)) from None
+    result = evaluate(model, _loss_for(model), test)
+    io.save(model, os.path.join(out, "model.safetensors"), metadata={"chainrule.run": json.dumps(
+        {"target_names": ds.target_names, "feature_names": ds.feature_names})})
+    _write_json(os.path.join(out, "history.json"), history.to_dict())
+    _write_json(os.path.join(out, "metrics.json"), {"test_" + k: v for k, v in result.items()} | {"epochs": len(history)})
+    history.plot(os.path.join(out, "loss_curve.png"))
+    print(f"test accuracy {result['accuracy']:.4f}  test loss {result['loss']:.4f}  ({len(test[1])} samples, "
+          f"{len(history)} epochs)")
+    print(f"wrote {out}/ (config.json, history.json, metrics.json, loss_curve.png, model.safetensors, checkpoints/)")
+    return 0
+
+
+def _load_run(run_dir: str):
+    """Model and config of a run: the final model file, else (interrupted run) the latest checkpoint."""
+    from . import io
+    cfg = _read_config(run_dir)
+    final = os.path.join(run_dir, "model.safetensors")
+    if os.path.exists(final):
+        return io.load_model(final), cfg
+    model = _build_model(cfg, cfg["n_features"], cfg["n_classes"])
+    model.load_state_dict(load_checkpoint(os.path.join(run_dir, "checkpoints"))["model"])
+    return model, cfg
+
+
+def configure_evaluate(p) -> None:
+    p.description = "Evaluate a trained run on its test split (or on a labelled CSV)."
+    p.epilog = """examples:
+  chainrule evaluate runs/digits-mlp-20250101-120000
+  chainrule evaluate runs/mine --data csv:new_labelled.csv"""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by chainrule train")
+    p.add_argument("--data", help="csv:PATH with the training target column (default: the run's test split)")
+
+
+def run_evaluate(args) -> int:
+    from . import datasets
+    model, cfg = _load_run(args.run_dir)
+    if args.data:
+        if not args.data.startswith("csv:"):
+            raise ValueError(f"--data must be csv:PATH for evaluate, got {args.data!r}")
+        path = args.data[4:]
+        target = cfg["target"] or ([c for c in datasets._read_csv(path)[0] if c not in cfg["feature_names"]] or [None])[0]
+        if target is None:
+            raise ValueError(f"{path}: no target column besides the features {cfg['feature_names']}")
+        X = datasets.read_csv_features(path, cfg["feature_names"])
+        header, body = datasets._read_csv(path)
+        labels = [r[header.index(target)].strip() for r in body]
+        index = {name: k for k, name in enumerate(cfg["target_names"])}
+        unknown = sorted(set(labels) - set(index))
+        if unknown:
+            raise ValueError(f"{path}: labels {unknown[:5]} were not seen in training (classes {cfg['target_names']})")
+        data = (_standardize(X, cfg["scaler"]), np.array([index[v] for v in labels], np.int64))
+        where = path
+    else:
+        _, _, _, _, data = _prepare(cfg)
+        where = f"the {cfg['data']} test split"
+    res = evaluate(model, _loss_for(model), data)
+    print(f"accuracy {res['accuracy']:.4f}  loss {res['loss']:.4f}  ({len(data[1])} samples of {where})")
+    return 0
+
+
+def configure_predict(p) -> None:
+    p.description = "Predict classes for the rows of a CSV with a trained run; writes CSV to stdout."
+    p.epilog = """examples:
+  chainrule predict runs/mine --data csv:new.csv > predictions.csv
+  chainrule predict runs/mine --data csv:new.csv --proba
+
+The CSV needs the training feature columns (by name, any order); other columns are ignored."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by chainrule train")
+    p.add_argument("--data", required=True, help="csv:PATH of the rows to predict")
+    p.add_argument("--proba", action="store_true", help="add one probability column per class")
+
+
+def run_predict(args) -> int:
+    import csv
+
+    from . import datasets
+    if not args.data.startswith("csv:"):
+        raise ValueError(f"--data must be csv:PATH, got {args.data!r}")
+    model, cfg = _load_run(args.run_dir)
+    X = _standardize(datasets.read_csv_features(args.data[4:], cfg["feature_names"]), cfg["scaler"])
+    proba = np.asarray(model.predict_proba(X), np.float64)
+    if proba.ndim == 1:  # binary logistic regression: P(y = 1)
+        proba = np.stack([1.0 - proba, proba], axis=1)
+    names = cfg["target_names"]
+    w = csv.writer(sys.stdout, lineterminator="\n")
+    try:
+        w.writerow(["prediction"] + ([f"p_{n}" for n in names] if args.proba else []))
+        for row in proba:
+            w.writerow([names[int(row.argmax())]] + ([f"{v:.6g}" for v in row] if args.proba else []))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `chainrule predict ... | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
