@@ -103,3 +103,5 @@ __version__ = "0.1.0"
 from . import analysis, viz  # noqa: E402 - experiment analysis and graph pictures (matplotlib, sklearn imported lazily)
 from . import distributed  # data-parallel training on MPI; imports mpi4py lazily, only when launched by mpiexec
 from . import cost  # noqa: E402 - street-fighting math: estimate and measure parameters, memory, compute
+from . import data, datasets  # noqa: E402 - DataLoader and offline data sets (scikit-learn imported lazily)
+from .train import History, Trainer, evaluate, fit  # noqa: E402 - the fit loop
