@@ -171,6 +171,8 @@ class Dropout(Module):
     evaluation is the identity. ``scale=False`` (the lecture's original form): training only zeroes,
     and evaluation multiplies by the keep probability 1-p. Both give the expected activation
     ``E[train output] = eval output``, so the two differ only in where the rescaling happens.
+    (The lecture multiplies the next layer's *weights* by p at prediction; for the linear layer
+    that follows, scaling its input activations by p is the same thing.)
     """
 
     def __init__(self, p: float = 0.5, scale: bool = True):

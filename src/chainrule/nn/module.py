@@ -192,7 +192,8 @@ class Module:
         return self
 
     def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter to ``dtype`` in place (gradients are dropped)."""
+        """Cast every floating parameter to ``dtype`` (gradients are dropped). The parameters keep
+        their identity but get new arrays: cast before creating the optimizer or taking a state_dict."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
             if p.data.dtype.kind == "f" and p.data.dtype != dtype:
