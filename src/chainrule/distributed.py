@@ -38,7 +38,7 @@ from .tensor import Tensor, manual_seed
 __all__ = [
     "init", "rank", "world_size", "is_main", "is_initialized", "barrier", "abort", "require_mpi",
     "allreduce", "broadcast_object", "broadcast_parameters", "broadcast_optimizer",
-    "DistributedSampler", "GradientAllreducer", "guard", "fit", "evaluate", "shard_bounds", "DistributedTrainer",
+    "DistributedSampler", "GradientAllreducer", "guard", "fit", "evaluate", "shard_bounds",
     "INSTALL_HINT",
 ]
 
@@ -402,9 +402,9 @@ def evaluate(model, loss_fn, data, metrics: Sequence = ("accuracy",), batch_size
 def _trainer_class():
     """Build :class:`DistributedTrainer` on first use: chainrule.train is only imported when
     distributed training is actually requested (``import chainrule`` stays light)."""
-    global DistributedTrainer
-    if DistributedTrainer is not None:
-        return DistributedTrainer
+    global _DistributedTrainerClass
+    if _DistributedTrainerClass is not None:
+        return _DistributedTrainerClass
     from . import train as T
 
     class _DistributedTrainer(T.Trainer):
@@ -513,11 +513,19 @@ def _trainer_class():
                 cb.on_train_end()
             return self.history
 
-    DistributedTrainer = _DistributedTrainer
-    return DistributedTrainer
+    _DistributedTrainer.__name__ = _DistributedTrainer.__qualname__ = "DistributedTrainer"
+    _DistributedTrainerClass = _DistributedTrainer
+    return _DistributedTrainerClass
 
 
-DistributedTrainer: Any = None   # the class, built by _trainer_class() on first use of fit()
+_DistributedTrainerClass: Any = None
+
+
+def __getattr__(name: str):
+    # `cr.distributed.DistributedTrainer` is built on first access (it subclasses chainrule.train.Trainer).
+    if name == "DistributedTrainer":
+        return _trainer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size: int | None = 32, scheduler=None,
