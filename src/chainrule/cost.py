@@ -28,6 +28,7 @@ measurement side by side and explains every gap larger than 10%.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import tracemalloc
 import weakref
@@ -83,9 +84,10 @@ def human_bytes(n: float) -> str:
     return f"{n:.2f} TiB"  # pragma: no cover
 
 
-def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int]:
+def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int, int | None]:
     """(name, state arrays per parameter (-1: a P x P Hessian), step FLOPs per parameter, scratch
-    arrays per parameter) from a name ('adam') or an optimizer object."""
+    arrays, scratch block size or None when each parameter gets its own) from a name ('adam') or an
+    optimizer object."""
     if optimizer is None:
         optimizer = "adam"
     if isinstance(optimizer, str):
@@ -114,7 +116,8 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int]:
     if name.startswith("adam") and not isinstance(optimizer, str) and optimizer.param_groups[0].get("amsgrad"):
         k += 1
     scratch = int(getattr(cls, "_n_scratch", 0)) if cls is not None else 0
-    return name, k, step, scratch
+    chunk = getattr(cls, "CHUNK", None) if cls is not None else None
+    return name, k, step, scratch, chunk
 
 
 def _optim_class(name: str):
@@ -305,7 +308,7 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
         raise ValueError(f"batch_size must be a positive integer, got {B}")
     dtype = np.dtype(dtype)
     isz = dtype.itemsize
-    opt, k_state, step_per_p, k_scratch = _optimizer_spec(optimizer)
+    opt, k_state, step_per_p, k_scratch, chunk = _optimizer_spec(optimizer)
     layers: list[LayerCost] = []
     first = True
     n_lin = n_act = 0
@@ -344,7 +347,8 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
     m["parameters"] = P * isz
     m["gradients"] = P * isz
     m["optimizer_state"] = state * isz
-    m["optimizer_scratch"] = k_scratch * P * isz
+    # Scratch: either per parameter (k x P) or k blocks of CHUNK elements shared by all parameters.
+    m["optimizer_scratch"] = k_scratch * (int(chunk) if chunk else P) * isz
     m["activations"] = act_bytes
     m["input"] = B * sizes[0] * isz
     m["temporaries"], grads_at_peak = _backward_peak(layers, B, isz, loss is not None)
@@ -816,7 +820,8 @@ def _comparison_rows(e: Estimate, m: Measurement | None):
         ("memory: optimizer state", "bytes", (lec["training_memory"] - lec["parameters"] - B * sum(s)) * isz,
          mem["optimizer_state"], m.optimizer_state if m else None, "biases have optimizer state too"),
         ("memory: optimizer scratch", "bytes", 0, mem["optimizer_scratch"], m.optimizer_scratch if m else None,
-         "chainrule's optimizers keep per-parameter scratch buffers so the update runs in place"),
+         "chainrule's optimizers keep work arrays allocated once (per parameter, or CHUNK-sized blocks "
+         "shared by all parameters) so the update runs in place"),
         ("memory: saved activations", "bytes", B * sum(s) * isz, mem["activations"], pk.get("activations"),
          f"each activation's node keeps its input ({human_bytes(relu_saved * isz)}; PyTorch's ReLU keeps only "
          f"its output) and the loss keeps per-row losses and labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
@@ -986,10 +991,14 @@ def _load_run(run_dir: str):
         load_model = getattr(chainrule, "load_model", None)
     if load_model is None:
         raise ValueError("chainrule cost RUN_DIR needs cr.load_model, which this installation lacks")
-    model_file = next((os.path.join(run_dir, f) for f in sorted(os.listdir(run_dir))
-                       if f.startswith("model") and not f.endswith(".json")), run_dir)
+    model_file = os.path.join(run_dir, "model.safetensors")
+    if not os.path.isfile(model_file):
+        raise FileNotFoundError(f"{run_dir}: no model.safetensors (is the run finished? chainrule train writes it "
+                                "at the end)")
     model = load_model(model_file)
-    opt = cfg.get("optimizer", "adam")
-    if isinstance(opt, dict):
-        opt = opt.get("name", "adam")
-    return model, cfg.get("batch_size") or 128, str(opt).lower()
+    batch_size = cfg.get("batch_size")
+    if not batch_size:  # 0 means full-batch gradient descent: the batch is the training set
+        batch_size = 128
+        print(f"chainrule cost: {run_dir} trained full-batch; estimating for batch 128 (pass --batch-size)",
+              file=sys.stderr)
+    return model, int(batch_size), str(cfg.get("optimizer", "adam")).lower()
