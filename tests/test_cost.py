@@ -240,3 +240,6 @@ def test_cli_cost_run_dir(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "batch 16" in out and "optimizer sgd" in out and f"{20 * 30 + 30 * 4:,}" in out
     assert main(["cost", str(tmp_path / "nothing")]) == 2
+    (tmp_path / "config.json").write_text(json.dumps({"batch_size": 0, "optimizer": "momentum"}))  # full batch
+    assert main(["cost", str(tmp_path), "--batch-size", "5"]) == 0
+    assert "batch 5" in capsys.readouterr().out
