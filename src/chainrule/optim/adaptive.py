@@ -59,12 +59,15 @@ class Adagrad(Optimizer):
         for k in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             check_range(k, group[k])
 
-    def _update(self, p, g, group, state, scratch):
-        d, s = scratch
+    def _begin(self, p, group, state):
         if not state:
             state["step"] = 0
             state["sum"] = np.full_like(p, group["initial_accumulator_value"])
-        state["step"] = t = state["step"] + 1
+        state["step"] += 1
+
+    def _update(self, p, g, group, state, scratch):
+        d, s = scratch
+        t = state["step"]
         g = _direction(p, g, group, d, s)
         G, eps = state["sum"], group["eps"]
         lr_t = group["lr"] / (1.0 + (t - 1) * group["lr_decay"])
@@ -118,17 +121,19 @@ class RMSprop(Optimizer):
         check_range("weight_decay", group["weight_decay"])
         check_range("momentum", group["momentum"])
 
-    def _update(self, p, g, group, state, scratch):
-        d, s = scratch
-        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+    def _begin(self, p, group, state):
         if not state:
             state["step"] = 0
             state["square_avg"] = np.zeros_like(p)
-            if mu > 0:
+            if group["momentum"] > 0:
                 state["momentum_buffer"] = np.zeros_like(p)
             if group["centered"]:
                 state["grad_avg"] = np.zeros_like(p)
         state["step"] += 1
+
+    def _update(self, p, g, group, state, scratch):
+        d, s = scratch
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
         g = _direction(p, g, group, d, s)
         Eg2 = state["square_avg"]
         np.multiply(Eg2, alpha, out=Eg2)                                    # E[g^2] = alpha E[g^2] ...
@@ -207,16 +212,19 @@ class Adam(Optimizer):
         check_range("betas[1]", betas[1], 0.0, 1.0, hi_open=True)
         check_range("weight_decay", group["weight_decay"])
 
-    def _update(self, p, g, group, state, scratch):
-        d, s = scratch
-        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    def _begin(self, p, group, state):
         if not state:
             state["step"] = 0
             state["exp_avg"] = np.zeros_like(p)
             state["exp_avg_sq"] = np.zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p)
-        state["step"] = t = state["step"] + 1
+        state["step"] += 1
+
+    def _update(self, p, g, group, state, scratch):
+        d, s = scratch
+        lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        t = state["step"]
         if group["decoupled_weight_decay"]:
             if weight_decay != 0:
                 np.multiply(p, 1.0 - lr * weight_decay, out=p)              # theta = theta - lr wd theta

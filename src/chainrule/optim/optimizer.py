@@ -53,7 +53,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensor hash is identity)
         self.param_groups: list[dict] = []
-        self._scratch: dict[Tensor, list[np.ndarray]] = {}
+        self._scratch: dict = {}  # dtype (shared blocks) or parameter (non-contiguous) -> work arrays
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, dict):
@@ -124,28 +124,65 @@ class Optimizer:
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    g = p.grad.data
-                    if g.shape != p.data.shape:
-                        raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match "
-                                         f"its parameter's shape {p.data.shape}")
-                    state = self.state.get(p)
-                    if state is None:
-                        state = self.state[p] = {}
-                    self._update(p.data, g, group, state, self._buffers(p))
+                    if p.grad is not None:
+                        self._step_param(p, group)
         return loss
 
-    def _buffers(self, p: Tensor) -> list[np.ndarray]:
-        """Per-parameter scratch arrays, allocated on the first step and reused ever after."""
-        bufs = self._scratch.get(p)
-        if bufs is None or bufs[0].shape != p.data.shape or bufs[0].dtype != p.data.dtype:
-            bufs = self._scratch[p] = [np.empty_like(p.data) for _ in range(self._n_scratch)]
+    #: Elements per block. Big tensors are updated block by block so that the dozen passes of an
+    #: update rule run over arrays that sit in cache (about 1.5-2x faster than whole-array passes on 1M parameters).
+    CHUNK = 32768
+
+    def _step_param(self, p: Tensor, group: dict) -> None:
+        g, x = p.grad.data, p.data
+        if g.shape != x.shape:
+            raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match its "
+                             f"parameter's shape {x.shape}")
+        state = self.state.get(p)
+        if state is None:
+            state = self.state[p] = {}
+        extra = self._begin(x, group, state) or {}  # lazy state, t = t + 1: once per step, not per block
+        n = x.size
+        if not x.flags.c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
+            bufs = self._scratch.get(p)
+            if bufs is None or bufs[0].shape != x.shape:
+                bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
+            self._update(x, g, group, {**state, **extra}, bufs)
+            return
+        scratch = self._shared_scratch(x.dtype)
+        if n <= self.CHUNK:
+            self._update(x, g, group, {**state, **extra}, [s[:n].reshape(x.shape) for s in scratch])
+            return
+        xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
+        arrays = {}
+        for k, v in state.items():
+            if isinstance(v, np.ndarray):
+                if not v.flags.c_contiguous:
+                    v = state[k] = np.ascontiguousarray(v)
+                arrays[k] = v.reshape(-1)
+        block = {**state, **extra}
+        for a in range(0, n, self.CHUNK):
+            b = min(a + self.CHUNK, n)
+            for k, v in arrays.items():
+                block[k] = v[a:b]
+            self._update(xf[a:b], gf[a:b], group, block, scratch if b - a == self.CHUNK else [s[:b - a] for s in scratch])
+
+    def _shared_scratch(self, dtype) -> list[np.ndarray]:
+        """Scratch blocks shared by all parameters of a dtype, allocated once: ``_n_scratch`` arrays
+        of ``CHUNK`` elements (so scratch memory does not grow with the model)."""
+        bufs = self._scratch.get(dtype)
+        if bufs is None:
+            bufs = self._scratch[dtype] = [np.empty(self.CHUNK, dtype) for _ in range(self._n_scratch)]
         return bufs
 
     _n_scratch = 1
 
+    def _begin(self, p: np.ndarray, group: dict, state: dict) -> dict | None:
+        """Once per parameter per step, before the update: create the state on the first step,
+        advance the step count. May return per-step extras handed to ``_update`` in ``state``."""
+
     def _update(self, p: np.ndarray, g: np.ndarray, group: dict, state: dict, scratch: list[np.ndarray]) -> None:
+        """The update rule on (a block of) one parameter, in place. ``state`` holds the state
+        arrays (views of the same block) and scalars; ``scratch`` two or so work arrays."""
         raise NotImplementedError
 
     # ----- describe ---------------------------------------------------------------------------

@@ -63,6 +63,12 @@ class SGD(Optimizer):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={group['momentum']!r}, "
                              f"dampening={group['dampening']!r}")
 
+    def _begin(self, p, group, state):
+        if group["momentum"] != 0 and state.get("momentum_buffer") is None:
+            state["momentum_buffer"] = np.empty_like(p)
+            return {"first": True}  # b = g on the first step (not (1 - dampening) g)
+        return None
+
     def _update(self, p, g, group, state, scratch):
         lr, mu, dampening, weight_decay = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
         d, s = scratch
@@ -74,9 +80,9 @@ class SGD(Optimizer):
             step = np.multiply(g, lr, out=s)                    # lr * g
         else:
             scale = lr if group["lr_in_velocity"] else 1.0     # lecture: v = lr b
-            b = state.get("momentum_buffer")
-            if b is None:
-                b = state["momentum_buffer"] = np.multiply(g, scale, out=np.empty_like(p))  # b = g at t = 1
+            b = state["momentum_buffer"]
+            if state.get("first"):
+                np.multiply(g, scale, out=b)                    # b = g on the first step
             else:
                 np.multiply(b, mu, out=b)                       # b = mu * b ...
                 np.add(b, np.multiply(g, (1.0 - dampening) * scale, out=s), out=b)  # ... + (1 - dampening) g

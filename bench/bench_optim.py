@@ -1,0 +1,91 @@
+"""Optimizer step speed: chainrule vs torch.optim on ~1M float32 parameters in a few tensors.
+
+Adam and SGD with momentum, one step at a time, gradients fixed (the step is what is timed).
+Contenders run alternately, round after round, and the table reports medians per step with the
+ratio to chainrule (> 1: chainrule is faster). torch runs with its default thread count unless
+--torch-threads is given; NumPy's ufuncs are single-threaded.
+
+    python bench/bench_optim.py [--rounds 15] [--steps 20] [--torch-threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import chainrule as cr
+
+SHAPES = [(784, 1024), (1024,), (1024, 192), (192,), (192, 10), (10,)]  # 1,002,570 parameters
+
+
+def _chainrule(opt_name, kw, init, grads):
+    params = [cr.Tensor(x.copy(), requires_grad=True) for x in init]
+    for p, g in zip(params, grads):
+        p.grad = cr.Tensor(g.copy())
+    opt = getattr(cr.optim, opt_name)(params, **kw)
+    opt.step()  # allocate state and scratch outside the timing
+    return opt.step
+
+
+def _torch(torch, opt_name, kw, init, grads, **flags):
+    params = [torch.tensor(x.copy(), requires_grad=True) for x in init]
+    for p, g in zip(params, grads):
+        p.grad = torch.from_numpy(g.copy())
+    opt = getattr(torch.optim, opt_name)(params, **kw, **flags)
+    opt.step()
+    return opt.step
+
+
+def _time(step, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - t0) / n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--torch-threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None and args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+    n_params = sum(x.size for x in init)
+    cases = [("Adam", dict(lr=1e-3)), ("SGD", dict(lr=1e-2, momentum=0.9))]
+    print(f"{n_params:,} float32 parameters in {len(SHAPES)} tensors; numpy {np.__version__}"
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
+    print()
+    print("| optimizer | implementation | median ms / step | torch / chainrule |")
+    print("|---|---|---|---|")
+    for name, kw in cases:
+        contenders = {"chainrule": _chainrule(name, kw, init, grads)}
+        if torch is not None:
+            for label, flags in (("torch (default)", {}), ("torch foreach=True", {"foreach": True}),
+                                 ("torch fused=True", {"fused": True})):
+                try:
+                    contenders[label] = _torch(torch, name, kw, init, grads, **flags)
+                except (RuntimeError, ValueError, TypeError) as e:  # fused not available for this build
+                    print(f"| {name} | {label} | unavailable: {str(e).splitlines()[0][:60]} | |")
+        times = {k: [] for k in contenders}
+        for _ in range(args.rounds):
+            for k, step in contenders.items():
+                times[k].append(_time(step, args.steps))
+        ours = statistics.median(times["chainrule"])
+        for k, ts in times.items():
+            med = statistics.median(ts)
+            print(f"| {name}{' momentum=0.9' if name == 'SGD' else ''} | {k} | {med * 1e3:.3f} | {med / ours:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
