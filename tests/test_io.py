@@ -204,7 +204,12 @@ def test_torch_save_file_is_refused(torch, tmp_path):
     (json.dumps({"class": "MLP", "sizes": [4, 3], "evil": 1}), "bad architecture argument evil"),
     (json.dumps({"class": "MLP", "sizes": ["4", 3]}), "sizes must be integers"),
     (json.dumps({"class": "MLP", "sizes": [4, 3], "feature_fn": {"Lambda": "x"}}), "unknown feature function"),
-    (json.dumps({"class": "MLP", "sizes": [5, 3]}), r"shape mismatch for 'layers.0.weight'"),
+    (json.dumps({"class": "MLP", "sizes": [5, 3]}), "has 18 parameters but the file holds 15 numbers"),
+    (json.dumps({"class": "MLP", "sizes": [2, 5]}), r"shape mismatch for 'layers.0.weight'"),  # also 15
+    (json.dumps({"class": "MLP", "sizes": [10**6, 10**6, 10**6]}), "has 2000002000000 parameters"),  # no 8 TB alloc
+    (json.dumps({"class": "SoftmaxRegression", "n_features": -1, "n_classes": 3}), "positive integers"),
+    (json.dumps({"class": "MLP", "sizes": [4, 3], "feature_fn": {"PolynomialFeatures": {"degree": 10**9}}}),
+     "implausible PolynomialFeatures degree"),
 ])
 def test_hostile_architecture_metadata_is_refused(tmp_path, arch, match):
     m = cr.models.MLP([4, 3])

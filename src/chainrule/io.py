@@ -153,7 +153,7 @@ _ARGS = {  # constructor arguments load_model accepts, with their JSON types
 }
 
 
-def _build(arch: Any, where: str) -> Module:
+def _build(arch: Any, where: str, n_stored: int) -> Module:
     from . import models
 
     if not isinstance(arch, dict) or arch.get("class") not in _ARGS:
@@ -171,6 +171,18 @@ def _build(arch: Any, where: str) -> Module:
         kwargs["feature_fn"] = models.PolynomialFeatures(**pf)
     if "sizes" in kwargs and not all(type(s) is int for s in kwargs["sizes"]):
         raise ValueError(f"{where}: MLP sizes must be integers, got {kwargs['sizes']!r:.100}")
+    dims = kwargs.get("sizes", [kwargs.get("n_features"), kwargs.get("n_classes", 1)])
+    if not all(type(s) is int and s >= 1 for s in dims):
+        raise ValueError(f"{where}: layer sizes must be positive integers, got {dims!r:.100}")
+    # A hostile header could ask for a huge model: check the parameter count against the tensors
+    # actually in the file before allocating anything.
+    bias = kwargs.get("bias", True)
+    count = sum(a * b + (b if bias else 0) for a, b in zip(dims[:-1], dims[1:]))
+    if count != n_stored:
+        raise ValueError(f"{where}: the architecture {arch['class']}{dims} has {count} parameters but the "
+                         f"file holds {n_stored} numbers")
+    if fcfg is not None and not 0 <= fcfg["PolynomialFeatures"].get("degree", 2) <= 20:
+        raise ValueError(f"{where}: implausible PolynomialFeatures degree in {fcfg!r:.100}")
     try:
         return models.MODELS[arch["class"]](**kwargs)
     except (TypeError, ValueError) as e:
@@ -191,7 +203,7 @@ def load_model(path: str | os.PathLike) -> Module:
         arch = json.loads(meta[ARCH_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"{where}: the stored architecture is not JSON ({e})") from None
-    model = _build(arch, where)
+    model = _build(arch, where, sum(t.size for t in state.values()))
     floats = {t.dtype for t in state.values() if t.dtype.kind == "f"}
     if len(floats) == 1:
         model.to(floats.pop())  # a float64 checkpoint rebuilds a float64 model
