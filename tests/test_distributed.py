@@ -215,3 +215,11 @@ def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path,
     assert "epoch   1/3" not in r.stdout and "epoch   3/3" in r.stdout
     run(None, "train_tiny.py", "--mode", "ref", "--opt", "momentum", "--l2", "1e-3", "--out", tmp_path / "ref.npz")
     assert_same_weights(tmp_path / "resumed.npz", tmp_path / "ref.npz", "float32")
+
+
+def test_uncaught_exception_outside_fit_aborts_instead_of_hanging():
+    """Without init()'s excepthook rank 0 would wait in barrier() forever (mpiexec never returns)."""
+    p = run(2, "raise_outside_fit.py", check=False)
+    assert p.returncode != 0
+    assert "rank 1: ValueError: bad input file on rank 1" in p.stderr
+    assert "unreachable" not in p.stdout

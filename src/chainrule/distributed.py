@@ -84,6 +84,8 @@ def init(backend: str = "auto", comm: Any = None) -> int:
     ``srun``) and is a single process (world size 1) otherwise, even when mpi4py is not installed.
     ``backend="mpi"`` always initialises MPI (a singleton MPI run without a launcher);
     ``backend="single"`` never does. ``comm`` selects a sub-communicator (default ``COMM_WORLD``).
+    With more than one rank, an uncaught exception anywhere in the script then aborts the whole job
+    with ``rank r: <error>`` (a ``sys.excepthook``) instead of leaving the other ranks waiting.
     """
     global _comm, _initialized
     if backend not in ("auto", "mpi", "single"):
@@ -105,7 +107,25 @@ def init(backend: str = "auto", comm: Any = None) -> int:
     else:
         _comm = None
     _initialized = True
+    if _comm is not None and _comm.Get_size() > 1 and sys.excepthook is not _abort_excepthook:
+        _install_excepthook()
     return rank()
+
+
+def _install_excepthook() -> None:
+    """An uncaught exception on one rank would end that process normally while its peers wait in
+    their next collective forever (mpiexec hangs). After init(), such an exception aborts the job."""
+    global _previous_excepthook
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _abort_excepthook
+
+
+def _abort_excepthook(exc_type, exc, tb) -> None:
+    _previous_excepthook(exc_type, exc, tb)
+    abort(f"{exc_type.__name__}: {exc}", code=1)
+
+
+_previous_excepthook = sys.excepthook
 
 
 def is_initialized() -> bool:
