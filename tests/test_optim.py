@@ -374,3 +374,25 @@ def test_describe_shows_equations_with_current_hyperparameters():
     assert "sqrt(E[g^2] + 1e-08)" in optim.RMSprop([p], eps_in_sqrt=True).describe()
     assert "lr_t = 0.01 / (1 + (t - 1) * 0.5)" in optim.Adagrad([p], lr_decay=0.5).describe()
     assert "(decoupled)" in optim.AdamW([p]).describe()
+
+
+def test_numpy_scalar_hyperparameters_become_python_floats():
+    p = cr.randn(4, requires_grad=True)
+    opt = optim.Adam([p], lr=np.float64(0.01), betas=(np.float64(0.9), 0.999))
+    assert type(opt.param_groups[0]["lr"]) is float and type(opt.param_groups[0]["betas"][0]) is float
+    p.grad = cr.randn(4)
+    opt.step()
+    assert p.data.dtype == np.float32
+
+
+def test_accepts_module_parameters_and_named_parameters():
+    from chainrule import nn
+
+    model = nn.Linear(3, 2)
+    opt = optim.SGD(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["param_names"] == [n for n, _ in model.named_parameters()]
+    before = [p.data.copy() for p in model.parameters()]
+    loss = (model(cr.randn(5, 3)) ** 2).mean()
+    loss.backward()
+    opt.step()
+    assert all(np.abs(p.data - b).max() > 0 for p, b in zip(model.parameters(), before))

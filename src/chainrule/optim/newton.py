@@ -101,7 +101,7 @@ class Newton(Optimizer):
         P = sum(p.data.size for g in self.param_groups for p in g["params"]) + sum(p.data.size for p in group["params"])
         if _WARN_ABOVE < P <= group["exact_max_params"]:
             warnings.warn(f"Newton: {hessian_cost(P)}. Lower exact_max_params below {P:,} to use Hessian-free "
-                          "Newton-CG, which never forms H.", stacklevel=4)
+                          "Newton-CG, which never forms H.", stacklevel=5)
 
     # ----- the step ---------------------------------------------------------------------------
     def step(self, closure=None):

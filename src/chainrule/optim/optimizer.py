@@ -76,6 +76,9 @@ class Optimizer:
         if params is None:
             raise ValueError("a parameter group needs a 'params' entry (the tensors to optimize)")
         params = [params] if isinstance(params, Tensor) else list(params)
+        if params and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params):
+            group["param_names"] = [name for name, _ in params]  # model.named_parameters(), as in torch
+            params = [p for _, p in params]
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__} can only optimize Tensors, but parameter {i} of the "
@@ -94,6 +97,11 @@ class Optimizer:
         group["params"] = params
         for k, v in self.defaults.items():
             group.setdefault(k, v)
+        for k, v in group.items():  # NumPy scalars -> Python numbers: a float64 lr must not upcast float32 math
+            if isinstance(v, np.generic):
+                group[k] = v.item()
+            elif isinstance(v, tuple):
+                group[k] = tuple(x.item() if isinstance(x, np.generic) else x for x in v)
         self._validate(group)
         self.param_groups.append(group)
 
