@@ -360,7 +360,7 @@ transpose.defgrad(lambda g, out, x, axes=None: (
 def broadcast_to(x, shape):
     """Repeat size-1 axes (and prepend axes) to reach ``shape``; a read-only view."""
     try:
-        if _prod(shape) <= 4096 and isinstance(x, np.ndarray):
+        if _prod(shape) <= 4096 and isinstance(x, np.ndarray) and x.ndim <= len(shape):
             out = np.empty(shape, x.dtype)  # small: one C-level copy beats np.broadcast_to's Python
             out[...] = x
             return out
