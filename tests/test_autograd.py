@@ -467,6 +467,16 @@ def test_broadcast_error_names_op_and_shapes():
         cr.randn(2, 3).reshape(4)
 
 
+def test_broadcast_to_fewer_dims_is_refused():
+    """Regression: the small-tensor copy path of broadcast_to (out[...] = x) accepted (1, 1, 3) -> (3,),
+    which NumPy and torch refuse, and the backward then failed far from the cause."""
+    for shape in [(1, 1, 3), (1, 3)]:
+        with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast shape"):
+            cr.broadcast_to(cr.randn(*shape, requires_grad=True), shape=(3,))
+    with pytest.raises(ValueError, match=r"broadcast_to: cannot broadcast shape"):
+        cr.broadcast_to(cr.randn(100, 1, 3), shape=(100, 3))  # the large (view) path agrees
+
+
 def test_unbroadcast_refuses_incompatible_shapes():
     from chainrule.autograd import unbroadcast
 
