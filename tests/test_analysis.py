@@ -18,6 +18,15 @@ from chainrule import analysis as A
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny problems: BLAS threads only contend with the other test workers (10x slower under load)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 def make_data(n=300, k=6, classes=2, scale1=100.0, seed=0):
     """x0 and x1 carry the signal (x1 on a 100x larger scale); the rest is noise."""
     rng = np.random.default_rng(seed)
