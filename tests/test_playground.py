@@ -4,6 +4,7 @@ every optimizer on the parabola and on Rosenbrock (one parametrized list), and t
 import numpy as np
 import pytest
 
+from chainrule import optim
 from chainrule import playground as pg
 from chainrule.cli import main
 
@@ -58,6 +59,8 @@ def test_run_returns_paths_and_losses_from_one_start():
         np.testing.assert_array_equal(r.path[0], [1.0, 1.0])
         np.testing.assert_allclose(r.losses, [pg.FUNCTIONS["beale"].f(*p) for p in r.path], rtol=1e-12)
         assert r.losses[-1] < r.losses[0]
+    custom = pg.run("parabola", {"adam lr=0.3": lambda ps: optim.Adam(ps, lr=0.3)}, steps=5)["adam lr=0.3"]
+    assert custom.settings["lr"] == 0.3 and custom.path.shape == (6, 2) and custom.losses[-1] < custom.losses[0]
     with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
         pg.run("beale", ["lbfgs"])
     with pytest.raises(ValueError, match="unknown function 'sphere'"):

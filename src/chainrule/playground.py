@@ -131,8 +131,10 @@ def run(function, optimizers=("sgd", "momentum", "adam", "newton"), start=None, 
         lr: float | None = None, settings: dict | None = None, until_tol: bool = False) -> dict[str, Result]:
     """Run each optimizer from the same start point for ``steps`` steps (float64).
 
-    ``optimizers`` is a list of names (``sgd momentum nesterov adagrad rmsprop adam adamw newton``);
-    ``lr`` overrides every learning rate; ``settings`` maps a name to extra hyperparameters;
+    ``optimizers`` is a list of names (``sgd momentum nesterov adagrad rmsprop adam adamw newton``)
+    or a dict ``{label: factory}`` with ``factory(params) -> Optimizer`` for anything else, e.g.
+    ``{"adam lr=0.3": lambda ps: cr.optim.Adam(ps, lr=0.3)}``; ``lr`` overrides every named
+    optimizer's learning rate; ``settings`` maps a name to extra hyperparameters;
     ``until_tol`` stops each race as soon as ``f - f_min < tol``."""
     fn = get_function(function)
     if isinstance(optimizers, str):
@@ -140,13 +142,18 @@ def run(function, optimizers=("sgd", "momentum", "adam", "newton"), start=None, 
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     start = fn.start if start is None else tuple(float(s) for s in start)
+    factories = optimizers if isinstance(optimizers, dict) else dict.fromkeys(optimizers)
     results = {}
-    for name in optimizers:
+    for name, factory in factories.items():
         theta = Tensor(np.array(start, dtype=np.float64), requires_grad=True)
-        over = dict((settings or {}).get(name, {}))
-        if lr is not None:
-            over["lr"] = lr
-        opt, used = make_optimizer(name, [theta], fn, **over)
+        if factory is not None:
+            opt = factory([theta])
+            used = {k: v for k, v in opt.param_groups[0].items() if k != "params"}
+        else:
+            over = dict((settings or {}).get(name, {}))
+            if lr is not None:
+                over["lr"] = lr
+            opt, used = make_optimizer(name, [theta], fn, **over)
 
         def loss():
             return fn.f(theta[0], theta[1])
