@@ -277,3 +277,29 @@ def test_named_op_nodes_show_name_and_op():
     z.name = "z"
     nodes, _ = parse_dot(viz.graph(cr.exp(z)).to_dot())
     assert sorted(first_line(v) for v in nodes.values()) == ["#0 x", "#1 z = mul", "exp#2"]
+
+
+def test_module_parameter_names_label_the_graph_and_ledger_csv(tmp_path):
+    import csv
+
+    from chainrule.models import MLP
+
+    cr.manual_seed(0)
+    net = MLP([3, 4, 2])
+    x = cr.randn(5, 3)
+    loss = cr.functional.cross_entropy(net(x), cr.tensor([0, 1, 0, 1, 1]))
+    g = viz.graph(loss, grads=True, names=net)
+    param_names = {n for n, _ in net.named_parameters()}
+    labelled = {n.label for n in g.nodes if n.kind == "leaf" and n.requires_grad}
+    assert labelled == param_names
+    for n in g.nodes:
+        if n.label in param_names:
+            p = dict(net.named_parameters())[n.label]
+            assert n.shape == p.shape
+    tr = viz.backprop_trace(loss, names=net)
+    assert set(tr.grads) == param_names
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert np.allclose(tr.grads[name], p.grad.data, atol=1e-6)
+    with tr.to_csv(tmp_path / "ledger.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == len(tr.rows)

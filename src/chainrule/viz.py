@@ -243,9 +243,15 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(line.rstrip() for line in out)
 
 
-def _labels(order: list[Tensor]) -> dict[int, str]:
-    """``t.name`` when set, else the op name or ``leaf`` with the forward number (``mul#2``)."""
-    return {id(t): (t.name if t.name is not None else f"{t._ctx.op.name if t._ctx is not None else 'leaf'}#{k}")
+def _labels(order: list[Tensor], names=None) -> dict[int, str]:
+    """``t.name`` when set, else the name given in ``names`` (a Module's parameter names, or a
+    mapping name -> tensor), else the op name or ``leaf`` with the forward number (``mul#2``)."""
+    given: dict[int, str] = {}
+    if names is not None:
+        pairs = names.named_parameters() if hasattr(names, "named_parameters") else names.items()
+        given = {id(t): str(n) for n, t in pairs}
+    return {id(t): (t.name if t.name is not None else given.get(id(t))
+                    or f"{t._ctx.op.name if t._ctx is not None else 'leaf'}#{k}")
             for k, t in enumerate(order)}
 
 
@@ -259,20 +265,21 @@ def _capture_grads(root: Tensor, order: list[Tensor], grad_output) -> dict[int, 
     return {id(t): g.data for t, g in zip(needing, gs) if g is not None}
 
 
-def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool = True) -> Graph:
+def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool = True, names=None) -> Graph:
     """The computation graph of everything that produced ``tensor``.
 
     Without ``grads`` the node gradient norms are those of leaves that already hold ``.grad`` (after
     ``loss.backward(retain_graph=True)``). With ``grads=True`` a separate retained backward pass
     computes ``||dL/dv||`` for every node ``v`` (intermediate values too) without touching
     ``.grad``; ``grad_output`` seeds it for a non-scalar ``tensor``. ``constants=False`` hides the
-    constant arguments (the 2 in ``x ** 2``).
+    constant arguments (the 2 in ``x ** 2``). ``names`` labels tensors without a ``.name``: pass
+    the model (its parameters get their state_dict names, ``layers.0.weight``) or a dict name -> tensor.
     """
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph() needs a Tensor, got {type(tensor).__name__}")
     order = _forward_order([tensor])
     index = {id(t): k for k, t in enumerate(order)}
-    labels = _labels(order)
+    labels = _labels(order, names)
     captured = _capture_grads(tensor, order, grad_output) if grads else {}
     # Backward visits the tensors that require grad in reverse of the engine's own topological order.
     bwd = {id(t): s + 1 for s, t in enumerate(reversed(_ag.toposort([tensor])))} if tensor.requires_grad else {}
@@ -351,6 +358,21 @@ class Trace:
         return {"root": self.root, "seed": np.asarray(self.seed).tolist(), "rows": [r.to_dict() for r in self.rows],
                 "grads": {k: np.asarray(v).tolist() for k, v in self.grads.items()}}
 
+    def to_csv(self, path) -> Path:
+        """One line per row; arrays are written as their JSON lists."""
+        import csv
+        import json
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [r.to_dict() for r in self.rows]
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["step"])
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+        return path
+
     def text(self) -> str:
         head = ["step", "node = op", "input", "local d(out)/d(in)", "incoming dL/d(out)", "incoming x local",
                 "accumulated dL/d(in)"]
@@ -405,7 +427,7 @@ def _local_jacobian(t: Tensor, arg: int, max_entries: int):
     return J.reshape(t.shape + x.shape)
 
 
-def backprop_trace(loss: Tensor, grad_output=None, max_jacobian: int = 256) -> Trace:
+def backprop_trace(loss: Tensor, grad_output=None, max_jacobian: int = 256, names=None) -> Trace:
     """Replay backward on ``loss`` as a ledger, one row per edge in reverse topological order.
 
     For a node ``out = f(in_1, ..., in_k)`` reached with the complete gradient ``dL/d out``, the row
@@ -415,13 +437,14 @@ def backprop_trace(loss: Tensor, grad_output=None, max_jacobian: int = 256) -> T
               \\frac{\\partial L}{\\partial \\text{out}} \\, \\frac{\\partial \\text{out}}{\\partial \\text{in}_j}
 
     using the op's own gradient rule (so the ledger shows exactly what ``backward()`` computes;
-    ``.grad`` is not touched and the graph is not freed). Label tensors by setting ``t.name``.
+    ``.grad`` is not touched and the graph is not freed). Label tensors by setting ``t.name`` (or
+    pass ``names``, as for :func:`graph`).
     """
     if not isinstance(loss, Tensor) or not loss.requires_grad:
         raise ValueError("backprop_trace() needs a tensor that requires grad (did you forget requires_grad=True?)")
     order = _forward_order([loss])
     index = {id(t): k for k, t in enumerate(order)}
-    labels = _labels(order)
+    labels = _labels(order, names)
     seed = _ag._root_grad(loss, grad_output)
     grads: dict[int, np.ndarray] = {id(loss): seed}
     rows: list[TraceRow] = []
