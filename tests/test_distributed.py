@@ -223,3 +223,29 @@ def test_uncaught_exception_outside_fit_aborts_instead_of_hanging():
     assert p.returncode != 0
     assert "rank 1: ValueError: bad input file on rank 1" in p.stderr
     assert "unreachable" not in p.stdout
+
+
+def _cli(k, *args):
+    if k is None:
+        cmd = [sys.executable, "-c", "import sys; from chainrule.cli import main; sys.exit(main())", *map(str, args)]
+    else:
+        cmd = [_mpiexec(), "-n", str(k), sys.executable, "-m", "chainrule.distributed", *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    assert p.returncode == 0, f"{cmd}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def test_cli_train_distributed_matches_single_process_and_resumes_with_other_k(tmp_path):
+    import json
+    hist = lambda d: json.load(open(d / "history.json"))
+    common = ["--data", "moons", "--batch-size", "30", "--seed", "1"]
+    p = _cli(2, "train", *common, "--epochs", 2, "--out", tmp_path / "d")
+    _cli(None, "train", *common, "--epochs", 2, "--out", tmp_path / "s")
+    assert p.stdout.count("chainrule train:") == 1 and p.stdout.count("epoch   2/2") == 1   # rank 0 alone prints
+    assert {f.name for f in (tmp_path / "d").iterdir()} >= {"config.json", "history.json", "model.safetensors", "checkpoints"}
+    _cli(3, "train", "--resume", tmp_path / "d", "--epochs", 4)        # checkpointed by 2 ranks, resumed by 3
+    _cli(None, "train", "--resume", tmp_path / "s", "--epochs", 4)
+    d, s = hist(tmp_path / "d"), hist(tmp_path / "s")
+    assert len(d["epochs"]) == len(s["epochs"]) == 4
+    for key in ("loss", "val_loss", "accuracy"):
+        np.testing.assert_allclose([e[key] for e in d["epochs"]], [e[key] for e in s["epochs"]], rtol=1e-5, err_msg=key)

@@ -15,7 +15,8 @@ up to floating-point summation order (tested with SGD, momentum and Adam, with a
 Launch::
 
     pip install "chainrule[distributed]"       # mpi4py + the mpich wheel: mpiexec comes with pip
-    mpiexec -n 4 python train.py                # or: mpiexec -n 4 python -m chainrule.distributed train ...
+    mpiexec -n 4 python train.py                # your script, calling cr.distributed.fit
+    mpiexec -n 4 python -m chainrule.distributed train --data mnist1d ...   # the `chainrule train` CLI
 
 Without ``mpiexec`` (or without mpi4py installed) everything here still works as world size 1,
 and ``import chainrule`` never imports mpi4py: it is imported lazily by :func:`init`.
@@ -583,3 +584,65 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
         trainer = cls(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty,
                       verbose, bucket_bytes=bucket_bytes)
         return trainer.fit(train, val, epochs, batch_size, resume, seed)
+
+
+# ----- command line -------------------------------------------------------------------------------------
+
+_CLI_USAGE = """usage: mpiexec -n K python -m chainrule.distributed train [chainrule train options]
+
+Runs `chainrule train` data-parallel over the K ranks: --batch-size is the global batch, rank 0
+prints and writes the run directory (--out), the other ranks compute. --resume works with any K."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m chainrule.distributed train ...``: ``chainrule train`` on every rank of ``mpiexec``.
+
+    This is ``chainrule train --distributed`` until chainrule.train grows that flag: it runs the
+    train subcommand with :func:`fit` in place of ``chainrule.train.fit``. Ranks other than 0 get a
+    private scratch run directory (rank 0's config is broadcast to them on ``--resume``) and a
+    silent stdout, so only rank 0 writes files and prints.
+    """
+    import tempfile
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["train"]:
+        print(_CLI_USAGE, file=sys.stderr)
+        return 2
+    try:
+        require_mpi()
+    except ImportError as e:
+        print(f"chainrule train --distributed: {e}", file=sys.stderr)
+        return 2
+    init()
+    from . import cli
+    from . import train as T
+
+    with guard(), tempfile.TemporaryDirectory(prefix=f"chainrule-rank{rank()}-") as scratch:
+        args = cli.build_parser().parse_args(argv)
+        config = None
+        if args.resume and is_main():
+            with open(os.path.join(args.resume, "config.json")) as f:
+                config = f.read()
+        config = broadcast_object(config) if args.resume else None
+        if not is_main():
+            if args.resume:   # the run directory may exist only on rank 0's host
+                with open(os.path.join(scratch, "config.json"), "w") as f:
+                    f.write(config)
+                args.resume = scratch
+            else:
+                args.out = scratch
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
+        saved, T.fit = T.fit, fit
+        try:
+            rc = int(args._run(args) or 0)
+        finally:
+            T.fit = saved
+        if rc and world_size() > 1:
+            abort(f"chainrule train exited with status {rc}", rc)
+        return rc
+
+
+if __name__ == "__main__":
+    from chainrule.distributed import main as _main  # the package's module object, not this __main__ copy
+
+    sys.exit(_main())
