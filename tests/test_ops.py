@@ -569,3 +569,52 @@ def test_primitives_on_ndarrays_return_ndarrays(torch):
     np.testing.assert_allclose(out, torch.tensor(a).matmul(torch.tensor(b)).numpy(), rtol=1e-12)
     assert type(ops.relu(a)) is np.ndarray and type(F.softmax(a)) is np.ndarray
     np.testing.assert_allclose(F.log_softmax(a), torch.tensor(a).log_softmax(-1).numpy(), rtol=1e-12)
+
+
+# ----- random graphs: the engine on DAGs with fan-out, diamonds and reuse ----------------------
+def _program(seed, n_ops=25):
+    """A random straight-line program over 3 leaves: (op, i, j) steps reading earlier values."""
+    rng = np.random.default_rng(seed)
+    ops_ = ["add", "mul", "sub", "tanh", "sigmoid", "sin", "scale", "sum0", "softmax", "getitem"]
+    return [(rng.choice(ops_), int(rng.integers(0, 3 + k)), int(rng.integers(0, 3 + k))) for k in range(n_ops)]
+
+
+def _run_program(prog, leaves, lib):
+    vals = list(leaves)
+    for op, i, j in prog:
+        a, b = vals[i], vals[j]
+        if op == "add":
+            v = a + b
+        elif op == "mul":
+            v = a * b * 0.5
+        elif op == "sub":
+            v = a - b
+        elif op == "scale":
+            v = a * 1.5 + 0.25
+        elif op == "sum0":  # reduce and broadcast back: (4, 3) -> (1, 3) -> + (4, 3)
+            v = (a.sum(axis=0, keepdims=True) if lib == "cr" else a.sum(dim=0, keepdim=True)) * 0.1 + b
+        elif op == "softmax":
+            v = a.softmax(-1) if lib == "cr" else a.softmax(dim=-1)
+        elif op == "getitem":
+            rows = [3, 0, 0, 2]
+            v = a[np.array(rows)] if lib == "cr" else a[__import__("torch").tensor(rows)]
+        else:
+            v = getattr(cr, op)(a) if lib == "cr" else getattr(a, op)()
+        vals.append(v)
+    return vals
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_graphs_match_torch(torch, seed):
+    arrays = [rnd(4, 3, seed=seed * 10 + k) for k in range(3)]
+    prog = _program(seed)
+
+    def f(*xs):
+        vals = _run_program(prog, xs, "cr")
+        return sum(v * float(k + 1) for k, v in enumerate(vals[3:]))
+
+    def tf(*ts):
+        vals = _run_program(prog, ts, "torch")
+        return sum(v * float(k + 1) for k, v in enumerate(vals[3:]))
+
+    check(torch, f, tf, *arrays, dtype=np.float64, second=True, scale=10)
