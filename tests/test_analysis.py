@@ -281,6 +281,13 @@ def test_chainrule_estimators_weight_and_ablation_rank_signal_first():
     W = model.model_.linear.weight.data.astype(float)
     assert np.allclose(r.per_class, np.abs(W - W.mean(axis=0)) * Xs.std(axis=0), rtol=1e-5)
     assert set(r.ranking()[:2]) == INFORMATIVE
+    # Two-class softmax: only w_1 - w_0 is identified, so both classes get |w_1 - w_0| / 2 * sigma.
+    yb = (y == 2).astype(int)
+    sm2 = crsk.SoftmaxRegression(max_epochs=5, random_state=0).fit(Xs, yb)
+    r2 = A.weight_importance(sm2, X=Xs)
+    W2 = sm2.model_.linear.weight.data.astype(float)
+    assert np.allclose(r2.per_class[0], r2.per_class[1])
+    assert np.allclose(r2.mean, np.abs(W2[1] - W2[0]) / 2 * Xs.std(axis=0), rtol=1e-5)
     mlp = crsk.MLPClassifier((16,), max_epochs=25, learning_rate=0.02, random_state=0)
     abl = A.ablation_importance(mlp, Xs, y, features={"signal": [0, 1], "noise": [2, 3, 4, 5]}, cv=3, n_jobs=1)
     assert abl.ranking() == ["signal", "noise"] and abl.ci_low[0] > 0

@@ -266,14 +266,16 @@ def weight_importance(model_or_estimator, feature_names: Sequence[str] | None = 
     scales compare. The overall importance is the mean over classes, ``(1/C) Σ_c |w_cj| σ_j``.
 
     Softmax weights are identifiable only up to a per-feature shift shared by all classes
-    (``w_cj + b_j`` gives the same probabilities), so with ``C > 2`` classes each feature's weights
-    are first centred across classes. A Pipeline's preprocessing (e.g. StandardScaler) is applied to
-    ``X`` before measuring ``σ_j``, so the weights and the deviations refer to the same inputs.
+    (``w_cj + b_j`` gives the same probabilities), so with ``C >= 2`` weight rows each feature's
+    weights are first centred across classes (a binary logistic model has one row: left as is).
+
+    A Pipeline's preprocessing (e.g. StandardScaler) is applied to ``X`` before measuring ``σ_j``,
+    so the weights and the deviations refer to the same inputs.
     """
     pre, model = _final_estimator(model_or_estimator)
     W = _coefficients(model)
     n_features = W.shape[1]
-    if W.shape[0] > 2:
+    if W.shape[0] >= 2:  # softmax (also 2-class softmax): only differences between classes count
         W = W - W.mean(axis=0, keepdims=True)
     if X is not None:
         Xa = np.asarray(pre.transform(X) if pre is not None else X, dtype=np.float64)
@@ -290,8 +292,9 @@ def weight_importance(model_or_estimator, feature_names: Sequence[str] | None = 
         classes = list(range(W.shape[0]))
     names = _names(feature_names if feature_names is not None else getattr(model, "feature_names_in_", None),
                    n_features)
-    # "scores" columns are the classes, so the interval shows how much the classes disagree.
-    return ImportanceResult("weight", names, per_class.T, per_class=per_class, classes=classes)
+    # One fitted model, no resampling: no interval (ablation and permutation have them); the
+    # per-class columns show how much the classes disagree.
+    return ImportanceResult("weight", names, per_class.mean(axis=0)[:, None], per_class=per_class, classes=classes)
 
 
 def _groups(features, n_features: int, feature_names) -> tuple[list[str], list[np.ndarray]]:
