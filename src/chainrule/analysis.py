@@ -185,8 +185,9 @@ class ImportanceResult(_Result):
         order = np.argsort(-self.mean, kind="stable")
         rows = []
         for rank, j in enumerate(order, 1):
-            r = {"rank": rank, "feature": self.names[j], "importance": float(self.mean[j]), "std": float(self.std[j]),
-                 "ci_low": float(self.ci_low[j]), "ci_high": float(self.ci_high[j])}
+            r = {"rank": rank, "feature": self.names[j], "importance": float(self.mean[j])}
+            if self.scores.shape[1] > 1:  # an interval only where there was resampling
+                r.update(std=float(self.std[j]), ci_low=float(self.ci_low[j]), ci_high=float(self.ci_high[j]))
             if self.per_class is not None:
                 for c, cls in enumerate(self.classes):
                     r[f"class_{cls}"] = float(self.per_class[c, j])
@@ -198,7 +199,7 @@ class ImportanceResult(_Result):
         if self.baseline is not None:
             head += f" (baseline score {self.baseline:.4g})"
         recs = self.records()
-        cols = ["rank", "feature", "importance", "std", "ci_low", "ci_high"]
+        cols = ["rank", "feature", "importance"] + (["std", "ci_low", "ci_high"] if self.scores.shape[1] > 1 else [])
         more = f"\n... {len(recs) - top} more" if top and len(recs) > top else ""
         return head + "\n" + _text_table(recs[:top] if top else recs, cols) + more
 
@@ -226,7 +227,8 @@ class ImportanceResult(_Result):
         err = np.vstack([self.mean[order] - self.ci_low[order], self.ci_high[order] - self.mean[order]])
         ax.barh([self.names[j] for j in order], self.mean[order], xerr=err, color="#4c72b0", capsize=2)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_xlabel(f"{self.method} importance ({int(self.confidence * 100)}% CI)")
+        ci = f" ({int(self.confidence * 100)}% CI)" if self.scores.shape[1] > 1 else ""
+        ax.set_xlabel(f"{self.method} importance{ci}")
         return _figure(path, fig)
 
 
