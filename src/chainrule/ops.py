@@ -319,11 +319,18 @@ def _max_grad(g, out, x, axis=None, keepdims=False):
 
 
 prod = Primitive("prod", _reduction("prod", "prod"), _reduce,
-                 doc="Product over ``axis``. Its gradient out/x assumes no zero entries.")
+                 doc="Product over ``axis``. Its gradient prod_{j != i} x_j is exact also with zero entries "
+                     "(its second derivative only in slices without zeros).")
 
 
-prod.defgrad(lambda g, out, x, axis=None, keepdims=False: (
-    reshape(g * out, shape=_kept_shape(x.shape, axis)) / x,))
+@prod.defgrad
+def _prod_grad(g, out, x, axis=None, keepdims=False):
+    # prod_{j != i} x_j = (product of the non-zeros) / x_i with no zero in the slice; with one zero,
+    # that product at the zero and 0 elsewhere; with two or more, 0. (out / x would be 0 / 0 = NaN.)
+    z = equal(x, 0)
+    nz = where(z, 1.0, x)
+    p, n = prod(nz, axis=axis, keepdims=True), sum(z, axis=axis, keepdims=True)
+    return (reshape(g, shape=_kept_shape(x.shape, axis)) * where(n == 0, p / nz, where(z & (n == 1), p, 0.0)),)
 
 argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce)
 argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce)
