@@ -276,6 +276,17 @@ def test_reduction(torch, name, axis, keepdims, dtype):
           dtype=dtype, second=smooth)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prod_with_zeros(torch, dtype):
+    """Regression: prod's gradient out / x was 0 / 0 = NaN wherever the slice held a zero."""
+    x = np.array([[2.0, 0.0, 3.0, -1.5], [0.0, 0.0, 2.0, 1.0], [1.0, 2.0, -3.0, 0.5]])
+    for axis in (None, 0, 1, -1):
+        out = check(torch, lambda t: t.prod(axis=axis), lambda t: t.prod() if axis is None else t.prod(dim=axis), x, dtype=dtype)
+        assert np.all(np.isfinite(out.data))
+    # second order where the slice has no zero
+    check(torch, lambda t: t.prod(axis=1), lambda t: t.prod(dim=1), x[2:], dtype=dtype, second=True)
+
+
 def test_max_ties_share_gradient(torch):
     x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
     check(torch, lambda t: t.max(axis=1), lambda t: t.amax(dim=1), x)
