@@ -591,3 +591,24 @@ def test_integer_operands_do_not_widen_float32():
     assert (x * np.ones(3)).dtype == np.float64 and (x.double() * x).dtype == np.float64
     assert x.double().dtype == np.float64 and (cr.arange(3, dtype=np.float64) * 2).dtype == np.float64
     assert (cr.tensor([1.0], dtype=np.float64) * cr.arange(1)).dtype == np.float64
+
+
+def test_graph_released_after_backward_unless_retained():
+    x = cr.randn(3, requires_grad=True)
+    h = cr.exp(x)
+    y = (h * 2.0).sum()
+    y.backward(retain_graph=True)
+    assert not y._ctx.released and not h._ctx.released
+    y.backward()
+    assert y._ctx.released and h._ctx.released  # saved inputs dropped: their arrays can be freed
+    assert x.grad is not None and x.is_leaf
+
+
+def test_backward_on_scalar_leaf_and_float64_upstream():
+    x = cr.tensor(2.0, requires_grad=True)
+    x.backward()
+    assert x.grad.item() == 1.0 and x.grad.dtype == np.float32
+    y = cr.tensor([1.0, 2.0], requires_grad=True)
+    (y * 3.0).backward(np.array([1.0, 2.0]))  # a float64 upstream gradient is cast to the tensor's dtype
+    assert y.grad.dtype == np.float32
+    np.testing.assert_array_equal(y.grad.data, [3.0, 6.0])
