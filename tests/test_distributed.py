@@ -181,6 +181,24 @@ def test_k_ranks_match_one_rank(tmp_path, k, opt, dtype, l2):
         np.testing.assert_allclose(z[key], ref[key], rtol=1e-5, err_msg=key)
 
 
+def test_small_buckets_split_the_reduction_and_stay_exact(tmp_path):
+    """bucket_bytes=256 puts each tensor of the 8-16-3 MLP (512, 64, 192, 12 bytes) in its own or a
+    shared bucket: several Allreduce calls per step, same result."""
+    run(None, "train_tiny.py", "--mode", "ref", "--opt", "adam", "--out", tmp_path / "ref.npz")
+    run(3, "train_tiny.py", "--opt", "adam", "--bucket-bytes", 256, "--out", tmp_path / "dist.npz")
+    assert_same_weights(tmp_path / "dist.npz", tmp_path / "ref.npz", "float32")
+
+
+def test_buckets_respect_size_and_dtype():
+    ps = [cr.Tensor(np.zeros(n, dt), requires_grad=True) for n, dt in
+          [(100, np.float32), (100, np.float32), (300, np.float32), (10, np.float64), (10, np.float32)]]
+    frozen = cr.Tensor(np.zeros(5, np.float32))          # requires_grad=False: never reduced
+    buckets = dist.GradientAllreducer(ps + [frozen], bucket_bytes=800).buckets
+    assert [[p.data.size for p in b.params] for b in buckets] == [[100, 100], [300], [10], [10]]
+    assert [b.buf.dtype for b in buckets] == [np.float32, np.float32, np.float64, np.float32]
+    assert [b.buf.size for b in buckets] == [200, 300, 10, 10]
+
+
 def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):
     for name in ("a", "b"):
         run(2, "train_tiny.py", "--dropout", "0.3", "--out", tmp_path / f"{name}.npz")

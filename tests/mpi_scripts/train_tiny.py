@@ -97,6 +97,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--ckpt", default=None)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--bucket-bytes", type=int, default=4 << 20)
     ap.add_argument("--fail-rank", type=int, default=-1)
     ap.add_argument("--fail-epoch", type=int, default=-1)
     ap.add_argument("--fail-step", type=int, default=-1)
@@ -126,7 +127,8 @@ def main():
 
     resume = a.ckpt if a.resume else None
     hist = dist.fit(model, "cross_entropy", opt, (x, y), val=(x, y), checkpoint_dir=a.ckpt, resume=resume,
-                    verbose=True, callbacks=[FailAt(a.fail_rank, a.fail_epoch, a.fail_step, a.fail_mode)], **common)
+                    verbose=True, bucket_bytes=a.bucket_bytes,
+                    callbacks=[FailAt(a.fail_rank, a.fail_epoch, a.fail_step, a.fail_mode)], **common)
     # Replicas must be identical: compare every rank's weights with every other's.
     flat = np.concatenate([p.data.ravel().astype(np.float64) for p in model.parameters()])
     spread = dist.allreduce(flat, "max") - dist.allreduce(flat, "min")
