@@ -31,7 +31,7 @@ def _where(func) -> str:
 
 def profile_step(batch_size: int, steps: int, top: int) -> str:
     sizes, arrays = W.MLP_SIZES, W.init_mlp(W.MLP_SIZES)
-    x, y = W.batch(batch_size, sizes[0])
+    x, y = W.batches(batch_size, sizes[0])
     try:
         step, how = W.cr_train_step(sizes, arrays, x, y, "Adam", W.ADAM_LR)
     except W._Pending as e:

@@ -78,7 +78,7 @@ def machine_line(threads: int, peak: dict) -> str:
             f"(shared, noisy); Python {platform.python_version()}, NumPy {np.__version__} on {blas_line()}, "
             f"torch {torch.__version__} (MKL); threads: {threads} for NumPy BLAS (threadpoolctl) and torch "
             f"(set_num_threads); sgemm 2048^3 float32: NumPy {peak['numpy']:.0f} GFLOP/s, torch "
-            f"{peak['torch']:.0f} GFLOP/s")
+            f"{peak['torch']:.0f} GFLOP/s; load average at start {os.getloadavg()[0]:.1f}")
 
 
 # ----- timing -------------------------------------------------------------------------------------
@@ -93,6 +93,9 @@ def time_workload(w: W.Workload, rounds: int, blocks: int, warmup: int) -> dict:
     for r in range(rounds):
         order = live[r % n:] + live[:r % n] if n else []
         for c in order:
+            if w.reset and c.factory is not None and c.lib != "probe":
+                c.step = c.factory()  # fresh weights and optimizer state (untimed), then one untimed step
+                c.step()
             for _ in range(c.blocks or blocks):
                 t0 = time.perf_counter()
                 for _ in range(w.block):
@@ -226,7 +229,7 @@ def targets(summary: dict, mem: dict | None) -> str:
 
 def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str, dict]:
     import bench_memory
-    libs = ["chainrule", "torch", "torch-fused", "chainrule-fwdbwd", "torch-fwdbwd"]
+    libs = ["chainrule", "torch", "torch-fused"]
     mem: dict = {}
     lines = ["### Peak memory of one MLP 784-512-512-10 training step (Adam)", "",
              "Fresh subprocess per measurement; peak bytes of array data live during one steady-state step above "
@@ -242,7 +245,7 @@ def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str,
             if "error" in m:
                 lines.append(f"| {b} | {lib} | error: {m['error']} | | |")
                 continue
-            ref = mem[b].get("chainrule-fwdbwd" if lib.endswith("fwdbwd") else "chainrule", {})
+            ref = mem[b].get("chainrule", {})
             r = "" if lib.startswith("chainrule") or "peak" not in ref else f"**{ref['peak'] / m['peak']:.2f}**"
             rss = "" if m.get("rss_peak") is None else f"{m['rss_peak'] / 2**20:.1f}"
             lines.append(f"| {b} | {lib} | {m['peak'] / 2**20:.1f} | {r} | {rss} |")
@@ -253,8 +256,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few rounds, 3-epoch jobs: a smoke run, not results")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--only", nargs="+", help="workload keys: mlp16 mlp128 mlp1024 logreg add digits mnist1d mem profile")
+    ap.add_argument("--only", nargs="+",
+                    help="workload keys: mlp16 mlp128 mlp1024 logreg add digits mnist1d mem profile gemm")
     ap.add_argument("--md", help="also write the markdown here")
+    ap.add_argument("--update-doc", metavar="PATH",
+                    help="replace the part of PATH between '<!-- results:start -->' and '<!-- results:end -->'")
     a = ap.parse_args(argv)
 
     import torch
@@ -268,7 +274,8 @@ def main(argv=None) -> int:
                 f"Peak used for '% of sgemm peak': {peak_best:.0f} GFLOP/s (the faster of the two).", ""]
         print("\n".join(out), flush=True)
         summary = {}
-        wanted = set(a.only or ["mlp16", "mlp128", "mlp1024", "logreg", "add", "digits", "mnist1d", "mem"])
+        wanted = set(a.only or ["mlp16", "mlp128", "mlp1024", "logreg", "add", "digits", "mnist1d", "mem",
+                                "profile", "gemm"])
         builders = [(f"mlp{b}", lambda b=b: W.mlp_step(b)) for b in W.MLP_BATCHES] + [
             ("logreg", W.logreg_step), ("add", W.add_op),
             ("digits", lambda: W.full_job("digits", a.quick)), ("mnist1d", lambda: W.full_job("mnist1d", a.quick))]
@@ -277,13 +284,15 @@ def main(argv=None) -> int:
                 continue
             w = build()
             if w.job:
-                rounds, blocks, warmup = (1, 1, 1) if a.quick else (5, 1, 1)
+                # no warm-up run in a full run: torch is warm from the step workloads, and a median of 3
+                # alternating runs drops a one-off slow first run
+                rounds, blocks, warmup = (1, 1, 1) if a.quick else (3, 1, 0)
             elif key.startswith("mlp"):
                 b = int(key[3:])
-                rounds, blocks = (3, 3) if a.quick else (15, {16: 40, 128: 10, 1024: 3}[b])
+                rounds, blocks = (3, 3) if a.quick else ({16: 30, 128: 30, 1024: 20}[b], {16: 15, 128: 5, 1024: 3}[b])
                 warmup = 3
             else:
-                rounds, blocks = (3, 5) if a.quick else (15, 40)
+                rounds, blocks = (3, 5) if a.quick else (30, 20)
                 warmup = 20
             res = time_workload(w, rounds, blocks, warmup)
             md, s = render(w, res, peak_best)
@@ -299,14 +308,34 @@ def main(argv=None) -> int:
         tmd = "### Targets (issue #8)\n\n" + targets(summary, mem)
         print(tmd, flush=True)
         out.append(tmd)
-        if a.only and "profile" in a.only:
+        if "profile" in wanted:
             import bench_profile
-            for b in (16, 1024):
-                p = bench_profile.profile_step(b, 400 if b <= 128 else 40, 15)
-                print(p, flush=True)
-                out.append(p)
+            p = "### Profile of the chainrule MLP step (cProfile)\n\n" + "\n".join(
+                bench_profile.profile_step(b, 100 if a.quick else 400 if b <= 128 else 40, 15) for b in (16, 1024))
+            print(p, flush=True)
+            out.append(p)
+        if "gemm" in wanted:
+            import contextlib
+            import io
+
+            import bench_gemm
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                bench_gemm.main(["--threads", str(a.threads), "--reps", "5" if a.quick else "11"])
+            p = "### The step's GEMMs alone: NumPy (OpenBLAS) vs torch (MKL)\n" + buf.getvalue()
+            print(p, flush=True)
+            out.append(p)
+        out.append(f"Load average at the end: {os.getloadavg()[0]:.1f}.\n")
+    text = "\n".join(out) + "\n"
     if a.md:
-        Path(a.md).write_text("\n".join(out) + "\n")
+        Path(a.md).write_text(text)
+    if a.update_doc:
+        doc = Path(a.update_doc).read_text()
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        if start not in doc or end not in doc:
+            raise SystemExit(f"{a.update_doc}: no '{start}' ... '{end}' markers to replace between")
+        head, rest = doc.split(start, 1)
+        Path(a.update_doc).write_text(head + start + "\n" + text + end + rest.split(end, 1)[1])
     return 0
 
 

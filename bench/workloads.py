@@ -36,6 +36,7 @@ class Contender:
     pending: str = ""
     note: str = ""
     blocks: int | None = None     # timed blocks per round, if not the workload's (the sgemm probe: 1)
+    factory: Callable | None = None  # rebuilds step (fresh weights and optimizer state): see Workload.reset
     gflop: float | None = None    # work per call, for probes that are not the workload's step
 
 
@@ -49,6 +50,10 @@ class Workload:
     flops: int | None = None      # per step, for GFLOP/s
     baseline: str = "torch"       # ratios are chainrule / this contender
     job: bool = False             # step() runs a whole job and returns test accuracy
+    # Rebuild model and optimizer (untimed) before each contender's turn in a round, so every timed step is
+    # an early step of a fresh run. Otherwise thousands of steps on one fixed batch memorise it: the loss
+    # hits 0, gradients underflow to subnormals and the timings measure subnormal arithmetic, not training.
+    reset: bool = False
     data_source: str = ""
 
 
@@ -64,7 +69,8 @@ def _try(fn, name, lib, note=""):
         return Contender(name, lib, None, pending=f"{e.name} not installed (pip install -e '.[bench]')", note=note)
     if isinstance(step, tuple):  # (step, how): the builder says which chainrule path it used
         step, note = step
-    return Contender(name, lib, step, note=note)
+        fn = (lambda f=fn: f()[0])
+    return Contender(name, lib, step, note=note, factory=fn)
 
 
 class _Pending(Exception):
@@ -100,6 +106,31 @@ def init_mlp(sizes, seed=0):
 def batch(n, d, classes=10, seed=1):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, d), dtype=np.float32), rng.integers(0, classes, n).astype(np.int64)
+
+
+def batches(n, d, classes=10, seed=1, samples=4096):
+    """A pool of ``max(4, samples // n)`` batches that the steps cycle through. Repeating one fixed batch
+    would be memorised within ~10 Adam steps (loss ~0, gradients collapsing toward subnormals), which is
+    not the regime a training step is timed in."""
+    rng = np.random.default_rng(seed)
+    k = max(4, samples // n)
+    return ([rng.standard_normal((n, d), dtype=np.float32) for _ in range(k)],
+            [rng.integers(0, classes, n).astype(np.int64) for _ in range(k)])
+
+
+def _cycle(items):
+    """A zero-argument function returning items[0], items[1], ... round and round."""
+    state = [0]
+
+    def nxt():
+        i = state[0]
+        state[0] = (i + 1) % len(items)
+        return items[i]
+    return nxt
+
+
+def _pool(x, y):
+    return (x, y) if isinstance(x, list) else ([x], [y])
 
 
 # ----- chainrule side -----------------------------------------------------------------------------
@@ -154,11 +185,13 @@ def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
     if optimizer is not None:
         Opt = _cr_attr("optim", optimizer)
     forward, params, how = cr_mlp(sizes, arrays)
-    xt, yt = cr.tensor(x), cr.tensor(y)
+    xs, ys = _pool(x, y)
+    nxt = _cycle([(cr.tensor(a), cr.tensor(b)) for a, b in zip(xs, ys)])
     if optimizer is None:
         def step():
             for p in params:
                 p.grad = None
+            xt, yt = nxt()
             loss = cross_entropy(forward(xt), yt)
             loss.backward()
             return loss
@@ -167,6 +200,7 @@ def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
 
     def step():
         opt.zero_grad()
+        xt, yt = nxt()
         loss = cross_entropy(forward(xt), yt)
         loss.backward()
         opt.step()
@@ -193,10 +227,12 @@ def torch_train_step(sizes, arrays, x, y, optimizer: str | None, lr, fused=False
     import torch
     import torch.nn.functional as F
     model = torch_mlp(sizes, arrays)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xs, ys = _pool(x, y)
+    nxt = _cycle([(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xs, ys)])
     if optimizer is None:
         def step():
             model.zero_grad(set_to_none=True)
+            xt, yt = nxt()
             loss = F.cross_entropy(model(xt), yt)
             loss.backward()
             return loss
@@ -206,6 +242,7 @@ def torch_train_step(sizes, arrays, x, y, optimizer: str | None, lr, fused=False
 
     def step():
         opt.zero_grad()
+        xt, yt = nxt()
         loss = F.cross_entropy(model(xt), yt)
         loss.backward()
         opt.step()
@@ -223,14 +260,15 @@ def mygrad_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
     state = [(np.zeros_like(a.T if a.ndim == 2 else a), np.zeros_like(a.T if a.ndim == 2 else a)) for a in arrays]
     t = [0]
     b1, b2, eps = 0.9, 0.999, 1e-8
+    nxt = _cycle(list(zip(*_pool(x, y))))
 
     def step():
-        h = x
+        h, yb = nxt()
         for i in range(0, len(params), 2):
             h = mg.matmul(h, params[i]) + params[i + 1]
             if i + 2 < len(params):
                 h = relu(h)
-        loss = softmax_crossentropy(h, y)
+        loss = softmax_crossentropy(h, yb)
         loss.backward()
         if optimizer == "SGD":
             for p in params:
@@ -250,10 +288,10 @@ def mygrad_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
 # ----- 1. MLP training step -----------------------------------------------------------------------
 def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
     sizes, arrays = MLP_SIZES, init_mlp(MLP_SIZES)
-    x, y = batch(batch_size, sizes[0])
+    x, y = batches(batch_size, sizes[0])
     weights = sum(a.size for a in arrays[::2])
     w = Workload(f"mlp{batch_size}", f"MLP 784-512-512-10 train step, Adam, batch {batch_size}",
-                 "ms", 1, flops=6 * batch_size * weights)
+                 "ms", 1, flops=6 * batch_size * weights, reset=True)
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "chainrule", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "torch", "torch",
@@ -293,8 +331,8 @@ def sgemm_probes(n: int = 2048) -> list[Contender]:
 # ----- 2. logistic regression ---------------------------------------------------------------------
 def logreg_step() -> Workload:
     sizes, arrays = (64, 10), init_mlp((64, 10))
-    x, y = batch(32, 64)
-    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20)
+    x, y = batches(32, 64)
+    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20, reset=True)
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "chainrule", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "torch", "torch"))
