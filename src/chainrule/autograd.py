@@ -217,7 +217,7 @@ def _send(t, g, grads, leaves):
     """Add gradient ``g`` to the running sum for tensor ``t`` (its uses add up)."""
     k = id(t)
     prev = grads.get(k)
-    grads[k] = g if prev is None else prev + g
+    grads[k] = g if prev is None else _ops.add(prev, g)  # a primitive, so the profiler counts it
     if t._ctx is None:
         leaves[k] = t
 

@@ -55,14 +55,14 @@ def logsumexp(x, axis=None, keepdims=False):
     """``log sum_j exp(x_j)``, shifted by the (constant) maximum so no exp overflows."""
     m = np.max(_data(x), axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
-    s = ops.log(ops.sum(ops.exp(x - m), axis=axis, keepdims=True)) + m
+    s = ops.add(ops.log(ops.sum(ops.exp(ops.sub(x, m)), axis=axis, keepdims=True)), m)
     return s if keepdims else ops.reshape(s, shape=np.max(_data(x), axis=axis).shape)
 
 
 def softmax(x, axis=-1):
     """Exponentiate and normalize: ``softmax(z)_k = e^{z_k} / sum_j e^{z_j}`` along ``axis``."""
-    e = ops.exp(x - np.max(_data(x), axis=axis, keepdims=True))
-    return e / ops.sum(e, axis=axis, keepdims=True)
+    e = ops.exp(ops.sub(x, np.max(_data(x), axis=axis, keepdims=True)))
+    return ops.div(e, ops.sum(e, axis=axis, keepdims=True))
 
 
 def log_softmax(x, axis=-1):

@@ -8,7 +8,9 @@ A gradient rule ``rule(g, out, *inputs, **attrs) -> grads`` returns, for each in
 vector-Jacobian product ``g · d(out)/d(input)`` with the *output's* broadcast shape; the engine
 (:mod:`chainrule.autograd`) reduces it to the input's shape. Rules are written with these same
 primitives, so the backward pass of a backward pass is recorded when ``create_graph=True``: that is
-how Hessian-vector products and Newton's method come for free. Rules flagged ``needs=True`` also get
+how Hessian-vector products and Newton's method come for free. Rules call primitives by name
+(``mul(g, b)``, not ``g * b``) so that on the ndarray fast path every backward FLOP still passes
+through a primitive and is counted by the profiler (:mod:`chainrule.cost`). Rules flagged ``needs=True`` also get
 ``needs``, a tuple saying which inputs want a gradient, to skip work nobody asked for (the first
 layer's input gradient is a whole wasted matrix product).
 
@@ -159,39 +161,39 @@ def _binary(name, fn):
 
 # ----- elementwise arithmetic ---------------------------------------------------------------------
 add = _binary("add", np.add).defgrad(lambda g, out, a, b, needs: (g, g))
-sub = _binary("sub", np.subtract).defgrad(lambda g, out, a, b, needs: (g, -g if needs[1] else None))
+sub = _binary("sub", np.subtract).defgrad(lambda g, out, a, b, needs: (g, neg(g) if needs[1] else None))
 mul = _binary("mul", np.multiply).defgrad(
-    lambda g, out, a, b, needs: (g * b if needs[0] else None, g * a if needs[1] else None))
+    lambda g, out, a, b, needs: (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None))
 # d(a/b)/db = -a/b^2 = -out/b
 div = _binary("div", np.true_divide).defgrad(
-    lambda g, out, a, b, needs: (g / b if needs[0] else None, -g * out / b if needs[1] else None))
+    lambda g, out, a, b, needs: (div(g, b) if needs[0] else None, neg(div(mul(g, out), b)) if needs[1] else None))
 
 
 @_binary("pow", np.power).defgrad
 def pow(g, out, a, b, needs):  # noqa: A001 - mirrors torch.pow
     # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a  (only when the exponent wants a gradient)
     # (b = 0 gives 0, also at a = 0 where a^(b-1) is inf: the exponent is kept at 0 there, no 0 * inf)
-    ga = g * b * a ** where(b != 0, b - 1, 0.0) if needs[0] else None
-    gb = g * out * log(where(a > 0, a, 1.0)) if needs[1] else None
+    ga = mul(mul(g, b), pow(a, where(not_equal(b, 0), sub(b, 1.0), 0.0))) if needs[0] else None
+    gb = mul(mul(g, out), log(where(greater(a, 0), a, 1.0))) if needs[1] else None
     return ga, gb
 
 
 maximum = _binary("maximum", np.maximum).defgrad(  # ties split the gradient, as in PyTorch
-    lambda g, out, a, b, needs: (where(a > b, g, where(a == b, g * 0.5, 0.0)) if needs[0] else None,
-                                 where(b > a, g, where(a == b, g * 0.5, 0.0)) if needs[1] else None))
+    lambda g, out, a, b, needs: (where(greater(a, b), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[0] else None,
+                                 where(greater(b, a), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[1] else None))
 minimum = _binary("minimum", np.minimum).defgrad(
-    lambda g, out, a, b, needs: (where(a < b, g, where(a == b, g * 0.5, 0.0)) if needs[0] else None,
-                                 where(b < a, g, where(a == b, g * 0.5, 0.0)) if needs[1] else None))
+    lambda g, out, a, b, needs: (where(less(a, b), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[0] else None,
+                                 where(less(b, a), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[1] else None))
 
-neg = Primitive("neg", np.negative, _ew).defgrad(lambda g, out, a: (-g,))
-exp = Primitive("exp", np.exp, _ew).defgrad(lambda g, out, a: (g * out,))
-log = Primitive("log", np.log, _ew).defgrad(lambda g, out, a: (g / a,))
-log1p = Primitive("log1p", np.log1p, _ew).defgrad(lambda g, out, a: (g / (a + 1.0),))
-sqrt = Primitive("sqrt", np.sqrt, _ew).defgrad(lambda g, out, a: (g / (out * 2.0),))
-tanh = Primitive("tanh", np.tanh, _ew).defgrad(lambda g, out, a: (g * (1.0 - out * out),))
-abs = Primitive("abs", np.abs, _ew).defgrad(lambda g, out, a: (g * sign(a),))  # noqa: A001
-sin = Primitive("sin", np.sin, _ew).defgrad(lambda g, out, a: (g * cos(a),))
-cos = Primitive("cos", np.cos, _ew).defgrad(lambda g, out, a: (-g * sin(a),))
+neg = Primitive("neg", np.negative, _ew).defgrad(lambda g, out, a: (neg(g),))
+exp = Primitive("exp", np.exp, _ew).defgrad(lambda g, out, a: (mul(g, out),))
+log = Primitive("log", np.log, _ew).defgrad(lambda g, out, a: (div(g, a),))
+log1p = Primitive("log1p", np.log1p, _ew).defgrad(lambda g, out, a: (div(g, add(a, 1.0)),))
+sqrt = Primitive("sqrt", np.sqrt, _ew).defgrad(lambda g, out, a: (div(g, mul(out, 2.0)),))
+tanh = Primitive("tanh", np.tanh, _ew).defgrad(lambda g, out, a: (mul(g, sub(1.0, mul(out, out))),))
+abs = Primitive("abs", np.abs, _ew).defgrad(lambda g, out, a: (mul(g, sign(a)),))  # noqa: A001
+sin = Primitive("sin", np.sin, _ew).defgrad(lambda g, out, a: (mul(g, cos(a)),))
+cos = Primitive("cos", np.cos, _ew).defgrad(lambda g, out, a: (neg(mul(g, sin(a))),))
 
 
 @primitive("sigmoid", _ew)
@@ -201,7 +203,7 @@ def sigmoid(x):
     return np.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
-sigmoid.defgrad(lambda g, out, a: (g * out * (1.0 - out),))
+sigmoid.defgrad(lambda g, out, a: (mul(mul(g, out), sub(1.0, out)),))
 
 
 @primitive("relu", _ew)
@@ -210,7 +212,7 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-relu.defgrad(lambda g, out, a: (g * (out > 0),))
+relu.defgrad(lambda g, out, a: (mul(g, greater(out, 0.0)),))
 
 
 @primitive("where", _ew, needs=True)
@@ -231,8 +233,8 @@ def clip(x, lo=None, hi=None):
 
 @clip.defgrad
 def _clip_grad(g, out, x, lo=None, hi=None):
-    inside = (x >= (-np.inf if lo is None else lo)) & (x <= (np.inf if hi is None else hi))
-    return (g * inside,)
+    inside = logical_and(greater_equal(x, -np.inf if lo is None else lo), less_equal(x, np.inf if hi is None else hi))
+    return (mul(g, inside),)
 
 
 @primitive("bce_with_logits", lambda out, *a: 6 * out.size, needs=True)
@@ -244,7 +246,7 @@ def bce_with_logits(x, y):
 
 
 bce_with_logits.defgrad(lambda g, out, x, y, needs: (
-    g * (sigmoid(x) - y) if needs[0] else None, -g * x if needs[1] else None))
+    mul(g, sub(sigmoid(x), y)) if needs[0] else None, neg(mul(g, x)) if needs[1] else None))
 
 _erf = np.frompyfunc(__import__("math").erf, 1, 1)
 
@@ -257,7 +259,7 @@ def normal_cdf(x):
     return (0.5 * (1.0 + e)).astype(x.dtype)
 
 
-normal_cdf.defgrad(lambda g, out, x: (g * exp(x * x * -0.5) * 0.3989422804014327,))
+normal_cdf.defgrad(lambda g, out, x: (mul(mul(g, exp(mul(mul(x, x), -0.5))), 0.3989422804014327),))
 
 # Non-differentiable elementwise ops: results never require grad.
 sign = Primitive("sign", np.sign, _ew)
@@ -315,7 +317,7 @@ max = Primitive("max", _reduction("max", "max"), _reduce,  # noqa: A001
 def _max_grad(g, out, x, axis=None, keepdims=False):
     k = _kept_shape(x.shape, axis)
     mask = equal(x, reshape(out, shape=k))
-    return (reshape(g, shape=k) * mask / sum(mask, axis=axis, keepdims=True),)
+    return (div(mul(reshape(g, shape=k), mask), sum(mask, axis=axis, keepdims=True)),)
 
 
 prod = Primitive("prod", _reduction("prod", "prod"), _reduce,
@@ -330,7 +332,8 @@ def _prod_grad(g, out, x, axis=None, keepdims=False):
     z = equal(x, 0)
     nz = where(z, 1.0, x)
     p, n = prod(nz, axis=axis, keepdims=True), sum(z, axis=axis, keepdims=True)
-    return (reshape(g, shape=_kept_shape(x.shape, axis)) * where(n == 0, p / nz, where(z & (n == 1), p, 0.0)),)
+    dprod = where(equal(n, 0), div(p, nz), where(logical_and(z, equal(n, 1)), p, 0.0))
+    return (mul(reshape(g, shape=_kept_shape(x.shape, axis)), dprod),)
 
 argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce)
 argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce)
@@ -469,7 +472,7 @@ def matmul(a, b):
 def _matmul_grad(g, out, a, b, needs):
     # For 2-D: dA = G B^T, dB = A^T G. 1-D operands are lifted to matrices and dropped again.
     if a.ndim == 1 and b.ndim == 1:
-        return (g * b if needs[0] else None, g * a if needs[1] else None)
+        return (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None)
     a2 = a if a.ndim > 1 else reshape(a, shape=(1, a.shape[0]))
     b2 = b if b.ndim > 1 else reshape(b, shape=(b.shape[0], 1))
     if a.ndim == 1:  # out lost the row axis of the lifted a
@@ -562,10 +565,10 @@ def softmax_cross_entropy(logits, target):
 def _xent_grad(g, out, logits, target, needs):
     p = _fn.softmax(logits, -1)
     if target.dtype.kind in "iu":
-        d = p - _fn.one_hot(target, logits.shape[-1], dtype=logits.dtype)
+        d = sub(p, _fn.one_hot(target, logits.shape[-1], dtype=logits.dtype))
     else:
-        d = p * sum(target, axis=-1, keepdims=True) - target
-    return d * reshape(g, shape=g.shape + (1,)), None
+        d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
+    return mul(d, reshape(g, shape=g.shape + (1,))), None
 
 
 from . import functional as _fn  # noqa: E402  (composites used inside rules)
