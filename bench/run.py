@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads as W  # noqa: E402
 
-TARGETS_NOTE = "Targets from issue #8."
+CLOCK = "cpu"  # which clock the medians and ratios use: "cpu" (process CPU time) or "wall"; see --clock
 
 
 # ----- machine line -------------------------------------------------------------------------------
@@ -62,11 +62,12 @@ def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
     times = {k: [] for k in runs}
     for f in runs.values():
         f()
+    clock = time.process_time if CLOCK == "cpu" else time.perf_counter
     for _ in range(reps):  # alternate here too
         for k, f in runs.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             f()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
     for k, ts in times.items():
         res[k] = flops / statistics.median(ts) / 1e9
     return res
@@ -74,10 +75,11 @@ def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
 
 def machine_line(threads: int, peak: dict) -> str:
     import torch
+    clock = "process CPU time" if CLOCK == "cpu" else "wall time"
     return (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {cpu_model()}, {os.cpu_count()} cores "
             f"(shared, noisy); Python {platform.python_version()}, NumPy {np.__version__} on {blas_line()}, "
             f"torch {torch.__version__} (MKL); threads: {threads} for NumPy BLAS (threadpoolctl) and torch "
-            f"(set_num_threads); sgemm 2048^3 float32: NumPy {peak['numpy']:.0f} GFLOP/s, torch "
+            f"(set_num_threads); clock: {clock}; sgemm 2048^3 float32: NumPy {peak['numpy']:.0f} GFLOP/s, torch "
             f"{peak['torch']:.0f} GFLOP/s; load average at start {os.getloadavg()[0]:.1f}")
 
 
@@ -85,7 +87,7 @@ def machine_line(threads: int, peak: dict) -> str:
 def time_workload(w: W.Workload, rounds: int, blocks: int, warmup: int) -> dict:
     """Round-robin timing. Returns name -> list of per-step seconds (or per-job seconds and accuracies)."""
     live = [c for c in w.contenders if c.step is not None]
-    res = {c.name: {"t": [], "acc": []} for c in live}
+    res = {c.name: {"t": [], "wall": [], "cpu": [], "acc": []} for c in live}
     for c in live:  # jobs too: the first run pays one-time costs (torch's op dispatch, imports)
         for _ in range(warmup):
             c.step()
@@ -97,11 +99,13 @@ def time_workload(w: W.Workload, rounds: int, blocks: int, warmup: int) -> dict:
                 c.step = c.factory()  # fresh weights and optimizer state (untimed), then one untimed step
                 c.step()
             for _ in range(c.blocks or blocks):
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 for _ in range(w.block):
                     v = c.step()
-                dt_ = (time.perf_counter() - t0) / w.block
-                res[c.name]["t"].append(dt_)
+                wall, cpu = (time.perf_counter() - t0) / w.block, (time.process_time() - c0) / w.block
+                res[c.name]["wall"].append(wall)
+                res[c.name]["cpu"].append(cpu)
+                res[c.name]["t"].append(cpu if CLOCK == "cpu" else wall)
                 if w.job:
                     res[c.name]["acc"].append(v)
     return res
@@ -135,12 +139,16 @@ def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
     probes = [c for c in w.contenders if c.lib == "probe" and c.name in med]
     if probes:  # the peak measured in the same round-robin as the steps
         peak_gflops = max(c.gflop / med[c.name] for c in probes)
-    cols = ["contender", "how", f"median {w.unit}", "IQR", "chainrule / this"]
+    other = "wall" if CLOCK == "cpu" else "cpu"
+    cols = ["contender", "how", f"median {w.unit} ({CLOCK})", "IQR", f"{other} median", "chainrule / this"]
     if w.flops:
         cols += ["GFLOP/s", "% of sgemm peak"]
     if w.job:
         cols += ["test acc (median)"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]
+    if w.job:
+        lines.insert(-2, "Accuracy: each library's own initialisation except chainrule/torch/mygrad, which share "
+                         "the initial weights; sklearn initialises its own (Glorot).\n")
     ratios = {}
     for c in w.contenders:
         if c.step is None:
@@ -148,7 +156,8 @@ def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
             continue
         ts = res[c.name]["t"]
         row = [c.name, c.note, fmt_time(med[c.name], w.unit),
-               f"{fmt_time(_q(ts, .25), w.unit)}-{fmt_time(_q(ts, .75), w.unit)}"]
+               f"{fmt_time(_q(ts, .25), w.unit)}-{fmt_time(_q(ts, .75), w.unit)}",
+               fmt_time(statistics.median(res[c.name][other]), w.unit)]
         if c.lib == "probe":
             g = c.gflop / med[c.name]
             row += ["", f"{g:.0f}", "(peak)" if g == peak_gflops else f"{100 * g / peak_gflops:.0f}%"]
@@ -256,12 +265,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few rounds, 3-epoch jobs: a smoke run, not results")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--clock", choices=["cpu", "wall"], default=None,
+                    help="cpu: process CPU time (default with 1 thread: robust to being descheduled on a shared "
+                         "machine); wall: perf_counter (default with more threads, where CPU time adds threads up)")
     ap.add_argument("--only", nargs="+",
                     help="workload keys: mlp16 mlp128 mlp1024 logreg add digits mnist1d mem profile gemm")
     ap.add_argument("--md", help="also write the markdown here")
     ap.add_argument("--update-doc", metavar="PATH",
                     help="replace the part of PATH between '<!-- results:start -->' and '<!-- results:end -->'")
     a = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = a.clock or ("cpu" if a.threads == 1 else "wall")
 
     import torch
     from threadpoolctl import threadpool_limits
