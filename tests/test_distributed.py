@@ -267,3 +267,11 @@ def test_cli_train_distributed_matches_single_process_and_resumes_with_other_k(t
     assert len(d["epochs"]) == len(s["epochs"]) == 4
     for key in ("loss", "val_loss", "accuracy"):
         np.testing.assert_allclose([e[key] for e in d["epochs"]], [e[key] for e in s["epochs"]], rtol=1e-5, err_msg=key)
+
+
+def test_cli_user_error_on_rank_0_ends_the_job_with_one_line(tmp_path):
+    cmd = [_mpiexec(), "-n", "2", sys.executable, "-m", "chainrule.distributed", "train", "--resume", tmp_path / "missing"]
+    p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    assert p.returncode != 0
+    assert "rank 0: chainrule train: error: " in p.stderr and "missing/config.json" in p.stderr
+    assert "Traceback" not in p.stderr

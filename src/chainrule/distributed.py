@@ -48,8 +48,9 @@ INSTALL_HINT = 'pip install "chainrule[distributed]"   (installs mpi4py and the 
 # Environment variables that MPI launchers set in every process they start. Their presence means
 # "we were started by mpiexec/srun", so MPI must be initialised; their absence lets a plain
 # `python script.py` run as world size 1 without touching mpi4py at all.
-_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_SIZE")
-_LAUNCHER_ANY_VARS = _LAUNCHER_SIZE_VARS + ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "HYDRA_CONTROL_FD")
+_LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE")
+_LAUNCHER_ANY_VARS = _LAUNCHER_SIZE_VARS + ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "MPI_LOCALNRANKS",
+                                            "HYDRA_CONTROL_FD")
 
 _comm: Any = None          # an mpi4py communicator, or None when running as a single process
 _initialized = False
@@ -170,7 +171,8 @@ def abort(message: str | None = None, code: int = 1) -> None:
     """
     if message:
         print(f"rank {rank()}: {message}", file=sys.stderr, flush=True)
-    sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()   # keep what rank 0 printed so far
     c = _get_comm()
     if c is not None and c.Get_size() > 1:
         c.Abort(code)
@@ -617,26 +619,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import cli
     from . import train as T
 
+    args = cli.build_parser().parse_args(argv)   # --help and usage errors end every rank alike
     with guard(), tempfile.TemporaryDirectory(prefix=f"chainrule-rank{rank()}-") as scratch:
-        args = cli.build_parser().parse_args(argv)
-        config = None
-        if args.resume and is_main():
-            with open(os.path.join(args.resume, "config.json")) as f:
-                config = f.read()
-        config = broadcast_object(config) if args.resume else None
-        if not is_main():
-            if args.resume:   # the run directory may exist only on rank 0's host
-                with open(os.path.join(scratch, "config.json"), "w") as f:
-                    f.write(config)
-                args.resume = scratch
-            else:
-                args.out = scratch
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
-        saved, T.fit = T.fit, fit
         try:
-            rc = int(args._run(args) or 0)
-        finally:
-            T.fit = saved
+            config = None
+            if args.resume and is_main():
+                with open(os.path.join(args.resume, "config.json")) as f:
+                    config = f.read()
+            config = broadcast_object(config) if args.resume else None
+            if not is_main():
+                if args.resume:   # the run directory may exist only on rank 0's host
+                    with open(os.path.join(scratch, "config.json"), "w") as f:
+                        f.write(config)
+                    args.resume = scratch
+                else:
+                    args.out = scratch
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
+            saved, T.fit = T.fit, fit
+            try:
+                rc = int(args._run(args) or 0)
+            finally:
+                T.fit = saved
+        except (ValueError, FileNotFoundError, KeyError) as e:   # user errors: one line, like `chainrule`
+            if world_size() == 1:
+                print(f"chainrule train: error: {e}", file=sys.stderr)
+                return 2
+            abort(f"chainrule train: error: {e}", 2)
         if rc and world_size() > 1:
             abort(f"chainrule train exited with status {rc}", rc)
         return rc
