@@ -1,0 +1,102 @@
+"""Lecture: how do we actually update the weights?
+
+GD, SGD and minibatch SGD are one optimizer with three batch sizes; momentum and Nesterov race plain
+SGD down the ravine, next to Adagrad, RMSProp and Adam; Newton's method (the curvature) solves
+L2-regularised logistic regression in a handful of steps where gradient descent needs hundreds.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+import chainrule as cr
+import chainrule.nn.functional as F
+from chainrule import playground as pg
+
+
+def problem(quick):
+    ds = cr.datasets.load_breast_cancer()
+    X = (ds.X_train - ds.X_train.mean(0)) / ds.X_train.std(0)
+    return (X[:200], ds.y_train[:200]) if quick else (X, ds.y_train)
+
+
+def objective(model, X, y, lam=1e-2):   # (1/n) sum -log P(y_i | x_i; w) + lam/2 ||w||^2
+    return F.binary_cross_entropy_with_logits(model(X), y) + cr.nn.l2_penalty(model, lam)
+
+
+def batch_sizes(X, y, epochs):
+    curves = {}
+    for name, bs in (("GD (batch = n)", None), ("SGD (batch = 1)", 1), ("minibatch (32)", 32)):
+        cr.manual_seed(0)
+        model = cr.models.LogisticRegression(X.shape[1])
+        opt = cr.optim.SGD(model.parameters(), lr=0.05)
+        loader, Xt, yt = cr.data.DataLoader(X, y, batch_size=bs, seed=0), cr.tensor(X), cr.tensor(y * 1.0)
+        curve = [objective(model, Xt, yt).item()]
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                objective(model, xb, yb).backward()
+                opt.step()
+            curve.append(objective(model, Xt, yt).item())
+        curves[name] = curve
+    return curves
+
+
+def newton_vs_gd(X, y, max_steps):
+    Xt, yt = cr.tensor(X, dtype=cr.float64), cr.tensor(y, dtype=cr.float64)
+    curves = {}
+    for name in ("Newton", "GD"):
+        cr.manual_seed(0)
+        model = cr.models.LogisticRegression(X.shape[1]).double()
+        opt = cr.optim.Newton(model.parameters()) if name == "Newton" else cr.optim.SGD(model.parameters(), lr=0.5)
+        losses = []
+        for _ in range(10 if name == "Newton" else max_steps):
+            if name == "Newton":
+                losses.append(opt.step(lambda: objective(model, Xt, yt)).item())   # theta -= H^-1 g
+            else:
+                opt.zero_grad()
+                loss = objective(model, Xt, yt)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+        curves[name] = np.array(losses)
+    best = curves["Newton"].min()
+    steps = {k: int(np.argmax(v - best < 1e-6)) if (v - best < 1e-6).any() else None for k, v in curves.items()}
+    return curves, best, steps
+
+
+def plot(curves, ravine, newton, best, path):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
+    for name, c in curves.items():
+        ax[0].plot(c, label=name)
+    ax[0].set(xlabel="epoch", ylabel="training objective", title="same SGD, three batch sizes")
+    pg.plot_trajectories("ravine", ravine, ax=ax[1], title="ravine (steps to 1e-6)")
+    for name, c in newton.items():
+        ax[2].semilogy(np.maximum(c - best, 1e-16), label=name)
+    ax[2].set(xlabel="iteration", ylabel="loss - best", title="logistic regression")
+    for a in (ax[0], ax[2]):
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(quick=False, out=None):
+    X, y = problem(quick)
+    curves = batch_sizes(X, y, epochs=5 if quick else 20)
+    for name, c in curves.items():
+        print(f"{name:<16} objective after 1 epoch {c[1]:.4f}, after {len(c) - 1}: {c[-1]:.4f}")
+    ravine = pg.run("ravine", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"], steps=200)
+    print(pg.table("ravine", ravine))
+    newton, best, steps = newton_vs_gd(X, y, max_steps=1000 if quick else 3000)
+    print(f"steps to within 1e-6 of the optimum: Newton {steps['Newton']}, gradient descent {steps['GD']}")
+    out = out or os.path.join(tempfile.mkdtemp(), "optimizers.png")
+    plot(curves, ravine, newton, best, out)
+    return dict(batch_curves=curves, ravine_steps={k: r.steps_to_tol for k, r in ravine.items()},
+                newton_steps=steps["Newton"], gd_steps=steps["GD"], gd_steps_run=len(newton["GD"]), figure=out)
+
+
+if __name__ == "__main__":
+    main()
