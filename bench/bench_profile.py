@@ -13,6 +13,7 @@ import cProfile
 import os
 import pstats
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,17 +30,19 @@ def _where(func) -> str:
     return f"{short}:{line} {name}"
 
 
-def profile_step(batch_size: int, steps: int, top: int) -> str:
-    sizes, arrays = W.MLP_SIZES, W.init_mlp(W.MLP_SIZES)
+def profile_step(batch_size: int, steps: int, top: int, sizes=W.MLP_SIZES, optimizer="Adam") -> str:
+    """cProfile (on process CPU time, so time spent descheduled does not count) of ``steps`` steps."""
+    arrays = W.init_mlp(sizes)
     x, y = W.batches(batch_size, sizes[0])
+    lr = W.ADAM_LR if optimizer == "Adam" else W.SGD_LR
     try:
-        step, how = W.cr_train_step(sizes, arrays, x, y, "Adam", W.ADAM_LR)
+        step, how = W.cr_train_step(sizes, arrays, x, y, optimizer, lr)
     except W._Pending as e:
-        step, how = W.cr_train_step(sizes, arrays, x, y, None, W.ADAM_LR)
+        step, how = W.cr_train_step(sizes, arrays, x, y, None, lr)
         how += f" (forward+backward only: {e})"
     for _ in range(3):
         step()
-    prof = cProfile.Profile()
+    prof = cProfile.Profile(time.process_time)
     prof.enable()
     for _ in range(steps):
         step()
@@ -47,7 +50,8 @@ def profile_step(batch_size: int, steps: int, top: int) -> str:
     st = pstats.Stats(prof)
     total = st.total_tt
     rows = st.stats  # func -> (cc, nc, tt, ct, callers)
-    out = [f"#### chainrule step, batch {batch_size} ({how}; {steps} steps, cProfile, "
+    arch = "-".join(map(str, sizes))
+    out = [f"#### chainrule step, {arch}, batch {batch_size} ({how}; {steps} steps, cProfile on CPU time, "
            f"{1e3 * total / steps:.2f} ms/step under the profiler)", ""]
     for title, key in (("cumulative", 3), ("self", 2)):
         out += [f"Top {top} by {title} time:", "", "| function | calls/step | cum % | self % |",

@@ -324,8 +324,9 @@ def main(argv=None) -> int:
         out.append(tmd)
         if "profile" in wanted:
             import bench_profile
-            p = "### Profile of the chainrule MLP step (cProfile)\n\n" + "\n".join(
-                bench_profile.profile_step(b, 100 if a.quick else 400 if b <= 128 else 40, 15) for b in (16, 1024))
+            p = "### Profile of the chainrule steps (cProfile)\n\n" + "\n".join(
+                [bench_profile.profile_step(b, 100 if a.quick else 400 if b <= 128 else 40, 15) for b in (16, 1024)]
+                + [bench_profile.profile_step(32, 200 if a.quick else 2000, 15, sizes=(64, 10), optimizer="SGD")])
             print(p, flush=True)
             out.append(p)
         if "gemm" in wanted:
