@@ -2,7 +2,7 @@
 
 An optimizer owns a list of *parameter groups*, each a dict with ``"params"`` (the tensors) and
 its own hyperparameters (``lr``, ``momentum``...), and a per-parameter ``state`` dict (momentum
-buffers, moment estimates, step counts). Subclasses write one method, ``_update(p, g, group,
+buffers, moment estimates, step counts). Subclasses write ``_update(p, g, group,
 state, scratch)``: the lecture's update rule for one parameter, in place, on ndarrays (big
 tensors are handed over block by block), and ``_begin(p, group, state)``, which creates the state
 on the first step and advances the step count ``t``.
