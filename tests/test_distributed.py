@@ -209,9 +209,9 @@ def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):
     assert float(np.load(tmp_path / "a.npz")["spread"]) == 0.0
 
 
-@pytest.mark.parametrize("mode,resume_k", [("raise", 3), ("exit", None)])
+@pytest.mark.parametrize("mode,resume_k", [("raise", 3), ("exit", None), ("kill", 2)])
 def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path, mode, resume_k):
-    """Rank 1 fails in epoch 2 (raises, or dies with os._exit): the job ends non-zero instead of hanging
+    """Rank 1 fails in epoch 2 (raises, os._exit()s or is SIGKILLed): the job ends non-zero instead of hanging
     (TIMEOUT), epoch 1's checkpoint is intact, and resuming it with 3 ranks (or 1) lands on the
     uninterrupted single-process weights."""
     from chainrule.train import latest_checkpoint, load_checkpoint
@@ -224,6 +224,10 @@ def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path,
     assert not (tmp_path / "x.npz").exists()
     if mode == "raise":
         assert "rank 1: RuntimeError: injected failure at epoch 2 batch 4" in p.stderr
+    elif mode == "exit":
+        assert p.returncode == 7                    # os._exit: no message possible; its status is the job's
+    else:
+        assert "BAD TERMINATION" in p.stdout + p.stderr and "signal 9" in p.stdout + p.stderr   # MPICH's report
     last = latest_checkpoint(ckpt)
     assert os.path.basename(last) == "epoch-0001.safetensors"
     assert load_checkpoint(last)["epoch"] == 1

@@ -8,6 +8,7 @@ tests/test_distributed.py compares the K-rank weights with. Fault injection: `--
 
 import argparse
 import os
+import signal
 import sys
 
 import numpy as np
@@ -81,6 +82,8 @@ class FailAt(Callback):
         if dist.rank() == self.rank and self.trainer.epoch + 1 == self.epoch and batch == self.step:
             if self.mode == "exit":
                 os._exit(7)
+            if self.mode == "kill":   # as the OOM killer would
+                os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError(f"injected failure at epoch {self.epoch} batch {batch}")
 
 
@@ -101,7 +104,7 @@ def main():
     ap.add_argument("--fail-rank", type=int, default=-1)
     ap.add_argument("--fail-epoch", type=int, default=-1)
     ap.add_argument("--fail-step", type=int, default=-1)
-    ap.add_argument("--fail-mode", choices=["raise", "exit"], default="raise")
+    ap.add_argument("--fail-mode", choices=["raise", "exit", "kill"], default="raise")
     a = ap.parse_args()
 
     dist.init()
