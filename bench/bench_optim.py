@@ -2,10 +2,11 @@
 
 Adam and SGD with momentum, one step at a time, gradients fixed (the step is what is timed).
 Contenders run alternately, round after round, and the table reports medians per step with the
-ratio to chainrule (> 1: chainrule is faster). torch runs with its default thread count unless
---torch-threads is given; NumPy's ufuncs are single-threaded.
+ratio to chainrule (> 1: chainrule is faster). NumPy's ufuncs are single-threaded, so torch runs
+on one thread by default (--torch-threads 2 to change); the clock is process CPU time by default
+(on a shared machine wall-clock medians measure the scheduler), --clock wall for wall time.
 
-    python bench/bench_optim.py [--rounds 15] [--steps 20] [--torch-threads 1]
+    python bench/bench_optim.py [--rounds 15] [--steps 20] [--torch-threads 1] [--clock cpu]
 """
 
 from __future__ import annotations
@@ -39,18 +40,20 @@ def _torch(torch, opt_name, kw, init, grads, **flags):
     return opt.step
 
 
-def _time(step, n):
-    t0 = time.perf_counter()
+def _time(step, n, clock=time.process_time):
+    t0 = clock()
     for _ in range(n):
         step()
-    return (time.perf_counter() - t0) / n
+    return (clock() - t0) / n
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--torch-threads", type=int, default=None)
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch threads (default 1, like NumPy's ufuncs)")
+    ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                    help="process CPU time (default: robust on a shared, loaded machine) or wall-clock time")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -64,7 +67,8 @@ def main(argv=None):
     n_params = sum(x.size for x in init)
     cases = [("Adam", dict(lr=1e-3)), ("SGD", dict(lr=1e-2, momentum=0.9))]
     print(f"{n_params:,} float32 parameters in {len(SHAPES)} tensors; numpy {np.__version__}"
-          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed"))
+          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", torch not installed")
+          + f"; {args.clock} time")
     print()
     print("| optimizer | implementation | median ms / step | torch / chainrule |")
     print("|---|---|---|---|")
@@ -80,7 +84,7 @@ def main(argv=None):
         times = {k: [] for k in contenders}
         for _ in range(args.rounds):
             for k, step in contenders.items():
-                times[k].append(_time(step, args.steps))
+                times[k].append(_time(step, args.steps, time.process_time if args.clock == "cpu" else time.perf_counter))
         ours = statistics.median(times["chainrule"])
         for k, ts in times.items():
             med = statistics.median(ts)
