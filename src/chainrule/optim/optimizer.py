@@ -139,7 +139,7 @@ class Optimizer:
         return loss
 
     #: Elements per block. Big tensors are updated block by block so that the dozen passes of an
-    #: update rule run over arrays that sit in cache (about 1.5-2x faster than whole-array passes on 1M parameters).
+    #: update rule run over arrays that sit in cache (about 1.5x faster than whole-array passes on 1M parameters).
     CHUNK = 32768
 
     def _step_param(self, p: Tensor, group: dict) -> None:
