@@ -597,29 +597,35 @@ prints and writes the run directory (--out), the other ranks compute. --resume w
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m chainrule.distributed train ...``: ``chainrule train`` on every rank of ``mpiexec``.
-
-    This is ``chainrule train --distributed`` until chainrule.train grows that flag: it runs the
-    train subcommand with :func:`fit` in place of ``chainrule.train.fit``. Ranks other than 0 get a
-    private scratch run directory (rank 0's config is broadcast to them on ``--resume``) and a
-    silent stdout, so only rank 0 writes files and prints.
-    """
-    import tempfile
-
+    """``python -m chainrule.distributed train ...``: ``chainrule train`` on every rank of ``mpiexec``
+    (the stand-in for ``chainrule train --distributed`` until the train subcommand has that flag)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] != ["train"]:
         print(_CLI_USAGE, file=sys.stderr)
         return 2
+    from . import cli
+    return run_train(cli.build_parser().parse_args(argv))   # --help and usage errors end every rank alike
+
+
+def run_train(args) -> int:
+    """Run ``chainrule train`` (parsed ``args``) data-parallel: the body of ``--distributed``.
+
+    It runs chainrule.train's own ``run_train`` with :func:`fit` in place of ``chainrule.train.fit``.
+    Ranks other than 0 get a private scratch run directory (rank 0's config.json is broadcast to
+    them on ``--resume``, so the run directory need only exist on rank 0's host) and a silent
+    stdout: only rank 0 prints and writes files. A user error is one line and ends every rank.
+    """
+    import tempfile
+
     try:
         require_mpi()
     except ImportError as e:
         print(f"chainrule train --distributed: {e}", file=sys.stderr)
         return 2
     init()
-    from . import cli
     from . import train as T
 
-    args = cli.build_parser().parse_args(argv)   # --help and usage errors end every rank alike
+    args.distributed = False   # chainrule.train.run_train must not dispatch back here
     with guard(), tempfile.TemporaryDirectory(prefix=f"chainrule-rank{rank()}-") as scratch:
         try:
             config = None
@@ -628,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     config = f.read()
             config = broadcast_object(config) if args.resume else None
             if not is_main():
-                if args.resume:   # the run directory may exist only on rank 0's host
+                if args.resume:
                     with open(os.path.join(scratch, "config.json"), "w") as f:
                         f.write(config)
                     args.resume = scratch
@@ -637,7 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
             saved, T.fit = T.fit, fit
             try:
-                rc = int(args._run(args) or 0)
+                rc = int(T.run_train(args) or 0)
             finally:
                 T.fit = saved
         except (ValueError, FileNotFoundError, KeyError) as e:   # user errors: one line, like `chainrule`
