@@ -212,7 +212,7 @@ def test_dropout_runs_are_reproducible_and_replicas_agree(tmp_path):
 @pytest.mark.parametrize("mode,resume_k", [("raise", 3), ("exit", None), ("kill", 2)])
 def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path, mode, resume_k):
     """Rank 1 fails in epoch 2 (raises, os._exit()s or is SIGKILLed): the job ends non-zero instead of hanging
-    (TIMEOUT), epoch 1's checkpoint is intact, and resuming it with 3 ranks (or 1) lands on the
+    (TIMEOUT), epoch 1's checkpoint is intact, and resuming it with 3, 1 or 2 ranks lands on the
     uninterrupted single-process weights."""
     from chainrule.train import latest_checkpoint, load_checkpoint
 
@@ -224,10 +224,9 @@ def test_failing_rank_aborts_job_and_run_resumes_with_other_world_size(tmp_path,
     assert not (tmp_path / "x.npz").exists()
     if mode == "raise":
         assert "rank 1: RuntimeError: injected failure at epoch 2 batch 4" in p.stderr
-    elif mode == "exit":
-        assert p.returncode == 7                    # os._exit: no message possible; its status is the job's
-    else:
+    elif mode == "kill":
         assert "BAD TERMINATION" in p.stdout + p.stderr and "signal 9" in p.stdout + p.stderr   # MPICH's report
+    # os._exit: the rank can say nothing; the non-zero status and the prompt end are the guarantee
     last = latest_checkpoint(ckpt)
     assert os.path.basename(last) == "epoch-0001.safetensors"
     assert load_checkpoint(last)["epoch"] == 1
