@@ -1,0 +1,97 @@
+"""Generate docs/api.md, the public API grouped by module, one line per name from its docstring.
+
+    python docs/make_api.py          # rewrite docs/api.md
+    python docs/make_api.py --check  # exit 1 if docs/api.md is stale (tests/test_examples.py does this)
+
+Public = the module's ``__all__`` if it has one, else every name not starting with ``_`` that is a
+class, a function or a primitive defined in that module (or its subpackage).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+MODULES = [
+    ("chainrule.tensor", "Tensor and creation helpers (`cr.tensor`, `cr.zeros`, ...; all re-exported as `cr.*`)"),
+    ("chainrule.ops", "Primitives: NumPy forward + gradient rule + FLOP rule (re-exported as `cr.*`)"),
+    ("chainrule.autograd", "The engine: backward, `cr.grad`, `cr.hvp`, `cr.hessian`, grad modes, gradcheck"),
+    ("chainrule.functional", "Composite functions and losses (`import chainrule.nn.functional as F`)"),
+    ("chainrule.nn", "Module, Parameter, layers, losses, `l2_penalty`"),
+    ("chainrule.nn.init", "Parameter initialisation (PyTorch's schemes)"),
+    ("chainrule.optim", "Optimizers"),
+    ("chainrule.optim.lr_scheduler", "Learning-rate schedules"),
+    ("chainrule.models", "The lecture's models"),
+    ("chainrule.data", "DataLoader and input checks"),
+    ("chainrule.datasets", "Offline data sets"),
+    ("chainrule.train", "The fit loop, History, callbacks"),
+    ("chainrule.cost", "Street-fighting math: estimate and measure parameters, memory, compute"),
+    ("chainrule.analysis", "Final-project analysis: importance, sample complexity, error correlation"),
+    ("chainrule.viz", "Computation-graph pictures and the backprop ledger"),
+    ("chainrule.playground", "2-D optimizer races"),
+    ("chainrule.io", "Save and load"),
+    ("chainrule.sklearn", "scikit-learn estimators"),
+    ("chainrule.distributed", "Data-parallel training on MPI"),
+]
+
+OUT = Path(__file__).resolve().parent / "api.md"
+
+
+def _summary(obj) -> str:
+    doc = getattr(obj, "doc", None) if type(obj).__name__ == "Primitive" else inspect.getdoc(obj)
+    doc = inspect.cleandoc(doc) if doc else ""
+    para = doc.split("\n\n")[0].replace("\n", " ").strip()
+    return para or "(no docstring)"
+
+
+def _public(mod) -> list[str]:
+    names = getattr(mod, "__all__", None)
+    if names is not None:
+        return sorted(names)
+    out = []
+    for name, obj in vars(mod).items():
+        if name.startswith("_"):
+            continue
+        if type(obj).__name__ == "Primitive" and mod.__name__ == "chainrule.ops":
+            out.append(name)
+        elif (inspect.isclass(obj) or inspect.isfunction(obj)) and \
+                getattr(obj, "__module__", "").startswith(mod.__name__):
+            out.append(name)
+    return sorted(out)
+
+
+def _kind(obj) -> str:
+    if inspect.isclass(obj):
+        return "class"
+    return "primitive" if type(obj).__name__ == "Primitive" else "function"
+
+
+def render() -> str:
+    lines = ["# chainrule API", "",
+             "Generated from the docstrings by `python docs/make_api.py`; `tests/test_examples.py` fails when",
+             "this file is stale. One line per public name: the first paragraph of its docstring.", ""]
+    for modname, title in MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError as e:  # an optional dependency is missing
+            lines += [f"## `{modname}`", "", f"(not importable here: {e})", ""]
+            continue
+        lines += [f"## `{modname}`", "", title + ".", "", "| name | kind | description |", "|---|---|---|"]
+        for name in _public(mod):
+            obj = getattr(mod, name)
+            desc = _summary(obj).replace("|", r"\|")
+            lines.append(f"| `{name}` | {_kind(obj)} | {desc} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    text = render()
+    if "--check" in sys.argv:
+        stale = not OUT.exists() or OUT.read_text() != text
+        print("docs/api.md is stale: run python docs/make_api.py" if stale else "docs/api.md is up to date")
+        sys.exit(int(stale))
+    OUT.write_text(text)
+    print(f"wrote {OUT} ({text.count(chr(10))} lines)")

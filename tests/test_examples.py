@@ -1,0 +1,117 @@
+"""Run every lecture example in quick mode and check the claim it demonstrates, from the values its
+``main(quick=True)`` returns. Also keeps docs/api.md in sync with the docstrings."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Tiny problems: BLAS threads only contend with the other test workers (10x slower under load)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def run(name, **kwargs):
+    path = ROOT / "examples" / name
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(quick=True, **kwargs)
+
+
+def test_01_softmax_table_matches_the_slide_and_models_learn():
+    r = run("01_logistic_softmax.py")
+    assert np.allclose(r["slide_probs"], (0.036, 0.89, 0.07), atol=5e-3)   # the slide, to 2 decimals
+    assert np.allclose(np.round(r["slide_probs"], 2), (0.04, 0.89, 0.07))
+    assert r["logreg_test_acc"] > 0.9 and r["softmax_test_acc"] > 0.9
+    assert r["softmax_row_sum"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_02_linear_on_raw_is_poor_features_fix_it():
+    r = run("02_feature_engineering.py")
+    acc = r["acc"]
+    assert acc["linear on raw x"] < 0.7
+    assert acc["linear on poly phi(x)"] > 0.9 and acc["MLP (learned phi)"] > 0.9
+    off_diagonal = r["sim_onehot"][~np.eye(6, dtype=bool)]
+    assert np.allclose(off_diagonal, 0)                      # one-hot: every pair of words equally far
+    assert r["sim_hand"][3, 4] > 0.5                         # hand-made: cat ~ cats
+
+
+def test_03_composition_of_linear_maps_is_linear():
+    r = run("03_linear_composition.py")
+    assert r["collapse_gap"] < 1e-4 and r["same_predictions"] == 1.0
+    acc = r["acc"]
+    assert acc["deep linear (3 layers, no g)"] < 0.7 and acc["linear model"] < 0.7
+    for g in ("relu", "sigmoid", "tanh"):
+        assert acc[f"deep, g = {g}"] > 0.9
+
+
+def test_04_backprop_matches_the_hand_derivation():
+    r = run("04_backprop.py")
+    assert r["log_auto"] == pytest.approx(r["log_hand"]) == pytest.approx(0.6)
+    for k in ("w1", "w2", "x"):
+        assert r["auto"][k] == pytest.approx(r["hand"][k], abs=1e-12)
+    assert r["backward"][0] == "L"
+    for src, dst in r["edges"]:                              # reverse topological: a node before its inputs
+        assert r["forward"].index(src) < r["forward"].index(dst)
+        assert r["steps"][dst] < r["steps"][src]
+    assert "digraph" in r["dot"]
+
+
+def test_05_regularization_shrinks_the_gap(tmp_path):
+    r = run("05_overfitting.py", out=str(tmp_path / "curves.png"))
+    regularized = [r[k]["gap"] for k in ("early stopping", "L2", "dropout")]
+    assert r["no regularization"]["gap"] > min(regularized)
+    assert r["no regularization"]["train_acc"] > 0.95        # it does memorise
+    assert Path(r["figure"]).stat().st_size > 0
+
+
+def test_06_momentum_beats_sgd_newton_beats_gd(tmp_path):
+    r = run("06_optimizers.py", out=str(tmp_path / "opt.png"))
+    s = r["ravine_steps"]
+    assert s["momentum"] is not None and s["momentum"] < s["sgd"]
+    assert s["nesterov"] is not None and s["nesterov"] < s["sgd"]
+    assert r["newton_steps"] is not None and r["newton_steps"] <= 10
+    gd = r["gd_steps"] if r["gd_steps"] is not None else r["gd_steps_run"]
+    assert gd > 20 * r["newton_steps"]
+    c = r["batch_curves"]
+    assert all(v[-1] < v[0] for v in c.values())             # every batch size descends
+
+
+def test_07_estimate_reproduces_the_lecture_and_the_measurement():
+    r = run("07_street_fighting_math.py")
+    for row in r["rows"]:
+        assert row["lecture"] == row["formulas"]
+        assert row["meas_fwd_macs"] == row["est_fwd_macs"] == row["B"] * row["D"] * 2 * row["D"]
+        assert row["meas_bwd_macs"] == row["est_bwd_macs"] == 2 * row["est_fwd_macs"]   # "2x for backward"
+        assert row["meas_training_bytes"] == pytest.approx(row["est_training_bytes"], rel=0.1)
+
+
+def test_08_project_analysis(tmp_path):
+    r = run("08_project_analysis.py", out=str(tmp_path))
+    assert len(r["weight_ranking"]) == 64
+    assert r["ablation"]["centre 4x4"] > r["ablation"]["border"]    # the border pixels are mostly blank
+    for v in r["curve"].values():
+        assert v[-1] > v[0]                                  # more data helps
+    assert r["phi"].shape == (3, 3) and np.allclose(np.diag(r["phi"]), 1)
+    assert sum(r["partition"].values()) == r["n"]
+    assert all(Path(p).exists() for p in r["figures"].values())
+
+
+def test_api_md_is_in_sync_with_the_docstrings():
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import make_api
+    finally:
+        sys.path.pop(0)
+    committed = (ROOT / "docs" / "api.md").read_text()
+    assert make_api.render() == committed, "docs/api.md is stale: run `python docs/make_api.py`"
