@@ -8,7 +8,8 @@ microseconds, and (b) forward + backward of a 784-512-512-10 ReLU MLP with cross
 16, 128 and 1024, in milliseconds. Each measurement is the median over many rounds; in every round
 both libraries run the same number of iterations back to back, alternating which goes first, so
 drift in machine load hits both. Both libraries use their default thread counts (printed).
-Prints a markdown table with both times and the ratio chainrule / PyTorch.
+Prints a markdown table with both times (median, and the fastest round in parentheses: under a
+loaded machine the minimum is the better estimate of uncontended speed) and the ratio of medians.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def per_iter(fn, n: int) -> float:
     return (time.perf_counter() - t0) / n
 
 
-def compare(cr_fn, torch_fn, rounds: int, inner: int, warmup: int = 3) -> tuple[float, float]:
-    """Median seconds per call for both, over ``rounds`` alternating rounds of ``inner`` calls."""
+def compare(cr_fn, torch_fn, rounds: int, inner: int, warmup: int = 3) -> tuple[list, list]:
+    """Seconds per call for both, one entry per round, over ``rounds`` alternating rounds of ``inner`` calls."""
     for _ in range(warmup):
         cr_fn()
         torch_fn()
@@ -57,7 +58,7 @@ def compare(cr_fn, torch_fn, rounds: int, inner: int, warmup: int = 3) -> tuple[
         else:
             b.append(per_iter(torch_fn, inner))
             a.append(per_iter(cr_fn, inner))
-    return statistics.median(a), statistics.median(b)
+    return a, b
 
 
 def op_overhead_case(torch):
@@ -144,17 +145,18 @@ def main(argv=None) -> int:
     rows = []
     run_cr, run_torch = op_overhead_case(torch)
     c, t = compare(run_cr, run_torch, rounds=9 if q else 41, inner=200 if q else 500)
-    rows.append(("(a + b).sum() fwd+bwd, (8, 8)", c * 1e6, t * 1e6, "us"))
+    rows.append(("(a + b).sum() fwd+bwd, (8, 8)", c, t, 1e6, "us"))
     for batch in (16, 128, 1024):
         run_cr, run_torch = mlp_case(torch, batch)
         inner = max(1, (40 if q else 200) // batch) if batch > 16 else (5 if q else 20)
         rounds = 5 if q else (31 if batch < 1024 else 21)
         c, t = compare(run_cr, run_torch, rounds=rounds, inner=inner, warmup=2)
-        rows.append((f"MLP 784-512-512-10 fwd+bwd, batch {batch}", c * 1e3, t * 1e3, "ms"))
-    print("| benchmark | chainrule | PyTorch | chainrule / PyTorch |")
+        rows.append((f"MLP 784-512-512-10 fwd+bwd, batch {batch}", c, t, 1e3, "ms"))
+    print("| benchmark | chainrule median (min) | PyTorch median (min) | chainrule / PyTorch (medians) |")
     print("|---|---:|---:|---:|")
-    for name, c, t, unit in rows:
-        print(f"| {name} | {c:.1f} {unit} | {t:.1f} {unit} | {c / t:.2f} |")
+    for name, c, t, k, unit in rows:
+        mc, mt = statistics.median(c), statistics.median(t)
+        print(f"| {name} | {mc * k:.1f} ({min(c) * k:.1f}) {unit} | {mt * k:.1f} ({min(t) * k:.1f}) {unit} | {mc / mt:.2f} |")
     return 0
 
 
