@@ -612,3 +612,28 @@ def test_backward_on_scalar_leaf_and_float64_upstream():
     (y * 3.0).backward(np.array([1.0, 2.0]))  # a float64 upstream gradient is cast to the tensor's dtype
     assert y.grad.dtype == np.float32
     np.testing.assert_array_equal(y.grad.data, [3.0, 6.0])
+
+
+def test_grad_edge_cases():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    g1, g2 = cr.grad((x * x).sum(), [x, x])  # the same input twice gets its gradient twice
+    np.testing.assert_array_equal(g1.data, [2.0, 4.0])
+    np.testing.assert_array_equal(g2.data, [2.0, 4.0])
+    h = x * 3.0
+    gh, gx = cr.grad((h * h).sum(), [h, x])  # a non-leaf and the leaf below it, in one call
+    np.testing.assert_array_equal(gh.data, [6.0, 12.0])
+    np.testing.assert_array_equal(gx.data, [18.0, 36.0])
+    (g,) = cr.grad([x * 2.0, x * 3.0], x, grad_outputs=[cr.ones(2), cr.ones(2)])
+    np.testing.assert_array_equal(g.data, [5.0, 5.0])
+
+
+def test_backward_inputs_nonleaf_accumulates():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    z = (h * h).sum()
+    z.backward(inputs=[h], retain_graph=True)
+    np.testing.assert_array_equal(h.grad.data, [6.0, 12.0])
+    assert x.grad is None
+    z.backward(inputs=[x, h])
+    np.testing.assert_array_equal(h.grad.data, [12.0, 24.0])
+    np.testing.assert_array_equal(x.grad.data, [18.0, 36.0])
