@@ -278,3 +278,19 @@ def test_cli_user_error_on_rank_0_ends_the_job_with_one_line(tmp_path):
     assert p.returncode != 0
     assert "rank 0: chainrule train: error: " in p.stderr and "missing/config.json" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_unpacking_a_bucket_never_writes_into_a_gradient_array_shared_with_another_parameter():
+    """Regression: autograd may hand two parameters the same gradient ndarray (e.g. both summands of
+    a + b). Writing the reduced values into it in place changed the next bucket's input."""
+    a, b = (cr.Tensor(np.zeros(4, np.float32), requires_grad=True) for _ in range(2))
+    shared = np.arange(4, dtype=np.float32)
+    a.grad, b.grad = cr.Tensor(shared), cr.Tensor(shared)
+    first, second = dist.GradientAllreducer([a, b], bucket_bytes=16).buckets   # one parameter per bucket
+    first.pack_grads(0.5)
+    first.buf += 10                     # stands in for the Allreduce: the other rank's contribution
+    first.unpack_grads()
+    second.pack_grads(0.5)
+    np.testing.assert_array_equal(second.buf, 0.5 * np.arange(4))
+    np.testing.assert_array_equal(shared, np.arange(4))
+    np.testing.assert_array_equal(a.grad.data, 0.5 * np.arange(4) + 10)

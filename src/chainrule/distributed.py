@@ -294,12 +294,10 @@ class _Bucket:
                 np.multiply(p.grad.data.reshape(-1), w, out=v)
 
     def unpack_grads(self) -> None:
+        # Each .grad becomes a view of its slice of the bucket (PyTorch DDP's gradient_as_bucket_view):
+        # no copy, and never written in place into an array autograd may share between parameters.
         for p, v in self._views():
-            g = v.reshape(p.data.shape)
-            if p.grad is None or p.grad._ctx is not None or not p.grad.data.flags.writeable or p.grad.data.shape != g.shape:
-                p.grad = Tensor(g.copy())
-            else:
-                p.grad.data[...] = g
+            p.grad = Tensor(v.reshape(p.data.shape))
 
 
 class GradientAllreducer:
