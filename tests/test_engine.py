@@ -43,3 +43,10 @@ def test_grad_of_intermediate_and_leaf_together():
     np.testing.assert_array_equal(gh.numpy(), [3.0, 3.0])
     np.testing.assert_array_equal(gx.numpy(), [6.0, -12.0])
     assert x.grad is None  # cr.grad returns, it does not accumulate
+
+
+def test_tensor_trig_methods_match_functions():
+    x = cr.tensor([0.3, -1.2], requires_grad=True)
+    (x.sin() + x.cos() + x.log1p()).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.cos([0.3, -1.2]) - np.sin([0.3, -1.2]) + 1 / (1 + np.array([0.3, -1.2])),
+                               rtol=1e-6)

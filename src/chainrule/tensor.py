@@ -316,6 +316,9 @@ class Tensor:
     def sigmoid(self): return _ops.sigmoid(self)
     def relu(self): return _ops.relu(self)
     def sign(self): return _ops.sign(self)
+    def sin(self): return _ops.sin(self)
+    def cos(self): return _ops.cos(self)
+    def log1p(self): return _ops.log1p(self)
     def clip(self, min=None, max=None): return _ops.clip(self, lo=min, hi=max)
     clamp = clip
     def maximum(self, o): return _ops.maximum(self, o)
