@@ -123,8 +123,10 @@ def _install_excepthook() -> None:
 
 
 def _abort_excepthook(exc_type, exc, tb) -> None:
-    _previous_excepthook(exc_type, exc, tb)
-    abort(f"{exc_type.__name__}: {exc}", code=1)
+    if _previous_excepthook is not sys.__excepthook__:
+        _previous_excepthook(exc_type, exc, tb)   # a user's hook: let it run, then abort
+        abort(f"{exc_type.__name__}: {exc}", code=1)
+    abort(f"{exc_type.__name__}: {exc}", code=1, details="".join(traceback.format_exception(exc_type, exc, tb)))
 
 
 _previous_excepthook = sys.excepthook
@@ -163,20 +165,29 @@ def barrier() -> None:
         c.Barrier()
 
 
-def abort(message: str | None = None, code: int = 1) -> None:
-    """Print ``rank r: message`` to stderr and end the whole job (every rank), not just this one.
+def abort(message: str | None = None, code: int = 1, details: str = "") -> None:
+    """Print ``details`` (e.g. a traceback) and ``rank r: message`` to stderr and end the whole job
+    (every rank), not just this one.
 
     A bare ``sys.exit`` on one rank would leave the others blocked forever in their next
-    collective; ``MPI_Abort`` makes the launcher kill them, so ``mpiexec`` exits promptly.
+    collective; ``MPI_Abort`` makes the launcher kill them, so ``mpiexec`` exits promptly. The text
+    goes out in one write, and the rank waits a moment before aborting: the launcher forwards each
+    rank's stderr through a pipe, and output still in that pipe when the job is torn down is lost.
     """
-    if message:
-        print(f"rank {rank()}: {message}", file=sys.stderr, flush=True)
+    c = _get_comm()
+    if message or details:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(details + (f"rank {rank()}: {message}\n" if message else ""))
+            sys.stderr.flush()
     with contextlib.suppress(Exception):
         sys.stdout.flush()   # keep what rank 0 printed so far
-    c = _get_comm()
     if c is not None and c.Get_size() > 1:
+        time.sleep(_ABORT_GRACE_SECONDS)
         c.Abort(code)
     raise SystemExit(code)
+
+
+_ABORT_GRACE_SECONDS = 0.5
 
 
 @contextlib.contextmanager
@@ -192,8 +203,7 @@ def guard() -> Iterator[None]:
     except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
         if world_size() <= 1:  # even SystemExit(0): peers would wait forever in their next collective
             raise
-        traceback.print_exc(file=sys.stderr)
-        abort(f"{type(e).__name__}: {e}", code=1)
+        abort(f"{type(e).__name__}: {e}", code=1, details=traceback.format_exc())
 
 
 # ----- collectives ------------------------------------------------------------------------------------
