@@ -269,7 +269,7 @@ def main(argv=None) -> int:
                     help="cpu: process CPU time (default with 1 thread: robust to being descheduled on a shared "
                          "machine); wall: perf_counter (default with more threads, where CPU time adds threads up)")
     ap.add_argument("--only", nargs="+",
-                    help="workload keys: mlp16 mlp128 mlp1024 logreg add digits mnist1d mem profile gemm")
+                    help="workload keys: mlp16 mlp128 mlp1024 logreg add digits mnist1d mem profile gemm findings")
     ap.add_argument("--md", help="also write the markdown here")
     ap.add_argument("--update-doc", metavar="PATH",
                     help="replace the part of PATH between '<!-- results:start -->' and '<!-- results:end -->'")
@@ -289,7 +289,7 @@ def main(argv=None) -> int:
         print("\n".join(out), flush=True)
         summary = {}
         wanted = set(a.only or ["mlp16", "mlp128", "mlp1024", "logreg", "add", "digits", "mnist1d", "mem",
-                                "profile", "gemm"])
+                                "profile", "gemm", "findings"])
         builders = [(f"mlp{b}", lambda b=b: W.mlp_step(b)) for b in W.MLP_BATCHES] + [
             ("logreg", W.logreg_step), ("add", W.add_op),
             ("digits", lambda: W.full_job("digits", a.quick)), ("mnist1d", lambda: W.full_job("mnist1d", a.quick))]
@@ -338,6 +338,12 @@ def main(argv=None) -> int:
             with contextlib.redirect_stdout(buf):
                 bench_gemm.main(["--threads", str(a.threads), "--reps", "5" if a.quick else "11"])
             p = "### The step's GEMMs alone: NumPy (OpenBLAS) vs torch (MKL)\n" + buf.getvalue()
+            print(p, flush=True)
+            out.append(p)
+        if "findings" in wanted:
+            import bench_findings
+            p = "### Experiments behind the findings (`bench/bench_findings.py`)\n\n" + bench_findings.adam(
+                10 if a.quick else 40) + "\n" + bench_findings.memory()
             print(p, flush=True)
             out.append(p)
         out.append(f"Load average at the end: {os.getloadavg()[0]:.1f}.\n")

@@ -573,10 +573,10 @@ class _MygradAdam:
 def full_job(name: str, quick: bool = False) -> Workload:
     if name == "digits":
         data, hidden, bs, lr = digits_data(), (128,), 32, 1e-3
-        title = "Digits: MLP 64-128-10, 30 epochs, batch 32, Adam 1e-3 (wall time per job; test accuracy)"
+        title = "Digits: MLP 64-128-10, 30 epochs, batch 32, Adam 1e-3 (time per job; test accuracy)"
     else:
         data, hidden, bs, lr = mnist1d_data(), (128, 128), 100, 1e-3
-        title = "MNIST-1D: MLP 40-128-128-10, 30 epochs, batch 100, Adam 1e-3 (wall time per job; test accuracy)"
+        title = "MNIST-1D: MLP 40-128-128-10, 30 epochs, batch 100, Adam 1e-3 (time per job; test accuracy)"
     epochs = 3 if quick else 30
     sizes = (data[0].shape[1], *hidden, 10)
     w = Workload(name, title + (" [--quick: 3 epochs]" if quick else ""), "s", 1, job=True)
