@@ -115,3 +115,27 @@ def test_api_md_is_in_sync_with_the_docstrings():
         sys.path.pop(0)
     committed = (ROOT / "docs" / "api.md").read_text()
     assert make_api.render() == committed, "docs/api.md is stale: run `python docs/make_api.py`"
+
+
+def _anchor(heading):
+    """GitHub's anchor for a markdown heading."""
+    import re
+
+    return re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_guide_links_figures_and_outputs_resolve():
+    import re
+
+    docs = ROOT / "docs"
+    guide = (docs / "guide.md").read_text()
+    glossary = (docs / "glossary.md").read_text()
+    anchors = {_anchor(h) for h in re.findall(r"^### (.+)$", glossary, re.M)}
+    missing = sorted(set(re.findall(r"glossary\.md#([a-z0-9-]+)", guide)) - anchors)
+    assert not missing, f"guide.md links to glossary terms that do not exist: {missing}"
+    for png in re.findall(r"\]\((figures/[^)]+\.png)\)", guide):
+        size = (docs / png).stat().st_size
+        assert 0 < size < 100_000, f"{png}: {size} bytes"
+    for stem in (f"{k:02d}" for k in range(1, 9)):
+        block = re.search(rf"<!-- output:{stem} -->\n(.*?)<!-- /output:{stem} -->", guide, re.S)
+        assert block and block.group(1).strip(), f"guide.md: example {stem}'s output is missing (python docs/make_figures.py)"
