@@ -192,3 +192,18 @@ def test_breast_cancer_binary_logistic_regression_within_one_point_of_sklearns()
                               tol=0, n_iter_no_change=10**6, random_state=0).fit(Xtr, ytr)
     assert ours.model_.__class__.__name__ == "LogisticRegression"  # one logit for two classes
     assert abs(ours.score(Xte, yte) - sk_acc) <= 0.01, (ours.score(Xte, yte), sk_acc)
+
+
+def test_newton_estimator_matches_sklearn_on_breast_cancer():
+    """Full-batch Newton on the convex logistic loss: 10 steps reach scikit-learn's lbfgs solution."""
+    from sklearn.linear_model import LogisticRegression as SkLR
+    Xtr, Xte, ytr, yte = datasets.load_breast_cancer()
+    sc = StandardScaler().fit(Xtr)
+    Xtr, Xte = sc.transform(Xtr), sc.transform(Xte)
+    sk = SkLR(C=1.0, max_iter=2000).fit(Xtr, ytr)
+    ours = LogisticRegression(optimizer="newton", learning_rate=1.0, batch_size=None, max_epochs=10, alpha=1 / len(Xtr),
+                              random_state=0).fit(Xtr, ytr)
+    assert ours.loss_curve_[-1] < ours.loss_curve_[0] / 2
+    assert ours.loss_curve_[-1] == pytest.approx(ours.loss_curve_[-2], rel=1e-5)  # converged
+    assert abs(ours.score(Xte, yte) - sk.score(Xte, yte)) <= 0.01
+    np.testing.assert_array_equal(ours.predict(Xte), sk.predict(Xte))

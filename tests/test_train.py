@@ -13,6 +13,7 @@ from chainrule.train import (
     Checkpoint,
     EarlyStopping,
     History,
+    LRSchedulerCallback,
     Trainer,
     _decode,
     _encode,
@@ -285,3 +286,37 @@ def test_newton_trains_through_fit_with_a_closure():
     h_gd = fit(gd_model, "cross_entropy", optim.SGD(gd_model.parameters(), lr=0.5), (Xtr, ytr), epochs=50,
                batch_size=None, progress=False, penalty=lambda: cr.nn.l2_penalty(gd_model, 1e-2))
     assert h_newton["loss"][-1] < h_gd["loss"][-1] and h_newton["accuracy"][-1] > 0.9
+
+
+def test_reduce_lr_on_plateau_gets_the_monitored_value():
+    from chainrule.optim.lr_scheduler import ReduceLROnPlateau
+    Xtr, Xte, ytr, yte = _iris()
+    model = models.SoftmaxRegression(4, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    # val_loss is scripted flat, so the plateau scheduler must cut the lr after patience=1 bad epoch
+    sched = ReduceLROnPlateau(opt, factor=0.5, patience=1)
+    h = fit(model, "cross_entropy", opt, (Xtr, ytr), (Xte, yte), epochs=4,
+            callbacks=[Script([1.0, 1.0, 1.0, 1.0]), LRSchedulerCallback(sched)], progress=False)
+    assert h["lr"] == [0.1, 0.1, 0.1, 0.05]
+
+    class Spy(ReduceLROnPlateau):
+        seen = []
+
+        def step(self, metrics):
+            self.seen.append(metrics)
+            return super().step(metrics)
+
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    h = fit(model, "cross_entropy", opt, (Xtr, ytr), (Xte, yte), epochs=2, scheduler=Spy(opt), progress=False)
+    assert Spy.seen == h["val_loss"]  # fit(scheduler=...) steps ReduceLROnPlateau on val_loss
+
+
+def test_progress_bar_only_on_a_terminal(capsys, monkeypatch):
+    Xtr, _, ytr, _ = _iris()
+    model = models.SoftmaxRegression(4, 3)
+    fit(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1), (Xtr, ytr), epochs=1, progress=True)
+    assert capsys.readouterr().err == ""  # not a terminal under pytest: no bar
+    import sys
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    fit(model, "cross_entropy", optim.SGD(model.parameters(), lr=0.1), (Xtr, ytr), epochs=1, progress=True)
+    assert "epoch 1/1" in capsys.readouterr().err

@@ -246,7 +246,8 @@ class EarlyStopping(Callback):
 
 def _needs_metric(scheduler) -> bool:
     """ReduceLROnPlateau-style schedulers step on a monitored value, the others on the epoch."""
-    return type(scheduler).__name__ == "ReduceLROnPlateau" or getattr(scheduler, "requires_metric", False)
+    from .optim.lr_scheduler import ReduceLROnPlateau
+    return isinstance(scheduler, ReduceLROnPlateau) or bool(getattr(scheduler, "requires_metric", False))
 
 
 class LRSchedulerCallback(Callback):
