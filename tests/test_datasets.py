@@ -73,6 +73,7 @@ def test_numeric_labels_sort_numerically(tmp_path):
     ("", None, "empty"),
     ("a,y\n", None, "no data rows"),
     ("a,y\n1,0\n2\n", None, "line 3 has 1 fields"),
+    ("a,y\n1,0\n2,1.5\n", None, "target column 'y' holds non-integer numbers \\(1.5 at line 3\\)"),
 ])
 def test_load_csv_errors(tmp_path, text, target, match):
     with pytest.raises(ValueError, match=match):

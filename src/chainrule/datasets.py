@@ -225,9 +225,14 @@ def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int 
     # Numeric labels sort numerically (2 < 10), not as strings.
     try:
         as_num = y_raw.astype(np.float64)
-        y_raw = as_num.astype(np.int64) if np.all(as_num == np.round(as_num)) else as_num
     except ValueError:
-        pass
+        as_num = None
+    if as_num is not None:
+        frac = np.flatnonzero(as_num != np.round(as_num))
+        if frac.size:  # a continuous target would silently become hundreds of "classes"
+            raise ValueError(f"{path}: target column {target!r} holds non-integer numbers ({y_raw[frac[0]]} at line "
+                             f"{frac[0] + 2}): load_csv is for classification; round or bin the target first")
+        y_raw = as_num.astype(np.int64)
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     return _split(X, y_raw, name, [header[j] for j in cols], test_size, seed)
 
