@@ -196,7 +196,7 @@ def targets(summary: dict, mem: dict | None) -> str:
         return summary.get(key, {}).get("ratios", {}).get((ref, peer))
 
     def row(what, r, ok, shown=None):
-        rows.append((what, "—" if r is None else (shown or f"{r:.2f}"),
+        rows.append((what, "—" if r is None else (shown or f"{r:.3f}"),
                      "pending" if r is None else ("met" if ok(r) else "NOT met")))
 
     for b in W.MLP_BATCHES:
@@ -211,7 +211,7 @@ def targets(summary: dict, mem: dict | None) -> str:
             s = summary[k]
             frac = s["flops"] / s["med"]["chainrule"] / 1e9 / s["peak"] if "chainrule" in s["med"] else None
             row("MLP step b=1024: >= 85% of sgemm peak", frac, lambda f: f >= 0.85,
-                None if frac is None else f"{100 * frac:.0f}%")
+                None if frac is None else f"{100 * frac:.1f}%")
     for k, label in (("logreg", "Logistic regression step"), ("add", "(8,8) add fwd+bwd")):
         if k in summary:
             row(f"{label}: <= 0.5x torch", ratio(k, "chainrule", "torch"), lambda r: r <= 0.5)
@@ -223,7 +223,7 @@ def targets(summary: dict, mem: dict | None) -> str:
         for peer in ("torch", "sklearn", "mygrad"):
             ref = _ref_for(W.Workload(k, "", "s", 1, job=True), peer, s["med"])
             r = ratio(k, ref, peer)
-            shown = None if r is None else f"{r:.2f} ({ref}; acc {acc[ref]:.3f} vs {acc[peer]:.3f})"
+            shown = None if r is None else f"{r:.3f} ({ref}; acc {acc[ref]:.3f} vs {acc[peer]:.3f})"
             row(f"{k} job: faster than {peer} at the same accuracy (within 1 pt)", r,
                 lambda r: r < 1.0 and acc[ref] >= acc[peer] - 0.01, shown)
     for b, m in sorted((mem or {}).items()):
