@@ -15,12 +15,6 @@ import chainrule.nn.functional as F
 from chainrule import playground as pg
 
 
-def problem(quick):
-    ds = cr.datasets.load_breast_cancer()
-    X = (ds.X_train - ds.X_train.mean(0)) / ds.X_train.std(0)
-    return (X[:200], ds.y_train[:200]) if quick else (X, ds.y_train)
-
-
 def objective(model, X, y, lam=1e-2):   # (1/n) sum -log P(y_i | x_i; w) + lam/2 ||w||^2
     return F.binary_cross_entropy_with_logits(model(X), y) + cr.nn.l2_penalty(model, lam)
 
@@ -35,9 +29,7 @@ def batch_sizes(X, y, epochs):
         curve = [objective(model, Xt, yt).item()]
         for _ in range(epochs):
             for xb, yb in loader:
-                opt.zero_grad()
-                objective(model, xb, yb).backward()
-                opt.step()
+                sgd_step(opt, lambda: objective(model, xb, yb))  # noqa: B023 - called at once
             curve.append(objective(model, Xt, yt).item())
         curves[name] = curve
     return curves
@@ -46,24 +38,24 @@ def batch_sizes(X, y, epochs):
 def newton_vs_gd(X, y, max_steps):
     Xt, yt = cr.tensor(X, dtype=cr.float64), cr.tensor(y, dtype=cr.float64)
     curves = {}
-    for name in ("Newton", "GD"):
+    for name, steps in (("Newton", 10), ("GD", max_steps)):
         cr.manual_seed(0)
         model = cr.models.LogisticRegression(X.shape[1]).double()
         opt = cr.optim.Newton(model.parameters()) if name == "Newton" else cr.optim.SGD(model.parameters(), lr=0.5)
-        losses = []
-        for _ in range(10 if name == "Newton" else max_steps):
-            if name == "Newton":
-                losses.append(opt.step(lambda: objective(model, Xt, yt)).item())   # theta -= H^-1 g
-            else:
-                opt.zero_grad()
-                loss = objective(model, Xt, yt)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-        curves[name] = np.array(losses)
+        closure = lambda: objective(model, Xt, yt)  # noqa: E731
+        curves[name] = np.array([opt.step(closure).item() if name == "Newton"     # theta -= H^-1 g
+                                 else sgd_step(opt, closure) for _ in range(steps)])
     best = curves["Newton"].min()
-    steps = {k: int(np.argmax(v - best < 1e-6)) if (v - best < 1e-6).any() else None for k, v in curves.items()}
-    return curves, best, steps
+    hit = {k: np.flatnonzero(v - best < 1e-6) for k, v in curves.items()}
+    return curves, best, {k: int(h[0]) if h.size else None for k, h in hit.items()}
+
+
+def sgd_step(opt, closure):
+    opt.zero_grad()
+    loss = closure()
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def plot(curves, ravine, newton, best, path):
@@ -74,7 +66,7 @@ def plot(curves, ravine, newton, best, path):
     ax[0].set(xlabel="epoch", ylabel="training objective", title="same SGD, three batch sizes")
     pg.plot_trajectories("ravine", ravine, ax=ax[1], title="ravine (steps to 1e-6)")
     for name, c in newton.items():
-        ax[2].semilogy(np.maximum(c - best, 1e-16), label=name)
+        ax[2].semilogy(np.maximum(c - best, 1e-16), ".-" if name == "Newton" else "-", label=name)
     ax[2].set(xlabel="iteration", ylabel="loss - best", title="logistic regression")
     for a in (ax[0], ax[2]):
         a.legend(fontsize=8)
@@ -84,7 +76,9 @@ def plot(curves, ravine, newton, best, path):
 
 
 def main(quick=False, out=None):
-    X, y = problem(quick)
+    ds = cr.datasets.load_breast_cancer()
+    n = 200 if quick else len(ds.y_train)
+    X, y = ((ds.X_train - ds.X_train.mean(0)) / ds.X_train.std(0))[:n], ds.y_train[:n]
     curves = batch_sizes(X, y, epochs=5 if quick else 20)
     for name, c in curves.items():
         print(f"{name:<16} objective after 1 epoch {c[1]:.4f}, after {len(c) - 1}: {c[-1]:.4f}")
