@@ -753,7 +753,7 @@ def _write_json(path: str, obj: Any) -> None:
 def _read_config(run_dir: str) -> dict:
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} is not a chainrule run directory (no config.json); "
+        raise FileNotFoundError(f"no {path}: {run_dir} is not a chainrule run directory; "
                                 "give the --out directory of a 'chainrule train' run")
     with open(path) as f:
         return json.load(f)
