@@ -236,6 +236,35 @@ def targets(summary: dict, mem: dict | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def summary_table(summary: dict, mem: dict | None) -> str:
+    """One line per workload: chainrule / peer for each peer (time, or memory for the memory rows)."""
+    def r(key, ref, peer):
+        v = summary.get(key, {}).get("ratios", {}).get((ref, peer))
+        return "" if v is None else f"{v:.2f}"
+    out = ["| workload | / torch | / torch fused Adam | / scikit-learn | / mygrad |", "|---|---:|---:|---:|---:|"]
+    for b in W.MLP_BATCHES:
+        k = f"mlp{b}"
+        if k in summary:
+            out.append(f"| MLP step, Adam, batch {b} | {r(k, 'chainrule', 'torch')} | {r(k, 'chainrule', 'torch fused')} "
+                       f"| | {r(k, 'chainrule', 'mygrad')} |")
+            out.append(f"| MLP forward+backward only, batch {b} | {r(k, 'chainrule fwd+bwd', 'torch fwd+bwd')} | | | |")
+    if "logreg" in summary:
+        out.append(f"| logistic regression step, SGD | {r('logreg', 'chainrule', 'torch')} | | "
+                   f"| {r('logreg', 'chainrule', 'mygrad')} |")
+    if "add" in summary:
+        out.append(f"| (8, 8) add, forward+backward | {r('add', 'chainrule', 'torch')} | | | {r('add', 'chainrule', 'mygrad')} |")
+    for k in ("digits", "mnist1d"):
+        if k in summary:
+            out.append(f"| {k} job, 30 epochs | {r(k, 'chainrule', 'torch')} | | "
+                       f"{r(k, 'chainrule MLPClassifier', 'sklearn')} | {r(k, 'chainrule', 'mygrad')} |")
+    for b, m in sorted((mem or {}).items()):
+        c = m.get("chainrule", {}).get("peak")
+        t, f = m.get("torch", {}).get("peak"), m.get("torch-fused", {}).get("peak")
+        out.append(f"| peak memory of a step, batch {b} | {'' if not (c and t) else f'{c / t:.2f}'} | "
+                   f"{'' if not (c and f) else f'{c / f:.2f}'} | | |")
+    return "\n".join(out) + "\n"
+
+
 def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str, dict]:
     import bench_memory
     libs = ["chainrule", "torch", "torch-fused"]
@@ -319,7 +348,9 @@ def main(argv=None) -> int:
             md, mem = memory_section(a.threads, quick=a.quick)
             print(md, flush=True)
             out.append(md)
-        tmd = "### Targets (issue #8)\n\n" + targets(summary, mem)
+        tmd = ("### Summary: chainrule / peer (below 1 = chainrule faster or smaller)\n\n"
+               "Jobs: the hand loop against torch and mygrad, chainrule.sklearn.MLPClassifier against scikit-learn's.\n\n"
+               + summary_table(summary, mem) + "\n### Targets (issue #8)\n\n" + targets(summary, mem))
         print(tmd, flush=True)
         out.append(tmd)
         if "profile" in wanted:
