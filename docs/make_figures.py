@@ -37,8 +37,8 @@ def load(stem):
 def run(stem):
     """Run example ``stem`` in full mode; returns its printed output."""
     module = load(stem)
-    kwargs = {"05": {"out": str(FIG / "05_overfitting.png")}, "06": {"out": str(FIG / "06_optimizers.png")},
-              "08": {"out": str(FIG)}}.get(stem, {})
+    kwargs = {"02": {"out": str(FIG / "02_xor_features.png")}, "05": {"out": str(FIG / "05_overfitting.png")},
+              "06": {"out": str(FIG / "06_optimizers.png")}, "08": {"out": str(FIG)}}.get(stem, {})
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         result = module.main(quick=False, **kwargs)

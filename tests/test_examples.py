@@ -36,14 +36,15 @@ def test_01_softmax_table_matches_the_slide_and_models_learn():
     assert r["softmax_row_sum"] == pytest.approx(1.0, abs=1e-5)
 
 
-def test_02_linear_on_raw_is_poor_features_fix_it():
-    r = run("02_feature_engineering.py")
+def test_02_linear_on_raw_is_poor_features_fix_it(tmp_path):
+    r = run("02_feature_engineering.py", out=str(tmp_path / "xor.png"))
     acc = r["acc"]
     assert acc["linear on raw x"] < 0.7
     assert acc["linear on poly phi(x)"] > 0.9 and acc["MLP (learned phi)"] > 0.9
     off_diagonal = r["sim_onehot"][~np.eye(6, dtype=bool)]
     assert np.allclose(off_diagonal, 0)                      # one-hot: every pair of words equally far
     assert r["sim_hand"][3, 4] > 0.5                         # hand-made: cat ~ cats
+    assert Path(r["figure"]).stat().st_size > 0
 
 
 def test_03_composition_of_linear_maps_is_linear():
