@@ -73,6 +73,20 @@ def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
     return res
 
 
+def code_line() -> str:
+    """Which chainrule was measured: the commit, and whether src/ had uncommitted changes."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "chainrule: unknown commit"
+    return f"chainrule at commit {head}" + (" plus uncommitted changes in src/" if dirty else "")
+
+
 def machine_line(threads: int, peak: dict) -> str:
     import torch
     clock = "process CPU time" if CLOCK == "cpu" else "wall time"
@@ -313,7 +327,7 @@ def main(argv=None) -> int:
     with threadpool_limits(a.threads):
         peak = sgemm_peak(reps=3 if a.quick else 7)
         peak_best = max(peak.values())
-        out += ["## Results", "", f"Machine: {machine_line(a.threads, peak)}.", "",
+        out += ["## Results", "", f"Machine: {machine_line(a.threads, peak)}. {code_line()}.", "",
                 f"Peak used for '% of sgemm peak': {peak_best:.0f} GFLOP/s (the faster of the two).", ""]
         print("\n".join(out), flush=True)
         summary = {}
