@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -43,7 +44,20 @@ def _summary(obj) -> str:
     doc = getattr(obj, "doc", None) if type(obj).__name__ == "Primitive" else inspect.getdoc(obj)
     doc = inspect.cleandoc(doc) if doc else ""
     para = doc.split("\n\n")[0].replace("\n", " ").strip()
+    para = re.sub(r":(?:func|class|meth|mod|attr):`~?([^`]+)`", r"`\1`", para).replace("``", "`")  # RST -> markdown
     return para or "(no docstring)"
+
+
+def _signature(obj) -> str:
+    target = obj.forward if type(obj).__name__ == "Primitive" else obj
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return ""
+    empty = inspect.Parameter.empty  # annotations dropped: the names and defaults are what a reader needs
+    sig = str(sig.replace(parameters=[q.replace(annotation=empty) for q in sig.parameters.values()],
+                          return_annotation=inspect.Signature.empty))
+    return sig.replace("self, ", "").replace("(self)", "()")
 
 
 def _public(mod) -> list[str]:
@@ -71,7 +85,8 @@ def _kind(obj) -> str:
 def render() -> str:
     lines = ["# chainrule API", "",
              "Generated from the docstrings by `python docs/make_api.py`; `tests/test_examples.py` fails when",
-             "this file is stale. One line per public name: the first paragraph of its docstring.", ""]
+             "this file is stale. One line per public name: its signature (a class's constructor) and the first",
+             "paragraph of its docstring.", ""]
     for modname, title in MODULES:
         try:
             mod = importlib.import_module(modname)
@@ -82,7 +97,8 @@ def render() -> str:
         for name in _public(mod):
             obj = getattr(mod, name)
             desc = _summary(obj).replace("|", r"\|")
-            lines.append(f"| `{name}` | {_kind(obj)} | {desc} |")
+            sig = _signature(obj).replace("|", r"\|")
+            lines.append(f"| `{name}{sig}` | {_kind(obj)} | {desc} |")
         lines.append("")
     return "\n".join(lines)
 
