@@ -207,3 +207,19 @@ def test_newton_estimator_matches_sklearn_on_breast_cancer():
     assert ours.loss_curve_[-1] == pytest.approx(ours.loss_curve_[-2], rel=1e-5)  # converged
     assert abs(ours.score(Xte, yte) - sk.score(Xte, yte)) <= 0.01
     np.testing.assert_array_equal(ours.predict(Xte), sk.predict(Xte))
+
+
+def test_linear_estimators_expose_coef_and_intercept_like_sklearn():
+    from sklearn.datasets import load_iris
+
+    from chainrule.sklearn import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    est = LogisticRegression(max_epochs=5, random_state=0).fit(X, y)
+    assert est.coef_.shape == (3, 4) and est.intercept_.shape == (3,)
+    # decision = X W^T + b reproduces the estimator's predictions
+    np.testing.assert_array_equal(est.classes_[np.argmax(X @ est.coef_.T + est.intercept_, axis=1)], est.predict(X))
+    binary = LogisticRegression(max_epochs=5, random_state=0).fit(X[y < 2], y[y < 2])
+    assert binary.coef_.shape == (1, 4)
+    with pytest.raises(AttributeError):
+        LogisticRegression().coef_  # noqa: B018 - unfitted: no fitted attribute, as in scikit-learn

@@ -290,6 +290,19 @@ class LogisticRegression(_ClassifierBase):
             return models.LogisticRegression(n_features)
         return models.SoftmaxRegression(n_features, n_outputs)
 
+    @property
+    def coef_(self) -> np.ndarray:
+        """Learned weights, scikit-learn's layout: (1, n_features) for two classes with one logit,
+        (n_classes, n_features) otherwise. A copy; the model lives in ``model_``."""
+        check_is_fitted(self, "model_")
+        return self.model_.linear.weight.numpy().copy()
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        """Learned biases, shape (1,) or (n_classes,)."""
+        check_is_fitted(self, "model_")
+        return self.model_.linear.bias.numpy().copy()
+
 
 class SoftmaxRegression(LogisticRegression):
     __doc__ = """Softmax (multinomial logistic) regression ``p(y|x) = softmax(W x + b)``, with K outputs
