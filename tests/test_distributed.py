@@ -294,3 +294,33 @@ def test_unpacking_a_bucket_never_writes_into_a_gradient_array_shared_with_anoth
     np.testing.assert_array_equal(second.buf, 0.5 * np.arange(4))
     np.testing.assert_array_equal(shared, np.arange(4))
     np.testing.assert_array_equal(a.grad.data, 0.5 * np.arange(4) + 10)
+
+
+def test_chainrule_train_distributed_flag_runs_data_parallel(tmp_path):
+    """`mpiexec -n 2 chainrule train --distributed` (the issue's spelling) equals the -m entry point."""
+    import json
+    common = ["train", "--data", "moons", "--batch-size", "30", "--seed", "1", "--epochs", "2"]
+    flag = [_mpiexec(), "-n", "2", sys.executable, "-c", "import sys; from chainrule.cli import main; sys.exit(main())",
+            *common, "--distributed", "--out", str(tmp_path / "flag")]
+    p = subprocess.run(flag, capture_output=True, text=True, timeout=TIMEOUT, env=_env())
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("epoch   2/2") == 1  # rank 0 alone prints
+    _cli(2, *common, "--out", tmp_path / "m")
+    a, b = (json.load(open(tmp_path / d / "history.json"))["epochs"] for d in ("flag", "m"))
+    np.testing.assert_allclose([e["loss"] for e in a], [e["loss"] for e in b], rtol=1e-6)
+
+
+def test_fit_distributed_true_in_one_process_is_plain_fit():
+    """cr.fit(..., distributed=True) without mpiexec is a world of one: same weights as cr.fit."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    out = []
+    for distributed in (False, True):
+        cr.manual_seed(0)
+        model = cr.models.MLP([3, 8, 2])
+        opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        cr.fit(model, "cross_entropy", opt, (X, y), epochs=2, batch_size=10, seed=0, progress=False,
+               distributed=distributed)
+        out.append([p.numpy().copy() for p in model.parameters()])
+    for a, b in zip(*out):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

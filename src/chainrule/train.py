@@ -595,7 +595,8 @@ class Trainer:
 def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size: int | None = 32, scheduler=None,
         metrics: Sequence = ("accuracy",), callbacks: Iterable[Callback] = (), progress: bool = True,
         resume: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
-        seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool = False) -> History:
+        seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool = False,
+        distributed: bool = False) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs and return the :class:`History`.
 
     Args:
@@ -618,7 +619,13 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
             happens before ``fit``: seed that with ``cr.manual_seed`` yourself.
         penalty: ``() -> scalar Tensor`` added to each step's loss (e.g. L2).
         verbose: print one line per epoch.
+        distributed: data-parallel over the MPI ranks of ``mpiexec -n K python script.py``
+            (:func:`chainrule.distributed.fit`; needs ``pip install "chainrule[distributed]"``).
     """
+    if distributed:
+        from . import distributed as dist
+        return dist.fit(model, loss_fn, optimizer, train, val, epochs, batch_size, scheduler, metrics, callbacks,
+                        progress, resume, checkpoint_dir, seed, penalty, verbose)
     if checkpoint_dir is None and resume is not None:
         checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(os.fspath(resume))
     trainer = Trainer(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty, verbose)
@@ -698,6 +705,9 @@ def configure_train(p) -> None:
     g = p.add_argument_group("output")
     g.add_argument("--out", help="run directory (default runs/<data>-<model>-<timestamp>)")
     g.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI ranks: mpiexec -n 2 chainrule train --distributed ... "
+                        '(needs pip install "chainrule[distributed]")')
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
 
 
@@ -761,6 +771,9 @@ def _read_config(run_dir: str) -> dict:
 
 def run_train(args) -> int:
     """``chainrule train``: train, print progress and the test accuracy, write the run directory."""
+    if getattr(args, "distributed", False):  # mpiexec -n K chainrule train --distributed ...
+        from .distributed import run_train as run_distributed
+        return run_distributed(args)
     from . import io
     given = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
     if args.resume:
