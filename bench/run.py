@@ -158,11 +158,12 @@ def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
     if w.flops:
         cols += ["GFLOP/s", "% of sgemm peak"]
     if w.job:
-        cols += ["test acc (median)"]
+        cols += ["test acc (median over seeds)"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]
     if w.job:
-        lines.insert(-2, "Accuracy: each library's own initialisation except chainrule/torch/mygrad, which share "
-                         "the initial weights; sklearn initialises its own (Glorot).\n")
+        lines.insert(-2, "Run n uses seed n (initial weights, shuffling, random_state), the same seeds for every library; "
+                         "chainrule's hand loop, train.fit, torch and mygrad share the initial weights of each seed, the "
+                         "two MLPClassifiers initialise themselves.\n")
     ratios = {}
     for c in w.contenders:
         if c.step is None:

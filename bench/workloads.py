@@ -570,6 +570,19 @@ class _MygradAdam:
         return loss
 
 
+def _seed_per_call(make):
+    """A job step whose n-th call runs ``make(n)()``: seed n for the initial weights, the shuffling and the
+    estimators' random_state, so the median accuracy is over seeds (every library gets seeds 0, 1, 2, ...)."""
+    make(0)  # build once now: a chainrule piece that has not landed raises _Pending here
+    count = [0]
+
+    def step():
+        seed = count[0]
+        count[0] += 1
+        return make(seed)()
+    return step
+
+
 def full_job(name: str, quick: bool = False) -> Workload:
     if name == "digits":
         data, hidden, bs, lr = digits_data(), (128,), 32, 1e-3
@@ -581,16 +594,18 @@ def full_job(name: str, quick: bool = False) -> Workload:
     sizes = (data[0].shape[1], *hidden, 10)
     w = Workload(name, title + (" [--quick: 3 epochs]" if quick else ""), "s", 1, job=True)
     w.contenders += [
-        _try(lambda: job_chainrule_loop(sizes, data, epochs, bs, lr), "chainrule", "chainrule",
-             "models/nn + optim.Adam, hand loop"),
-        _try(lambda: job_torch(sizes, data, epochs, bs, lr), "torch", "torch", "nn.Sequential + optim.Adam, hand loop"),
-        _try(lambda: job_chainrule_fit(sizes, data, epochs, bs, lr), "chainrule fit", "chainrule",
-             "models.MLP + optim.Adam + train.fit"),
-        _try(lambda: job_chainrule_sklearn(hidden, data, epochs, bs, lr), "chainrule MLPClassifier", "chainrule",
-             "chainrule.sklearn.MLPClassifier"),
-        _try(lambda: job_sklearn(hidden, data, epochs, bs, lr), "sklearn", "sklearn",
+        _try(lambda: _seed_per_call(lambda s: job_chainrule_loop(sizes, data, epochs, bs, lr, s)), "chainrule",
+             "chainrule", "models/nn + optim.Adam, hand loop"),
+        _try(lambda: _seed_per_call(lambda s: job_torch(sizes, data, epochs, bs, lr, s)), "torch", "torch",
+             "nn.Sequential + optim.Adam, hand loop"),
+        _try(lambda: _seed_per_call(lambda s: job_chainrule_fit(sizes, data, epochs, bs, lr, s)), "chainrule fit",
+             "chainrule", "models.MLP + optim.Adam + train.fit"),
+        _try(lambda: _seed_per_call(lambda s: job_chainrule_sklearn(hidden, data, epochs, bs, lr, s)),
+             "chainrule MLPClassifier", "chainrule", "chainrule.sklearn.MLPClassifier"),
+        _try(lambda: _seed_per_call(lambda s: job_sklearn(hidden, data, epochs, bs, lr, s)), "sklearn", "sklearn",
              "MLPClassifier(solver='adam', alpha=0)"),
-        _try(lambda: job_mygrad(sizes, data, epochs, bs, lr), "mygrad", "mygrad", "NumPy Adam update"),
+        _try(lambda: _seed_per_call(lambda s: job_mygrad(sizes, data, epochs, bs, lr, s)), "mygrad", "mygrad",
+             "NumPy Adam update"),
     ]
     w.data_source = data[4]
     return w
