@@ -913,6 +913,7 @@ def _construct(cls, kw):
 
 
 def configure_analyze(parser: argparse.ArgumentParser) -> None:
+    """Options of ``chainrule analyze`` (see ``chainrule analyze --help``)."""
     parser.add_argument("--data", default="digits", help="data set: digits, iris, breast_cancer, mnist1d, ... or csv:PATH")
     parser.add_argument("--target", default=None, help="target column for csv: data")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")

@@ -71,6 +71,7 @@ def set_grad_enabled(mode: bool) -> _GradMode:
 
 
 def is_grad_enabled() -> bool:
+    """True when operations on tensors that require grad are being recorded (see :func:`no_grad`)."""
     return state.enabled
 
 

@@ -950,6 +950,7 @@ def configure_cost(parser) -> None:
 
 
 def run_cost(args) -> int:
+    """``chainrule cost``: print the estimate (and, with ``--measure``, the measurement) for a layer spec or a run directory."""
     if args.run_dir is not None:
         model, batch_size, optimizer = _load_run(args.run_dir)
         report(model, batch_size=args.batch_size or batch_size, optimizer=args.optimizer or optimizer,

@@ -133,6 +133,7 @@ _previous_excepthook = sys.excepthook
 
 
 def is_initialized() -> bool:
+    """True once :func:`init` has set up the process group (always answers, even without MPI)."""
     return _initialized
 
 
@@ -160,6 +161,7 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait until every rank reaches this point (a no-op in a world of one)."""
     c = _get_comm()
     if c is not None and c.Get_size() > 1:
         c.Barrier()

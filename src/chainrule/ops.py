@@ -335,8 +335,10 @@ def _prod_grad(g, out, x, axis=None, keepdims=False):
     dprod = where(equal(n, 0), div(p, nz), where(logical_and(z, equal(n, 1)), p, 0.0))
     return (mul(reshape(g, shape=_kept_shape(x.shape, axis)), dprod),)
 
-argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce)
-argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce)
+argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce,
+                   doc="Index of the maximum along ``axis`` (of the flattened tensor when None). Not differentiable.")
+argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce,
+                   doc="Index of the minimum along ``axis`` (of the flattened tensor when None). Not differentiable.")
 
 
 # ----- shape and indexing -------------------------------------------------------------------------

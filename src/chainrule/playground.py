@@ -111,6 +111,8 @@ class Result:
 
 
 def get_function(function) -> TestFunction:
+    """The 2-D test function named ``function`` (ravine, rosenbrock, beale, saddle, parabola); a
+    :class:`TestFunction` passes through."""
     if isinstance(function, TestFunction):
         return function
     if function not in FUNCTIONS:
@@ -230,6 +232,7 @@ def plot_trajectories(function, results: dict[str, Result], path=None, ax=None, 
 
 # ----- the `chainrule optimizers` subcommand ---------------------------------------------------------
 def configure_optimizers(parser: argparse.ArgumentParser) -> None:
+    """Options of ``chainrule optimizers`` (see ``chainrule optimizers --help``)."""
     parser.add_argument("--function", default="ravine", choices=sorted(FUNCTIONS), help="2-D test function")
     parser.add_argument("--optimizers", default="sgd,momentum,nesterov,adagrad,rmsprop,adam,newton",
                         help=f"comma-separated, from: {','.join(OPTIMIZERS)}")
@@ -241,6 +244,7 @@ def configure_optimizers(parser: argparse.ArgumentParser) -> None:
 
 
 def run_optimizers(args) -> int:
+    """``chainrule optimizers``: race the optimizers, print the table, write the trajectory plot."""
     start = None
     if args.start:
         try:

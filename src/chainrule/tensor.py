@@ -377,6 +377,7 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 
 def get_rng() -> np.random.Generator:
+    """chainrule's global NumPy Generator (reseeded by :func:`manual_seed`); used by randn, rand, dropout and init."""
     return _rng
 
 
@@ -428,35 +429,43 @@ def _size(shape) -> tuple:
 
 
 def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """A tensor of zeros of the given shape (float32 unless ``dtype``)."""
     return Tensor(np.zeros(_size(shape), _dt(dtype)), requires_grad)
 
 
 def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """A tensor of ones of the given shape (float32 unless ``dtype``)."""
     return Tensor(np.ones(_size(shape), _dt(dtype)), requires_grad)
 
 
 def empty(*shape, dtype=None, requires_grad=False) -> Tensor:
+    """An uninitialised tensor of the given shape (float32 unless ``dtype``)."""
     return Tensor(np.empty(_size(shape), _dt(dtype)), requires_grad)
 
 
 def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype``)."""
     shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
     return Tensor(np.full(shape, fill_value, _dt(dtype)), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Zeros with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return Tensor(np.zeros(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
+    """Ones with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return Tensor(np.ones(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False) -> Tensor:
+    """``fill_value`` with the shape (and, unless ``dtype``, the dtype) of ``t``."""
     return Tensor(np.full(np.shape(_unwrap(t)), fill_value, dtype or _unwrap(t).dtype), requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:
+    """Evenly spaced values in [start, stop) by ``step``, like ``np.arange``; integers give int64, floats float32."""
     if stop is None:
         start, stop = 0, start
     a = np.arange(start, stop, step)
@@ -464,10 +473,12 @@ def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:
 
 
 def linspace(start, stop, num, dtype=None, requires_grad=False) -> Tensor:
+    """``num`` evenly spaced values from ``start`` to ``stop`` inclusive (float32 unless ``dtype``)."""
     return Tensor(np.linspace(start, stop, num, dtype=_dt(dtype)), requires_grad)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False) -> Tensor:
+    """The n x m identity matrix (m = n by default)."""
     return Tensor(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
 
 
@@ -482,11 +493,13 @@ def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
 
 
 def randint(low, high, size, dtype=None) -> Tensor:
+    """Integers uniform on [low, high) from chainrule's seeded generator (int64 unless ``dtype``)."""
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
     return Tensor(_rng.integers(low, high, size, dtype=dtype or int64))
 
 
 def randn_like(t, requires_grad=False) -> Tensor:
+    """Standard normal samples with the shape and dtype of ``t``."""
     return randn(*np.shape(_unwrap(t)), dtype=_unwrap(t).dtype, requires_grad=requires_grad)
 
 
