@@ -225,28 +225,37 @@ def _send(t, g, grads, leaves):
 
 def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
     op, inputs = ctx.op, ctx.inputs
-    needs = [isinstance(i, Tensor) and i.requires_grad for i in inputs]
-    if useful is not None:
-        needs = [n and id(i) in useful for n, i in zip(needs, inputs)]
+    needs, args = [], []
+    for i in inputs:  # one pass: which inputs want a gradient, and the arrays the rule reads
+        if isinstance(i, Tensor):
+            needs.append(i.requires_grad and (useful is None or id(i) in useful))
+            args.append(i.data)
+        else:
+            needs.append(False)
+            args.append(i)
+    out = t if create_graph else t.data
     if create_graph:
-        out, args = t, inputs
-    else:
-        out, args = t.data, [i.data if isinstance(i, Tensor) else i for i in inputs]
+        args = inputs
     if op.needs:
         in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
     else:
         in_grads = op.rule(g, out, *args, **ctx.attrs)
+    anomaly = state.anomaly
     for inp, gi, need in zip(inputs, in_grads, needs):
         if not need or gi is None:
             continue
-        shape = inp.data.shape
-        if gi.shape != shape:
-            gi = unbroadcast(gi, shape, op.name)
-        if gi.dtype != inp.data.dtype:
-            gi = _ops.astype(gi, dtype=inp.data.dtype)
-        if state.anomaly:
+        data = inp.data
+        if gi.shape != data.shape:
+            gi = unbroadcast(gi, data.shape, op.name)
+        if gi.dtype != data.dtype:
+            gi = _ops.astype(gi, dtype=data.dtype)
+        if anomaly:
             _check_finite(op.name, "backward", gi, ctx)
-        _send(inp, gi, grads, leaves)
+        k = id(inp)  # inputs' gradients add up over their uses (inlined _send: the hot loop)
+        prev = grads.get(k)
+        grads[k] = gi if prev is None else _ops.add(prev, gi)
+        if inp._ctx is None:
+            leaves[k] = inp
 
 
 def _accumulate_leaf(t, g, create_graph, handed):
