@@ -263,6 +263,15 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
     mixes the target with the uniform distribution, ``(1-eps) t + eps/C``; ``weight`` scales each
     class. With class indices, 'mean' divides by the summed weight of the targets (PyTorch).
     """
+    zd, td = _data(input), _data(target)
+    if (zd.ndim == 2 and td.ndim == 1 and td.dtype.kind in "iu" and td.shape[0] == zd.shape[0] and td.size
+            and weight is None and not label_smoothing and reduction in ("mean", "sum")):
+        # The training loop's case, kept lean: one min/max pair validates every label and rules out
+        # ignore_index (a negative label); the general path below handles the rest.
+        lo, hi = td.min(), td.max()
+        if lo >= 0 and hi < zd.shape[1]:
+            total = ops.sum(ops.softmax_cross_entropy(input, td))
+            return total if reduction == "sum" else ops.div(total, zd.shape[0])
     _check_targets("cross_entropy", input, target)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")

@@ -91,6 +91,10 @@ class Primitive:
         return t
 
 
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
 def _const(a, dtype, opname):
     """Turn a non-Tensor argument into an ndarray. Scalars take the tensor's dtype (a NumPy float64
     scalar must not upcast a float32 tensor); arrays keep theirs, as in NumPy/PyTorch promotion."""
@@ -567,7 +571,8 @@ def softmax_cross_entropy(logits, target):
 def _xent_grad(g, out, logits, target, needs):
     p = _fn.softmax(logits, -1)
     if target.dtype.kind in "iu":
-        d = sub(p, _fn.one_hot(target, logits.shape[-1], dtype=logits.dtype))
+        onehot = np.equal(_raw(target)[:, None], np.arange(logits.shape[-1])).astype(logits.dtype)  # validated in forward
+        d = sub(p, onehot)
     else:
         d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
     return mul(d, reshape(g, shape=g.shape + (1,))), None
