@@ -504,47 +504,31 @@ def _trainer_class():
         def save_checkpoint(self, directory):
             return super().save_checkpoint(directory) if is_main() else ""
 
-        def fit(self, train, val=None, epochs: int = 10, batch_size: int | None = 32, resume=None, seed=None):
-            if int(epochs) != epochs or epochs < 0:
-                raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-            if seed is not None:
-                manual_seed(seed)
-            self.loader = T._loader(train, batch_size, True, seed)
+        # The epoch loop is Trainer.fit's; these are its seams.
+        def _make_loader(self, train, batch_size, seed):
+            loader = T._loader(train, batch_size, True, seed)
             # Same shuffling on every rank: rank 0's loader seed and generator state win.
-            self.loader.load_state_dict(broadcast_object(self.loader.state_dict()))
-            self._seed = self.loader.seed
-            val_data = None if val is None else (val if isinstance(val, T.DataLoader) else T._loader(val, 4096, False, 0))
-            if resume is not None:
-                # Rank 0 reads the checkpoint (it need not exist on other hosts) and sends it to all.
-                self.load_state_dict(broadcast_object(T.load_checkpoint(resume) if is_main() else None))
-                if is_main() and any(isinstance(c, T._Printer) for c in self.callbacks):
-                    print(f"resumed from {resume} at epoch {self.epoch} with {world_size()} rank(s)", flush=True)
-            else:
-                self.stop_training = False
+            loader.load_state_dict(broadcast_object(loader.state_dict()))
+            self._seed = loader.seed
+            return loader
+
+        def _read_checkpoint(self, path):
+            # Rank 0 reads the checkpoint (it need not exist on other hosts) and sends it to all.
+            state = broadcast_object(T.load_checkpoint(path) if is_main() else None)
+            if is_main() and any(isinstance(c, T._Printer) for c in self.callbacks):
+                print(f"resumed from {path} at epoch {state['epoch']} with {world_size()} rank(s)", flush=True)
+            return state
+
+        def _sync_replicas(self):
             broadcast_parameters(self.model)
             broadcast_optimizer(self.optimizer)
-            self.target_epochs = int(epochs)
-            for cb in self.callbacks:
-                cb.on_train_begin()
-            while self.epoch < self.target_epochs and not self.stop_training:
-                for cb in self.callbacks:
-                    cb.on_epoch_begin(self.epoch + 1)
-                lr, t0 = T._lr(self.optimizer), time.perf_counter()
-                logs: dict[str, Any] = {"epoch": self.epoch + 1, **self._run_epoch(self.loader)}
-                if val_data is not None:
-                    res = evaluate(self.model, self.loss_fn, val_data, [n for n, _ in self.metrics if n in T.METRICS])
-                    logs.update({f"val_{k}": v for k, v in res.items()})
-                logs["lr"], logs["time"] = lr, time.perf_counter() - t0
-                self.epoch += 1
-                self.history.append(logs)
-                stop = False
-                for cb in self.callbacks:
-                    stop = bool(cb.on_epoch_end(self.epoch, logs)) or stop
-                # Every rank must leave the loop together, or the others wait forever in Allreduce.
-                self.stop_training = bool(allreduce(int(stop or self.stop_training), "max"))
-            for cb in self.callbacks:
-                cb.on_train_end()
-            return self.history
+
+        def _evaluate(self, val_data, metric_names):
+            return evaluate(self.model, self.loss_fn, val_data, metric_names)
+
+        def _agree_to_stop(self, stop):
+            # Every rank must leave the loop together, or the others wait forever in Allreduce.
+            return bool(allreduce(int(stop), "max"))
 
     _DistributedTrainer.__name__ = _DistributedTrainer.__qualname__ = "DistributedTrainer"
     _DistributedTrainerClass = _DistributedTrainer

@@ -557,6 +557,22 @@ class Trainer:
         return save_checkpoint(self.state_dict(), os.path.join(directory, f"epoch-{self.epoch:04d}.safetensors"))
 
     # -- the loop ------------------------------------------------------------------------------
+    # Seams of fit() that data-parallel training (chainrule.distributed) overrides; one process: plain.
+    def _make_loader(self, train, batch_size, seed) -> DataLoader:
+        return _loader(train, batch_size, True, seed)
+
+    def _read_checkpoint(self, path) -> dict:
+        return load_checkpoint(path)
+
+    def _sync_replicas(self) -> None:
+        """Make every replica start from the same weights and optimizer state (one process: nothing)."""
+
+    def _evaluate(self, val_data, metric_names) -> dict:
+        return evaluate(self.model, self.loss_fn, val_data, metric_names)
+
+    def _agree_to_stop(self, stop: bool) -> bool:
+        return stop
+
     def fit(self, train, val=None, epochs: int = 10, batch_size: int | None = 32, resume: str | os.PathLike | None = None,
             seed: int | None = None) -> History:
         """Train until ``epochs`` epochs are done in total (or a callback stops); see :func:`fit`."""
@@ -564,12 +580,13 @@ class Trainer:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         if seed is not None:
             manual_seed(seed)
-        self.loader = _loader(train, batch_size, True, seed)
+        self.loader = self._make_loader(train, batch_size, seed)
         val_data = None if val is None else (val if isinstance(val, DataLoader) else _loader(val, 4096, False, 0))
         if resume is not None:
-            self.load_state_dict(load_checkpoint(resume))
+            self.load_state_dict(self._read_checkpoint(resume))
         else:
             self.stop_training = False
+        self._sync_replicas()
         self.target_epochs = int(epochs)
         for cb in self.callbacks:
             cb.on_train_begin()
@@ -579,14 +596,15 @@ class Trainer:
             lr, t0 = _lr(self.optimizer), time.perf_counter()
             logs: dict[str, Any] = {"epoch": self.epoch + 1, **self._run_epoch(self.loader)}
             if val_data is not None:
-                res = evaluate(self.model, self.loss_fn, val_data, [n for n, _ in self.metrics if n in METRICS])
+                res = self._evaluate(val_data, [n for n, _ in self.metrics if n in METRICS])
                 logs.update({f"val_{k}": v for k, v in res.items()})
             logs["lr"], logs["time"] = lr, time.perf_counter() - t0
             self.epoch += 1
             self.history.append(logs)
-            for cb in self.callbacks:
-                if cb.on_epoch_end(self.epoch, logs):
-                    self.stop_training = True
+            stop = False
+            for cb in self.callbacks:  # every callback sees the epoch, even after one asked to stop
+                stop = bool(cb.on_epoch_end(self.epoch, logs)) or stop
+            self.stop_training = self._agree_to_stop(stop or self.stop_training)
         for cb in self.callbacks:
             cb.on_train_end()
         return self.history
