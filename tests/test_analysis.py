@@ -273,7 +273,7 @@ def test_analyze_command_rejects_unknown_model(tmp_path, capsys):
 
 # ----- chainrule's own estimators -----------------------------------------------------------------
 def test_chainrule_estimators_weight_and_ablation_rank_signal_first():
-    crsk = pytest.importorskip("chainrule.sklearn")
+    import chainrule.sklearn as crsk
     X, y = make_data(n=240, classes=3, scale1=1.0)
     Xs = StandardScaler().fit_transform(X)
     model = crsk.SoftmaxRegression(max_epochs=30, learning_rate=0.05, random_state=0).fit(Xs, y)
@@ -294,7 +294,7 @@ def test_chainrule_estimators_weight_and_ablation_rank_signal_first():
 
 
 def test_chainrule_identical_estimators_have_identical_errors():
-    crsk = pytest.importorskip("chainrule.sklearn")
+    import chainrule.sklearn as crsk
     X, y = make_data(n=150)
     Xs = StandardScaler().fit_transform(X)
     est = lambda: crsk.MLPClassifier((8,), max_epochs=10, learning_rate=0.02, random_state=3)
@@ -303,8 +303,8 @@ def test_chainrule_identical_estimators_have_identical_errors():
 
 
 def test_training_dynamics_as_a_chainrule_train_callback():
-    train = pytest.importorskip("chainrule.train")
     import chainrule as cr
+    import chainrule.train as train
     from chainrule.models import MLP
 
     X, y = make_data(n=200, scale1=1.0)

@@ -229,10 +229,9 @@ def test_unmodelled_layers_point_to_measure():
 
 
 def test_cli_cost_run_dir(tmp_path, capsys):
-    io = pytest.importorskip("chainrule.io")
-    pytest.importorskip("safetensors")
     import json
 
+    import chainrule.io as io
     from chainrule.cli import main
     io.save(MLP([20, 30, 4]), tmp_path / "model.safetensors")
     (tmp_path / "config.json").write_text(json.dumps({"batch_size": 16, "optimizer": "sgd"}))
