@@ -226,16 +226,14 @@ def _send(t, g, grads, leaves):
 def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
     op, inputs = ctx.op, ctx.inputs
     needs, args = [], []
-    for i in inputs:  # one pass: which inputs want a gradient, and the arrays the rule reads
+    for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
         if isinstance(i, Tensor):
             needs.append(i.requires_grad and (useful is None or id(i) in useful))
-            args.append(i.data)
+            args.append(i if create_graph else i.data)  # Tensors when the backward is recorded
         else:
             needs.append(False)
             args.append(i)
     out = t if create_graph else t.data
-    if create_graph:
-        args = inputs
     if op.needs:
         in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
     else:
@@ -251,11 +249,7 @@ def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
             gi = _ops.astype(gi, dtype=data.dtype)
         if anomaly:
             _check_finite(op.name, "backward", gi, ctx)
-        k = id(inp)  # inputs' gradients add up over their uses (inlined _send: the hot loop)
-        prev = grads.get(k)
-        grads[k] = gi if prev is None else _ops.add(prev, gi)
-        if inp._ctx is None:
-            leaves[k] = inp
+        _send(inp, gi, grads, leaves)
 
 
 def _accumulate_leaf(t, g, create_graph, handed):

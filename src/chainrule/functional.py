@@ -211,8 +211,14 @@ def one_hot(labels, num_classes: int = -1, dtype=np.int64):
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         bad = y[(y < 0) | (y >= num_classes)].reshape(-1)[0]
         raise ValueError(f"one_hot: label {bad} is out of range for {num_classes} classes")
-    out = (y[..., None] == np.arange(num_classes)).astype(dtype)
+    out = _one_hot_rows(y, num_classes, dtype)
     return Tensor(out) if isinstance(labels, Tensor) else out
+
+
+def _one_hot_rows(y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
+    """The one-hot rows of labels already known to lie in ``0..num_classes-1`` (no checks: for
+    gradient rules whose forward validated the labels)."""
+    return (y[..., None] == np.arange(num_classes)).astype(dtype)
 
 
 # ----- losses -------------------------------------------------------------------------------------

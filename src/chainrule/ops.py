@@ -25,7 +25,7 @@ import numbers
 import numpy as np
 
 from . import autograd as _ag
-from .tensor import Node, Tensor
+from .tensor import Node, Tensor, _unwrap
 
 _state = _ag.state
 REGISTRY: dict[str, Primitive] = {}
@@ -89,10 +89,6 @@ class Primitive:
         if _state.anomaly:
             _ag._check_finite(self.name, "forward", out, t._ctx)
         return t
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
 
 
 def _const(a, dtype, opname):
@@ -571,8 +567,7 @@ def softmax_cross_entropy(logits, target):
 def _xent_grad(g, out, logits, target, needs):
     p = _fn.softmax(logits, -1)
     if target.dtype.kind in "iu":
-        onehot = np.equal(_raw(target)[:, None], np.arange(logits.shape[-1])).astype(logits.dtype)  # validated in forward
-        d = sub(p, onehot)
+        d = sub(p, _fn._one_hot_rows(_unwrap(target), logits.shape[-1], logits.dtype))  # validated in forward
     else:
         d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
     return mul(d, reshape(g, shape=g.shape + (1,))), None
