@@ -389,7 +389,7 @@ def _resolve_dtype(data: np.ndarray, dtype) -> np.dtype:
         # float32 by default, even for float64 NumPy input: chainrule keeps float32 end to end.
         return DEFAULT_DTYPE if data.dtype != np.float16 else data.dtype
     if kind in "iu":
-        return int64 if kind == "i" or data.dtype.itemsize >= 8 else int64
+        return int64  # labels and indices: int64 like torch, whatever the integer width
     if kind == "b":
         return bool_
     raise TypeError(f"tensor(): unsupported data of dtype {data.dtype} (need numbers or booleans)")
