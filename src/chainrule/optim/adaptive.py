@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _fused
 from .optimizer import Optimizer, _fmt, check_range
 
 
@@ -191,16 +192,45 @@ class Adam(Optimizer):
        ``theta -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``: the same
        number up to rounding (over 100 steps float64 trajectories agree to ~1e-13 relative,
        float32 to ~1e-5; ``test_matches_torch``). No flag: the results are equal.
+
+    ``fused`` (PyTorch's name): ``None`` (default) runs the update as one compiled pass per
+    parameter when numba is installed (``pip install chainrule[fast]``), else as NumPy ufuncs;
+    ``True`` requires numba; ``False`` always uses the ufuncs. Both give bit-identical results
+    (the kernel does the same float operations in the same order); the compiled pass is ~3x faster
+    (``chainrule.optim._fused``). Non-contiguous parameters and float16 always take the ufuncs.
     """
 
     _n_scratch = 2
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
+                 decoupled_weight_decay: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
+        if fused not in (None, True, False):
+            raise ValueError(f"fused must be None, True or False, got {fused!r}")
+        if fused is True and not _fused.available():
+            raise RuntimeError(f"{type(self).__name__}(fused=True) needs numba, which is not installed "
+                               "(or CHAINRULE_FUSED=0 is set): pip install 'chainrule[fast]', or use fused=None")
+        self.fused = fused
+        self._kernel = None if fused is False else _fused.kernels()
+
+    def _fused_update(self, x, g, group, state):
+        if not (x.flags.c_contiguous and g.flags.c_contiguous and g.dtype == x.dtype
+                and x.dtype.kind == "f" and x.dtype.itemsize >= 4):
+            return False
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        arrays = [x, g, m, v] + ([state["max_exp_avg_sq"]] if group["amsgrad"] else [])
+        if not all(a.flags.c_contiguous for a in arrays[2:]):
+            return False
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        t, f = state["step"], x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does
+        kernel = self._kernel["adam_amsgrad" if group["amsgrad"] else "adam"]
+        kernel(*[a.reshape(-1) for a in arrays], f(beta1), f(1.0 - beta1), f(beta2), f(1.0 - beta2),
+               f(1.0 - beta1 ** t), f(1.0 - beta2 ** t), f(lr), f(eps), f(wd), f(1.0 - lr * wd),
+               bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+        return True
 
     def _validate(self, group):
         check_range("lr", group["lr"])
@@ -264,5 +294,7 @@ class AdamW(Adam):
     Adam's ``1 / sqrt(v_hat)`` would rescale it). PyTorch's defaults: ``weight_decay=1e-2``."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 fused: bool | None = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True,
+                         fused=fused)

@@ -151,6 +151,8 @@ class Optimizer:
         if state is None:
             state = self.state[p] = {}
         extra = self._begin(x, group, state) or {}  # lazy state, t = t + 1: once per step, not per block
+        if self._kernel is not None and self._fused_update(x, g, group, state):
+            return
         n = x.size
         if not x.flags.c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
             bufs = self._scratch.get(p)
@@ -185,6 +187,11 @@ class Optimizer:
         return bufs
 
     _n_scratch = 1
+    _kernel = None  # a compiled one-pass update (optim/_fused.py), set by optimizers that have one
+
+    def _fused_update(self, x: np.ndarray, g: np.ndarray, group: dict, state: dict) -> bool:
+        """Run the compiled kernel on the whole parameter; False when it cannot (then the NumPy rule runs)."""
+        return False
 
     def _begin(self, p: np.ndarray, group: dict, state: dict) -> dict | None:
         """Once per parameter per step, before the update: create the state on the first step,

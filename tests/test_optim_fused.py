@@ -1,0 +1,135 @@
+"""The compiled one-pass optimizer kernels (optim/_fused.py, numba): bit-identical to the NumPy rules.
+
+test_optim.py checks every Adam/AdamW case against torch.optim with the default ``fused=None``,
+which takes the kernel when numba is installed (CI installs it with the test extra); here the kernel
+and the NumPy ufuncs are checked against each other bit for bit, so both paths are covered.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import optim
+from chainrule.optim import _fused
+
+ADAM_CASES = [
+    ("Adam", dict()),
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01, weight_decay=0.05, amsgrad=True, maximize=True)),
+    ("AdamW", dict()),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, maximize=True)),
+]
+IDS = [f"{n}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for n, kw in ADAM_CASES]
+# A parameter bigger than Optimizer.CHUNK (the NumPy rule then runs block by block), a small one, a scalar.
+SHAPES = [(300, 200), (7, 3), ()]
+
+
+@pytest.fixture
+def kernels():
+    if not _fused.available():
+        if os.environ.get("CHAINRULE_REQUIRE_ORACLE"):
+            pytest.fail("numba is required in CI (the test extra installs chainrule[fast])")
+        pytest.skip("numba not installed (pip install -e '.[fast]')")
+    return _fused.kernels()
+
+
+def _trajectory(name, kw, dtype, fused, steps=30):
+    rng = np.random.default_rng(0)
+    params = [cr.Tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in SHAPES]
+    opt = getattr(optim, name)(params, fused=fused, **kw)
+    for t in range(steps):
+        for p in params:
+            g = rng.standard_normal(p.shape).astype(dtype)
+            if t % 7 == 0 and g.ndim:
+                g.reshape(-1)[:5] = 0  # exact zeros: sqrt(v_hat) + eps in the denominator
+            p.grad = cr.Tensor(g)
+        opt.step()
+    return [p.data.copy() for p in params], opt
+
+
+@pytest.mark.parametrize("name,kw", ADAM_CASES, ids=IDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_kernel_is_bit_identical_to_numpy_rule(kernels, name, kw, dtype):
+    fast, opt_fast = _trajectory(name, kw, dtype, fused=True)
+    slow, opt_slow = _trajectory(name, kw, dtype, fused=False)
+    assert opt_fast._kernel is not None and opt_slow._kernel is None
+    for a, b in zip(fast, slow):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+    for sa, sb in zip(opt_fast.state.values(), opt_slow.state.values()):
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+
+
+def test_default_uses_the_kernel_when_numba_is_there(kernels, monkeypatch):
+    calls = []
+    adam = kernels["adam"]
+    monkeypatch.setitem(kernels, "adam", lambda *a: calls.append(a[0].size) or adam(*a))
+    w = cr.Tensor(np.ones((4, 5), np.float32), requires_grad=True)
+    w.grad = cr.Tensor(np.ones((4, 5), np.float32))
+    opt = optim.Adam([w], lr=0.1)
+    opt.step()
+    assert calls == [20]  # one pass over the whole parameter, not block by block
+    np.testing.assert_allclose(w.data, 0.9, rtol=1e-6)  # first Adam step moves every weight by lr
+
+
+def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
+    calls = []
+    monkeypatch.setitem(kernels, "adam", lambda *a: calls.append(1))
+    rng = np.random.default_rng(1)
+    w = cr.Tensor(rng.standard_normal((6, 4)).astype(np.float32).T, requires_grad=True)
+    assert not w.data.flags.c_contiguous
+    ref = cr.Tensor(w.data.copy(), requires_grad=True)
+    for p in (w, ref):
+        p.grad = cr.Tensor(np.full((4, 6), 0.5, np.float32))
+    optim.Adam([w], lr=0.1).step()
+    optim.Adam([ref], lr=0.1, fused=False).step()
+    assert calls == []
+    np.testing.assert_array_equal(w.data, ref.data)
+
+
+def test_fused_true_without_numba_says_how_to_get_it(monkeypatch):
+    monkeypatch.setattr(_fused, "_KERNELS", {})  # as if numba were missing
+    w = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"fused=True\) needs numba.*chainrule\[fast\]"):
+        optim.Adam([w], fused=True)
+    assert optim.Adam([w])._kernel is None  # fused=None quietly falls back to NumPy
+    assert optim.AdamW([w], fused=False)._kernel is None
+
+
+def test_fused_must_be_none_or_bool():
+    w = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
+    with pytest.raises(ValueError, match="fused must be None, True or False, got 'yes'"):
+        optim.Adam([w], fused="yes")
+
+
+def test_switched_off_by_environment(monkeypatch):
+    monkeypatch.setattr(_fused, "_KERNELS", None)
+    monkeypatch.setenv("CHAINRULE_FUSED", "0")
+    assert not _fused.available()  # monkeypatch puts the loaded kernels back afterwards
+
+
+def test_fused_matches_torch_fused_adam_on_a_training_run(kernels, torch):
+    """An MLP trained 20 steps with chainrule's compiled Adam and torch's Adam(fused=True)."""
+    rng = np.random.default_rng(0)
+    model = cr.models.MLP([20, 32, 5])
+    tmodel = model.torch_equivalent()
+    tmodel.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.to_torch_state_dict().items()})
+    opt = optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    topt = torch.optim.Adam(tmodel.parameters(), lr=1e-2, fused=True)
+    for _ in range(20):
+        x = rng.standard_normal((16, 20)).astype(np.float32)
+        y = rng.integers(0, 5, 16)
+        opt.zero_grad()
+        cr.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        topt.step()
+    for k, v in model.to_torch_state_dict().items():
+        np.testing.assert_allclose(v, tmodel.state_dict()[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
