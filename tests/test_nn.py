@@ -469,3 +469,78 @@ def test_parameter_dtype_float32_by_default_and_sharing():
     with pytest.raises(TypeError, match="floating-point"):
         nn.Parameter(np.arange(3))
     assert type(p * 2) is cr.Tensor  # results of ops are plain tensors, not parameters
+
+
+# ----- Sequential fuses Linear + activation ----------------------------------------------------------
+FUSABLE = [("relu", nn.ReLU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid)]
+
+
+@pytest.mark.parametrize("name,act", FUSABLE, ids=[n for n, _ in FUSABLE])
+def test_sequential_fuses_linear_and_activation_with_identical_numbers(name, act):
+    """Fused (Sequential) and unfused (module by module) give bit-identical outputs and gradients,
+    first and second order, and the fused graph has one node per layer that keeps no pre-activation."""
+    cr.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(6, 8), act(), nn.Linear(8, 3))
+    x = cr.Tensor(np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32), requires_grad=True)
+
+    def unfused(x):
+        for m in seq:
+            x = m(x)
+        return x
+
+    results = []
+    for f in (seq, unfused):
+        out = f(x)
+        gx, *gp = cr.grad((out * out).sum(), [x, *seq.parameters()], create_graph=True)
+        hv = cr.grad((gx * gx).sum(), list(seq.parameters()))  # double backward through the activation
+        results.append([out.data, gx.data, *(g.data for g in gp), *(h.data for h in hv)])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    hidden = seq(x)._ctx.inputs[0]  # the second Linear's input: the fused first layer's output
+    assert hidden._ctx.op.name == "linear" and hidden._ctx.attrs == {"activation": name}
+    assert [id(i) for i in hidden._ctx.inputs] == [id(x), id(seq[0].weight), id(seq[0].bias)]  # no z kept
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+def test_fused_linear_gradcheck(name):
+    rng = np.random.default_rng(1)
+    x, w, b = (rng.standard_normal(s) for s in [(4, 3), (5, 3), (5,)])
+    f = lambda x, w, b: cr.ops.linear(x, w, b, activation=name)
+    assert cr.gradcheck(f, [x, w, b])
+    assert cr.gradgradcheck(f, [x, w, b])
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+def test_fused_linear_matches_torch(torch, name):
+    rng = np.random.default_rng(2)
+    x, w, b, g = (rng.standard_normal(s).astype(np.float32) for s in [(7, 4), (6, 4), (6,), (7, 6)])
+    xs = [cr.Tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = cr.ops.linear(*xs, activation=name)
+    out.backward(g)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    tout = getattr(torch, name)(torch.nn.functional.linear(*ts))
+    tout.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for a, t in zip(xs, ts):
+        np.testing.assert_allclose(a.grad.data, t.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_linear_rejects_an_unknown_activation():
+    x, w = cr.ones(2, 3), cr.ones(4, 3)
+    with pytest.raises(ValueError, match=r"linear: activation must be None or one of \('relu', 'tanh', 'sigmoid'\), "
+                                         r"got 'gelu'"):
+        cr.ops.linear(x, w, activation="gelu")
+
+
+def test_sequential_does_not_fuse_subclasses_or_other_activations():
+    class MyReLU(nn.ReLU):
+        def forward(self, x):
+            return super().forward(x) * 2.0
+
+    cr.manual_seed(0)
+    x = cr.randn(3, 4)
+    for act in (MyReLU(), nn.LeakyReLU()):
+        seq = nn.Sequential(nn.Linear(4, 5), act)
+        out = seq(x)
+        expected = act(seq[0](x))
+        np.testing.assert_array_equal(out.data, expected.data)

@@ -14,7 +14,7 @@ batches of ``B`` examples:
 Compute is counted in multiply-adds there. :func:`estimate` (from a model) and :func:`estimate_mlp`
 (from a list of layer sizes, no arrays built) give the lecture's figure *and* a full one that adds
 what the lecture leaves out: biases, gradients (one number per parameter), the optimizer's scratch
-buffers, the input batch, the inputs that ReLU keeps for its backward pass, the loss, the elementwise
+buffers, the input batch, the inputs that an unfused activation keeps for its backward pass, the loss, the elementwise
 work, and the first layer's input gradient that nobody needs (so the engine never computes it).
 FLOPs are 2 per multiply-add.
 
@@ -63,14 +63,17 @@ OPTIMIZERS: dict[str, tuple[int, int, str]] = {
 
 # activation -> (forward FLOPs per element, backward FLOPs per element, elements saved per element,
 # True when the figures follow the primitives' FLOP rules exactly rather than approximately).
-# ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). Its node keeps its
-# input z (the next Linear keeps its output), so ReLU adds B x width saved numbers per layer.
+# ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). A standalone node
+# keeps its input z (the next Linear keeps its output), so it adds B x width saved numbers per
+# layer; fused into the Linear before it (what nn.Sequential does for ReLU, Tanh and Sigmoid,
+# FUSABLE) it keeps nothing: z never outlives the op.
 ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
     "relu": (1, 2, 1, True), "sigmoid": (1, 3, 1, True), "tanh": (1, 3, 1, True),
     "leakyrelu": (3, 3, 2, False), "gelu": (12, 12, 2, False), "identity": (0, 0, 0, True),
     "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
 }
 
+FUSABLE = ("relu", "tanh", "sigmoid")  # ops.LINEAR_ACTIVATIONS
 _LOSS_FWD, _LOSS_BWD = 5, 6  # softmax cross-entropy per logit: fused log-sum-exp; softmax - onehot
 
 
@@ -247,9 +250,9 @@ def _spec_layers(sizes: Sequence[int], activation: str, bias: bool) -> list[tupl
     """[('linear', in, out, bias), ('act', name, width), ...] for an MLP (no activation on the logits)."""
     spec: list[tuple] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        spec.append(("linear", int(n_in), int(n_out), bias))
-        if i < len(sizes) - 2 and activation != "identity":
-            spec.append(("act", activation, int(n_out)))
+        spec.append(("linear", int(n_in), int(n_out), bias, f"linear{i + 1}"))
+        if i < len(sizes) - 2 and activation != "identity":  # models.MLP: a Sequential, so fused when it can be
+            spec.append(("act", activation, int(n_out), f"{activation}{i + 1}", activation in FUSABLE))
     return spec
 
 
@@ -282,6 +285,8 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     if batch_size is None or int(batch_size) < 1:
         raise ValueError(f"estimate: batch_size must be a positive integer, got {batch_size!r}")
     spec: list[tuple] = []
+    fused = _fused_pairs(model)
+    prev = None
     for name, m in _leaf_modules(model):
         cls = type(m).__name__.lower()
         if hasattr(m, "in_features") and hasattr(m, "weight") and np.ndim(m.weight.data) == 2:
@@ -292,10 +297,11 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
             width = next((s[2] for s in reversed(spec) if s[0] == "linear"), None)
             if width is None:
                 raise ValueError(f"estimate: cannot size {type(m).__name__} ({name}) before any Linear layer")
-            spec.append(("act", cls, width, name))
+            spec.append(("act", cls, width, name, (id(prev), id(m)) in fused))
         elif any(True for _ in m.parameters()):
             raise ValueError(f"estimate: don't know the cost of {type(m).__name__} ({name}); only Linear layers "
                              "and activations are modelled. Use cost.measure(...) for this model")
+        prev = m
     if not spec:
         raise ValueError(f"estimate: found no Linear layer in {type(model).__name__}")
     sizes = [spec[0][1]] + [s[2] for s in spec if s[0] == "linear"]
@@ -305,6 +311,20 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     if dtype is None:
         dtype = next((p.data.dtype for p in model.parameters()), np.float32)
     return _estimate(spec, sizes, int(batch_size), optimizer, dtype, loss, input_requires_grad)
+
+
+def _fused_pairs(model) -> set[tuple[int, int]]:
+    """(id(linear), id(activation)) of the adjacent pairs that nn.Sequential runs as one fused op."""
+    from .nn import layers as L
+    pairs = set()
+    mods = model.modules() if hasattr(model, "modules") else [model]
+    for seq in mods:
+        if isinstance(seq, L.Sequential):
+            kids = list(seq)
+            for a, b in zip(kids, kids[1:]):
+                if type(a) is L.Linear and type(b) in L._FUSED:
+                    pairs.add((id(a), id(b)))
+    return pairs
 
 
 def _leaf_modules(model) -> list[tuple[str, Any]]:
@@ -338,8 +358,9 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
             _, act, width = s[:3]
             n_act += 1
             f, b, k, exact = ACTIVATIONS[act]
+            fused = len(s) > 4 and s[4]  # folded into the Linear before it: keeps no input
             lc = LayerCost(s[3] if len(s) > 3 else f"{act}{n_act}", act, width, width, forward_flops=f * B * width,
-                           backward_other_flops=b * B * width, saved=k * B * width, exact=exact)
+                           backward_other_flops=b * B * width, saved=0 if fused else k * B * width, exact=exact)
         layers.append(lc)
     C = sizes[-1]
     if loss is not None:
@@ -833,8 +854,10 @@ def _comparison_rows(e: Estimate, m: Measurement | None):
          "chainrule's optimizers keep work arrays allocated once (per parameter, or CHUNK-sized blocks "
          "shared by all parameters) so the update runs in place"),
         ("memory: saved activations", "bytes", B * sum(s) * isz, mem["activations"], pk.get("activations"),
-         f"each activation's node keeps its input ({human_bytes(relu_saved * isz)}; PyTorch's ReLU keeps only "
-         f"its output) and the loss keeps per-row losses and labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
+         (f"each unfused activation's node keeps its input ({human_bytes(relu_saved * isz)}; fused into its "
+          "Linear, as nn.Sequential does for ReLU/Tanh/Sigmoid, it keeps nothing, like PyTorch's ReLU); " if relu_saved
+          else "activations are fused into their Linear and keep nothing extra (like PyTorch's ReLU); ")
+         + f"the loss keeps per-row losses and labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
         ("memory: temporaries at peak", "bytes", 0, mem["temporaries"], pk.get("temporaries"),
          "gradients in flight during backward (the incoming gradient and ReLU's mask)"),
         ("memory: training peak", "bytes", lec["training_memory"] * isz, mem["training_total"], pk.get("total"),

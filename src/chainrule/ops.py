@@ -502,30 +502,56 @@ def swapaxes(x, a, b):
     return transpose(x, axes=tuple(perm))
 
 
-def _linear_flops(out, x, w, b=None):
-    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0)
+def _linear_flops(out, x, w, b=None, activation=None):
+    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0) + (out.size if activation else 0)
+
+
+#: Activations :func:`linear` can apply in the same op. Each is a function of its *output* alone,
+#: so the fused node needs no pre-activation (nn.Sequential fuses Linear + ReLU/Tanh/Sigmoid).
+LINEAR_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
 
 @primitive("linear", _linear_flops, mac=True, needs=True)
-def linear(x, w, b=None):
-    """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``.
+def linear(x, w, b=None, activation=None):
+    """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``;
+    with ``activation`` ('relu', 'tanh' or 'sigmoid') it returns ``g(x W^T + b)``.
 
     Fused for speed: one node instead of three, and the bias is added in place. The product is
     computed as ``(W x^T)^T``: the same numbers, but OpenBLAS is up to 2x faster on the skinny GEMMs
     of small batches when the long dimension comes first (bench/bench_core.py). The result is an
     F-ordered view, which NumPy's elementwise ops keep and the next layer's product reads directly.
+
+    The activation is applied in place on the fresh product, and its derivative is taken from the
+    output (``g'(z) = 1[y > 0]``, ``1 - y^2``, ``y (1 - y)``): the pre-activation ``z`` never
+    outlives the call. Unfused, the activation's node would keep ``z`` alive until backward (one
+    batch x width array per hidden layer) and cost an extra allocation and pass.
     """
     if x.shape[-1] != w.shape[-1]:
         raise ValueError(f"linear: input {tuple(x.shape)} @ weight.T {tuple(w.shape[::-1])}: "
                          f"{x.shape[-1]} != {w.shape[-1]} (weight is (out, in) = {tuple(w.shape)})")
+    if activation is not None and activation not in LINEAR_ACTIVATIONS:
+        raise ValueError(f"linear: activation must be None or one of {LINEAR_ACTIVATIONS}, got {activation!r}")
     y = np.matmul(w, x.T).T if x.ndim == 2 else np.matmul(x, w.T)
     if b is not None:
         y += b
+    if activation == "relu":
+        np.maximum(y, 0, out=y)
+    elif activation == "tanh":
+        np.tanh(y, out=y)
+    elif activation == "sigmoid":
+        y = sigmoid.forward(y)
     return y
 
 
 @linear.defgrad
-def _linear_grad(g, out, x, w, b=None, needs=(True, True, True)):
+def _linear_grad(g, out, x, w, b=None, activation=None, needs=(True, True, True)):
+    # Through the activation first, from its output (the same rules as relu, tanh and sigmoid).
+    if activation == "relu":
+        g = mul(g, greater(out, 0.0))
+    elif activation == "tanh":
+        g = mul(g, sub(1.0, mul(out, out)))
+    elif activation == "sigmoid":
+        g = mul(mul(g, out), sub(1.0, out))
     # dx = G W, dW = G^T X, db = sum_rows G  (leading axes of x flattened into rows). Each product
     # is written in the orientation BLAS runs fastest, transposes being free views.
     g2 = g if g.ndim == 2 else reshape(g, shape=(-1, g.shape[-1]))

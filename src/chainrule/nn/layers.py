@@ -42,9 +42,13 @@ class Linear(Module):
             bound = 1.0 / math.sqrt(self.in_features)
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Any) -> Tensor:
+    def forward(self, x: Any, activation: str | None = None) -> Tensor:
+        """``x W^T + b``; with ``activation`` ('relu', 'tanh', 'sigmoid') ``g(x W^T + b)`` as one fused
+        op (what :class:`Sequential` does for a Linear followed by that activation)."""
         x = _match_dtype(type(self).__name__, x, self.weight)
-        return ops.linear(x, self.weight) if self.bias is None else ops.linear(x, self.weight, self.bias)
+        if activation is None:
+            return ops.linear(x, self.weight) if self.bias is None else ops.linear(x, self.weight, self.bias)
+        return ops.linear(x, self.weight, self.bias, activation=activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -294,7 +298,12 @@ class ModuleList(ModuleDict):
 
 class Sequential(ModuleList):
     """Apply modules in order: ``Sequential(f1, f2, f3)(x) = f3(f2(f1(x)))``; children are named
-    0, 1, 2, ... (or by the keys of an OrderedDict), as in ``torch.nn.Sequential``."""
+    0, 1, 2, ... (or by the keys of an OrderedDict), as in ``torch.nn.Sequential``.
+
+    A :class:`Linear` directly followed by :class:`ReLU`, :class:`Tanh` or :class:`Sigmoid` runs as
+    one fused op (``ops.linear(..., activation=...)``): the same numbers and gradients, but the
+    pre-activation is not kept for backward (one batch x width array less per hidden layer) and
+    the activation runs in place. Calling the modules one by one gives the unfused graph."""
 
     def __init__(self, *modules: Module | Mapping[str, Module]):
         Module.__init__(self)
@@ -313,9 +322,23 @@ class Sequential(ModuleList):
         return super().__getitem__(i)
 
     def forward(self, x: Any) -> Any:
-        for m in self._mods.values():
-            x = m(x)
+        mods = list(self._mods.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            act = _FUSED.get(type(mods[i + 1])) if i + 1 < n and type(m) is Linear else None
+            if act is None:
+                x = m(x)
+                i += 1
+            else:
+                x = m(x, activation=act)
+                i += 2
         return x
+
+
+# Activation modules that Sequential folds into the Linear before them (exact types: a subclass
+# may override forward).
+_FUSED = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
 
 
 # ----- losses -------------------------------------------------------------------------------------
