@@ -191,7 +191,10 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     prev = state.enabled, state.phase
     state.enabled, state.phase = create_graph, "backward"
     try:
-        for t in nodes:
+        for k in range(len(nodes)):
+            # Drop the work list's reference as we go: an intermediate's array (a fused activation's
+            # output, read by its own rule) is freed as soon as its node is done, not when backward returns.
+            t, nodes[k] = nodes[k], None
             ctx = t._ctx
             g = grads.pop(id(t), None)
             if g is not None:
