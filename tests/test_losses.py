@@ -321,3 +321,35 @@ def test_cross_entropy_fast_path_matches_general_path(torch):
             np.testing.assert_allclose(grad, tz.grad.numpy(), rtol=1e-12)
     with pytest.raises(ValueError, match="out of range"):
         F.cross_entropy(cr.randn(2, 3), cr.tensor([0, 3]))
+
+
+# ----- the fused, reduced softmax_cross_entropy (the training loop's loss node) ------------------------
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_fused_cross_entropy_saved_softmax_equals_recomputed(reduction):
+    """The rule reads the softmax saved by the forward; recorded (create_graph) it recomputes it from
+    Tensors. Both must give the same gradient, and the second order must pass gradgradcheck."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((6, 4))
+    y = rng.integers(0, 4, 6)
+    g = {"none": rng.standard_normal(6), "sum": np.array(0.7), "mean": np.array(1.3)}[reduction]
+    grads = []
+    for create_graph in (False, True):
+        zt = cr.Tensor(z, requires_grad=True)
+        out = cr.ops.softmax_cross_entropy(zt, y, reduction=reduction)
+        (gz,) = cr.grad(out, [zt], grad_outputs=cr.Tensor(g), create_graph=create_graph)
+        grads.append(gz.data)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-14, atol=1e-15)
+    f = lambda z: cr.ops.softmax_cross_entropy(z, y, reduction=reduction)
+    assert cr.gradcheck(f, [z]) and cr.gradgradcheck(f, [z])
+
+
+def test_fused_cross_entropy_is_one_node_and_matches_the_unreduced_loss():
+    rng = np.random.default_rng(1)
+    z = cr.Tensor(rng.standard_normal((5, 3)).astype(np.float32), requires_grad=True)
+    y = rng.integers(0, 3, 5)
+    loss = cr.functional.cross_entropy(z, y)
+    assert loss._ctx.op.name == "softmax_cross_entropy" and loss._ctx.inputs[0] is z
+    rows = cr.ops.softmax_cross_entropy(z, y)
+    np.testing.assert_array_equal(loss.data, rows.data.sum() / np.float32(5))
+    with pytest.raises(ValueError, match="reduction must be 'none', 'sum' or 'mean', got 'avg'"):
+        cr.ops.softmax_cross_entropy(z, y, reduction="avg")

@@ -203,7 +203,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if useful is None or id(t) in useful:
                     _apply_rule(t, ctx, g, grads, leaves, create_graph, useful)
             if not retain_graph:
-                ctx.inputs = None  # release: saved arrays can be freed now
+                ctx.inputs = ctx.saved = None  # release: saved arrays can be freed now
         # Leaves are written once, after the pass: a gradient array may still be pending for
         # another node (the add rule hands the same g to both inputs), so no in-place sums before.
         handed: set[int] = set()
@@ -237,7 +237,9 @@ def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
             needs.append(False)
             args.append(i)
     out = t if create_graph else t.data
-    if op.needs:
+    if op.saves:
+        in_grads = op.rule(g, out, *args, needs=needs, saved=None if create_graph else ctx.saved, **ctx.attrs)
+    elif op.needs:
         in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
     else:
         in_grads = op.rule(g, out, *args, **ctx.attrs)

@@ -74,7 +74,9 @@ ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
 }
 
 FUSABLE = ("relu", "tanh", "sigmoid")  # ops.LINEAR_ACTIVATIONS
-_LOSS_FWD, _LOSS_BWD = 5, 6  # softmax cross-entropy per logit: fused log-sum-exp; softmax - onehot
+# softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
+# (p - onehot) * g / N from the kept p.
+_LOSS_FWD, _LOSS_BWD = 5, 2
 
 
 def human_bytes(n: float) -> str:
@@ -160,6 +162,7 @@ class LayerCost:
     backward_other_flops: int = 0  # bias gradient, activation derivative, loss gradient
     saved: int = 0  # numbers this node keeps for the backward pass
     exact: bool = True
+    fused: bool = False  # an activation folded into the Linear before it (one node, one rule)
 
     @property
     def backward_flops(self) -> int:
@@ -360,13 +363,14 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
             f, b, k, exact = ACTIVATIONS[act]
             fused = len(s) > 4 and s[4]  # folded into the Linear before it: keeps no input
             lc = LayerCost(s[3] if len(s) > 3 else f"{act}{n_act}", act, width, width, forward_flops=f * B * width,
-                           backward_other_flops=b * B * width, saved=0 if fused else k * B * width, exact=exact)
+                           backward_other_flops=b * B * width, saved=0 if fused else k * B * width, exact=exact,
+                           fused=bool(fused))
         layers.append(lc)
     C = sizes[-1]
     if loss is not None:
-        # softmax_cross_entropy keeps the logits (B x C) and the targets; mean keeps the B losses.
+        # softmax_cross_entropy keeps the logits (B x C), softmax(z) (B x C) and the targets.
         layers.append(LayerCost("loss", "loss", C, 1, forward_flops=_LOSS_FWD * B * C + B + 1,
-                                backward_other_flops=_LOSS_BWD * B * C + 1, saved=B * C + B, exact=False))
+                                backward_other_flops=_LOSS_BWD * B * C + 1, saved=2 * B * C, exact=False))
     P = sum(lc.params for lc in layers)
     est = Estimate(B, dtype, opt, sizes, layers, state_per_param=k_state, scratch_per_param=k_scratch,
                    input_requires_grad=input_requires_grad)
@@ -426,15 +430,18 @@ def _backward_peak(layers, B, isz, has_loss) -> tuple[int, int]:
     """Walk the backward pass in reverse and return (temporaries, gradients) at the moment their sum
     with the persistent arrays peaks: the incoming gradient, the gradient being produced, ReLU's
     boolean mask, and the parameter gradients accumulated so far."""
-    best, best_parts, grads = -1, (0, 0), 0
+    best, best_parts, grads, through_act = -1, (0, 0), 0, 0
     for lc in reversed(layers):
-        if lc.kind == "loss":  # softmax p, the one-hot rows, p - onehot, and the product
-            temps = 4 * B * lc.n_in * isz
+        if lc.kind == "loss":  # the one-hot rows, p - onehot, and the product (p is kept from forward)
+            temps = 3 * B * lc.n_in * isz
         elif lc.kind == "linear":
             grads += lc.params * isz
-            temps = B * lc.n_out * isz + (B * lc.n_in * isz if lc.backward_input_macs else 0)
+            # g, then dX; a fused activation's incoming gradient is still held while its rule runs
+            temps = B * lc.n_out * isz + through_act + (B * lc.n_in * isz if lc.backward_input_macs else 0)
+            through_act = 0
         else:  # g, the mask (1 byte per element) and g * mask
             temps = 2 * B * lc.n_in * isz + B * lc.n_in
+            through_act = B * lc.n_in * isz if lc.fused else 0
         if temps + grads > best:
             best, best_parts = temps + grads, (temps, grads)
     return best_parts
@@ -486,7 +493,9 @@ def _lecture_lines(est: Estimate) -> list[str]:
          f" + gradients {human_bytes(m['gradients_at_peak'])} (the lecture has none; one number per parameter)"
          f" + optimizer state {human_bytes(m['optimizer_state'])} + scratch {human_bytes(m['optimizer_scratch'])}"
          f" + saved activations {human_bytes(m['activations'])} (the lecture's {human_bytes(B * sum(s) * isz)},"
-         " plus each activation's input, the loss's rows and the labels)"
+         + (" plus each unfused activation's input," if any(lc.saved for lc in est.layers
+                                                            if lc.kind not in ("linear", "loss")) else "")
+         + " plus softmax(z) and the labels)"
          f" + backward temporaries {human_bytes(m['temporaries'])}",
          f"  Compute (inference): {_n(c['inference_flops'])} FLOPs (2 per multiply-add, plus bias and activation"
          " elementwise work)",
@@ -609,6 +618,10 @@ class _Recorder:
         self.add(out, phase)
         if self.prev is not None:
             self.prev(op, out, inputs, attrs)
+
+    def keep(self, arr) -> None:
+        """An array a node saved for its rule besides its output (``Primitive.saves``)."""
+        self.add(arr, "backward" if _ag.state.phase == "backward" else self.phase)
 
     def close(self) -> None:
         for f in self.finalizers:
@@ -795,6 +808,8 @@ def _graph_bytes(root: Tensor, skip: set[int]) -> int:
                     stack.append(i)
                 elif isinstance(i, np.ndarray):
                     arrays.append(i)
+            if isinstance(t._ctx.saved, np.ndarray):  # e.g. the softmax kept by softmax_cross_entropy
+                arrays.append(t._ctx.saved)
         for a in arrays:
             own = _owner(a)
             if id(own) not in seen_a and id(own) not in skip:
@@ -857,7 +872,7 @@ def _comparison_rows(e: Estimate, m: Measurement | None):
          (f"each unfused activation's node keeps its input ({human_bytes(relu_saved * isz)}; fused into its "
           "Linear, as nn.Sequential does for ReLU/Tanh/Sigmoid, it keeps nothing, like PyTorch's ReLU); " if relu_saved
           else "activations are fused into their Linear and keep nothing extra (like PyTorch's ReLU); ")
-         + f"the loss keeps per-row losses and labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
+         + f"the loss keeps softmax(z) and the labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
         ("memory: temporaries at peak", "bytes", 0, mem["temporaries"], pk.get("temporaries"),
          "gradients in flight during backward (the incoming gradient and ReLU's mask)"),
         ("memory: training peak", "bytes", lec["training_memory"] * isz, mem["training_total"], pk.get("total"),

@@ -276,8 +276,7 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
         # ignore_index (a negative label); the general path below handles the rest.
         lo, hi = td.min(), td.max()
         if lo >= 0 and hi < zd.shape[1]:
-            total = ops.sum(ops.softmax_cross_entropy(input, td))
-            return total if reduction == "sum" else ops.div(total, zd.shape[0])
+            return ops.softmax_cross_entropy(input, td, reduction=reduction)
     _check_targets("cross_entropy", input, target)
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")

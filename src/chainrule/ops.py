@@ -12,7 +12,9 @@ how Hessian-vector products and Newton's method come for free. Rules call primit
 (``mul(g, b)``, not ``g * b``) so that on the ndarray fast path every backward FLOP still passes
 through a primitive and is counted by the profiler (:mod:`chainrule.cost`). Rules flagged ``needs=True`` also get
 ``needs``, a tuple saying which inputs want a gradient, to skip work nobody asked for (the first
-layer's input gradient is a whole wasted matrix product).
+layer's input gradient is a whole wasted matrix product). A primitive flagged ``saves=True`` returns
+``(out, saved)`` from its forward; the node keeps ``saved`` and the rule gets it as ``saved=`` (None
+when the backward is recorded, ``create_graph=True``: the rule must then recompute from Tensors).
 
 A FLOP rule ``flops(out, *inputs, **attrs) -> int`` counts floating-point operations of the
 forward on ndarrays; ``mac=True`` marks ops whose FLOPs are two per multiply-add.
@@ -35,10 +37,11 @@ _prod = __import__("math").prod
 class Primitive:
     """A named NumPy function with a gradient rule and a FLOP rule (see the module docstring)."""
 
-    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "doc")
+    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "doc")
 
-    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None):
+    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None, saves=False):
         self.name, self.forward, self.flops, self.mac, self.needs = name, forward, flops, mac, needs
+        self.saves = saves
         self.rule = None
         self.doc = doc or forward.__doc__
         REGISTRY[name] = self
@@ -56,6 +59,8 @@ class Primitive:
             if isinstance(a, Tensor):
                 return self._apply(args, attrs)
         out = self.forward(*args, **attrs)
+        if self.saves:
+            out = out[0]
         if _state.profiler is not None:
             _state.profiler(self, out, args, attrs)
         return out
@@ -74,17 +79,22 @@ class Primitive:
             dtype = next((d.dtype for a, d in zip(args, datas) if isinstance(a, Tensor) and d.dtype.kind == "f"), None)
             datas = [d if isinstance(a, Tensor) else _const(a, dtype, self.name) for a, d in zip(args, datas)]
         out = self.forward(*datas, **attrs)
+        saved = None
+        if self.saves:
+            out, saved = out
         if type(out) is not np.ndarray:
             out = np.asarray(out)
         if out.dtype is _F64 and "dtype" not in attrs:  # only a float64 result can be a widening
             out = _int_does_not_widen(out, datas)
         if _state.profiler is not None:
             _state.profiler(self, out, datas, attrs)
+            if saved is not None and hasattr(_state.profiler, "keep"):
+                _state.profiler.keep(saved)  # arrays the node keeps besides its output (cost.measure)
         t = Tensor.__new__(Tensor)
         t.data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
         if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
             inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas)) if consts else args
-            t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None)
+            t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None, saved)
             t.requires_grad = True
         if _state.anomaly:
             _ag._check_finite(self.name, "forward", out, t._ctx)
@@ -121,9 +131,9 @@ def _int_does_not_widen(out, datas):
     return out if out.dtype == want else out.astype(want)
 
 
-def primitive(name, flops=None, mac=False, needs=False):
+def primitive(name, flops=None, mac=False, needs=False, saves=False):
     """Decorator: make a NumPy function a :class:`Primitive`."""
-    return lambda fwd: Primitive(name, fwd, flops, mac, needs)
+    return lambda fwd: Primitive(name, fwd, flops, mac, needs, saves=saves)
 
 
 def _ew(out, *inputs, **attrs):  # elementwise: one FLOP per output element
@@ -570,33 +580,46 @@ def _linear_grad(g, out, x, w, b=None, activation=None, needs=(True, True, True)
     return gx, gw, gb
 
 
-def _xent_flops(out, logits, target):
-    return 5 * logits.size
+def _xent_flops(out, logits, target, reduction="none"):
+    return 5 * logits.size + (logits.shape[0] if reduction != "none" else 0) + (reduction == "mean")
 
 
-@primitive("softmax_cross_entropy", _xent_flops, needs=True)
-def softmax_cross_entropy(logits, target):
+@primitive("softmax_cross_entropy", _xent_flops, needs=True, saves=True)
+def softmax_cross_entropy(logits, target, reduction="none"):
     """Per-row cross-entropy ``-log softmax(z)[y] = -z_y + log sum_j e^{z_j}`` of (N, C) logits.
 
     ``target`` is either N integer classes or an (N, C) array of probabilities (then the loss is
-    ``-sum_j t_j log softmax(z)_j``). Fused, because it is on every training step: the forward uses
-    the log-sum-exp trick, and the gradient is the lecture's ``softmax(z) - onehot(y)``.
+    ``-sum_j t_j log softmax(z)_j``). ``reduction``: 'none' (the N losses), 'sum' or 'mean' (over
+    rows). Fused, because it is on every training step: the forward uses the log-sum-exp trick and
+    keeps ``softmax(z)``, and the gradient is the lecture's ``softmax(z) - onehot(y)`` (times the
+    incoming gradient, divided by N for the mean), all in one node.
     """
     z = logits - logits.max(axis=-1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    e = np.exp(z)
+    s = e.sum(axis=-1, keepdims=True)
     if target.dtype.kind in "iu":
-        return -logp[np.arange(logp.shape[0]), target]
-    return -(target * logp).sum(axis=-1)
+        loss = np.log(s[:, 0]) - z[np.arange(z.shape[0]), target]  # = -(z_y - log s), bit for bit
+    else:
+        loss = -(target * (z - np.log(s))).sum(axis=-1)
+    if reduction == "sum":
+        loss = loss.sum()
+    elif reduction == "mean":
+        loss = loss.sum() / loss.dtype.type(loss.shape[0])
+    elif reduction != "none":
+        raise ValueError(f"softmax_cross_entropy: reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
+    return loss, np.divide(e, s, out=e)  # softmax(z), kept for the rule
 
 
 @softmax_cross_entropy.defgrad
-def _xent_grad(g, out, logits, target, needs):
-    p = _fn.softmax(logits, -1)
+def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
+    p = _fn.softmax(logits, -1) if saved is None else saved  # recomputed when the backward is recorded
     if target.dtype.kind in "iu":
         d = sub(p, _fn._one_hot_rows(_unwrap(target), logits.shape[-1], logits.dtype))  # validated in forward
     else:
         d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
-    return mul(d, reshape(g, shape=g.shape + (1,))), None
+    if reduction == "none":
+        return mul(d, reshape(g, shape=g.shape + (1,))), None
+    return mul(d, g if reduction == "sum" else div(g, logits.shape[0])), None
 
 
 from . import functional as _fn  # noqa: E402  (composites used inside rules)

@@ -32,13 +32,14 @@ class Node:
 
     ``inputs`` holds Tensors (graph edges) and ndarrays (constants). ``released`` is set when
     backward frees the graph; ``where`` is the creation stack, kept only in anomaly mode; ``seq``
-    numbers nodes in creation order.
+    numbers nodes in creation order; ``saved`` is what a primitive flagged ``saves`` computed in its
+    forward for its rule (e.g. softmax probabilities), freed with the graph.
     """
 
-    __slots__ = ("op", "inputs", "attrs", "where", "seq")
+    __slots__ = ("op", "inputs", "attrs", "where", "seq", "saved")
 
-    def __init__(self, op, inputs: tuple, attrs: dict, where=None):
-        self.op, self.inputs, self.attrs, self.where = op, inputs, attrs, where
+    def __init__(self, op, inputs: tuple, attrs: dict, where=None, saved=None):
+        self.op, self.inputs, self.attrs, self.where, self.saved = op, inputs, attrs, where, saved
         # Creation order is a topological order: an op's inputs always exist before it does.
         self.seq = next(_node_counter)
 
