@@ -594,24 +594,40 @@ def softmax_cross_entropy(logits, target, reduction="none"):
     keeps ``softmax(z)``, and the gradient is the lecture's ``softmax(z) - onehot(y)`` (times the
     incoming gradient, divided by N for the mean), all in one node.
     """
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    s = e.sum(axis=-1, keepdims=True)
+    # ufunc.reduce directly: ndarray.max/.sum add a Python wrapper that costs as much as the
+    # reduction itself on the small batches of the lecture's models.
+    z = np.subtract(logits, np.maximum.reduce(logits, axis=-1, keepdims=True))
     if target.dtype.kind in "iu":
-        loss = np.log(s[:, 0]) - z[np.arange(z.shape[0]), target]  # = -(z_y - log s), bit for bit
+        zy = z[np.arange(z.shape[0]), target]
+        e = np.exp(z, out=z)
+        s = np.add.reduce(e, axis=-1, keepdims=True)
+        loss = np.log(s[:, 0]) - zy  # = -(z_y - log s), bit for bit
     else:
-        loss = -(target * (z - np.log(s))).sum(axis=-1)
+        e = np.exp(z)
+        s = np.add.reduce(e, axis=-1, keepdims=True)
+        loss = -np.add.reduce(target * (z - np.log(s)), axis=-1)
     if reduction == "sum":
-        loss = loss.sum()
+        loss = np.add.reduce(loss)
     elif reduction == "mean":
-        loss = loss.sum() / loss.dtype.type(loss.shape[0])
+        loss = np.add.reduce(loss) / loss.dtype.type(loss.shape[0])
     elif reduction != "none":
         raise ValueError(f"softmax_cross_entropy: reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
     return loss, np.divide(e, s, out=e)  # softmax(z), kept for the rule
 
 
+@primitive("softmax_minus_onehot", lambda out, p, target, scale: out.size + target.size)
+def _softmax_minus_onehot(p, target, scale):
+    """``(p - onehot(target)) * scale`` for class-index targets, from a kept softmax ``p``: a copy,
+    N subtractions and one product in place (no one-hot matrix). Internal: the cross-entropy rule's fast path."""
+    d = p.copy()
+    d[np.arange(d.shape[0]), target] -= 1  # (p - onehot) first, then the scale: PyTorch's rounding
+    return np.multiply(d, scale, out=d)
+
+
 @softmax_cross_entropy.defgrad
 def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
+    if saved is not None and target.dtype.kind in "iu" and reduction != "none":  # the training loop's case
+        return _softmax_minus_onehot(saved, target, g if reduction == "sum" else div(g, logits.shape[0])), None
     p = _fn.softmax(logits, -1) if saved is None else saved  # recomputed when the backward is recorded
     if target.dtype.kind in "iu":
         d = sub(p, _fn._one_hot_rows(_unwrap(target), logits.shape[-1], logits.dtype))  # validated in forward

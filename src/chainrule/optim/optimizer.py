@@ -56,6 +56,7 @@ class Optimizer:
         self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensor hash is identity)
         self.param_groups: list[dict] = []
         self._scratch: dict = {}  # dtype (shared blocks) or parameter (non-contiguous) -> work arrays
+        self._views: dict = {}  # (dtype, shape) -> views of the shared blocks, made once
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, dict):
@@ -160,10 +161,13 @@ class Optimizer:
                 bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
             self._update(x, g, group, {**state, **extra}, bufs)
             return
-        scratch = self._shared_scratch(x.dtype)
-        if n <= self.CHUNK:
-            self._update(x, g, group, {**state, **extra}, [s[:n].reshape(x.shape) for s in scratch])
+        if n <= self.CHUNK:  # small parameters (the common case in the lecture's models): one call
+            views = self._views.get((x.dtype, x.shape))
+            if views is None:
+                views = self._views[x.dtype, x.shape] = [s[:n].reshape(x.shape) for s in self._shared_scratch(x.dtype)]
+            self._update(x, g, group, {**state, **extra} if extra else state, views)
             return
+        scratch = self._shared_scratch(x.dtype)
         xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
         arrays = {}
         for k, v in state.items():
