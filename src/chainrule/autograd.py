@@ -13,6 +13,7 @@ as they are consumed, and the graph is released after backward unless ``retain_g
 from __future__ import annotations
 
 import contextlib
+import operator
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -126,13 +127,16 @@ def _reachable(roots: Sequence[Tensor]) -> list[Tensor]:
     return found
 
 
+_creation = operator.attrgetter("_ctx.seq")  # a node's creation number (C-level sort key)
+
+
 def toposort(roots: Sequence[Tensor]) -> list[Tensor]:
     """All tensors that require grad and lead to ``roots``, inputs before outputs.
 
     Nodes are numbered when created, and an op's inputs are always created before it, so sorting
     the reachable nodes by that number is a topological order (PyTorch orders its engine the same
     way); leaves come first."""
-    nodes = sorted(_reachable(roots), key=lambda t: t._ctx.seq)
+    nodes = sorted(_reachable(roots), key=_creation)
     leaves, seen = [], set()
     for t in nodes:
         for i in t._ctx.inputs:
@@ -176,7 +180,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
     (a dict id -> None), fill ``capture`` with the gradients of those tensors instead, touching no
     ``.grad`` and skipping every node that cannot reach them."""
     nodes = _reachable(roots)
-    nodes.sort(key=lambda t: t._ctx.seq, reverse=True)
+    nodes.sort(key=_creation, reverse=True)
     useful = None
     if capture is not None:  # prune: only nodes from which a captured tensor is reachable
         useful = set(capture)

@@ -274,7 +274,7 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
             and weight is None and not label_smoothing and reduction in ("mean", "sum")):
         # The training loop's case, kept lean: one min/max pair validates every label and rules out
         # ignore_index (a negative label); the general path below handles the rest.
-        lo, hi = td.min(), td.max()
+        lo, hi = np.minimum.reduce(td), np.maximum.reduce(td)  # ufuncs directly: no Python wrapper
         if lo >= 0 and hi < zd.shape[1]:
             return ops.softmax_cross_entropy(input, td, reduction=reduction)
     _check_targets("cross_entropy", input, target)

@@ -74,7 +74,8 @@ class Primitive:
                     req = True
             else:
                 datas.append(a)
-                consts = True
+                if type(a) is not np.ndarray or not a.ndim:  # arrays (e.g. class labels) pass as they are
+                    consts = True
         if consts:  # scalars take the dtype of the first floating tensor, wherever it stands
             dtype = next((d.dtype for a, d in zip(args, datas) if isinstance(a, Tensor) and d.dtype.kind == "f"), None)
             datas = [d if isinstance(a, Tensor) else _const(a, dtype, self.name) for a, d in zip(args, datas)]
@@ -295,18 +296,18 @@ def _kept_shape(shape, axis):
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
-def _reduction(name, method):
-    """A NumPy reduction called as an ndarray method (C-level, no Python wrapper), with an error
-    naming the op and the shape when the axis is out of range."""
+def _reduction(name, ufunc):
+    """A NumPy reduction as ``ufunc.reduce`` (what ndarray.sum/.max call through a Python wrapper),
+    with an error naming the op and the shape when the axis is out of range."""
     def forward(x, axis=None, keepdims=False):
         try:
-            return getattr(x if isinstance(x, np.ndarray) else np.asarray(x), method)(axis=axis, keepdims=keepdims)
+            return ufunc.reduce(x, axis=axis, keepdims=keepdims)
         except np.exceptions.AxisError:
             raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {np.shape(x)}") from None
     return forward
 
 
-sum = Primitive("sum", _reduction("sum", "sum"), _reduce, doc="Sum over ``axis`` (all axes when None).")  # noqa: A001
+sum = Primitive("sum", _reduction("sum", np.add), _reduce, doc="Sum over ``axis`` (all axes when None).")  # noqa: A001
 
 
 @sum.defgrad
@@ -319,7 +320,7 @@ def _sum_grad(g, out, x, axis=None, keepdims=False):
     return (broadcast_to(reshape(g, shape=_kept_shape(x.shape, axis)), shape=x.shape),)
 
 
-max = Primitive("max", _reduction("max", "max"), _reduce,  # noqa: A001
+max = Primitive("max", _reduction("max", np.maximum), _reduce,  # noqa: A001
                 doc="Maximum over ``axis``; the gradient is shared equally among tied maxima (like torch.amax).")
 
 
@@ -330,7 +331,7 @@ def _max_grad(g, out, x, axis=None, keepdims=False):
     return (div(mul(reshape(g, shape=k), mask), sum(mask, axis=axis, keepdims=True)),)
 
 
-prod = Primitive("prod", _reduction("prod", "prod"), _reduce,
+prod = Primitive("prod", _reduction("prod", np.multiply), _reduce,
                  doc="Product over ``axis``. Its gradient prod_{j != i} x_j is exact also with zero entries "
                      "(its second derivative only in slices without zeros).")
 
@@ -368,6 +369,8 @@ reshape.defgrad(lambda g, out, x, shape: (reshape(g, shape=x.shape),))
 @primitive("transpose", _zero)
 def transpose(x, axes=None):
     """Permute axes (reverse them when ``axes`` is None); a view, no copy."""
+    if axes is None and isinstance(x, np.ndarray):
+        return x.T  # the same view as np.transpose(x), without its Python wrapper
     if axes is not None and sorted(a % np.ndim(x) for a in axes) != list(range(np.ndim(x))):
         raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the "
                          f"{np.ndim(x)} axes of shape {np.shape(x)}")
@@ -471,13 +474,16 @@ def _matmul_flops(out, a, b):
 @primitive("matmul", _matmul_flops, mac=True, needs=True)
 def matmul(a, b):
     """Matrix product with NumPy's rules: 1-D, 2-D and batched (broadcast) operands."""
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
-        raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
-                         f"{np.shape(a)} and {np.shape(b)}")
-    ka, kb = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
-    if ka != kb:
-        raise ValueError(f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: {ka} != {kb}")
-    return np.matmul(a, b)
+    try:
+        return np.matmul(a, b)
+    except ValueError:  # checked only on failure: the checks cost as much as a small product
+        if np.ndim(a) == 0 or np.ndim(b) == 0:
+            raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
+                             f"{np.shape(a)} and {np.shape(b)}") from None
+        ka, kb = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if ka != kb:
+            raise ValueError(f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: {ka} != {kb}") from None
+        raise
 
 
 @matmul.defgrad
