@@ -73,7 +73,7 @@ ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
     "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
 }
 
-FUSABLE = ("relu", "tanh", "sigmoid")  # ops.LINEAR_ACTIVATIONS
+FUSABLE = ("relu", "tanh", "sigmoid")  # ops.LINEAR_ACTIVATIONS (cost.py needs no ops import)
 # softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
 # (p - onehot) * g / N from the kept p.
 _LOSS_FWD, _LOSS_BWD = 5, 2
@@ -162,7 +162,7 @@ class LayerCost:
     backward_other_flops: int = 0  # bias gradient, activation derivative, loss gradient
     saved: int = 0  # numbers this node keeps for the backward pass
     exact: bool = True
-    fused: bool = False  # an activation folded into the Linear before it (one node, one rule)
+    fused: bool = False  # an activation run in place on the Linear's product (ops.linear_act)
 
     @property
     def backward_flops(self) -> int:
@@ -430,18 +430,15 @@ def _backward_peak(layers, B, isz, has_loss) -> tuple[int, int]:
     """Walk the backward pass in reverse and return (temporaries, gradients) at the moment their sum
     with the persistent arrays peaks: the incoming gradient, the gradient being produced, ReLU's
     boolean mask, and the parameter gradients accumulated so far."""
-    best, best_parts, grads, through_act = -1, (0, 0), 0, 0
+    best, best_parts, grads = -1, (0, 0), 0
     for lc in reversed(layers):
         if lc.kind == "loss":  # the one-hot rows, p - onehot, and the product (p is kept from forward)
             temps = 3 * B * lc.n_in * isz
         elif lc.kind == "linear":
             grads += lc.params * isz
-            # g, then dX; a fused activation's incoming gradient is still held while its rule runs
-            temps = B * lc.n_out * isz + through_act + (B * lc.n_in * isz if lc.backward_input_macs else 0)
-            through_act = 0
+            temps = B * lc.n_out * isz + (B * lc.n_in * isz if lc.backward_input_macs else 0)
         else:  # g, the mask (1 byte per element) and g * mask
             temps = 2 * B * lc.n_in * isz + B * lc.n_in
-            through_act = B * lc.n_in * isz if lc.fused else 0
         if temps + grads > best:
             best, best_parts = temps + grads, (temps, grads)
     return best_parts

@@ -201,29 +201,78 @@ exp = Primitive("exp", np.exp, _ew).defgrad(lambda g, out, a: (mul(g, out),))
 log = Primitive("log", np.log, _ew).defgrad(lambda g, out, a: (div(g, a),))
 log1p = Primitive("log1p", np.log1p, _ew).defgrad(lambda g, out, a: (div(g, add(a, 1.0)),))
 sqrt = Primitive("sqrt", np.sqrt, _ew).defgrad(lambda g, out, a: (div(g, mul(out, 2.0)),))
-tanh = Primitive("tanh", np.tanh, _ew).defgrad(lambda g, out, a: (mul(g, sub(1.0, mul(out, out))),))
+@primitive("tanh", _ew)
+def tanh(x, inplace=False):
+    """Hyperbolic tangent; ``inplace=True`` overwrites ``x`` (see :func:`linear_act`)."""
+    return np.tanh(x, out=x) if inplace else np.tanh(x)
+
+
+tanh.defgrad(lambda g, out, a, inplace=False: (mul(g, sub(1.0, mul(out, out))),))
 abs = Primitive("abs", np.abs, _ew).defgrad(lambda g, out, a: (mul(g, sign(a)),))  # noqa: A001
 sin = Primitive("sin", np.sin, _ew).defgrad(lambda g, out, a: (mul(g, cos(a)),))
 cos = Primitive("cos", np.cos, _ew).defgrad(lambda g, out, a: (neg(mul(g, sin(a))),))
 
 
 @primitive("sigmoid", _ew)
-def sigmoid(x):
-    """sigma(x) = 1 / (1 + e^-x), evaluated without overflow for large |x|."""
+def sigmoid(x, inplace=False):
+    """sigma(x) = 1 / (1 + e^-x), evaluated without overflow for large |x|; ``inplace=True``
+    writes the result into ``x`` (see :func:`linear_act`)."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+    return np.divide(np.where(x >= 0, 1.0, e), 1.0 + e, out=x if inplace else None)
 
 
-sigmoid.defgrad(lambda g, out, a: (mul(mul(g, out), sub(1.0, out)),))
+sigmoid.defgrad(lambda g, out, a, inplace=False: (mul(mul(g, out), sub(1.0, out)),))
 
 
 @primitive("relu", _ew)
-def relu(x):
-    """max(0, x); its derivative at 0 is taken as 0, as in PyTorch."""
-    return np.maximum(x, 0)
+def relu(x, inplace=False):
+    """max(0, x); its derivative at 0 is taken as 0, as in PyTorch. ``inplace=True`` overwrites
+    ``x`` (see :func:`linear_act`)."""
+    return np.maximum(x, 0, out=x if inplace else None)
 
 
-relu.defgrad(lambda g, out, a: (mul(g, greater(out, 0.0)),))
+@primitive("relu_backward", lambda out, g, y: 2 * out.size)
+def _relu_backward(g, y):
+    """``g * 1[y > 0]`` written into one new float array: the comparison lands in the output buffer
+    (bool -> float) and the product follows in place, so no boolean mask is allocated (at batch
+    1024 the mask was a quarter of a layer's activation, at the step's memory peak). The same numbers
+    as ``mul(g, greater(y, 0))``. Internal: relu's rule on ndarrays."""
+    d = np.greater(y, 0, out=np.empty(g.shape, np.result_type(g.dtype, y.dtype)))
+    return np.multiply(d, g, out=d)
+
+
+relu.defgrad(lambda g, out, a, inplace=False: (
+    _relu_backward(g, out) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
+
+
+#: Activations whose gradient rule reads only their output, so :func:`linear_act` can run them in
+#: place on the pre-activation (nn.Sequential does so for Linear + ReLU / Tanh / Sigmoid).
+LINEAR_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+def linear_act(x, w, b=None, activation: str | None = None):
+    """``g(x W^T + b)`` with ``g`` one of :data:`LINEAR_ACTIVATIONS` (or None for the affine map),
+    without keeping the pre-activation ``z`` alive for backward.
+
+    The graph is the usual two nodes, ``linear`` then the activation, but the activation runs in
+    place on the fresh product ``z``: neither rule reads ``z`` (``linear``'s needs ``x`` and ``W``; the
+    activation's derivative is computed from its output: ``1[y > 0]``, ``1 - y^2``, ``y (1 - y)``),
+    so once ``z`` is overwritten the graph holds one batch x width array per layer instead of two,
+    as PyTorch's ReLU (which saves only its output). The internal tensor ``z`` then holds a
+    zero-stride placeholder of the right shape and dtype; it is never returned, and calling the
+    modules one by one gives the ordinary graph with the same numbers.
+    """
+    z = linear(x, w, b) if b is not None else linear(x, w)
+    if activation is None:
+        return z
+    if activation not in LINEAR_ACTIVATIONS:
+        raise ValueError(f"linear_act: activation must be None or one of {LINEAR_ACTIVATIONS}, got {activation!r}")
+    act = REGISTRY[activation]
+    if not isinstance(z, Tensor):
+        return act(z, inplace=True)
+    y = act(z, inplace=True)
+    z.data = np.broadcast_to(np.zeros((), z.data.dtype), z.data.shape)  # y owns the buffer now
+    return y
 
 
 @primitive("where", _ew, needs=True)
@@ -518,56 +567,31 @@ def swapaxes(x, a, b):
     return transpose(x, axes=tuple(perm))
 
 
-def _linear_flops(out, x, w, b=None, activation=None):
-    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0) + (out.size if activation else 0)
-
-
-#: Activations :func:`linear` can apply in the same op. Each is a function of its *output* alone,
-#: so the fused node needs no pre-activation (nn.Sequential fuses Linear + ReLU/Tanh/Sigmoid).
-LINEAR_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+def _linear_flops(out, x, w, b=None):
+    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0)
 
 
 @primitive("linear", _linear_flops, mac=True, needs=True)
-def linear(x, w, b=None, activation=None):
-    """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``;
-    with ``activation`` ('relu', 'tanh' or 'sigmoid') it returns ``g(x W^T + b)``.
+def linear(x, w, b=None):
+    """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``.
 
     Fused for speed: one node instead of three, and the bias is added in place. The product is
     computed as ``(W x^T)^T``: the same numbers, but OpenBLAS is up to 2x faster on the skinny GEMMs
     of small batches when the long dimension comes first (bench/bench_core.py). The result is an
     F-ordered view, which NumPy's elementwise ops keep and the next layer's product reads directly.
-
-    The activation is applied in place on the fresh product, and its derivative is taken from the
-    output (``g'(z) = 1[y > 0]``, ``1 - y^2``, ``y (1 - y)``): the pre-activation ``z`` never
-    outlives the call. Unfused, the activation's node would keep ``z`` alive until backward (one
-    batch x width array per hidden layer) and cost an extra allocation and pass.
+    See :func:`linear_act` for ``g(x W^T + b)`` without keeping the pre-activation.
     """
     if x.shape[-1] != w.shape[-1]:
         raise ValueError(f"linear: input {tuple(x.shape)} @ weight.T {tuple(w.shape[::-1])}: "
                          f"{x.shape[-1]} != {w.shape[-1]} (weight is (out, in) = {tuple(w.shape)})")
-    if activation is not None and activation not in LINEAR_ACTIVATIONS:
-        raise ValueError(f"linear: activation must be None or one of {LINEAR_ACTIVATIONS}, got {activation!r}")
     y = np.matmul(w, x.T).T if x.ndim == 2 else np.matmul(x, w.T)
     if b is not None:
         y += b
-    if activation == "relu":
-        np.maximum(y, 0, out=y)
-    elif activation == "tanh":
-        np.tanh(y, out=y)
-    elif activation == "sigmoid":
-        y = sigmoid.forward(y)
     return y
 
 
 @linear.defgrad
-def _linear_grad(g, out, x, w, b=None, activation=None, needs=(True, True, True)):
-    # Through the activation first, from its output (the same rules as relu, tanh and sigmoid).
-    if activation == "relu":
-        g = mul(g, greater(out, 0.0))
-    elif activation == "tanh":
-        g = mul(g, sub(1.0, mul(out, out)))
-    elif activation == "sigmoid":
-        g = mul(mul(g, out), sub(1.0, out))
+def _linear_grad(g, out, x, w, b=None, needs=(True, True, True)):
     # dx = G W, dW = G^T X, db = sum_rows G  (leading axes of x flattened into rows). Each product
     # is written in the orientation BLAS runs fastest, transposes being free views.
     g2 = g if g.ndim == 2 else reshape(g, shape=(-1, g.shape[-1]))

@@ -43,12 +43,13 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Any, activation: str | None = None) -> Tensor:
-        """``x W^T + b``; with ``activation`` ('relu', 'tanh', 'sigmoid') ``g(x W^T + b)`` as one fused
-        op (what :class:`Sequential` does for a Linear followed by that activation)."""
+        """``x W^T + b``; with ``activation`` ('relu', 'tanh', 'sigmoid') ``g(x W^T + b)`` computed in
+        place, keeping no pre-activation (``ops.linear_act``; what :class:`Sequential` does for a
+        Linear followed by that activation)."""
         x = _match_dtype(type(self).__name__, x, self.weight)
         if activation is None:
             return ops.linear(x, self.weight) if self.bias is None else ops.linear(x, self.weight, self.bias)
-        return ops.linear(x, self.weight, self.bias, activation=activation)
+        return ops.linear_act(x, self.weight, self.bias, activation=activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -300,10 +301,10 @@ class Sequential(ModuleList):
     """Apply modules in order: ``Sequential(f1, f2, f3)(x) = f3(f2(f1(x)))``; children are named
     0, 1, 2, ... (or by the keys of an OrderedDict), as in ``torch.nn.Sequential``.
 
-    A :class:`Linear` directly followed by :class:`ReLU`, :class:`Tanh` or :class:`Sigmoid` runs as
-    one fused op (``ops.linear(..., activation=...)``): the same numbers and gradients, but the
-    pre-activation is not kept for backward (one batch x width array less per hidden layer) and
-    the activation runs in place. Calling the modules one by one gives the unfused graph."""
+    A :class:`Linear` directly followed by :class:`ReLU`, :class:`Tanh` or :class:`Sigmoid` runs
+    through ``ops.linear_act``: the same nodes, numbers and gradients, but the activation runs in
+    place on the product, so the pre-activation is not kept for backward (one batch x width array
+    less per hidden layer, as in PyTorch). Calling the modules one by one keeps it."""
 
     def __init__(self, *modules: Module | Mapping[str, Module]):
         Module.__init__(self)
