@@ -145,12 +145,49 @@ def test_regressor_multi_output_and_convergence_warning():
     ("optimizer", "lbfgs", "optimizer must be one of"), ("learning_rate", 0.0, "learning_rate must be > 0"),
     ("batch_size", 0, "batch_size must be a positive integer"), ("alpha", -1.0, "alpha must be >= 0"),
     ("dropout", 1.0, r"dropout must be in \[0, 1\)"), ("hidden_layer_sizes", (0,), "hidden_layer_sizes must be positive"),
+    ("init", "he", "init must be 'glorot'"),
 ])
 def test_bad_hyperparameters_fail_in_fit(param, value, match):
     Xtr, _, ytr, _ = _iris()
     clf = MLPClassifier(**{param: value})  # __init__ only stores (scikit-learn's rule)
     with pytest.raises(ValueError, match=match):
         clf.fit(Xtr, ytr)
+
+
+
+def _initial_layers(cls, X, y, **kw):
+    """The Linear layers' (weight, bias) right after initialisation (one SGD step at lr 1e-12)."""
+    est = cls(optimizer="sgd", learning_rate=1e-12, max_epochs=1, batch_size=None, random_state=0, **kw).fit(X, y)
+    return [(m.weight.numpy().copy(), m.bias.numpy().copy()) for m in est.model_.modules()
+            if type(m).__name__ == "Linear"]
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+@pytest.mark.parametrize("activation, factor", [("relu", 6.0), ("tanh", 6.0), ("sigmoid", 2.0)])
+def test_mlp_starts_from_sklearns_glorot_initialisation(cls, activation, factor):
+    """scikit-learn's _init_coef: weights and biases ~ U(-b, b), b = sqrt(factor / (fan_in + fan_out)),
+    factor 2 for a logistic network, else 6 (a drop-in must start where scikit-learn's MLP starts)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 40)).astype(np.float32)
+    y = rng.integers(0, 10, 600) if cls is MLPClassifier else rng.standard_normal(600)
+    layers = _initial_layers(cls, X, y, hidden_layer_sizes=(128, 128), activation=activation)
+    assert [w.shape for w, _ in layers] == [(128, 40), (128, 128), (10 if cls is MLPClassifier else 1, 128)]
+    for w, b in layers:
+        bound = np.sqrt(factor / (w.shape[0] + w.shape[1]))
+        for a in (w, b):
+            assert np.abs(a).max() <= bound * (1 + 1e-6)
+        # uniform over the whole interval (PyTorch's 1/sqrt(fan_in) is smaller for every layer here)
+        assert np.abs(w).max() > 0.97 * bound and abs(w.std() - bound / np.sqrt(3)) < 0.05 * bound
+        assert b.size < 10 or np.abs(b).max() > 0.5 * bound  # biases drawn from the same interval
+
+
+def test_mlp_init_pytorch_keeps_torch_linear_default():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((600, 40)).astype(np.float32), rng.integers(0, 10, 600)
+    for w, b in _initial_layers(MLPClassifier, X, y, hidden_layer_sizes=(128, 128), init="pytorch"):
+        bound = 1 / np.sqrt(w.shape[1])
+        assert np.abs(w).max() <= bound * (1 + 1e-6) and np.abs(w).max() > 0.97 * bound
+        assert np.abs(b).max() <= bound * (1 + 1e-6)
 
 
 # ----- quality bars (fixed seeds; both sides measured here, on the same split and scaling) --------
@@ -160,14 +197,21 @@ def _digits():
     return sc.transform(Xtr), sc.transform(Xte), ytr, yte
 
 
-def test_digits_mlp_at_least_as_good_as_sklearns():
+def test_digits_mlp_as_good_as_sklearns_over_seeds():
+    """Mean test accuracy over 5 seeds within half a point of scikit-learn's. One seed is not a
+    comparison: one test image is 0.28 points and the per-seed spread is ~0.4 points (over 10 seeds
+    both start points, ours and scikit-learn's, average 97.5-97.7%)."""
     from sklearn.neural_network import MLPClassifier as SkMLP
     Xtr, Xte, ytr, yte = _digits()
-    common = dict(batch_size=32, random_state=0)
-    sk = SkMLP((128,), solver="adam", learning_rate_init=1e-3, max_iter=30, tol=0, n_iter_no_change=10**6, **common)
-    ours = MLPClassifier((128,), optimizer="adam", learning_rate=1e-3, max_epochs=30, tol=0, n_iter_no_change=10**6, **common)
-    sk_acc, our_acc = sk.fit(Xtr, ytr).score(Xte, yte), ours.fit(Xtr, ytr).score(Xte, yte)
-    assert our_acc >= sk_acc, (our_acc, sk_acc)
+    sk_acc, our_acc = [], []
+    for seed in range(5):
+        common = dict(batch_size=32, random_state=seed)
+        sk = SkMLP((128,), solver="adam", learning_rate_init=1e-3, max_iter=30, tol=0, n_iter_no_change=10**6, **common)
+        ours = MLPClassifier((128,), optimizer="adam", learning_rate=1e-3, max_epochs=30, tol=0, n_iter_no_change=10**6,
+                             **common)
+        sk_acc.append(sk.fit(Xtr, ytr).score(Xte, yte))
+        our_acc.append(ours.fit(Xtr, ytr).score(Xte, yte))
+    assert np.mean(our_acc) >= np.mean(sk_acc) - 0.005, (our_acc, sk_acc)
 
 
 @pytest.mark.parametrize("cls", [LogisticRegression, SoftmaxRegression])
