@@ -271,8 +271,21 @@ def linear_act(x, w, b=None, activation: str | None = None):
     if not isinstance(z, Tensor):
         return act(z, inplace=True)
     y = act(z, inplace=True)
-    z.data = np.broadcast_to(np.zeros((), z.data.dtype), z.data.shape)  # y owns the buffer now
+    z.data = np.broadcast_to(_overwritten(z.data.dtype), z.data.shape)  # y owns the buffer now
     return y
+
+
+_OVERWRITTEN: dict = {}
+
+
+def _overwritten(dtype) -> np.ndarray:
+    """The one zero of ``dtype`` that placeholders of overwritten buffers broadcast."""
+    return _OVERWRITTEN.setdefault(np.dtype(dtype), np.zeros((), dtype))
+
+
+def is_overwritten(a) -> bool:
+    """True for the placeholder :func:`linear_act` leaves in its internal pre-activation tensor."""
+    return isinstance(a, np.ndarray) and a.base is not None and a.base is _OVERWRITTEN.get(a.dtype)
 
 
 @primitive("where", _ew, needs=True)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import autograd as _ag
+from . import ops as _ops
 from .tensor import Tensor
 
 __all__ = ["Graph", "GraphNode", "Trace", "TraceRow", "graph", "backprop_trace", "dot_available"]
@@ -92,6 +93,8 @@ def _fmt(v, digits: int = 4) -> str:
     if v is None:
         return "-"
     a = np.asarray(v.data if isinstance(v, Tensor) else v)
+    if _ops.is_overwritten(a):  # ops.linear_act's pre-activation: its buffer went to the activation
+        return f"{a.shape} (overwritten in place by the activation)"
     if a.size == 1:
         return f"{float(a.reshape(-1)[0]):.{digits}g}"
     if a.size <= 4:
