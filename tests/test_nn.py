@@ -545,3 +545,13 @@ def test_sequential_does_not_fuse_subclasses_or_other_activations():
         out = seq(x)
         expected = act(seq[0](x))
         np.testing.assert_array_equal(out.data, expected.data)
+
+
+def test_relu_backward_keeps_the_gradients_memory_order():
+    """Linear's gradients are F-ordered; a C-ordered result made relu's backward 8x slower at batch 1024."""
+    rng = np.random.default_rng(3)
+    g = np.asfortranarray(rng.standard_normal((6, 5)).astype(np.float32))
+    y = np.maximum(rng.standard_normal((6, 5)).astype(np.float32), 0)
+    d = cr.ops._relu_backward(g, y)
+    assert d.flags.f_contiguous and d.dtype == np.float32
+    np.testing.assert_array_equal(d, np.multiply(g, y > 0))

@@ -237,7 +237,9 @@ def _relu_backward(g, y):
     (bool -> float) and the product follows in place, so no boolean mask is allocated (at batch
     1024 the mask was a quarter of a layer's activation, at the step's memory peak). The same numbers
     as ``mul(g, greater(y, 0))``. Internal: relu's rule on ndarrays."""
-    d = np.greater(y, 0, out=np.empty(g.shape, np.result_type(g.dtype, y.dtype)))
+    # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
+    # would make both passes stride across rows (8x slower at batch 1024).
+    d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
 
