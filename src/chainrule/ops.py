@@ -664,7 +664,7 @@ def softmax_cross_entropy(logits, target, reduction="none"):
 def _softmax_minus_onehot(p, target, scale):
     """``(p - onehot(target)) * scale`` for class-index targets, from a kept softmax ``p``: a copy,
     N subtractions and one product in place (no one-hot matrix). Internal: the cross-entropy rule's fast path."""
-    d = p.copy()
+    d = p.copy(order="K")  # keep the logits' memory order (F from linear)
     d[np.arange(d.shape[0]), target] -= 1  # (p - onehot) first, then the scale: PyTorch's rounding
     return np.multiply(d, scale, out=d)
 
