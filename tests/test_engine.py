@@ -50,3 +50,71 @@ def test_tensor_trig_methods_match_functions():
     (x.sin() + x.cos() + x.log1p()).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.cos([0.3, -1.2]) - np.sin([0.3, -1.2]) + 1 / (1 + np.array([0.3, -1.2])),
                                rtol=1e-6)
+
+
+# ----- rules that overwrite a gradient nobody else holds (relu, owns=True) ---------------------------
+def _relu_case(build):
+    """Run build() twice, with and without in-place rules; return both sets of gradients."""
+    from chainrule import autograd
+    results = []
+    for sole in (autograd._SOLE, -1):  # -1: the reference count never matches, so never in place
+        old, autograd._SOLE = autograd._SOLE, sole
+        try:
+            results.append(build())
+        finally:
+            autograd._SOLE = old
+    return results
+
+
+def test_relu_in_place_backward_gives_the_same_gradients(monkeypatch):
+    from chainrule import ops
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((6, 5)).astype(np.float32)
+    seen = []
+    real = ops._relu_backward
+    monkeypatch.setattr(ops, "_relu_backward", lambda g, y, owned=False: seen.append(owned) or real(g, y, owned))
+
+    def build():
+        x = cr.Tensor(x0, requires_grad=True)
+        w = cr.Tensor(np.ones((5, 5), np.float32), requires_grad=True)
+        h = cr.relu(x @ w)  # g arrives as a fresh product: owned
+        (cr.relu(h @ w) * 3.0).sum().backward()
+        return x.grad.data.copy(), w.grad.data.copy()
+
+    fast, slow = _relu_case(build)
+    assert seen == [True, True, False, False]  # the in-place path ran, then the reference path
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_relu_does_not_overwrite_a_gradient_shared_with_a_leaf():
+    """add hands the same g to both inputs; the leaf's copy must not be masked by relu's rule."""
+    rng = np.random.default_rng(1)
+    x = cr.Tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    b = cr.Tensor(np.zeros((4, 3), np.float32), requires_grad=True)
+    g = rng.standard_normal((4, 3)).astype(np.float32)
+    (cr.relu(x * 1.0) + b).backward(g)
+    np.testing.assert_array_equal(b.grad.data, g)  # unmasked
+    np.testing.assert_array_equal(x.grad.data, g * (x.data > 0))
+
+
+def test_relu_does_not_overwrite_a_captured_gradient():
+    rng = np.random.default_rng(2)
+    x = cr.Tensor(rng.standard_normal((4, 3)).astype(np.float32), requires_grad=True)
+    h = cr.relu(x * 2.0)
+    out = h.sum() * 1.0
+    gh, gx = cr.grad(out, [h, x])
+    np.testing.assert_array_equal(gh.data, np.ones((4, 3), np.float32))  # dL/dh, not masked
+    np.testing.assert_array_equal(gx.data, 2.0 * (h.data > 0))
+
+
+def test_relu_does_not_overwrite_views_of_a_shared_gradient():
+    """reshape hands on a view of g; when g also goes elsewhere the view is not the sole owner."""
+    rng = np.random.default_rng(3)
+    x = cr.Tensor(rng.standard_normal((2, 6)).astype(np.float32), requires_grad=True)
+    y = cr.Tensor(rng.standard_normal(12).astype(np.float32), requires_grad=True)
+    s = cr.relu(x * 1.0).reshape(12) + y  # add: the same g to the reshape and to y
+    g = rng.standard_normal(12).astype(np.float32)
+    s.backward(g)
+    np.testing.assert_array_equal(y.grad.data, g)
+    np.testing.assert_array_equal(x.grad.data, (g.reshape(2, 6) * (x.data > 0)))

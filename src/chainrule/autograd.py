@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import sys
 import traceback
 from collections.abc import Callable, Sequence
 
@@ -205,7 +206,11 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if capture is not None and id(t) in capture:
                     capture[id(t)] = g
                 if useful is None or id(t) in useful:
-                    _apply_rule(t, ctx, g, grads, leaves, create_graph, useful)
+                    # A rule that can work in place (relu's) may overwrite g when nothing else
+                    # holds it: see _sole_reference.
+                    owned = ctx.op.owns and not create_graph and type(g) is np.ndarray and \
+                        sys.getrefcount(g) == _SOLE and _sole_reference(g)
+                    _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned)
             if not retain_graph:
                 ctx.inputs = ctx.saved = None  # release: saved arrays can be freed now
         # Leaves are written once, after the pass: a gradient array may still be pending for
@@ -230,7 +235,31 @@ def _send(t, g, grads, leaves):
         leaves[k] = t
 
 
-def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
+def _calibrate() -> int:
+    g = np.empty(1)
+    return sys.getrefcount(g)  # the count of an array held by one local variable, as in _run
+
+
+# Reference counts tell when a gradient array is held by nothing but the engine's local variable (as
+# NumPy itself decides when it may reuse a temporary). Only on CPython before 3.14, where the count
+# is exact; 3.14 may borrow references on the stack and report less, so there rules never work in place.
+_SOLE = _calibrate() if sys.implementation.name == "cpython" and sys.version_info < (3, 14) else -1
+
+
+def _sole_reference(g: np.ndarray) -> bool:
+    """g (already known to be referenced only by the caller's local) owns its memory alone: it is
+    writeable and either owns its buffer or is the only view of a base that nobody else holds. Then
+    no other pending gradient, captured result or user array can see a write into it."""
+    if not g.flags.writeable:
+        return False
+    base = g.base
+    if base is None:
+        return True
+    # refs to base: g's pointer, the local `base`, getrefcount's argument
+    return type(base) is np.ndarray and base.base is None and sys.getrefcount(base) == _SOLE + 1
+
+
+def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned=False):
     op, inputs = ctx.op, ctx.inputs
     needs, args = [], []
     for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
@@ -245,6 +274,8 @@ def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful):
         in_grads = op.rule(g, out, *args, needs=needs, saved=None if create_graph else ctx.saved, **ctx.attrs)
     elif op.needs:
         in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
+    elif owned:
+        in_grads = op.rule(g, out, *args, owned=True, **ctx.attrs)
     else:
         in_grads = op.rule(g, out, *args, **ctx.attrs)
     anomaly = state.anomaly

@@ -12,7 +12,9 @@ how Hessian-vector products and Newton's method come for free. Rules call primit
 (``mul(g, b)``, not ``g * b``) so that on the ndarray fast path every backward FLOP still passes
 through a primitive and is counted by the profiler (:mod:`chainrule.cost`). Rules flagged ``needs=True`` also get
 ``needs``, a tuple saying which inputs want a gradient, to skip work nobody asked for (the first
-layer's input gradient is a whole wasted matrix product). A primitive flagged ``saves=True`` returns
+layer's input gradient is a whole wasted matrix product). A rule flagged ``owns=True`` is called with
+``owned=True`` when the incoming ndarray ``g`` is referenced by nothing else, and may then overwrite it
+(relu's mask, the last big allocation at the step's memory peak). A primitive flagged ``saves=True`` returns
 ``(out, saved)`` from its forward; the node keeps ``saved`` and the rule gets it as ``saved=`` (None
 when the backward is recorded, ``create_graph=True``: the rule must then recompute from Tensors).
 
@@ -37,11 +39,11 @@ _prod = __import__("math").prod
 class Primitive:
     """A named NumPy function with a gradient rule and a FLOP rule (see the module docstring)."""
 
-    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "doc")
+    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "owns", "doc")
 
-    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None, saves=False):
+    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None, saves=False, owns=False):
         self.name, self.forward, self.flops, self.mac, self.needs = name, forward, flops, mac, needs
-        self.saves = saves
+        self.saves, self.owns = saves, owns
         self.rule = None
         self.doc = doc or forward.__doc__
         REGISTRY[name] = self
@@ -231,20 +233,23 @@ def relu(x, inplace=False):
     return np.maximum(x, 0, out=x if inplace else None)
 
 
-@primitive("relu_backward", lambda out, g, y: 2 * out.size)
-def _relu_backward(g, y):
-    """``g * 1[y > 0]`` written into one new float array: the comparison lands in the output buffer
-    (bool -> float) and the product follows in place, so no boolean mask is allocated (at batch
-    1024 the mask was a quarter of a layer's activation, at the step's memory peak). The same numbers
-    as ``mul(g, greater(y, 0))``. Internal: relu's rule on ndarrays."""
+@primitive("relu_backward", lambda out, g, y, owned=False: 2 * out.size)
+def _relu_backward(g, y, owned=False):
+    """``g * 1[y > 0]``, the same numbers as ``mul(g, greater(y, 0))``. With ``owned`` (nobody else
+    holds ``g``) in place, so the step allocates nothing here but a boolean mask; otherwise into
+    one new float array: the comparison lands in the output buffer (bool -> float) and the product
+    follows in place, so no boolean mask is allocated. Internal: relu's rule on ndarrays."""
+    if owned and g.dtype == np.result_type(g.dtype, y.dtype):
+        return np.multiply(g, np.greater(y, 0), out=g)
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
     # would make both passes stride across rows (8x slower at batch 1024).
     d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
 
-relu.defgrad(lambda g, out, a, inplace=False: (
-    _relu_backward(g, out) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
+relu.owns = True
+relu.defgrad(lambda g, out, a, inplace=False, owned=False: (
+    _relu_backward(g, out, owned) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
 
 
 #: Activations whose gradient rule reads only their output, so :func:`linear_act` can run them in
