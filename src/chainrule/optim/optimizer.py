@@ -26,7 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..autograd import enable_grad, no_grad
+from ..autograd import enable_grad
+from ..autograd import state as _grad_state
 from ..tensor import Tensor
 
 
@@ -132,11 +133,14 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        prev, _grad_state.enabled = _grad_state.enabled, False  # no_grad(), without a context object per step
+        try:
             for group in self.param_groups:
                 for p in group["params"]:
                     if p.grad is not None:
                         self._step_param(p, group)
+        finally:
+            _grad_state.enabled = prev
         return loss
 
     #: Elements per block. Big tensors are updated block by block so that the dozen passes of an
@@ -155,17 +159,18 @@ class Optimizer:
         if self._kernel is not None and self._fused_update(x, g, group, state):
             return
         n = x.size
-        if not x.flags.c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
-            bufs = self._scratch.get(p)
-            if bufs is None or bufs[0].shape != x.shape:
-                bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
-            self._update(x, g, group, {**state, **extra}, bufs)
-            return
-        if n <= self.CHUNK:  # small parameters (the common case in the lecture's models): one call
+        c_contiguous = x.flags.c_contiguous
+        if c_contiguous and n <= self.CHUNK:  # small parameters (the common case in the lecture's models): one call
             views = self._views.get((x.dtype, x.shape))
             if views is None:
                 views = self._views[x.dtype, x.shape] = [s[:n].reshape(x.shape) for s in self._shared_scratch(x.dtype)]
             self._update(x, g, group, {**state, **extra} if extra else state, views)
+            return
+        if not c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
+            bufs = self._scratch.get(p)
+            if bufs is None or bufs[0].shape != x.shape:
+                bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
+            self._update(x, g, group, {**state, **extra}, bufs)
             return
         scratch = self._shared_scratch(x.dtype)
         xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
