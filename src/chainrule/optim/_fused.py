@@ -9,9 +9,10 @@ lecture's 784-512-512-10 MLP (670k parameters) the NumPy update takes ~1.3 ms a 
 The kernel performs the *same* float operations in the same order as the NumPy rule, in the
 parameter's own dtype (constants rounded to it first, as NumPy does with Python scalars), and is
 compiled without fast-math, so the two paths give bit-identical parameters
-(``tests/test_optim_fused.py``). numba is optional: without it :func:`adam_kernel` returns None and
-the optimizers use their NumPy rules. The first call compiles the kernel (about half a second) and
-caches it on disk next to this file, so later processes only load it.
+(``tests/test_optim_fused.py``). numba is optional: without it :func:`kernels` returns None and
+the optimizers use their NumPy rules. The kernels live in ``_fused_kernels.py``; the first call of a
+signature compiles it (about 0.4 s) and numba caches it on disk next to that file, so later processes
+only load it (a few milliseconds).
 """
 
 from __future__ import annotations
@@ -44,51 +45,5 @@ def kernels() -> dict | None:
 
 
 def _compile() -> dict:
-    import numba
-    import numpy as np
-
-    # error_model="numpy": division by zero gives inf/nan like NumPy instead of a per-element check
-    # (which would also stop LLVM from vectorising the loop). No fastmath: keep IEEE results.
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-
-    @jit
-    def adam_direction(pi, gi, wd, maximize, decoupled):  # pragma: no cover - compiled
-        gi = -gi if maximize else gi
-        if wd != 0 and not decoupled:
-            gi = gi + pi * wd                               # g = g + wd theta
-        return gi
-
-    # Same operations, same order as Adam._update (adaptive.py), one element at a time. AMSGrad has
-    # its own loop: passing a dummy v_max that aliases m would make LLVM give up vectorising.
-    @jit
-    def adam(p, g, m, v, beta1, one_m_beta1, beta2, one_m_beta2, c1, c2, lr, eps, wd, decay,
-             maximize, decoupled):  # pragma: no cover - compiled
-        for i in range(p.size):
-            if decoupled and wd != 0:
-                p[i] = p[i] * decay                         # theta = theta (1 - lr wd)
-            gi = adam_direction(p[i], g[i], wd, maximize, decoupled)
-            mi = m[i] * beta1 + gi * one_m_beta1            # m = beta1 m + (1 - beta1) g
-            vi = v[i] * beta2 + (gi * one_m_beta2) * gi     # v = beta2 v + (1 - beta2) g^2
-            m[i] = mi
-            v[i] = vi
-            denom = np.sqrt(vi / c2) + eps                  # sqrt(v_hat) + eps
-            p[i] = p[i] - (mi / c1) / denom * lr            # theta -= lr m_hat / denom
-
-    @jit
-    def adam_amsgrad(p, g, m, v, vmax, beta1, one_m_beta1, beta2, one_m_beta2, c1, c2, lr, eps, wd, decay,
-                     maximize, decoupled):  # pragma: no cover - compiled
-        for i in range(p.size):
-            if decoupled and wd != 0:
-                p[i] = p[i] * decay
-            gi = adam_direction(p[i], g[i], wd, maximize, decoupled)
-            mi = m[i] * beta1 + gi * one_m_beta1
-            vi = v[i] * beta2 + (gi * one_m_beta2) * gi
-            m[i] = mi
-            v[i] = vi
-            if vmax[i] > vi:
-                vi = vmax[i]
-            vmax[i] = vi                                    # v_max = max(v_max, v)
-            denom = np.sqrt(vi / c2) + eps
-            p[i] = p[i] - (mi / c1) / denom * lr
-
-    return {"adam": adam, "adam_amsgrad": adam_amsgrad}
+    from . import _fused_kernels as k  # imports numba; module-level functions, so numba's disk cache hits
+    return {"adam": k.adam, "adam_amsgrad": k.adam_amsgrad}
