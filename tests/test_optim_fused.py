@@ -1,6 +1,6 @@
 """The compiled one-pass optimizer kernels (optim/_fused.py, numba): bit-identical to the NumPy rules.
 
-test_optim.py checks every Adam/AdamW case against torch.optim with the default ``fused=None``,
+test_optim.py checks every SGD/Adagrad/RMSprop/Adam/AdamW case against torch.optim with the default ``fused=None``,
 which takes the kernel when numba is installed (CI installs it with the test extra); here the kernel
 and the NumPy ufuncs are checked against each other bit for bit, so both paths are covered.
 """
@@ -24,7 +24,36 @@ ADAM_CASES = [
     ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.01, maximize=True)),
 ]
-IDS = [f"{n}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for n, kw in ADAM_CASES]
+# tests/test_optim.py's SGD/Adagrad/RMSprop CASES, plus the options torch lacks (lr_in_velocity, eps_in_sqrt).
+# Every trajectory starts from fresh state, so the first momentum step (b = g) is covered.
+OTHER_CASES = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.5)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+    ("SGD", dict(lr=0.1, weight_decay=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.01, maximize=True)),
+    ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.1, weight_decay=0.1, maximize=True)),
+    ("SGD", dict(lr=0.1, weight_decay=0.1, maximize=True)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, lr_in_velocity=True)),
+    ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, lr_in_velocity=True, weight_decay=0.01)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
+    ("Adagrad", dict(lr=0.1, initial_accumulator_value=0.5, eps=1e-6)),
+    ("Adagrad", dict(lr=0.1, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(centered=True)),
+    ("RMSprop", dict(lr=0.001, momentum=0.9)),
+    ("RMSprop", dict(lr=0.001, alpha=0.9, eps=1e-6, weight_decay=0.1, momentum=0.9, centered=True)),
+    ("RMSprop", dict(maximize=True)),
+    ("RMSprop", dict(alpha=0.9, eps_in_sqrt=True)),
+    ("RMSprop", dict(centered=True, eps_in_sqrt=True, weight_decay=0.1)),
+    ("RMSprop", dict(momentum=0.5, eps_in_sqrt=True, maximize=True)),
+    ("RMSprop", dict(momentum=0.5, centered=True, eps_in_sqrt=True)),
+]
+CASES = ADAM_CASES + OTHER_CASES
+IDS = [f"{n}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for n, kw in CASES]
+OPTIMIZERS = ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]
 # A parameter bigger than Optimizer.CHUNK (the NumPy rule then runs block by block), a small one, a scalar.
 SHAPES = [(300, 200), (7, 3), ()]
 
@@ -46,13 +75,13 @@ def _trajectory(name, kw, dtype, fused, steps=30):
         for p in params:
             g = rng.standard_normal(p.shape).astype(dtype)
             if t % 7 == 0 and g.ndim:
-                g.reshape(-1)[:5] = 0  # exact zeros: sqrt(v_hat) + eps in the denominator
+                g.reshape(-1)[:5] = 0  # exact zeros: sqrt(v_hat) + eps (sqrt(G) + eps...) in the denominator
             p.grad = cr.Tensor(g)
         opt.step()
     return [p.data.copy() for p in params], opt
 
 
-@pytest.mark.parametrize("name,kw", ADAM_CASES, ids=IDS)
+@pytest.mark.parametrize("name,kw", CASES, ids=IDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_kernel_is_bit_identical_to_numpy_rule(kernels, name, kw, dtype):
     fast, opt_fast = _trajectory(name, kw, dtype, fused=True)
@@ -93,19 +122,60 @@ def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
     np.testing.assert_array_equal(w.data, ref.data)
 
 
-def test_fused_true_without_numba_says_how_to_get_it(monkeypatch):
+@pytest.mark.parametrize("name,kw,kernel", [
+    ("SGD", dict(lr=0.1), "sgd"),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), "sgd_momentum"),
+    ("Adagrad", dict(), "adagrad"),
+    ("RMSprop", dict(), "rmsprop"),
+    ("RMSprop", dict(centered=True), "rmsprop_centered"),
+    ("RMSprop", dict(momentum=0.9), "rmsprop_momentum"),
+    ("RMSprop", dict(momentum=0.9, centered=True), "rmsprop_centered_momentum"),
+    ("AdamW", dict(amsgrad=True), "adam_amsgrad"),
+])
+def test_each_state_layout_has_its_kernel(kernels, monkeypatch, name, kw, kernel):
+    calls = []
+    real = kernels[kernel]
+    monkeypatch.setitem(kernels, kernel, lambda *a: calls.append(a[0].size) or real(*a))
+    w = cr.Tensor(np.ones((300, 200), np.float32), requires_grad=True)  # > Optimizer.CHUNK: still one call
+    opt = getattr(optim, name)([w], **kw)
+    for _ in range(2):
+        w.grad = cr.Tensor(np.ones((300, 200), np.float32))
+        opt.step()
+    assert calls == [60000, 60000]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_float16_and_non_contiguous_take_the_numpy_rule(kernels, monkeypatch, name):
+    for k in list(kernels):
+        monkeypatch.setitem(kernels, k, lambda *a: pytest.fail("kernel called"))
+    rng = np.random.default_rng(2)
+    params = [cr.Tensor(rng.standard_normal((6, 4)).T, requires_grad=True),
+              cr.Tensor(rng.standard_normal((4, 6)).astype(np.float16), requires_grad=True)]
+    refs = [cr.Tensor(p.data.copy(), requires_grad=True) for p in params]
+    for p in params + refs:
+        p.grad = cr.Tensor(np.full((4, 6), 0.5, p.data.dtype))
+    kw = dict(lr=0.1, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.1)
+    getattr(optim, name)(params, **kw).step()
+    getattr(optim, name)(refs, fused=False, **kw).step()
+    for p, q in zip(params, refs):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fused_true_without_numba_says_how_to_get_it(monkeypatch, name):
     monkeypatch.setattr(_fused, "_KERNELS", {})  # as if numba were missing
     w = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"fused=True\) needs numba.*chainrule\[fast\]"):
-        optim.Adam([w], fused=True)
-    assert optim.Adam([w])._kernel is None  # fused=None quietly falls back to NumPy
-    assert optim.AdamW([w], fused=False)._kernel is None
+    with pytest.raises(RuntimeError, match=rf"{name}\(fused=True\) needs numba.*chainrule\[fast\]"):
+        getattr(optim, name)([w], fused=True)
+    assert getattr(optim, name)([w])._kernel is None  # fused=None quietly falls back to NumPy
+    assert getattr(optim, name)([w], fused=False)._kernel is None
 
 
-def test_fused_must_be_none_or_bool():
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_fused_must_be_none_or_bool(name):
     w = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
     with pytest.raises(ValueError, match="fused must be None, True or False, got 'yes'"):
-        optim.Adam([w], fused="yes")
+        getattr(optim, name)([w], fused="yes")
 
 
 def test_switched_off_by_environment(monkeypatch):

@@ -122,13 +122,14 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int, int | None]:
         k += 1
     scratch = int(getattr(cls, "_n_scratch", 0)) if cls is not None else 0
     chunk = getattr(cls, "CHUNK", None) if cls is not None else None
-    if name.startswith("adam") and _compiled_update(optimizer):
+    if OPTIMIZERS[name][2] and _compiled_update(optimizer):  # all but Newton have a kernel
         scratch = 0  # the compiled one-pass update (optim/_fused.py) works in registers
     return name, k, step, scratch, chunk
 
 
 def _compiled_update(optimizer: Any) -> bool:
-    """Whether this Adam (or a default one, for a name) runs the compiled kernel instead of ufuncs."""
+    """Whether this optimizer (or a default one of its kind, for a name) runs the compiled kernel
+    (SGD, Adagrad, RMSprop, Adam, AdamW with numba) instead of ufuncs."""
     if not isinstance(optimizer, str):
         return getattr(optimizer, "_kernel", None) is not None
     from .optim import _fused

@@ -4,7 +4,8 @@ The NumPy update rules in :mod:`chainrule.optim.adaptive` make a dozen passes ov
 one ufunc per equation. A kernel compiled for the CPU makes one: it reads ``theta``, ``g``, ``m``
 and ``v`` once and writes them once, which is what PyTorch's ``Adam(fused=True)`` does. On the
 lecture's 784-512-512-10 MLP (670k parameters) the NumPy update takes ~1.3 ms a step and this kernel
-~0.4 ms (``bench/bench_optim.py``).
+~0.4 ms (``bench/bench_optim.py``). SGD (with and without momentum), Adagrad and RMSprop have
+kernels too, one per state layout (a loop over arrays that may alias does not vectorise).
 
 The kernel performs the *same* float operations in the same order as the NumPy rule, in the
 parameter's own dtype (constants rounded to it first, as NumPy does with Python scalars), and is
@@ -40,10 +41,35 @@ def _load() -> dict | None:
 
 
 def kernels() -> dict | None:
-    """The compiled one-pass updates by name (``adam``, ``adam_amsgrad``), or None without numba."""
+    """The compiled one-pass updates by name (``adam``, ``adam_amsgrad``, ``sgd``, ``sgd_momentum``,
+    ``adagrad``, ``rmsprop``, ``rmsprop_centered``, ``rmsprop_momentum``,
+    ``rmsprop_centered_momentum``), or None without numba."""
     return _load()
+
+
+def select(owner: str, fused) -> dict | None:
+    """The kernels an optimizer constructed with ``fused`` (torch's argument) should use: None
+    (NumPy ufuncs) for ``fused=False`` or when numba is missing and ``fused=None``; ``ValueError``
+    for anything but None/True/False, ``RuntimeError`` for ``fused=True`` without numba."""
+    if fused not in (None, True, False):
+        raise ValueError(f"fused must be None, True or False, got {fused!r}")
+    if fused is True and not available():
+        raise RuntimeError(f"{owner}(fused=True) needs numba, which is not installed "
+                           "(or CHAINRULE_FUSED=0 is set): pip install 'chainrule[fast]', or use fused=None")
+    return None if fused is False else kernels()
+
+
+def usable(x, g, *state) -> bool:
+    """Whether a kernel can update parameter ``x`` in place: float32/float64, and ``x``, ``g`` and
+    the state arrays all C-contiguous in ``x``'s dtype (else the NumPy rule runs)."""
+    if not (x.dtype.kind == "f" and x.dtype.itemsize in (4, 8) and x.flags.c_contiguous
+            and g.dtype == x.dtype and g.flags.c_contiguous):
+        return False
+    return all(a.flags.c_contiguous and a.dtype == x.dtype for a in state)
 
 
 def _compile() -> dict:
     from . import _fused_kernels as k  # imports numba; module-level functions, so numba's disk cache hits
-    return {"adam": k.adam, "adam_amsgrad": k.adam_amsgrad}
+    names = ("adam", "adam_amsgrad", "sgd", "sgd_momentum", "adagrad", "rmsprop", "rmsprop_centered",
+             "rmsprop_momentum", "rmsprop_centered_momentum")
+    return {name: getattr(k, name) for name in names}

@@ -46,15 +46,34 @@ class Adagrad(Optimizer):
        for every parameter whose gradients so far are all smaller than ``sqrt(eps)`` (e.g. the
        first step of a parameter with zero gradient). Implemented is PyTorch's
        ``sqrt(G) + eps`` (``test_adagrad_lecture_sqrt_G_minus_eps_is_a_typo``).
+
+    ``fused`` (PyTorch's name): ``None`` (default) runs the update as one compiled pass per
+    parameter when numba is installed (``pip install chainrule[fast]``), else as NumPy ufuncs;
+    ``True`` requires numba; ``False`` always uses the ufuncs. Both give bit-identical results
+    (the kernel does the same float operations in the same order; ``chainrule.optim._fused``).
+    Non-contiguous parameters and float16 always take the ufuncs.
     """
 
     _n_scratch = 2
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False):
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
         super().__init__(params, defaults)
+        self.fused = fused
+        self._kernel = _fused.select(type(self).__name__, fused)
+
+    def _fused_update(self, x, g, group, state):
+        G = state["sum"]
+        if not _fused.usable(x, g, G):
+            return False
+        t, f = state["step"], x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does
+        lr_t = group["lr"] / (1.0 + (t - 1) * group["lr_decay"])
+        self._kernel["adagrad"](x.reshape(-1), g.reshape(-1), G.reshape(-1), f(lr_t), f(group["eps"]),
+                                f(group["weight_decay"]), bool(group["maximize"]))
+        return True
 
     def _validate(self, group):
         for k in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
@@ -105,15 +124,39 @@ class RMSprop(Optimizer):
        ``E[g^2]`` is comparable to ``eps`` (inside, the floor on the denominator is ``sqrt(eps) =
        1e-4``; outside it is ``1e-8``). ``eps_in_sqrt=True`` runs the lecture's form
        (``test_rmsprop_eps_in_sqrt_is_the_lecture_form``).
+
+    ``fused`` (PyTorch's name): ``None`` (default) runs the update as one compiled pass per
+    parameter when numba is installed (``pip install chainrule[fast]``), else as NumPy ufuncs;
+    ``True`` requires numba; ``False`` always uses the ufuncs. Both give bit-identical results
+    (the kernel does the same float operations in the same order; ``chainrule.optim._fused``).
+    Non-contiguous parameters and float16 always take the ufuncs.
     """
 
     _n_scratch = 2
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, *, maximize: bool = False, eps_in_sqrt: bool = False):
+                 momentum: float = 0.0, centered: bool = False, *, maximize: bool = False, eps_in_sqrt: bool = False,
+                 fused: bool | None = None):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, eps_in_sqrt=eps_in_sqrt)
         super().__init__(params, defaults)
+        self.fused = fused
+        self._kernel = _fused.select(type(self).__name__, fused)
+
+    def _fused_update(self, x, g, group, state):
+        lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
+        centered = group["centered"]
+        arrays = [x, g, state["square_avg"]] + ([state["grad_avg"]] if centered else []) \
+            + ([state["momentum_buffer"]] if mu > 0 else [])
+        if not _fused.usable(*arrays):
+            return False
+        f = x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does
+        flat = [a.reshape(-1) for a in arrays]
+        consts = (f(lr), f(alpha), f(1.0 - alpha), f(eps)) + ((f(mu),) if mu > 0 else ()) \
+            + (f(group["weight_decay"]), bool(group["maximize"]), bool(group["eps_in_sqrt"]))
+        name = "rmsprop" + ("_centered" if centered else "") + ("_momentum" if mu > 0 else "")
+        self._kernel[name](*flat, *consts)
+        return True
 
     def _validate(self, group):
         check_range("lr", group["lr"])
@@ -208,21 +251,13 @@ class Adam(Optimizer):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
-        if fused not in (None, True, False):
-            raise ValueError(f"fused must be None, True or False, got {fused!r}")
-        if fused is True and not _fused.available():
-            raise RuntimeError(f"{type(self).__name__}(fused=True) needs numba, which is not installed "
-                               "(or CHAINRULE_FUSED=0 is set): pip install 'chainrule[fast]', or use fused=None")
         self.fused = fused
-        self._kernel = None if fused is False else _fused.kernels()
+        self._kernel = _fused.select(type(self).__name__, fused)
 
     def _fused_update(self, x, g, group, state):
-        if not (x.flags.c_contiguous and g.flags.c_contiguous and g.dtype == x.dtype
-                and x.dtype.kind == "f" and x.dtype.itemsize >= 4):
-            return False
         m, v = state["exp_avg"], state["exp_avg_sq"]
         arrays = [x, g, m, v] + ([state["max_exp_avg_sq"]] if group["amsgrad"] else [])
-        if not all(a.flags.c_contiguous for a in arrays[2:]):
+        if not _fused.usable(*arrays):
             return False
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         t, f = state["step"], x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _fused
 from .optimizer import Optimizer, _fmt, check_range
 
 
@@ -43,16 +44,43 @@ class SGD(Optimizer):
        point), under which the update becomes ``phi_{t+1} = phi_t - lr (g_t + gamma b_t)`` with
        ``b_t = gamma b_{t-1} + g_t`` and ``g_t = grad f(phi_t)``. Same trajectory, shifted by
        ``gamma v_{t-1}``: ``test_nesterov_lookahead_formula_matches_reparametrised_sgd``.
+
+    ``fused`` (PyTorch's name): ``None`` (default) runs the update as one compiled pass per
+    parameter when numba is installed (``pip install chainrule[fast]``), else as NumPy ufuncs;
+    ``True`` requires numba; ``False`` always uses the ufuncs. Both give bit-identical results
+    (the kernel does the same float operations in the same order; ``chainrule.optim._fused``).
+    Non-contiguous parameters and float16 always take the ufuncs.
     """
 
     _n_scratch = 2
+    _first = False  # set by _begin: this parameter's momentum buffer is new (b = g), for the kernel
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
-                 lr_in_velocity: bool = False):
+                 lr_in_velocity: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, lr_in_velocity=lr_in_velocity)
         super().__init__(params, defaults)
+        self.fused = fused
+        self._kernel = _fused.select(type(self).__name__, fused)
+
+    def _fused_update(self, x, g, group, state):
+        lr, mu, wd, maximize = group["lr"], group["momentum"], group["weight_decay"], bool(group["maximize"])
+        f = x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does
+        if mu == 0:
+            if not _fused.usable(x, g):
+                return False
+            self._kernel["sgd"](x.reshape(-1), g.reshape(-1), f(lr), f(wd), maximize)
+            return True
+        b = state["momentum_buffer"]
+        if not _fused.usable(x, g, b):
+            return False
+        liv = bool(group["lr_in_velocity"])
+        scale = lr if liv else 1.0
+        self._kernel["sgd_momentum"](x.reshape(-1), g.reshape(-1), b.reshape(-1), f(lr), f(mu),
+                                     f((1.0 - group["dampening"]) * scale), f(scale), f(wd), maximize,
+                                     self._first, bool(group["nesterov"]), liv)
+        return True
 
     def _validate(self, group):
         check_range("lr", group["lr"])
@@ -64,7 +92,8 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']!r}")
 
     def _begin(self, p, group, state):
-        if group["momentum"] != 0 and state.get("momentum_buffer") is None:
+        self._first = group["momentum"] != 0 and state.get("momentum_buffer") is None
+        if self._first:
             state["momentum_buffer"] = np.empty_like(p)
             return {"first": True}  # b = g on the first step (not (1 - dampening) g)
         return None
