@@ -122,8 +122,10 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int, int | None]:
         k += 1
     scratch = int(getattr(cls, "_n_scratch", 0)) if cls is not None else 0
     chunk = getattr(cls, "CHUNK", None) if cls is not None else None
-    if OPTIMIZERS[name][2] and _compiled_update(optimizer):  # all but Newton have a kernel
-        scratch = 0  # the compiled one-pass update (optim/_fused.py) works in registers
+    # All but Newton have a compiled one-pass update (optim/_fused.py), which needs no scratch. Plain
+    # SGD uses it only for parameters of 8K+ elements, so with any bias the shared scratch exists.
+    if OPTIMIZERS[name][2] and name != "sgd" and _compiled_update(optimizer):
+        scratch = 0
     return name, k, step, scratch, chunk
 
 
