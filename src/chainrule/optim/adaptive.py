@@ -61,9 +61,7 @@ class Adagrad(Optimizer):
                  fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
-        super().__init__(params, defaults)
-        self.fused = fused
-        self._kernel = _fused.select(type(self).__name__, fused)
+        super().__init__(params, defaults, fused)
 
     def _fused_update(self, x, g, group, state):
         G = state["sum"]
@@ -139,9 +137,7 @@ class RMSprop(Optimizer):
                  fused: bool | None = None):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                         centered=centered, maximize=maximize, eps_in_sqrt=eps_in_sqrt)
-        super().__init__(params, defaults)
-        self.fused = fused
-        self._kernel = _fused.select(type(self).__name__, fused)
+        super().__init__(params, defaults, fused)
 
     def _fused_update(self, x, g, group, state):
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
@@ -250,9 +246,7 @@ class Adam(Optimizer):
                  decoupled_weight_decay: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-        super().__init__(params, defaults)
-        self.fused = fused
-        self._kernel = _fused.select(type(self).__name__, fused)
+        super().__init__(params, defaults, fused)
 
     def _fused_update(self, x, g, group, state):
         m, v = state["exp_avg"], state["exp_avg_sq"]

@@ -29,6 +29,7 @@ import numpy as np
 from ..autograd import enable_grad
 from ..autograd import state as _grad_state
 from ..tensor import Tensor
+from . import _fused
 
 
 def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open: bool = False) -> None:
@@ -52,7 +53,7 @@ class Optimizer:
     iterable of dicts (parameter groups) each holding ``"params"`` and optional per-group
     hyperparameters that override ``defaults``."""
 
-    def __init__(self, params, defaults: dict):
+    def __init__(self, params, defaults: dict, fused: bool | None = False):
         self.defaults = dict(defaults)
         self.state: dict[Tensor, dict] = {}  # keyed by the parameter itself (Tensor hash is identity)
         self.param_groups: list[dict] = []
@@ -69,6 +70,9 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for g in groups:
             self.add_param_group(g)
+        # torch's argument; optimizers with compiled kernels pass theirs (default None), the rest False
+        self.fused = fused
+        self._kernel = _fused.select(type(self).__name__, fused)
 
     # ----- parameter groups -------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
@@ -155,8 +159,9 @@ class Optimizer:
         state = self.state.get(p)
         if state is None:
             state = self.state[p] = {}
-        extra = self._begin(x, group, state) or {}  # lazy state, t = t + 1: once per step, not per block
-        if self._kernel is not None and self._fused_update(x, g, group, state):
+        extra = self._begin(x, group, state)  # lazy state, t = t + 1: once per step, not per block
+        step_state = {**state, **extra} if extra else state
+        if self._kernel is not None and self._fused_update(x, g, group, step_state):
             return
         n = x.size
         c_contiguous = x.flags.c_contiguous
@@ -164,13 +169,13 @@ class Optimizer:
             views = self._views.get((x.dtype, x.shape))
             if views is None:
                 views = self._views[x.dtype, x.shape] = [s[:n].reshape(x.shape) for s in self._shared_scratch(x.dtype)]
-            self._update(x, g, group, {**state, **extra} if extra else state, views)
+            self._update(x, g, group, step_state, views)
             return
         if not c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
             bufs = self._scratch.get(p)
             if bufs is None or bufs[0].shape != x.shape:
                 bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
-            self._update(x, g, group, {**state, **extra}, bufs)
+            self._update(x, g, group, step_state, bufs)
             return
         scratch = self._shared_scratch(x.dtype)
         xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
@@ -180,7 +185,7 @@ class Optimizer:
                 if not v.flags.c_contiguous:
                     v = state[k] = np.ascontiguousarray(v)
                 arrays[k] = v.reshape(-1)
-        block = {**state, **extra}
+        block = dict(step_state)
         for a in range(0, n, self.CHUNK):
             b = min(a + self.CHUNK, n)
             for k, v in arrays.items():
@@ -196,7 +201,6 @@ class Optimizer:
         return bufs
 
     _n_scratch = 1
-    _kernel = None  # a compiled one-pass update (optim/_fused.py), set by optimizers that have one
 
     def _fused_update(self, x: np.ndarray, g: np.ndarray, group: dict, state: dict) -> bool:
         """Run the compiled kernel on the whole parameter; False when it cannot (then the NumPy rule runs)."""

@@ -53,16 +53,13 @@ class SGD(Optimizer):
     """
 
     _n_scratch = 2
-    _first = False  # set by _begin: this parameter's momentum buffer is new (b = g), for the kernel
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False,
                  lr_in_velocity: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize, lr_in_velocity=lr_in_velocity)
-        super().__init__(params, defaults)
-        self.fused = fused
-        self._kernel = _fused.select(type(self).__name__, fused)
+        super().__init__(params, defaults, fused)
 
     def _fused_update(self, x, g, group, state):
         lr, mu, wd, maximize = group["lr"], group["momentum"], group["weight_decay"], bool(group["maximize"])
@@ -81,7 +78,7 @@ class SGD(Optimizer):
         scale = lr if liv else 1.0
         self._kernel["sgd_momentum"](x.reshape(-1), g.reshape(-1), b.reshape(-1), f(lr), f(mu),
                                      f((1.0 - group["dampening"]) * scale), f(scale), f(wd), maximize,
-                                     self._first, bool(group["nesterov"]), liv)
+                                     bool(state.get("first")), bool(group["nesterov"]), liv)
         return True
 
     def _validate(self, group):
@@ -94,8 +91,7 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']!r}")
 
     def _begin(self, p, group, state):
-        self._first = group["momentum"] != 0 and state.get("momentum_buffer") is None
-        if self._first:
+        if group["momentum"] != 0 and state.get("momentum_buffer") is None:
             state["momentum_buffer"] = np.empty_like(p)
             return {"first": True}  # b = g on the first step (not (1 - dampening) g)
         return None
