@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd as _ag
+from . import ops as _ops
 from .tensor import Tensor
 
 __all__ = ["Estimate", "LayerCost", "Measurement", "estimate", "estimate_mlp", "measure", "report",
@@ -66,14 +67,13 @@ OPTIMIZERS: dict[str, tuple[int, int, str]] = {
 # ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). A standalone node
 # keeps its input z (the next Linear keeps its output), so it adds B x width saved numbers per
 # layer; fused into the Linear before it (what nn.Sequential does for ReLU, Tanh and Sigmoid,
-# FUSABLE) it keeps nothing: z never outlives the op.
+# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op.
 ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
     "relu": (1, 2, 1, True), "sigmoid": (1, 3, 1, True), "tanh": (1, 3, 1, True),
     "leakyrelu": (3, 3, 2, False), "gelu": (12, 12, 2, False), "identity": (0, 0, 0, True),
     "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
 }
 
-FUSABLE = ("relu", "tanh", "sigmoid")  # ops.LINEAR_ACTIVATIONS (cost.py needs no ops import)
 # softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
 # (p - onehot) * g / N from the kept p.
 _LOSS_FWD, _LOSS_BWD = 5, 2
@@ -165,7 +165,6 @@ class LayerCost:
     backward_other_flops: int = 0  # bias gradient, activation derivative, loss gradient
     saved: int = 0  # numbers this node keeps for the backward pass
     exact: bool = True
-    fused: bool = False  # an activation run in place on the Linear's product (ops.linear_act)
 
     @property
     def backward_flops(self) -> int:
@@ -258,7 +257,7 @@ def _spec_layers(sizes: Sequence[int], activation: str, bias: bool) -> list[tupl
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         spec.append(("linear", int(n_in), int(n_out), bias, f"linear{i + 1}"))
         if i < len(sizes) - 2 and activation != "identity":  # models.MLP: a Sequential, so fused when it can be
-            spec.append(("act", activation, int(n_out), f"{activation}{i + 1}", activation in FUSABLE))
+            spec.append(("act", activation, int(n_out), f"{activation}{i + 1}", activation in _ops.LINEAR_ACTIVATIONS))
     return spec
 
 
@@ -366,8 +365,7 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
             f, b, k, exact = ACTIVATIONS[act]
             fused = len(s) > 4 and s[4]  # folded into the Linear before it: keeps no input
             lc = LayerCost(s[3] if len(s) > 3 else f"{act}{n_act}", act, width, width, forward_flops=f * B * width,
-                           backward_other_flops=b * B * width, saved=0 if fused else k * B * width, exact=exact,
-                           fused=bool(fused))
+                           backward_other_flops=b * B * width, saved=0 if fused else k * B * width, exact=exact)
         layers.append(lc)
     C = sizes[-1]
     if loss is not None:

@@ -134,9 +134,9 @@ def _int_does_not_widen(out, datas):
     return out if out.dtype == want else out.astype(want)
 
 
-def primitive(name, flops=None, mac=False, needs=False, saves=False):
+def primitive(name, flops=None, mac=False, needs=False, saves=False, owns=False):
     """Decorator: make a NumPy function a :class:`Primitive`."""
-    return lambda fwd: Primitive(name, fwd, flops, mac, needs, saves=saves)
+    return lambda fwd: Primitive(name, fwd, flops, mac, needs, saves=saves, owns=owns)
 
 
 def _ew(out, *inputs, **attrs):  # elementwise: one FLOP per output element
@@ -226,7 +226,7 @@ def sigmoid(x, inplace=False):
 sigmoid.defgrad(lambda g, out, a, inplace=False: (mul(mul(g, out), sub(1.0, out)),))
 
 
-@primitive("relu", _ew)
+@primitive("relu", _ew, owns=True)
 def relu(x, inplace=False):
     """max(0, x); its derivative at 0 is taken as 0, as in PyTorch. ``inplace=True`` overwrites
     ``x`` (see :func:`linear_act`)."""
@@ -247,7 +247,6 @@ def _relu_backward(g, y, owned=False):
     return np.multiply(d, g, out=d)
 
 
-relu.owns = True
 relu.defgrad(lambda g, out, a, inplace=False, owned=False: (
     _relu_backward(g, out, owned) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
 
