@@ -62,12 +62,16 @@ class SGD(Optimizer):
         super().__init__(params, defaults, fused)
 
     def _fused_update(self, x, g, group, state):
-        lr, mu, wd, maximize = group["lr"], group["momentum"], group["weight_decay"], bool(group["maximize"])
+        mu = group["momentum"]
+        if mu == 0 and x.size < 8192:
+            # Plain SGD is two ufunc passes: below ~8K elements they beat the kernel's call overhead
+            # (1.8 vs 2.2 us at 1K elements, 4.4 vs 3.7 us at 16K, bench/bench_optim.py --elements;
+            # both paths give the same bits).
+            return False
+        lr, wd, maximize = group["lr"], group["weight_decay"], bool(group["maximize"])
         f = x.dtype.type  # constants rounded to the parameter's dtype, as NumPy does
         if mu == 0:
-            # Plain SGD is two ufunc passes: below ~8K elements they beat the kernel's call overhead
-            # (1.8 vs 2.2 us at 1K elements, 4.4 vs 3.5 us at 16K; both paths give the same bits).
-            if x.size < 8192 or not _fused.usable(x, g):
+            if not _fused.usable(x, g):
                 return False
             self._kernel["sgd"](x.reshape(-1), g.reshape(-1), f(lr), f(wd), maximize)
             return True
