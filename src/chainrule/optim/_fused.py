@@ -2,9 +2,9 @@
 
 The NumPy update rules in :mod:`chainrule.optim.adaptive` make a dozen passes over every parameter,
 one ufunc per equation. A kernel compiled for the CPU makes one: it reads ``theta``, ``g``, ``m``
-and ``v`` once and writes them once, which is what PyTorch's ``Adam(fused=True)`` does. On the
-lecture's 784-512-512-10 MLP (670k parameters) the NumPy update takes ~1.3 ms a step and this kernel
-~0.4 ms (``bench/bench_optim.py``). SGD (with and without momentum), Adagrad and RMSprop have
+and ``v`` once and writes them once, which is what PyTorch's ``Adam(fused=True)`` does. On 1M
+float32 parameters the NumPy Adam update takes ~2.0 ms a step, this kernel ~0.76 ms and torch's fused
+Adam ~0.75 ms (``bench/bench_optim.py``, one thread). SGD (with and without momentum), Adagrad and RMSprop have
 kernels too, one per state layout (a loop over arrays that may alias does not vectorise).
 
 The kernel performs the *same* float operations in the same order as the NumPy rule, in the
