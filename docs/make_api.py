@@ -33,6 +33,7 @@ MODULES = [
     ("chainrule.viz", "Computation-graph pictures and the backprop ledger"),
     ("chainrule.playground", "2-D optimizer races"),
     ("chainrule.io", "Save and load"),
+    ("chainrule._blas", "Matrix products: MKL with `chainrule[mkl]`, else NumPy (`cr.blas_info`, `cr.set_blas`)"),
     ("chainrule.sklearn", "scikit-learn estimators"),
     ("chainrule.distributed", "Data-parallel training on MPI"),
 ]

@@ -19,6 +19,10 @@ from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, floa
                      int32, int64, linspace, manual_seed, ones, ones_like, rand, randint, randn, randn_like, tensor, zeros,
                      zeros_like)
 
+# Which library multiplies the matrices: MKL with chainrule[mkl], else NumPy's BLAS.
+from ._blas import info as blas_info
+from ._blas import use as set_blas
+
 # Models, optimizers, training, and the tools around them.
 from . import models, nn, optim
 from . import data, datasets

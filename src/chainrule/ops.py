@@ -28,6 +28,7 @@ import numbers
 
 import numpy as np
 
+from . import _blas
 from . import autograd as _ag
 from .tensor import Node, Tensor, _unwrap
 
@@ -543,7 +544,7 @@ def _matmul_flops(out, a, b):
 def matmul(a, b):
     """Matrix product with NumPy's rules: 1-D, 2-D and batched (broadcast) operands."""
     try:
-        return np.matmul(a, b)
+        return _blas.matmul(a, b)
     except ValueError:  # checked only on failure: the checks cost as much as a small product
         if np.ndim(a) == 0 or np.ndim(b) == 0:
             raise ValueError(f"matmul: both operands need at least 1 dimension, got shapes "
@@ -603,7 +604,7 @@ def linear(x, w, b=None):
     if x.shape[-1] != w.shape[-1]:
         raise ValueError(f"linear: input {tuple(x.shape)} @ weight.T {tuple(w.shape[::-1])}: "
                          f"{x.shape[-1]} != {w.shape[-1]} (weight is (out, in) = {tuple(w.shape)})")
-    y = np.matmul(w, x.T).T if x.ndim == 2 else np.matmul(x, w.T)
+    y = _blas.matmul(w, x.T).T if x.ndim == 2 else np.matmul(x, w.T)
     if b is not None:
         y += b
     return y

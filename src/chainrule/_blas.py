@@ -1,0 +1,166 @@
+"""Matrix products through Intel MKL when it is installed (``pip install chainrule[mkl]``), else NumPy.
+
+NumPy's wheels multiply matrices with OpenBLAS; PyTorch's CPU wheels with MKL. On the products
+of the lecture's MLPs (784-512-512-10, one thread) OpenBLAS is 1.06-1.6x slower than MKL
+(``bench/bench_gemm.py``), which is most of what separated a chainrule training step from
+PyTorch's. PyPI's ``mkl`` wheel ships MKL's single runtime library ``libmkl_rt``; this module
+calls its ``cblas_sgemm`` / ``cblas_dgemm`` through :mod:`ctypes` (which releases the GIL), for
+2-D float32/float64 products of at least :data:`MIN_MACS` multiply-adds. Smaller products, other
+dtypes, batched operands and layouts BLAS cannot take without a copy go to ``np.matmul``: below
+about a million multiply-adds the foreign call's overhead outweighs MKL's faster kernel.
+
+:func:`matmul` is a drop-in for ``np.matmul``: same values up to float rounding (a different
+summation order), same shape and dtype, a fresh C-contiguous result. Transposed operands cost
+nothing, as in NumPy: a C-contiguous or F-contiguous operand (or a row-/column-strided view with a
+unit inner stride) is passed with BLAS's transpose flag.
+
+MKL's threads follow its own rules (``MKL_NUM_THREADS``, else one per core) and threadpoolctl's
+``threadpool_limits``, which sees ``libmkl_rt`` once it is loaded. ``CHAINRULE_BLAS=numpy`` turns
+MKL off; ``CHAINRULE_BLAS=mkl`` makes a missing MKL an error instead of a silent fallback.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import numpy as np
+
+__all__ = ["info", "use"]  # re-exported as cr.blas_info, cr.set_blas
+
+#: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy (measured crossover:
+#: a 10x512x128 product is 2x faster in NumPy, a 512x512x16 one 1.3x faster in MKL).
+MIN_MACS = 1 << 20
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
+_lib: ctypes.CDLL | None = None
+_path: str | None = None
+_GEMM: dict = {}  # dtype -> cblas_?gemm
+
+
+def _find_mkl() -> str | None:
+    """Path of ``libmkl_rt`` from the installed ``mkl`` wheel (its files are listed in the wheel's
+    metadata, under the environment's ``lib/``), else from the loader's search path."""
+    import glob
+    for prefix in (sys.prefix, sys.base_prefix):  # fast path: the wheel's data files land here
+        hits = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")) +
+                      glob.glob(os.path.join(prefix, "Library", "bin", "mkl_rt*.dll")))
+        if hits:
+            return hits[0]
+    try:
+        from importlib import metadata
+        for f in metadata.distribution("mkl").files or ():
+            if f.name.startswith(("libmkl_rt", "mkl_rt")):
+                return str(f.locate())
+    except metadata.PackageNotFoundError:
+        pass
+    import ctypes.util
+    return ctypes.util.find_library("mkl_rt")
+
+
+def _load(required: bool = False) -> bool:
+    """Bind ``cblas_sgemm`` / ``cblas_dgemm`` from MKL; True when it is there. ``required``: raise
+    ImportError instead of returning False."""
+    global _lib, _path
+    if _lib is not None:
+        return True
+    path = _find_mkl()
+    try:
+        lib = ctypes.CDLL(path) if path else None
+    except OSError:
+        lib = None
+    if lib is None:
+        if required:
+            raise ImportError("MKL's runtime library libmkl_rt was not found: pip install 'chainrule[mkl]'")
+        return False
+    ptr, int_ = ctypes.c_void_p, ctypes.c_int
+    for dtype, name, scalar in ((np.float32, "cblas_sgemm", ctypes.c_float),
+                                (np.float64, "cblas_dgemm", ctypes.c_double)):
+        fn = getattr(lib, name)
+        fn.argtypes = [int_] * 6 + [scalar, ptr, int_, ptr, int_, scalar, ptr, int_]
+        fn.restype = None
+        _GEMM[np.dtype(dtype)] = fn
+    _lib, _path = lib, path
+    return True
+
+
+def _operand(a: np.ndarray, rows: int, cols: int, item: int) -> tuple[int, int] | None:
+    """(transpose flag, leading dimension) that describe the (rows, cols) matrix ``a`` to row-major
+    BLAS without a copy, or None when its strides do not allow it."""
+    s0, s1 = a.strides
+    if s1 == item and s0 % item == 0 and s0 >= cols * item:
+        return _NO_TRANS, s0 // item
+    if s0 == item and s1 % item == 0 and s1 >= rows * item:
+        return _TRANS, s1 // item
+    return None
+
+
+def _mkl_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul(a, b)``, by MKL's GEMM when the product is 2-D, float32/64 and at least
+    :data:`MIN_MACS` multiply-adds; by NumPy otherwise. ``C = A B`` with ``A`` (m, k), ``B`` (k, n):
+    ``C_ij = sum_l A_il B_lj``."""
+    if a.ndim != 2 or b.ndim != 2:
+        return np.matmul(a, b)
+    m, k = a.shape
+    n = b.shape[1]
+    fn = _GEMM.get(a.dtype)
+    if m * n * k < MIN_MACS or fn is None or b.dtype != a.dtype or b.shape[0] != k:
+        return np.matmul(a, b)  # NumPy also raises the shape error
+    item = a.itemsize
+    pa, pb = _operand(a, m, k, item), _operand(b, k, n, item)
+    if pa is None or pb is None:
+        return np.matmul(a, b)
+    out = np.empty((m, n), a.dtype)
+    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
+    return out
+
+
+#: The product every 2-D matrix product of chainrule goes through (``ops.matmul``, ``ops.linear`` and
+#: their gradients): :func:`_mkl_matmul` when MKL is in use, else ``np.matmul`` itself, so the NumPy
+#: path costs no extra call.
+matmul = np.matmul
+
+
+def use(name: str) -> str:
+    """Switch the library for matrix products: 'mkl' (raises ImportError when MKL is missing) or
+    'numpy'. Returns the previous name. The environment variable ``CHAINRULE_BLAS`` sets the
+    choice at import."""
+    global matmul
+    if name not in ("mkl", "numpy"):
+        raise ValueError(f"blas: name must be 'mkl' or 'numpy', got {name!r}")
+    previous = "numpy" if matmul is np.matmul else "mkl"
+    if name == "mkl":
+        if _lib is None:
+            _load(required=True)
+        matmul = _mkl_matmul
+    else:
+        matmul = np.matmul
+    return previous
+
+
+def info() -> dict:
+    """Which library multiplies chainrule's matrices: ``{'name': 'mkl' | 'numpy', 'path', 'version',
+    'min_macs'}`` (``path``/``version`` of MKL's runtime, None with NumPy)."""
+    if matmul is np.matmul:
+        return {"name": "numpy", "path": None, "version": None, "min_macs": MIN_MACS}
+    try:
+        fn = _lib.MKL_Get_Version_String
+        buf = ctypes.create_string_buffer(256)
+        fn.argtypes, fn.restype = [ctypes.c_char_p, ctypes.c_int], None
+        fn(buf, len(buf))
+        version = buf.value.decode(errors="replace").strip()
+    except AttributeError:
+        version = None
+    return {"name": "mkl", "path": _path, "version": version, "min_macs": MIN_MACS}
+
+
+def _from_environment() -> None:
+    want = os.environ.get("CHAINRULE_BLAS", "auto").lower()
+    if want not in ("auto", "mkl", "numpy"):
+        raise ValueError(f"CHAINRULE_BLAS must be 'auto', 'mkl' or 'numpy', got {want!r}")
+    if want == "mkl" or (want == "auto" and _load()):
+        use("mkl")
+
+
+_from_environment()
