@@ -50,7 +50,8 @@ def blas_line() -> str:
 
 
 def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
-    """Median GFLOP/s of an n^3 float32 matmul through NumPy's BLAS and through PyTorch."""
+    """Median GFLOP/s of an n^3 float32 matmul through NumPy's BLAS, through PyTorch, and through
+    chainrule's own products when they use MKL (chainrule[mkl])."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
@@ -59,6 +60,9 @@ def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
     import torch
     ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
     runs = {"numpy": lambda: np.matmul(a, b, out=out), "torch": lambda: torch.mm(ta, tb, out=tout)}
+    from chainrule import _blas
+    if _blas.matmul is not np.matmul:  # chainrule[mkl]: its products do not go through NumPy's BLAS
+        runs["chainrule"] = lambda: _blas.matmul(a, b)
     times = {k: [] for k in runs}
     for f in runs.values():
         f()
@@ -93,8 +97,19 @@ def machine_line(threads: int, peak: dict) -> str:
     return (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {cpu_model()}, {os.cpu_count()} cores "
             f"(shared, noisy); Python {platform.python_version()}, NumPy {np.__version__} on {blas_line()}, "
             f"torch {torch.__version__} (MKL); threads: {threads} for NumPy BLAS (threadpoolctl) and torch "
-            f"(set_num_threads); clock: {clock}; sgemm 2048^3 float32: NumPy {peak['numpy']:.0f} GFLOP/s, torch "
-            f"{peak['torch']:.0f} GFLOP/s; load average at start {os.getloadavg()[0]:.1f}")
+            f"(set_num_threads); chainrule's matrix products: {chainrule_blas_line()}; clock: {clock}; "
+            f"sgemm 2048^3 float32: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()) +
+            f"; load average at start {os.getloadavg()[0]:.1f}")
+
+
+def chainrule_blas_line() -> str:
+    from chainrule import _blas
+    info = _blas.info()
+    if info["name"] == "numpy":
+        return "NumPy's BLAS (chainrule[mkl] not installed or CHAINRULE_BLAS=numpy)"
+    version = (info["version"] or "").split(" Version ")[-1].split("-")[0] or "?"
+    return (f"MKL {version} through ctypes from chainrule[mkl] for products of >= 2^{info['min_macs'].bit_length() - 1} "
+            f"multiply-adds (same thread count, threadpoolctl), NumPy below")
 
 
 # ----- timing -------------------------------------------------------------------------------------
@@ -323,13 +338,15 @@ def main(argv=None) -> int:
 
     import torch
     from threadpoolctl import threadpool_limits
+
+    import chainrule  # noqa: F401 - loads MKL (chainrule[mkl]) before threadpool_limits, which then pins it too
     torch.set_num_threads(a.threads)
     out = []
     with threadpool_limits(a.threads):
         peak = sgemm_peak(reps=3 if a.quick else 7)
         peak_best = max(peak.values())
         out += ["## Results", "", f"Machine: {machine_line(a.threads, peak)}. {code_line()}.", "",
-                f"Peak used for '% of sgemm peak': {peak_best:.0f} GFLOP/s (the faster of the two).", ""]
+                f"Peak used for '% of sgemm peak': {peak_best:.0f} GFLOP/s (the fastest probe).", ""]
         print("\n".join(out), flush=True)
         summary = {}
         wanted = set(a.only or ["mlp16", "mlp128", "mlp1024", "logreg", "add", "digits", "mnist1d", "mem",

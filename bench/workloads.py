@@ -325,6 +325,10 @@ def sgemm_probes(n: int = 2048) -> list[Contender]:
                                 blocks=1, gflop=2 * n ** 3 / 1e9))
     except ImportError:
         pass
+    from chainrule import _blas
+    if _blas.matmul is not np.matmul:  # chainrule[mkl]: the step's products run in MKL, probe it too
+        probes.append(Contender("sgemm chainrule", "probe", lambda: _blas.matmul(a, b), note=f"{n}^3 float32, MKL",
+                                blocks=1, gflop=2 * n ** 3 / 1e9))
     return probes
 
 
