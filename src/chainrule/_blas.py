@@ -6,8 +6,8 @@ of the lecture's MLPs (784-512-512-10, one thread) OpenBLAS is 1.06-1.6x slower 
 PyTorch's. PyPI's ``mkl`` wheel ships MKL's single runtime library ``libmkl_rt``; this module
 calls its ``cblas_sgemm`` / ``cblas_dgemm`` through :mod:`ctypes` (which releases the GIL), for
 2-D float32/float64 products of at least :data:`MIN_MACS` multiply-adds. Smaller products, other
-dtypes, batched operands and layouts BLAS cannot take without a copy go to ``np.matmul``: below
-about a million multiply-adds the foreign call's overhead outweighs MKL's faster kernel.
+dtypes, batched operands and layouts BLAS cannot take without a copy go to ``np.matmul``: on small
+products the foreign call's few microseconds outweigh MKL's faster kernel.
 
 :func:`matmul` is a drop-in for ``np.matmul``: same values up to float rounding (a different
 summation order), same shape and dtype, a fresh C-contiguous result. Transposed operands cost
@@ -15,8 +15,12 @@ nothing, as in NumPy: a C-contiguous or F-contiguous operand (or a row-/column-s
 unit inner stride) is passed with BLAS's transpose flag.
 
 MKL's threads follow its own rules (``MKL_NUM_THREADS``, else one per core) and threadpoolctl's
-``threadpool_limits``, which sees ``libmkl_rt`` once it is loaded. ``CHAINRULE_BLAS=numpy`` turns
-MKL off; ``CHAINRULE_BLAS=mkl`` makes a missing MKL an error instead of a silent fallback.
+``threadpool_limits``, which sees ``libmkl_rt`` once it is loaded. Two thread pools (OpenBLAS's
+pthreads, MKL's OpenMP) spin-waiting on the same cores slow each other down badly, hence
+:data:`MIN_MACS`; the same can happen with your own multi-threaded NumPy products in between
+(``OPENBLAS_NUM_THREADS=1``, or threadpoolctl's
+``ThreadpoolController().select(internal_api="openblas").limit(limits=1)``, avoids it).
+``CHAINRULE_BLAS=numpy`` turns MKL off; ``CHAINRULE_BLAS=mkl`` makes a missing MKL an error instead of a silent fallback.
 """
 
 from __future__ import annotations
@@ -29,9 +33,13 @@ import numpy as np
 
 __all__ = ["info", "use"]  # re-exported as cr.blas_info, cr.set_blas
 
-#: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy (measured crossover:
-#: a 10x512x128 product is 2x faster in NumPy, a 512x512x16 one 1.3x faster in MKL).
-MIN_MACS = 1 << 20
+#: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy. It is OpenBLAS's own
+#: threading threshold (65536 x 4): below it OpenBLAS runs on the calling thread, above it it wakes
+#: its worker threads, which then spin-wait and fight MKL's OpenMP threads for the cores (a 2-thread
+#: MLP step at batch 128 went from 2.4 to 17 ms with the threshold at 2^20). So every product that
+#: OpenBLAS would thread goes to MKL. (One thread, the crossover is nearer 2^20: a 10x512x128
+#: product takes 19 us in MKL against 9 in NumPy, which costs ~0.3% of a batch-128 step.)
+MIN_MACS = 1 << 18
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _lib: ctypes.CDLL | None = None
