@@ -61,6 +61,40 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize, lr_in_velocity=lr_in_velocity)
         super().__init__(params, defaults, fused)
 
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (see :meth:`Optimizer.step`)."""
+        if closure is not None:
+            return super().step(closure)
+        groups = self.param_groups
+        for group in groups:
+            if group["momentum"] != 0 or group["weight_decay"] != 0 or group["maximize"]:
+                return super().step()
+        # Plain SGD, theta = theta - lr * g: the two ufuncs of _update, called directly on parameters
+        # small enough for them (the base class would take this same path after a few calls of
+        # Python bookkeeping that cost more than the update on a small model).
+        state, views_of = self.state, self._views
+        for group in groups:
+            lr = group["lr"]
+            for p in group["params"]:
+                gt = p.grad
+                if gt is None:
+                    continue
+                x, g = p.data, gt.data
+                shape = x.shape
+                if x.size >= 8192 or g.shape != shape or not x.flags.c_contiguous:
+                    self._step_param(p, group)  # compiled kernel, blocks, or the shape error
+                    continue
+                if p not in state:
+                    state[p] = {}  # as _step_param: a (stateless) entry per stepped parameter
+                views = views_of.get((x.dtype, shape))
+                if views is None:
+                    self._step_param(p, group)  # creates the scratch views (the first step)
+                    continue
+                s = views[1]
+                np.multiply(g, lr, s)       # lr * g, rounded to the parameter's dtype as in _update
+                np.subtract(x, s, x)        # theta = theta - lr * g
+        return None
+
     def _fused_update(self, x, g, group, state):
         mu = group["momentum"]
         if mu == 0 and x.size < 8192:
