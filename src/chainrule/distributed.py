@@ -186,10 +186,16 @@ def abort(message: str | None = None, code: int = 1, details: str = "") -> None:
     if c is not None and c.Get_size() > 1:
         time.sleep(_ABORT_GRACE_SECONDS)
         c.Abort(code)
-    raise SystemExit(code)
+    raise _Aborted(code)
 
 
 _ABORT_GRACE_SECONDS = 0.5
+
+
+class _Aborted(SystemExit):
+    """The exit :func:`abort` raises after its message is out. MPICH's ``MPI_Abort`` can return
+    before the launcher kills the rank (seen under load), and :func:`guard` must then let this
+    exit through instead of reporting it as a second error with a traceback."""
 
 
 @contextlib.contextmanager
@@ -202,6 +208,8 @@ def guard() -> Iterator[None]:
     """
     try:
         yield
+    except _Aborted:
+        raise
     except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt must abort the job too
         if world_size() <= 1:  # even SystemExit(0): peers would wait forever in their next collective
             raise
