@@ -402,7 +402,8 @@ def main(argv=None) -> int:
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
                 bench_gemm.main(["--threads", str(a.threads), "--reps", "5" if a.quick else "11"])
-            p = "### The step's GEMMs alone: NumPy (OpenBLAS) vs torch (MKL)\n" + buf.getvalue()
+            p = ("### The step's GEMMs alone: NumPy (OpenBLAS), torch (MKL) and chainrule[mkl]'s products\n"
+                 + buf.getvalue())
             print(p, flush=True)
             out.append(p)
         if "findings" in wanted:
