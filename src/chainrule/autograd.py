@@ -242,9 +242,15 @@ def _run_plain(roots, root_grads, retain_graph):
     queue: list = []  # (-seq, tensor): creation numbers are unique, so tensors are never compared
     for r, g in zip(roots, root_grads):
         if r.requires_grad:
-            if r._ctx is not None and id(r) not in grads:
-                heappush(queue, (-r._ctx.seq, r))
-            _send(r, g, grads, leaves)
+            key, ctx = id(r), r._ctx
+            if key in grads:
+                grads[key] = _ops.add(grads[key], g)
+            else:
+                grads[key] = g
+                if ctx is None:
+                    leaves[key] = r
+                else:
+                    heappush(queue, (-ctx.seq, r))
     prev = state.enabled, state.phase
     state.enabled, state.phase = False, "backward"
     anomaly = state.anomaly
@@ -289,7 +295,7 @@ def _run_plain(roots, root_grads, retain_graph):
                 data = inp.data
                 if gi.shape != data.shape:
                     gi = unbroadcast(gi, data.shape, op.name)
-                if gi.dtype != data.dtype:
+                if gi.dtype is not data.dtype and gi.dtype != data.dtype:  # `is`: the usual case, cheaply
                     gi = _ops.astype(gi, dtype=data.dtype)
                 if anomaly:
                     _check_finite(op.name, "backward", gi, ctx)
@@ -417,7 +423,10 @@ def backward(tensor: Tensor, grad=None, retain_graph: bool = False, create_graph
                            "forget requires_grad=True on an input, or compute it under no_grad()?")
     g0 = _root_grad(tensor, grad)
     if inputs is None:
-        _run([tensor], [g0], retain_graph or create_graph, create_graph)
+        if create_graph:
+            _run([tensor], [g0], True, True)
+        else:
+            _run_plain([tensor], [g0], retain_graph)
         return
     gs = grad_(tensor, inputs, Tensor(g0), retain_graph=retain_graph or create_graph,
                create_graph=create_graph, allow_unused=True)

@@ -199,8 +199,7 @@ class Tensor:
         Reverse-mode: nodes are visited in reverse topological order, each node's vector-Jacobian
         product is computed once and reused by everything upstream (the lecture's "key idea #2").
         """
-        _autograd.backward(self, grad, retain_graph=retain_graph, create_graph=create_graph,
-                           inputs=inputs)
+        _autograd.backward(self, grad, retain_graph, create_graph, inputs)
 
     # ----- conversions -------------------------------------------------------------------------
     def astype(self, dtype) -> Tensor:
