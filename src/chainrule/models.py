@@ -244,7 +244,8 @@ class MLP(_Classifier):
         self.layers = L.Sequential(*mods)
 
     def forward(self, x: Any) -> Tensor:
-        return self.layers(self._features(x))
+        f = self.feature_fn
+        return self.layers(x if f is None else f(x))
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``softmax(z)`` of shape (N, K); for one output ``sigma(z)`` of shape (N,)."""

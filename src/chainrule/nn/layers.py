@@ -46,10 +46,12 @@ class Linear(Module):
         """``x W^T + b``; with ``activation`` ('relu', 'tanh', 'sigmoid') ``g(x W^T + b)`` computed in
         place, keeping no pre-activation (``ops.linear_act``; what :class:`Sequential` does for a
         Linear followed by that activation)."""
-        x = _match_dtype(type(self).__name__, x, self.weight)
+        w, b = self.weight, self.bias
+        if not isinstance(x, Tensor) or x.data.dtype != w.data.dtype:  # the usual case skips the call
+            x = _match_dtype(type(self).__name__, x, w)
         if activation is None:
-            return ops.linear(x, self.weight) if self.bias is None else ops.linear(x, self.weight, self.bias)
-        return ops.linear_act(x, self.weight, self.bias, activation=activation)
+            return ops.linear(x, w) if b is None else ops.linear(x, w, b)
+        return ops.linear_act(x, w, b, activation=activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -323,7 +325,11 @@ class Sequential(ModuleList):
         return super().__getitem__(i)
 
     def forward(self, x: Any) -> Any:
-        mods = list(self._mods.values())
+        mods = self._mods
+        if len(mods) == 1:  # one layer (logistic regression): nothing to fuse
+            for m in mods.values():
+                return m(x)
+        mods = list(mods.values())
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
