@@ -260,6 +260,11 @@ def _to_rows(x):
     return ops.reshape(ops.transpose(x, axes=perm), shape=(-1, shape[1]))
 
 
+#: Integer label dtypes -> the unsigned dtype of the same size (for cross_entropy's label check).
+_UNSIGNED = {np.dtype(t): np.dtype(u) for s, u in ((np.int8, np.uint8), (np.int16, np.uint16), (np.int32, np.uint32),
+                                                     (np.int64, np.uint64)) for t in (s, u)}
+
+
 def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: A002
                   label_smoothing: float = 0.0, ignore_index: int = -100):
     """Softmax cross-entropy on logits, as ``torch.nn.functional.cross_entropy``.
@@ -269,13 +274,15 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
     mixes the target with the uniform distribution, ``(1-eps) t + eps/C``; ``weight`` scales each
     class. With class indices, 'mean' divides by the summed weight of the targets (PyTorch).
     """
-    zd, td = _data(input), _data(target)
-    if (zd.ndim == 2 and td.ndim == 1 and td.dtype.kind in "iu" and td.shape[0] == zd.shape[0] and td.size
-            and weight is None and not label_smoothing and reduction in ("mean", "sum")):
-        # The training loop's case, kept lean: one min/max pair validates every label and rules out
-        # ignore_index (a negative label); the general path below handles the rest.
-        lo, hi = np.minimum.reduce(td), np.maximum.reduce(td)  # ufuncs directly: no Python wrapper
-        if lo >= 0 and hi < zd.shape[1]:
+    zd = input.data if isinstance(input, Tensor) else np.asarray(input)
+    td = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if (zd.ndim == 2 and td.ndim == 1 and td.shape[0] == zd.shape[0] and td.size and weight is None
+            and not label_smoothing and reduction in ("mean", "sum")):
+        # The training loop's case, kept lean: one max validates every label and rules out
+        # ignore_index (a negative label), read as unsigned (negative labels become huge); the
+        # general path below handles the rest.
+        u = _UNSIGNED.get(td.dtype)
+        if u is not None and np.maximum.reduce(td.view(u)) < zd.shape[1]:  # the ufunc: no Python wrapper
             return ops.softmax_cross_entropy(input, td, reduction=reduction)
     _check_targets("cross_entropy", input, target)
     if reduction not in _REDUCTIONS:
