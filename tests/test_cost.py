@@ -176,6 +176,26 @@ def test_measured_memory_matches_estimate(make, name, k):
     assert abs(m.memory["inference"]["total"] / e.memory["inference_total"] - 1) < 0.15
 
 
+@pytest.mark.parametrize("sizes,B", [([64, 10], 32), ([64, 128, 10], 32), ([64, 128, 10], 512),
+                                     ([100, 200, 200, 10], 16), ([100, 200, 200, 10], 1024)])
+def test_estimated_peak_follows_the_engine_freeing_activations(sizes, B):
+    # The estimate simulates backward freeing each node's saved arrays; the peak can come at the first
+    # layer's rule (small batches: gradients dominate) or earlier (big batches: activations dominate).
+    # Same breakdown as the measurement, line by line, on models fused the way nn.Sequential runs them.
+    model = MLP(sizes)
+    x, y = _data(B, sizes[0], sizes[-1])
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    m = cost.measure(model, x, y, F.cross_entropy, opt)
+    e = cost.estimate(model, B, optimizer=opt)
+    peak = m.training_peak
+    assert e.memory["activations_at_peak"] < e.memory["activations"]  # something was freed before the peak
+    for est, meas in ((e.memory["activations_at_peak"], peak["activations"]),
+                      (e.memory["gradients_at_peak"], peak["gradients"]),
+                      (e.memory["temporaries"], peak["temporaries"]),
+                      (e.memory["training_total"], peak["total"])):
+        assert abs(meas / est - 1) < 0.02, (est, meas)
+
+
 def test_measure_restores_the_model_and_optimizer():
     model = MLP([8, 16, 3])
     opt = Adam(model.parameters())

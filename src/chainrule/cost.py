@@ -230,6 +230,7 @@ class Estimate:
             ("training: gradients", m["gradients"]), ("training: optimizer state", m["optimizer_state"]),
             ("training: optimizer scratch", m["optimizer_scratch"]),
             ("training: activations saved by graph", m["activations"]),
+            ("training: activations at the peak", m["activations_at_peak"]),
             ("training: temporaries (backward)", m["temporaries"]), ("training: total (peak)", m["training_total"]))]
         out.append("Compute")
         out += [f"  {k:<34}{v:>16,} {u}" for k, v, u in (
@@ -387,11 +388,11 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
     m["optimizer_scratch"] = k_scratch * (int(chunk) if chunk else P) * isz
     m["activations"] = act_bytes
     m["input"] = B * sizes[0] * isz
-    m["temporaries"], grads_at_peak = _backward_peak(layers, B, isz, loss is not None)
-    # The peak comes near the end of backward: all activations are still held (the engine frees the
-    # graph when backward returns) while the gradients pile up; parameters, state and scratch persist.
-    m["training_total"] = (m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"] + act_bytes
-                           + grads_at_peak + m["temporaries"])
+    m["temporaries"], grads_at_peak, m["activations_at_peak"] = _backward_peak(layers, B, isz, target_bytes)
+    # The peak comes during backward: gradients pile up while the engine frees each node's saved
+    # arrays once its rule has run; parameters, state and scratch persist throughout.
+    m["training_total"] = (m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"]
+                           + m["activations_at_peak"] + grads_at_peak + m["temporaries"])
     m["gradients_at_peak"] = grads_at_peak
     # Inference: the caller holds the input; each op holds its input and output while it runs.
     live = [0]
@@ -427,21 +428,39 @@ def _estimate(spec, sizes, B, optimizer, dtype, loss, input_requires_grad) -> Es
     return est
 
 
-def _backward_peak(layers, B, isz, has_loss) -> tuple[int, int]:
-    """Walk the backward pass in reverse and return (temporaries, gradients) at the moment their sum
-    with the persistent arrays peaks: the incoming gradient, the gradient being produced, ReLU's
-    boolean mask, and the parameter gradients accumulated so far."""
-    best, best_parts, grads = -1, (0, 0), 0
-    for lc in reversed(layers):
-        if lc.kind == "loss":  # the one-hot rows, p - onehot, and the product (p is kept from forward)
-            temps = 3 * B * lc.n_in * isz
+def _backward_peak(layers, B, isz, target_bytes) -> tuple[int, int, int]:
+    """Walk the backward pass in reverse and return (temporaries, gradients, activations) at the
+    moment their sum peaks: the incoming gradient, the gradient being produced, ReLU's boolean mask,
+    the parameter gradients accumulated so far, and the activations still saved.
+
+    The engine drops a node's saved arrays once its rule has run, so while layer ``i``'s rule runs
+    only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). An activation's
+    output is the next Linear's saved input, and the activation's own rule reads it, so it lives
+    until the activation is done. The input batch (layer 0's) stays: the caller holds it. The logits
+    outlive the loss's rule by one step: the layer that made them gets them as its ``out``."""
+    best, best_parts, grads = -1, (0, 0, 0), 0
+    logits = B * layers[-1].n_in if layers and layers[-1].kind == "loss" else 0
+    for i in range(len(layers) - 1, -1, -1):
+        lc = layers[i]
+        held = sum(layer.saved for layer in layers[:i + 1])
+        if lc.kind not in ("linear", "loss") and i + 1 < len(layers):
+            held += layers[i + 1].saved
+        if i == len(layers) - 2:
+            held += logits
+        acts = held * isz + target_bytes
+        if lc.kind == "loss":  # (p - onehot) * scale, written into one copy of the kept softmax p
+            temps = B * lc.n_in * isz
         elif lc.kind == "linear":
             grads += lc.params * isz
             temps = B * lc.n_out * isz + (B * lc.n_in * isz if lc.backward_input_macs else 0)
-        else:  # g, the mask (1 byte per element) and g * mask
+        elif lc.kind == "relu" and _ag._SOLE > 0:  # the mask is applied to g in place (g is fresh from the
+            temps = B * lc.n_in * isz                # next Linear; CPython < 3.14, see autograd._SOLE)
+        elif lc.kind == "relu":  # g and the masked copy
+            temps = 2 * B * lc.n_in * isz
+        else:  # g, the derivative (or a mask, 1 byte per element) and their product
             temps = 2 * B * lc.n_in * isz + B * lc.n_in
-        if temps + grads > best:
-            best, best_parts = temps + grads, (temps, grads)
+        if temps + grads + acts > best:
+            best, best_parts = temps + grads + acts, (temps, grads, acts)
     return best_parts
 
 
@@ -490,10 +509,11 @@ def _lecture_lines(est: Estimate) -> list[str]:
          f"  Memory (training):   {human_bytes(m['training_total'])} = parameters {human_bytes(m['parameters'])}"
          f" + gradients {human_bytes(m['gradients_at_peak'])} (the lecture has none; one number per parameter)"
          f" + optimizer state {human_bytes(m['optimizer_state'])} + scratch {human_bytes(m['optimizer_scratch'])}"
-         f" + saved activations {human_bytes(m['activations'])} (the lecture's {human_bytes(B * sum(s) * isz)},"
+         f" + activations still saved at the peak {human_bytes(m['activations_at_peak'])} (of"
+         f" {human_bytes(m['activations'])} saved by the forward pass: the lecture's {human_bytes(B * sum(s) * isz)},"
          + (" plus each unfused activation's input," if any(lc.saved for lc in est.layers
                                                             if lc.kind not in ("linear", "loss")) else "")
-         + " plus softmax(z) and the labels)"
+         + " plus softmax(z) and the labels; backward frees them layer by layer)"
          f" + backward temporaries {human_bytes(m['temporaries'])}",
          f"  Compute (inference): {_n(c['inference_flops'])} FLOPs (2 per multiply-add, plus bias and activation"
          " elementwise work)",
@@ -866,13 +886,16 @@ def _comparison_rows(e: Estimate, m: Measurement | None):
         ("memory: optimizer scratch", "bytes", 0, mem["optimizer_scratch"], m.optimizer_scratch if m else None,
          "chainrule's optimizers keep work arrays allocated once (per parameter, or CHUNK-sized blocks "
          "shared by all parameters) so the update runs in place"),
-        ("memory: saved activations", "bytes", B * sum(s) * isz, mem["activations"], pk.get("activations"),
+        ("memory: saved activations", "bytes", B * sum(s) * isz, mem["activations"], m.saved_by_graph if m else None,
          (f"each unfused activation's node keeps its input ({human_bytes(relu_saved * isz)}; fused into its "
           "Linear, as nn.Sequential does for ReLU/Tanh/Sigmoid, it keeps nothing, like PyTorch's ReLU); " if relu_saved
           else "activations are fused into their Linear and keep nothing extra (like PyTorch's ReLU); ")
          + f"the loss keeps softmax(z) and the labels ({human_bytes(loss_saved * isz - B * s[-1] * isz + B * 8)})"),
+        ("memory: activations at peak", "bytes", B * sum(s) * isz, mem["activations_at_peak"], pk.get("activations"),
+         "backward frees each node's saved arrays once its rule has run, so at the peak (while the gradients "
+         "pile up) only the layers not yet reached still hold theirs; the input batch and labels stay"),
         ("memory: temporaries at peak", "bytes", 0, mem["temporaries"], pk.get("temporaries"),
-         "gradients in flight during backward (the incoming gradient and ReLU's mask)"),
+         "gradients in flight during backward (the incoming gradient and the one being produced)"),
         ("memory: training peak", "bytes", lec["training_memory"] * isz, mem["training_total"], pk.get("total"),
          "the lines above"),
         ("memory: training peak (tracemalloc)", "bytes", None, mem["training_total"],
