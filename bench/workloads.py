@@ -286,6 +286,28 @@ def mygrad_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
 
 
 # ----- 1. MLP training step -----------------------------------------------------------------------
+def _mkl_in_use() -> bool:
+    from chainrule import _blas
+    return _blas.matmul is not np.matmul
+
+
+def _numpy_blas(build):
+    """``build`` (a chainrule step builder returning (step, how)), with the step's matrix products in
+    NumPy's BLAS instead of chainrule[mkl]'s MKL: the switch is flipped around each call."""
+    def wrapped():
+        from chainrule import _blas
+        step, how = build()
+
+        def step_numpy_blas():
+            previous = _blas.use("numpy")
+            try:
+                return step()
+            finally:
+                _blas.use(previous)
+        return step_numpy_blas, how + ", products in NumPy's BLAS (no chainrule[mkl])"
+    return wrapped
+
+
 def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
     sizes, arrays = MLP_SIZES, init_mlp(MLP_SIZES)
     x, y = batches(batch_size, sizes[0])
@@ -294,6 +316,9 @@ def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
                  "ms", 1, flops=6 * batch_size * weights, reset=True)
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "chainrule", "chainrule"))
+    if _mkl_in_use():  # what an install without the mkl extra runs, in the same round-robin
+        w.contenders.append(_try(_numpy_blas(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR)),
+                                 "chainrule, NumPy BLAS", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "torch", "torch",
                              "Adam (default: for-loop on CPU)"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "Adam", ADAM_LR, fused=True),
