@@ -186,3 +186,18 @@ def test_logreg_training_step_matches_torch(torch):
         to.step()
     np.testing.assert_allclose(model.layers[0].weight.data, tm.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.layers[0].bias.data, tm.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_relu_rule_still_works_in_place_in_an_mlp_step(monkeypatch):
+    """The one-pass walk holds no extra reference to a pending gradient (the linear rule's input
+    gradient is still relu's to overwrite)."""
+    from chainrule import autograd, ops
+    if autograd._SOLE < 0:
+        pytest.skip("reference counts are not exact on this interpreter")
+    seen = []
+    real = ops._relu_backward
+    monkeypatch.setattr(ops, "_relu_backward", lambda g, y, owned=False: seen.append(owned) or real(g, y, owned))
+    model = cr.models.MLP([5, 8, 8, 3])
+    x, y = cr.tensor(np.random.default_rng(5).standard_normal((4, 5)), dtype=np.float32), np.array([0, 2, 1, 2])
+    cross_entropy(model(x), y).backward()
+    assert seen == [True, True]

@@ -282,7 +282,6 @@ def _run_plain(roots, root_grads, retain_graph):
                 in_grads = op.rule(g, t.data, *args, owned=True, **ctx.attrs)  # see _sole_reference
             else:
                 in_grads = op.rule(g, t.data, *args, **ctx.attrs)
-            g = args = None
             for inp, gi, need in zip(inputs, in_grads, needs):
                 if not need:
                     continue
@@ -308,18 +307,20 @@ def _run_plain(roots, root_grads, retain_graph):
                         heappush(queue, (-inp._ctx.seq, inp))
                 else:
                     grads[key] = _ops.add(prev_g, gi)  # a primitive, so the profiler counts it
+            # No local may keep a pending gradient: a rule that works in place (relu's) gets to
+            # overwrite its g only when the engine's own reference is the last one (_sole_reference).
+            g = in_grads = gi = prev_g = None
             if not retain_graph:
                 ctx.inputs = ctx.saved = None  # release: saved arrays can be freed now
-            t = ctx = inputs = in_grads = None  # intermediates are freed as soon as their node is done
         # Leaves are written once, after the pass (see _run).
         handed: set[int] = set()
         for key, leaf in leaves.items():
             g = pop(key)
-            if leaf.grad is None and type(g) is np.ndarray and g.dtype == leaf.data.dtype and g.flags.writeable:
+            if leaf.grad is None and type(g) is np.ndarray and g.dtype is leaf.data.dtype and g.flags.writeable:
                 owner = id(g if g.base is None else g.base)  # _accumulate_leaf's first-gradient case
                 if owner not in handed:
                     handed.add(owner)
-                    leaf.grad = Tensor(g)
+                    leaf.grad = _grad_tensor(g)
                     continue
             _accumulate_leaf(leaf, g, False, handed)
     finally:
@@ -327,6 +328,16 @@ def _run_plain(roots, root_grads, retain_graph):
 
 
 _NOTHING = object()
+
+
+def _grad_tensor(g: np.ndarray) -> Tensor:
+    """``Tensor(g)`` for an ndarray, without the constructor's checks (a leaf's new ``.grad``)."""
+    t = _new_tensor(Tensor)
+    t.data, t.grad, t._ctx, t.name, t.requires_grad = g, None, None, None, False
+    return t
+
+
+_new_tensor = Tensor.__new__
 
 
 def _send(t, g, grads, leaves):
