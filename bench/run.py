@@ -42,11 +42,13 @@ def cpu_model() -> str:
 
 def blas_line() -> str:
     from threadpoolctl import threadpool_info
-    for info in threadpool_info():
-        if info.get("user_api") == "blas":
-            return (f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture')}, "
-                    f"{info.get('threading_layer')})")
-    return "unknown (threadpoolctl found no BLAS)"
+    # NumPy's own BLAS first: chainrule[mkl] loads MKL into the process too (reported separately)
+    infos = sorted((i for i in threadpool_info() if i.get("user_api") == "blas"),
+                   key=lambda i: "numpy" not in str(i.get("filepath", "")))
+    if not infos:
+        return "unknown (threadpoolctl found no BLAS)"
+    info = infos[0]
+    return f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture')}, {info.get('threading_layer')})"
 
 
 def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
