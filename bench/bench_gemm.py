@@ -5,7 +5,7 @@
 times NumPy ``matmul`` in both orientations (``A @ B`` and ``(B^T @ A^T)^T``, a free transpose) and
 ``torch.matmul`` on the same arrays, alternating, medians. It says how much of the step's gap to PyTorch is
 the BLAS itself (OpenBLAS vs MKL) rather than chainrule's Python. With ``chainrule[mkl]`` installed it also
-times ``chainrule._blas`` (MKL's GEMM through ctypes above ``MIN_MACS``, NumPy below), best orientation.
+times ``chainrule._blas`` (MKL's GEMM through ctypes for large products, NumPy below), best orientation.
 """
 
 from __future__ import annotations

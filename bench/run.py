@@ -110,8 +110,8 @@ def chainrule_blas_line() -> str:
     if info["name"] == "numpy":
         return "NumPy's BLAS (chainrule[mkl] not installed or CHAINRULE_BLAS=numpy)"
     version = (info["version"] or "").split(" Version ")[-1].split("-")[0] or "?"
-    return (f"MKL {version} through ctypes from chainrule[mkl] for products of >= 2^{info['min_macs'].bit_length() - 1} "
-            f"multiply-adds (same thread count, threadpoolctl), NumPy below")
+    return (f"MKL {version} through ctypes from chainrule[mkl] ({info['threads']} thread(s), threadpoolctl) for "
+            f"products of >= 2^{info['min_macs'].bit_length() - 1} multiply-adds, NumPy below")
 
 
 # ----- timing -------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def test_mkl_matches_numpy_in_every_layout(mkl, dtype, tol):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((150, 130)).astype(dtype)
     b = rng.standard_normal((130, 110)).astype(dtype)
-    assert a.shape[0] * a.shape[1] * b.shape[1] >= _blas.MIN_MACS  # the MKL path, not the fallback
+    assert a.shape[0] * a.shape[1] * b.shape[1] >= _blas.MIN_MACS_ONE_THREAD  # the MKL path, not the fallback
     want = a.astype(np.float64) @ b.astype(np.float64)
     for la, x in _layouts(a).items():
         for lb, y in _layouts(b).items():
@@ -96,11 +96,30 @@ def test_linear_and_its_gradients_go_through_the_switch(mkl, monkeypatch):
     np.testing.assert_allclose(w.grad.data, g.T @ x.data, rtol=1e-4, atol=1e-3)
 
 
+def test_threshold_follows_mkls_thread_count(mkl, monkeypatch):
+    # One thread: NumPy below 2^20 multiply-adds (MKL's call overhead loses there). More threads: MKL from
+    # 2^18 up, every product OpenBLAS would thread, so two spinning thread pools never share the cores.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    to_numpy = []
+    real = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda a, b: to_numpy.append(a.shape) or real(a, b))
+    a = np.ones((128, 64), np.float32)
+    b = np.ones((64, 64), np.float32)  # 2^19 multiply-adds
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        assert _blas.info()["threads"] == 1 and _blas.info()["min_macs"] == _blas.MIN_MACS_ONE_THREAD
+        np.testing.assert_array_equal(mkl(a, b), np.full((128, 64), 64, np.float32))
+        assert to_numpy == [(128, 64)]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        assert _blas.info()["min_macs"] == _blas.MIN_MACS
+        np.testing.assert_array_equal(mkl(a, b), np.full((128, 64), 64, np.float32))
+        assert to_numpy == [(128, 64)]  # MKL took it
+
+
 def test_use_switches_and_reports(mkl):
     assert _blas.info()["name"] == "mkl" and "Math Kernel Library" in _blas.info()["version"]
     assert _blas.use("numpy") == "mkl"
     assert _blas.matmul is np.matmul and _blas.info() == {"name": "numpy", "path": None, "version": None,
-                                                          "min_macs": _blas.MIN_MACS}
+                                                          "min_macs": None, "threads": None}
     assert _blas.use("mkl") == "numpy" and _blas.matmul is _blas._mkl_matmul
     with pytest.raises(ValueError, match="'mkl' or 'numpy', got 'openblas'"):
         _blas.use("openblas")

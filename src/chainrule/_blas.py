@@ -5,7 +5,8 @@ of the lecture's MLPs (784-512-512-10, one thread) OpenBLAS is 1.06-1.6x slower 
 (``bench/bench_gemm.py``), which is most of what separated a chainrule training step from
 PyTorch's. PyPI's ``mkl`` wheel ships MKL's single runtime library ``libmkl_rt``; this module
 calls its ``cblas_sgemm`` / ``cblas_dgemm`` through :mod:`ctypes` (which releases the GIL), for
-2-D float32/float64 products of at least :data:`MIN_MACS` multiply-adds. Smaller products, other
+2-D float32/float64 products of at least :data:`MIN_MACS` multiply-adds (:data:`MIN_MACS_ONE_THREAD`
+when MKL runs on one thread). Smaller products, other
 dtypes, batched operands and layouts BLAS cannot take without a copy go to ``np.matmul``: on small
 products the foreign call's few microseconds outweigh MKL's faster kernel.
 
@@ -33,18 +34,22 @@ import numpy as np
 
 __all__ = ["info", "use"]  # re-exported as cr.blas_info, cr.set_blas
 
-#: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy. It is OpenBLAS's own
-#: threading threshold (65536 x 4): below it OpenBLAS runs on the calling thread, above it it wakes
-#: its worker threads, which then spin-wait and fight MKL's OpenMP threads for the cores (a 2-thread
-#: MLP step at batch 128 went from 2.4 to 17 ms with the threshold at 2^20). So every product that
-#: OpenBLAS would thread goes to MKL. (One thread, the crossover is nearer 2^20: a 10x512x128
-#: product takes 19 us in MKL against 9 in NumPy, which costs ~0.3% of a batch-128 step.)
+#: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy when MKL may use more
+#: than one thread. It is OpenBLAS's own threading threshold (65536 x 4): below it OpenBLAS runs on
+#: the calling thread, above it it wakes its worker threads, which then spin-wait and fight MKL's
+#: OpenMP threads for the cores (a 2-thread MLP step at batch 128 went from 2.4 to 17 ms with the
+#: threshold at 2^20). So every product that OpenBLAS would thread goes to MKL.
 MIN_MACS = 1 << 18
+#: The threshold with one thread, where nothing spins: the measured crossover. MKL's call costs
+#: ~5 us, so a 128x64x32 product (2^18) takes 9 us against NumPy's 5.5, a 10x512x128 one 19 against 9,
+#: while from ~2^20 up MKL is faster (a 256x256x16 product: 18 us against 22).
+MIN_MACS_ONE_THREAD = 1 << 20
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 _lib: ctypes.CDLL | None = None
 _path: str | None = None
 _GEMM: dict = {}  # dtype -> cblas_?gemm
+_max_threads = None  # MKL_Get_Max_Threads, once loaded
 
 
 def _find_mkl() -> str | None:
@@ -89,6 +94,9 @@ def _load(required: bool = False) -> bool:
         fn.argtypes = [int_] * 6 + [scalar, ptr, int_, ptr, int_, scalar, ptr, int_]
         fn.restype = None
         _GEMM[np.dtype(dtype)] = fn
+    global _max_threads
+    _max_threads = lib.MKL_Get_Max_Threads  # ~0.1 us; follows MKL_NUM_THREADS and threadpool_limits
+    _max_threads.argtypes, _max_threads.restype = [], ctypes.c_int
     _lib, _path = lib, path
     return True
 
@@ -106,14 +114,16 @@ def _operand(a: np.ndarray, rows: int, cols: int, item: int) -> tuple[int, int] 
 
 def _mkl_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b)``, by MKL's GEMM when the product is 2-D, float32/64 and at least
-    :data:`MIN_MACS` multiply-adds; by NumPy otherwise. ``C = A B`` with ``A`` (m, k), ``B`` (k, n):
-    ``C_ij = sum_l A_il B_lj``."""
+    :data:`MIN_MACS` multiply-adds (:data:`MIN_MACS_ONE_THREAD` on one thread); by NumPy otherwise.
+    ``C = A B`` with ``A`` (m, k), ``B`` (k, n): ``C_ij = sum_l A_il B_lj``."""
     if a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b)
     m, k = a.shape
     n = b.shape[1]
     fn = _GEMM.get(a.dtype)
-    if m * n * k < MIN_MACS or fn is None or b.dtype != a.dtype or b.shape[0] != k:
+    macs = m * n * k
+    if (macs < MIN_MACS or fn is None or b.dtype != a.dtype or b.shape[0] != k
+            or (macs < MIN_MACS_ONE_THREAD and _max_threads() == 1)):
         return np.matmul(a, b)  # NumPy also raises the shape error
     item = a.itemsize
     pa, pb = _operand(a, m, k, item), _operand(b, k, n, item)
@@ -149,9 +159,10 @@ def use(name: str) -> str:
 
 def info() -> dict:
     """Which library multiplies chainrule's matrices: ``{'name': 'mkl' | 'numpy', 'path', 'version',
-    'min_macs'}`` (``path``/``version`` of MKL's runtime, None with NumPy)."""
+    'min_macs', 'threads'}`` (``path``/``version``/``threads`` of MKL's runtime, None with NumPy;
+    ``min_macs``: the smallest product MKL takes now, which depends on its thread count)."""
     if matmul is np.matmul:
-        return {"name": "numpy", "path": None, "version": None, "min_macs": MIN_MACS}
+        return {"name": "numpy", "path": None, "version": None, "min_macs": None, "threads": None}
     try:
         fn = _lib.MKL_Get_Version_String
         buf = ctypes.create_string_buffer(256)
@@ -160,7 +171,9 @@ def info() -> dict:
         version = buf.value.decode(errors="replace").strip()
     except AttributeError:
         version = None
-    return {"name": "mkl", "path": _path, "version": version, "min_macs": MIN_MACS}
+    threads = _max_threads()
+    return {"name": "mkl", "path": _path, "version": version, "threads": threads,
+            "min_macs": MIN_MACS if threads > 1 else MIN_MACS_ONE_THREAD}
 
 
 def _from_environment() -> None:
