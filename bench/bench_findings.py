@@ -5,14 +5,15 @@
    PyTorch does), against ``torch.optim.Adam`` default (for-loop) and ``fused=True``. Process CPU time,
    1 thread, medians, alternating.
 2. ``memory``: where the step's peak memory (tracemalloc) goes at batch 1024: live after forward, peak in
-   backward, and the peak when the engine drops each node from its work list once processed (a monkeypatch
-   of ``autograd._run`` made in this process only, to size the suggestion; skipped if ``_run`` changed).
+   backward. Then, at batch 128, the peak split by who allocated it: tracemalloc files NumPy's array data
+   under its own domain, so a snapshot taken at the peak (inside the first layer's gradient rule, the
+   last big allocation) separates array bytes from Python objects (tensors, nodes, tuples), which torch's
+   profiler, counting tensor storage only, never sees; torch's fused-Adam peak (bench_memory.py) beside it.
 """
 
 from __future__ import annotations
 
 import gc
-import inspect
 import math
 import statistics
 import sys
@@ -100,28 +101,60 @@ def _peak_step(batch_size: int) -> tuple[float, float]:
     return after_fwd / 2**20, peak / 2**20
 
 
-def memory(batch_size: int = 1024) -> str:
-    import chainrule.autograd as A
+def memory(batch_size: int = 1024, split_batch: int = 128) -> str:
     live, peak = _peak_step(batch_size)
     out = [f"chainrule, batch {batch_size}: array data live after forward {live:.1f} MB, peak during backward "
            f"{peak:.1f} MB (tracemalloc)."]
-    src = inspect.getsource(A._run)
-    old = "        for t in nodes:\n            ctx = t._ctx\n"
-    if old in src:
-        patched = src.replace(old, "        for i in range(len(nodes)):\n            t, nodes[i] = nodes[i], None\n"
-                                   "            ctx = t._ctx\n")
-        orig = A._run
-        ns = dict(A.__dict__)
-        exec(patched, ns)  # noqa: S102 - an experiment in this process only
-        A._run = ns["_run"]
-        try:
-            _, peak2 = _peak_step(batch_size)
-        finally:
-            A._run = orig
-        out.append(f"With the engine dropping each node from its work list once processed: peak {peak2:.1f} MB.")
-    else:
-        out.append("(autograd._run changed: the node-release experiment is skipped)")
+    arrays, objects = _peak_split(split_batch)
+    import bench_memory
+    torch_peak = bench_memory.measure("torch-fused", split_batch, 1)["peak"]
+    out.append(f"Batch {split_batch}, at the peak (the first layer's gradient rule): NumPy array data "
+               f"{arrays:,} bytes, Python objects {objects:,} bytes; torch Adam(fused=True)'s peak "
+               f"{torch_peak:,} bytes (tensor storage).")
     return " ".join(out) + "\n"
+
+
+_NUMPY_DOMAIN = 389047  # tracemalloc domain of NumPy's data allocations (numpy/_core/src/multiarray/alloc.c)
+
+
+def _peak_split(batch_size: int) -> tuple[int, int]:
+    """(array bytes, Python-object bytes) allocated since the step began and alive inside the first
+    layer's gradient rule, right after its products: the moment of the step's peak."""
+    import chainrule as cr
+    from chainrule import ops
+    from chainrule.functional import cross_entropy
+    model, params, _ = W.cr_mlp(W.MLP_SIZES, W.init_mlp(W.MLP_SIZES))
+    opt = cr.optim.Adam(params, lr=1e-3)
+    x, y = W.batch(batch_size, W.MLP_SIZES[0])
+    xt = cr.tensor(x)
+    for _ in range(2):
+        opt.zero_grad()
+        cross_entropy(model(xt), y).backward()
+        opt.step()
+    opt.zero_grad()
+    gc.collect()
+    snaps, rule = [], ops.linear.rule
+
+    def spy(g, out, x, *args, **kw):
+        grads = rule(g, out, x, *args, **kw)
+        if x.shape[-1] == W.MLP_SIZES[0]:
+            snaps.append(tracemalloc.take_snapshot())
+        return grads
+    ops.linear.rule = spy
+    tracemalloc.start()
+    try:
+        base = tracemalloc.take_snapshot()
+        cross_entropy(model(xt), y).backward()
+    finally:
+        tracemalloc.stop()
+        ops.linear.rule = rule
+    numpy = [tracemalloc.DomainFilter(True, _NUMPY_DOMAIN)]
+    other = [tracemalloc.DomainFilter(False, _NUMPY_DOMAIN),
+             tracemalloc.Filter(False, tracemalloc.__file__)]  # the snapshot's own bookkeeping
+
+    def size(snap, filters):
+        return sum(t.size for t in snap.filter_traces(filters).traces)
+    return size(snaps[0], numpy) - size(base, numpy), size(snaps[0], other) - size(base, other)
 
 
 if __name__ == "__main__":
