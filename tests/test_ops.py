@@ -303,6 +303,23 @@ def test_softmax_family(torch, axis, dtype):
     check(torch, lambda t: cr.logsumexp(t, axis), lambda t: t.logsumexp(dim=axis), x, dtype=dtype, second=True)
 
 
+@pytest.mark.parametrize("shape,axis", [((3, 0), 1), ((0, 4), 0), ((0, 4), 1), ((2, 0, 3), None)])
+def test_softmax_family_on_an_empty_axis(torch, shape, axis):
+    # Sums over nothing: logsumexp is -inf (log 0), softmax and log_softmax are empty; gradients are empty.
+    x = cr.tensor(np.zeros(shape, np.float32), requires_grad=True)
+    t = torch.zeros(shape, requires_grad=True)
+    dim = tuple(range(len(shape))) if axis is None else axis
+    got, want = cr.logsumexp(x, axis), torch.logsumexp(t, dim=dim)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_array_equal(got.data, want.detach().numpy())
+    got.sum().backward()
+    want.sum().backward()
+    assert x.grad.shape == tuple(t.grad.shape) == shape
+    if axis is not None:
+        for f, g in ((cr.softmax, torch.softmax), (cr.log_softmax, torch.log_softmax)):
+            assert f(x, axis).shape == tuple(g(t, dim=axis).shape)
+
+
 def test_softmax_large_logits_finite(torch):
     x = np.array([[1000.0, 0.0, -1000.0], [5.0, 5.0, 5.0]])
     out = check(torch, cr.log_softmax, lambda t: t.log_softmax(-1), x, dtype=np.float32)

@@ -52,16 +52,21 @@ def min(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def logsumexp(x, axis=None, keepdims=False):
-    """``log sum_j exp(x_j)``, shifted by the (constant) maximum so no exp overflows."""
-    m = np.max(_data(x), axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    s = ops.add(ops.log(ops.sum(ops.exp(ops.sub(x, m)), axis=axis, keepdims=True)), m)
-    return s if keepdims else ops.reshape(s, shape=np.max(_data(x), axis=axis).shape)
+    """``log sum_j exp(x_j)``, shifted by the (constant) maximum so no exp overflows. Over an empty
+    axis the sum is 0 and the result ``-inf``, as in PyTorch."""
+    d = _data(x)
+    if d.size == 0:  # log of a sum over nothing: -inf, still connected to x for its (empty) gradient
+        s = ops.add(ops.sum(ops.mul(x, 0.0), axis=axis, keepdims=True), -np.inf)
+    else:
+        m = np.max(d, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        s = ops.add(ops.log(ops.sum(ops.exp(ops.sub(x, m)), axis=axis, keepdims=True)), m)
+    return s if keepdims else ops.reshape(s, shape=np.max(d, axis=axis, initial=-np.inf).shape)
 
 
 def softmax(x, axis=-1):
     """Exponentiate and normalize: ``softmax(z)_k = e^{z_k} / sum_j e^{z_j}`` along ``axis``."""
-    e = ops.exp(ops.sub(x, np.max(_data(x), axis=axis, keepdims=True)))
+    e = ops.exp(ops.sub(x, np.max(_data(x), axis=axis, keepdims=True, initial=-np.inf)))
     return ops.div(e, ops.sum(e, axis=axis, keepdims=True))
 
 
