@@ -78,7 +78,9 @@ def adam(reps: int = 40) -> str:
     return "\n".join(out) + "\n"
 
 
-def _peak_step(batch_size: int) -> tuple[float, float]:
+def _warm_step(batch_size: int):
+    """A 784-512-512-10 MLP with Adam after two steps, gradients cleared: (model, input, labels) for
+    measuring one steady-state step."""
     import chainrule as cr
     from chainrule.functional import cross_entropy
     model, params, _ = W.cr_mlp(W.MLP_SIZES, W.init_mlp(W.MLP_SIZES))
@@ -91,6 +93,12 @@ def _peak_step(batch_size: int) -> tuple[float, float]:
         opt.step()
     opt.zero_grad()
     gc.collect()
+    return model, xt, y
+
+
+def _peak_step(batch_size: int) -> tuple[float, float]:
+    from chainrule.functional import cross_entropy
+    model, xt, y = _warm_step(batch_size)
     tracemalloc.start()
     loss = cross_entropy(model(xt), y)
     after_fwd = tracemalloc.get_traced_memory()[0]
@@ -120,19 +128,9 @@ _NUMPY_DOMAIN = 389047  # tracemalloc domain of NumPy's data allocations (numpy/
 def _peak_split(batch_size: int) -> tuple[int, int]:
     """(array bytes, Python-object bytes) allocated since the step began and alive inside the first
     layer's gradient rule, right after its products: the moment of the step's peak."""
-    import chainrule as cr
     from chainrule import ops
     from chainrule.functional import cross_entropy
-    model, params, _ = W.cr_mlp(W.MLP_SIZES, W.init_mlp(W.MLP_SIZES))
-    opt = cr.optim.Adam(params, lr=1e-3)
-    x, y = W.batch(batch_size, W.MLP_SIZES[0])
-    xt = cr.tensor(x)
-    for _ in range(2):
-        opt.zero_grad()
-        cross_entropy(model(xt), y).backward()
-        opt.step()
-    opt.zero_grad()
-    gc.collect()
+    model, xt, y = _warm_step(batch_size)
     snaps, rule = [], ops.linear.rule
 
     def spy(g, out, x, *args, **kw):
