@@ -9,6 +9,9 @@
    under its own domain, so a snapshot taken at the peak (inside the first layer's gradient rule, the
    last big allocation) separates array bytes from Python objects (tensors, nodes, tuples), which torch's
    profiler, counting tensor storage only, never sees; torch's fused-Adam peak (bench_memory.py) beside it.
+3. ``adam_two_threads`` (``python bench/bench_findings.py --threads``, not in ``run.py``, which compares
+   one thread): with two BLAS threads, the MLP step's compiled Adam update as it is, and split in halves
+   over two Python threads (the kernels release the GIL). Wall time, medians.
 """
 
 from __future__ import annotations
@@ -155,8 +158,52 @@ def _peak_split(batch_size: int) -> tuple[int, int]:
     return size(snaps[0], numpy) - size(base, numpy), size(snaps[0], other) - size(base, other)
 
 
+def adam_two_threads(batch_size: int = 128, steps: int = 300) -> str:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chainrule.functional import cross_entropy
+    from chainrule.optim import adaptive
+    pool, plain = ThreadPoolExecutor(1), adaptive.Adam._fused_update
+
+    def halves(self, x, g, group, state):  # the plain (non-amsgrad) kernel, arguments as Adam passes them
+        if x.size < 1 << 17 or group["amsgrad"]:
+            return plain(self, x, g, group, state)
+        (b1, b2), t, f = group["betas"], state["step"], x.dtype.type
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        consts = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(1.0 - b1 ** t), f(1.0 - b2 ** t), f(lr), f(eps),
+                  f(wd), f(1.0 - lr * wd), bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
+        flat = [a.reshape(-1) for a in (x, g, state["exp_avg"], state["exp_avg_sq"])]
+        h = flat[0].size // 2
+        done = pool.submit(self._kernel["adam"], *[a[h:] for a in flat], *consts)
+        self._kernel["adam"](*[a[:h] for a in flat], *consts)
+        done.result()
+        return True
+
+    out = []
+    for name, update in (("as it is", plain), ("split over two threads", halves)):
+        adaptive.Adam._fused_update = update
+        try:
+            model, xt, y = _warm_step(batch_size)
+            opt = adaptive.Adam(model.parameters(), lr=1e-3)
+            times = []
+            for _ in range(steps):
+                opt.zero_grad()
+                cross_entropy(model(xt), y).backward()
+                t0 = time.perf_counter()
+                opt.step()
+                times.append(time.perf_counter() - t0)
+        finally:
+            adaptive.Adam._fused_update = plain
+        out.append(f"{name}: {1e3 * statistics.median(times[30:]):.3f} ms")
+    return f"Adam update after a batch-{batch_size} backward, two threads (wall): " + "; ".join(out) + ".\n"
+
+
 if __name__ == "__main__":
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(1):
-        print(adam())
-        print(memory())
+    if "--threads" in sys.argv:
+        with threadpool_limits(2):
+            print(adam_two_threads())
+    else:
+        with threadpool_limits(1):
+            print(adam())
+            print(memory())
