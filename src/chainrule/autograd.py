@@ -27,10 +27,11 @@ from .tensor import Tensor
 class _State:
     """Global engine switches: grad mode, anomaly mode, an optional op profiler, and the phase."""
 
-    __slots__ = ("enabled", "anomaly", "profiler", "phase")
+    __slots__ = ("enabled", "anomaly", "profiler", "phase", "last_inplace")
 
     def __init__(self):
         self.enabled, self.anomaly, self.profiler, self.phase = True, False, None, "forward"
+        self.last_inplace = 0  # the node counter's value at the latest in-place update (tensor._stamp)
 
 
 state = _State()
@@ -210,6 +211,8 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
                 if capture is not None and id(t) in capture:
                     capture[id(t)] = g
                 if useful is None or id(t) in useful:
+                    if state.last_inplace > ctx.seq:
+                        _check_unmodified(t, ctx)
                     # A rule that can work in place (relu's) may overwrite g when nothing else
                     # holds it: see _sole_reference.
                     owned = ctx.op.owns and not create_graph and type(g) is np.ndarray and \
@@ -253,7 +256,7 @@ def _run_plain(roots, root_grads, retain_graph):
                     heappush(queue, (-ctx.seq, r))
     prev = state.enabled, state.phase
     state.enabled, state.phase = False, "backward"
-    anomaly = state.anomaly
+    anomaly, last_inplace = state.anomaly, state.last_inplace
     pop, get = grads.pop, grads.get
     try:
         while queue:
@@ -264,6 +267,8 @@ def _run_plain(roots, root_grads, retain_graph):
                 raise _released(ctx)
             g = pop(id(t))
             op = ctx.op
+            if last_inplace > ctx.seq:  # something was updated in place after this node recorded
+                _check_unmodified(t, ctx)
             needs, args = [], []
             for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
                 if isinstance(i, Tensor):
@@ -328,6 +333,24 @@ def _run_plain(roots, root_grads, retain_graph):
 
 
 _NOTHING = object()
+
+
+def _check_unmodified(t: Tensor, ctx) -> None:
+    """Raise if a tensor this node's gradient rule reads was updated in place after the node was
+    recorded: the rule would compute the gradient from the new values, silently wrong. PyTorch's
+    version-counter check; an op's ``reads_inputs`` / ``reads_out`` say what its rule reads."""
+    op = ctx.op
+    if op.reads_out and getattr(t, "_version", 0) > ctx.seq:
+        raise RuntimeError(
+            f"{op.name}: its output {tuple(t.shape)}, which its gradient needs, was updated in place after it "
+            "was computed (+=, add_, zero_(), copy_ ...): recompute it after the update, or update out of place")
+    if op.reads_inputs:
+        for k, i in enumerate(ctx.inputs):
+            if isinstance(i, Tensor) and getattr(i, "_version", 0) > ctx.seq:
+                raise RuntimeError(
+                    f"{op.name}: input {k} {tuple(i.shape)}, which its gradient needs, was updated in place after "
+                    f"this {op.name} used it (+=, add_, zero_(), copy_, an optimizer step ...): run the forward "
+                    "again after the update, or update out of place (x = x + y)")
 
 
 def _grad_tensor(g: np.ndarray) -> Tensor:

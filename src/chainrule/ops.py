@@ -40,11 +40,15 @@ _prod = __import__("math").prod
 class Primitive:
     """A named NumPy function with a gradient rule and a FLOP rule (see the module docstring)."""
 
-    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "owns", "doc")
+    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "owns", "doc", "reads_inputs",
+                 "reads_out")
 
     def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None, saves=False, owns=False):
         self.name, self.forward, self.flops, self.mac, self.needs = name, forward, flops, mac, needs
         self.saves, self.owns = saves, owns
+        # What the gradient rule reads besides g (shapes aside): an input or output updated in place
+        # after the node recorded it then makes backward raise (autograd._check_unmodified).
+        self.reads_inputs, self.reads_out = True, False
         self.rule = None
         self.doc = doc or forward.__doc__
         REGISTRY[name] = self
@@ -103,6 +107,12 @@ class Primitive:
         if _state.anomaly:
             _ag._check_finite(self.name, "forward", out, t._ctx)
         return t
+
+
+def _reads(inputs: bool, out: bool, *prims: Primitive) -> None:
+    """Declare what these primitives' gradient rules read (the default: their inputs, not their output)."""
+    for p in prims:
+        p.reads_inputs, p.reads_out = inputs, out
 
 
 def _const(a, dtype, opname):
@@ -689,3 +699,10 @@ def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
 
 
 from . import functional as _fn  # noqa: E402  (composites used inside rules)
+
+# What each gradient rule reads (see Primitive): rules that use only g and shapes read nothing; those
+# written with the output read it instead of (or as well as) their inputs.
+_reads(False, False, add, sub, neg, sum, reshape, transpose, broadcast_to, getitem, scatter_add, concatenate, pad,
+       astype)
+_reads(False, True, exp, sqrt, tanh, sigmoid, relu)
+_reads(True, True, div, pow, max, prod)

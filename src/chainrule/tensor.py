@@ -24,7 +24,12 @@ bool_ = np.dtype(np.bool_)
 DEFAULT_DTYPE = float32
 
 
-_node_counter = itertools.count()
+_node_counter = itertools.count(1)
+
+
+def _stamp(t: Tensor) -> None:
+    """Mark ``t`` as updated in place now (after every node recorded so far)."""
+    t._version = _autograd.state.last_inplace = next(_node_counter)
 
 
 class Node:
@@ -55,7 +60,9 @@ class Tensor:
     dtype; :func:`tensor` is the user-facing constructor that copies and picks dtypes.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    # _version: set only by an in-place update (the node counter's value then; unset reads as 0), so
+    # the engine can tell a tensor changed after a node recorded it (see autograd._check_unmodified).
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_version", "__weakref__")
     # Make ``ndarray @ Tensor`` and ``ndarray * Tensor`` reach Tensor's reflected dunders.
     __array_ufunc__ = None
     __array_priority__ = 1000
@@ -249,13 +256,16 @@ class Tensor:
     def __and__(self, o): return _ops.logical_and(self, o)
     def __or__(self, o): return _ops.logical_or(self, o)
 
-    # In-place updates never enter the graph; they are for optimizers and initialisers.
+    # In-place updates never enter the graph; they are for optimizers and initialisers. Each one
+    # stamps the tensor, so a backward through a node recorded before it raises instead of using the
+    # new values (PyTorch's version counter; writes to ``.data`` bypass it, as in PyTorch).
     def _check_inplace(self, what: str) -> None:
         if self.requires_grad and _autograd.is_grad_enabled():
             raise RuntimeError(
                 f"{what}: in-place update of a tensor that requires grad while recording; "
                 "wrap it in `with cr.no_grad():` or write `x = x + y`"
             )
+        _stamp(self)
 
     def _inplace(self, ufunc, other, what):
         self._check_inplace(what)

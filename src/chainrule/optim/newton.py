@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import ops as _ops
 from ..autograd import enable_grad, grad, no_grad
-from ..tensor import Tensor
+from ..tensor import Tensor, _stamp
 from .optimizer import Optimizer, _fmt, check_range
 
 _WARN_ABOVE = 2000  # an exact Hessian above this many parameters gets a cost warning
@@ -234,6 +234,7 @@ class Newton(Optimizer):
         for p in params:
             n = p.data.size
             p.data += (t * d[k:k + n]).reshape(p.data.shape).astype(p.dtype)
+            _stamp(p)  # an in-place update: graphs recorded before it must not backpropagate through it
             k += n
 
     def _equations(self, group):

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..autograd import enable_grad
 from ..autograd import state as _grad_state
-from ..tensor import Tensor
+from ..tensor import Tensor, _stamp
 from . import _fused
 
 
@@ -153,6 +153,7 @@ class Optimizer:
 
     def _step_param(self, p: Tensor, group: dict) -> None:
         g, x = p.grad.data, p.data
+        _stamp(p)  # updated in place: a graph recorded before this step must not backpropagate through p
         if g.shape != x.shape:
             raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match its "
                              f"parameter's shape {x.shape}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tensor import _stamp
 from . import _fused
 from .optimizer import Optimizer, _fmt, check_range
 
@@ -93,6 +94,7 @@ class SGD(Optimizer):
                 s = views[1]
                 np.multiply(g, lr, s)       # lr * g, rounded to the parameter's dtype as in _update
                 np.subtract(x, s, x)        # theta = theta - lr * g
+                _stamp(p)                   # as _step_param: an in-place update
         return None
 
     def _fused_update(self, x, g, group, state):
