@@ -137,3 +137,17 @@ def test_environment_variable_chooses_at_import():
     if _blas._lib is not None:
         assert run("mkl").stdout.strip() == "mkl"
         assert run("auto").stdout.strip() == "mkl"
+
+
+def test_auto_takes_only_an_mkl_installed_in_this_environment(monkeypatch, tmp_path):
+    # A venv without the extra must not pick up an MKL of its base interpreter or of the system.
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+    monkeypatch.setattr(metadata, "distribution", missing)
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert _blas._find_mkl() is None
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libmkl_rt.so.2").write_bytes(b"")
+    assert _blas._find_mkl() == str(tmp_path / "lib" / "libmkl_rt.so.2")

@@ -21,7 +21,10 @@ pthreads, MKL's OpenMP) spin-waiting on the same cores slow each other down badl
 :data:`MIN_MACS`; the same can happen with your own multi-threaded NumPy products in between
 (``OPENBLAS_NUM_THREADS=1``, or threadpoolctl's
 ``ThreadpoolController().select(internal_api="openblas").limit(limits=1)``, avoids it).
-``CHAINRULE_BLAS=numpy`` turns MKL off; ``CHAINRULE_BLAS=mkl`` makes a missing MKL an error instead of a silent fallback.
+By default (``CHAINRULE_BLAS=auto``) MKL is used when the ``mkl`` wheel is installed in the running
+environment; ``CHAINRULE_BLAS=numpy`` turns MKL off; ``CHAINRULE_BLAS=mkl`` also takes an MKL found
+elsewhere (the loader's path, the base interpreter's prefix), and makes a missing MKL an error instead
+of a silent fallback.
 """
 
 from __future__ import annotations
@@ -52,33 +55,38 @@ _GEMM: dict = {}  # dtype -> cblas_?gemm
 _max_threads = None  # MKL_Get_Max_Threads, once loaded
 
 
-def _find_mkl() -> str | None:
-    """Path of ``libmkl_rt`` from the installed ``mkl`` wheel (its files are listed in the wheel's
-    metadata, under the environment's ``lib/``), else from the loader's search path."""
+def _find_mkl(system: bool = False) -> str | None:
+    """Path of ``libmkl_rt`` from the ``mkl`` wheel installed in *this* environment (its data files land
+    in ``sys.prefix``'s ``lib/``; the wheel's metadata lists them), else None. ``system``: also look
+    where the loader looks and in the base interpreter's prefix (an MKL nobody installed for this
+    environment is used only when asked for by name: ``CHAINRULE_BLAS=mkl`` or ``set_blas("mkl")``)."""
     import glob
-    for prefix in (sys.prefix, sys.base_prefix):  # fast path: the wheel's data files land here
+    prefixes = (sys.prefix, sys.base_prefix) if system else (sys.prefix,)
+    for prefix in prefixes:
         hits = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")) +
                       glob.glob(os.path.join(prefix, "Library", "bin", "mkl_rt*.dll")))
         if hits:
             return hits[0]
+    from importlib import metadata
     try:
-        from importlib import metadata
         for f in metadata.distribution("mkl").files or ():
             if f.name.startswith(("libmkl_rt", "mkl_rt")):
                 return str(f.locate())
     except metadata.PackageNotFoundError:
         pass
-    import ctypes.util
-    return ctypes.util.find_library("mkl_rt")
+    if system:
+        import ctypes.util
+        return ctypes.util.find_library("mkl_rt")
+    return None
 
 
 def _load(required: bool = False) -> bool:
-    """Bind ``cblas_sgemm`` / ``cblas_dgemm`` from MKL; True when it is there. ``required``: raise
-    ImportError instead of returning False."""
+    """Bind ``cblas_sgemm`` / ``cblas_dgemm`` from MKL; True when it is there. ``required`` (MKL asked
+    for by name): also look outside this environment, and raise ImportError instead of returning False."""
     global _lib, _path
     if _lib is not None:
         return True
-    path = _find_mkl()
+    path = _find_mkl(system=required)
     try:
         lib = ctypes.CDLL(path) if path else None
     except OSError:
