@@ -155,3 +155,24 @@ def test_grad_and_double_backward_check_too(create_graph):
     x += 1
     with pytest.raises(RuntimeError, match="mul: input 0 .* updated in place"):
         cr.grad(y, [w], create_graph=create_graph)
+
+
+def _view_update(lib, T):
+    x, w = T([1.0, 2.0, 3.0, 4.0]), T([1.0, 1.0, 1.0, 1.0], requires_grad=True)
+    v = x.reshape(2, 2)
+    y = (x * w).sum()
+    v += 1  # the same memory as x, through another tensor
+    return y
+
+
+def _other_tensor_update(lib, T):
+    x, w = T([1.0, 2.0]), T([3.0, 4.0], requires_grad=True)
+    z = T([0.0, 0.0])
+    y = (x * w).sum()
+    z += 1  # unrelated memory
+    return y
+
+
+@pytest.mark.parametrize("case", [_view_update, _other_tensor_update], ids=["view", "other"])
+def test_updates_through_views_count_for_the_whole_storage(torch, case):
+    test_backward_raises_where_torch_does(torch, case)

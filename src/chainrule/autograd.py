@@ -21,7 +21,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, _updated_after
 
 
 class _State:
@@ -340,13 +340,13 @@ def _check_unmodified(t: Tensor, ctx) -> None:
     recorded: the rule would compute the gradient from the new values, silently wrong. PyTorch's
     version-counter check; an op's ``reads_inputs`` / ``reads_out`` say what its rule reads."""
     op = ctx.op
-    if op.reads_out and getattr(t, "_version", 0) > ctx.seq:
+    if op.reads_out and _updated_after(t, ctx.seq):
         raise RuntimeError(
             f"{op.name}: its output {tuple(t.shape)}, which its gradient needs, was updated in place after it "
             "was computed (+=, add_, zero_(), copy_ ...): recompute it after the update, or update out of place")
     if op.reads_inputs:
         for k, i in enumerate(ctx.inputs):
-            if isinstance(i, Tensor) and getattr(i, "_version", 0) > ctx.seq:
+            if isinstance(i, Tensor) and _updated_after(i, ctx.seq):
                 raise RuntimeError(
                     f"{op.name}: input {k} {tuple(i.shape)}, which its gradient needs, was updated in place after "
                     f"this {op.name} used it (+=, add_, zero_(), copy_, an optimizer step ...): run the forward "

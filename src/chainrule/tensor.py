@@ -27,9 +27,30 @@ DEFAULT_DTYPE = float32
 _node_counter = itertools.count(1)
 
 
+#: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
+#: array that owns the memory, so an update through a view is seen through every other view (PyTorch's
+#: version counter, shared per storage). A stale entry (its array freed, the id reused) is harmless:
+#: it is older than any node that can read the new array.
+_INPLACE_STAMPS: dict[int, int] = {}
+
+
+def _storage(a) -> int:
+    """id of the object that owns ``a``'s memory (views share it)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return id(a)
+
+
 def _stamp(t: Tensor) -> None:
-    """Mark ``t`` as updated in place now (after every node recorded so far)."""
-    t._version = _autograd.state.last_inplace = next(_node_counter)
+    """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
+    if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
+        _INPLACE_STAMPS.clear()
+    _INPLACE_STAMPS[_storage(t.data)] = _autograd.state.last_inplace = next(_node_counter)
+
+
+def _updated_after(t: Tensor, seq: int) -> bool:
+    """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
+    return _INPLACE_STAMPS.get(_storage(t.data), 0) > seq
 
 
 class Node:
@@ -60,9 +81,7 @@ class Tensor:
     dtype; :func:`tensor` is the user-facing constructor that copies and picks dtypes.
     """
 
-    # _version: set only by an in-place update (the node counter's value then; unset reads as 0), so
-    # the engine can tell a tensor changed after a node recorded it (see autograd._check_unmodified).
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "_version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
     # Make ``ndarray @ Tensor`` and ``ndarray * Tensor`` reach Tensor's reflected dunders.
     __array_ufunc__ = None
     __array_priority__ = 1000
