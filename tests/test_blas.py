@@ -151,3 +151,15 @@ def test_auto_takes_only_an_mkl_installed_in_this_environment(monkeypatch, tmp_p
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "libmkl_rt.so.2").write_bytes(b"")
     assert _blas._find_mkl() == str(tmp_path / "lib" / "libmkl_rt.so.2")
+
+
+def test_sizes_beyond_32_bits_go_to_numpy(mkl, monkeypatch):
+    # MKL's LP64 interface takes 32-bit sizes; a leading dimension past 2^31 (a column slice of a huge
+    # array) must not be truncated. Faked with a strided view: only the strides are inspected.
+    a = np.ones((512, 512), np.float32)
+    huge = np.lib.stride_tricks.as_strided(a, shape=(512, 512), strides=((1 << 31) * 4, 4))
+    calls = []
+    real = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda x, y: calls.append(1) or real(a, y))
+    mkl(huge, a)
+    assert calls == [1]
