@@ -161,39 +161,37 @@ def _peak_split(batch_size: int) -> tuple[int, int]:
 def adam_two_threads(batch_size: int = 128, steps: int = 300) -> str:
     from concurrent.futures import ThreadPoolExecutor
 
+    import chainrule as cr
     from chainrule.functional import cross_entropy
-    from chainrule.optim import adaptive
-    pool, plain = ThreadPoolExecutor(1), adaptive.Adam._fused_update
+    pool = ThreadPoolExecutor(1)
 
-    def halves(self, x, g, group, state):  # the plain (non-amsgrad) kernel, arguments as Adam passes them
-        if x.size < 1 << 17 or group["amsgrad"]:
-            return plain(self, x, g, group, state)
-        (b1, b2), t, f = group["betas"], state["step"], x.dtype.type
-        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
-        consts = (f(b1), f(1.0 - b1), f(b2), f(1.0 - b2), f(1.0 - b1 ** t), f(1.0 - b2 ** t), f(lr), f(eps),
-                  f(wd), f(1.0 - lr * wd), bool(group["maximize"]), bool(group["decoupled_weight_decay"]))
-        flat = [a.reshape(-1) for a in (x, g, state["exp_avg"], state["exp_avg_sq"])]
-        h = flat[0].size // 2
-        done = pool.submit(self._kernel["adam"], *[a[h:] for a in flat], *consts)
-        self._kernel["adam"](*[a[:h] for a in flat], *consts)
-        done.result()
-        return True
+    def halves(kernel):
+        """``kernel`` run on the two halves of its array arguments at once (its scalars unchanged)."""
+        def run(*args):
+            k = next(i for i, a in enumerate(args) if not isinstance(a, np.ndarray))  # arrays come first
+            h = args[0].size // 2
+            if h < 1 << 16:
+                return kernel(*args)
+            done = pool.submit(kernel, *[a[h:] for a in args[:k]], *args[k:])
+            kernel(*[a[:h] for a in args[:k]], *args[k:])
+            done.result()
+        return run
 
     out = []
-    for name, update in (("as it is", plain), ("split over two threads", halves)):
-        adaptive.Adam._fused_update = update
-        try:
-            model, xt, y = _warm_step(batch_size)
-            opt = adaptive.Adam(model.parameters(), lr=1e-3)
-            times = []
-            for _ in range(steps):
-                opt.zero_grad()
-                cross_entropy(model(xt), y).backward()
-                t0 = time.perf_counter()
-                opt.step()
-                times.append(time.perf_counter() - t0)
-        finally:
-            adaptive.Adam._fused_update = plain
+    for name, split in (("as it is", False), ("split over two threads", True)):
+        model, xt, y = _warm_step(batch_size)
+        opt = cr.optim.Adam(model.parameters(), lr=1e-3)
+        if opt._kernel is None:
+            raise SystemExit("adam_two_threads needs the compiled kernels: pip install -e '.[fast]'")
+        if split:
+            opt._kernel = {**opt._kernel, "adam": halves(opt._kernel["adam"])}
+        times = []
+        for _ in range(steps):
+            opt.zero_grad()
+            cross_entropy(model(xt), y).backward()
+            t0 = time.perf_counter()
+            opt.step()
+            times.append(time.perf_counter() - t0)
         out.append(f"{name}: {1e3 * statistics.median(times[30:]):.3f} ms")
     return f"Adam update after a batch-{batch_size} backward, two threads (wall): " + "; ".join(out) + ".\n"
 

@@ -52,19 +52,9 @@ def blas_line() -> str:
 
 
 def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
-    """Median GFLOP/s of an n^3 float32 matmul through NumPy's BLAS, through PyTorch, and through
-    chainrule's own products when they use MKL (chainrule[mkl])."""
-    rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    out = np.empty((n, n), np.float32)
-    flops = 2 * n ** 3
-    res = {}
-    import torch
-    ta, tb, tout = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
-    runs = {"numpy": lambda: np.matmul(a, b, out=out), "torch": lambda: torch.mm(ta, tb, out=tout)}
-    from chainrule import _blas
-    if _blas.matmul is not np.matmul:  # chainrule[mkl]: its products do not go through NumPy's BLAS
-        runs["chainrule"] = lambda: _blas.matmul(a, b)
+    """Median GFLOP/s of an n^3 float32 matmul through each of ``workloads.sgemm_probes`` (NumPy's BLAS,
+    PyTorch, and chainrule's own products when they use MKL), alternating, keyed 'NumPy', 'torch', ..."""
+    runs = {c.name.split()[-1]: c.step for c in W.sgemm_probes(n)}
     times = {k: [] for k in runs}
     for f in runs.values():
         f()
@@ -74,9 +64,7 @@ def sgemm_peak(n: int = 2048, reps: int = 7) -> dict:
             t0 = clock()
             f()
             times[k].append(clock() - t0)
-    for k, ts in times.items():
-        res[k] = flops / statistics.median(ts) / 1e9
-    return res
+    return {k: 2 * n ** 3 / statistics.median(ts) / 1e9 for k, ts in times.items()}
 
 
 def code_line() -> str:
