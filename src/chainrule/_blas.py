@@ -105,6 +105,7 @@ def _load(required: bool = False) -> bool:
     global _max_threads
     _max_threads = lib.MKL_Get_Max_Threads  # ~0.1 us; follows MKL_NUM_THREADS and threadpool_limits
     _max_threads.argtypes, _max_threads.restype = [], ctypes.c_int
+    lib.MKL_Get_Version_String.argtypes, lib.MKL_Get_Version_String.restype = [ctypes.c_char_p, ctypes.c_int], None
     _lib, _path = lib, path
     return True
 
@@ -130,8 +131,7 @@ def _mkl_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     n = b.shape[1]
     fn = _GEMM.get(a.dtype)
     macs = m * n * k
-    if (macs < MIN_MACS or fn is None or b.dtype != a.dtype or b.shape[0] != k
-            or (macs < MIN_MACS_ONE_THREAD and _max_threads() == 1)):
+    if macs < MIN_MACS or fn is None or b.dtype != a.dtype or b.shape[0] != k or macs < _min_macs():
         return np.matmul(a, b)  # NumPy also raises the shape error
     item = a.itemsize
     pa, pb = _operand(a, m, k, item), _operand(b, k, n, item)
@@ -140,6 +140,11 @@ def _mkl_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((m, n), a.dtype)
     fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
     return out
+
+
+def _min_macs() -> int:
+    """The smallest product MKL takes at its current thread count (:data:`MIN_MACS`)."""
+    return MIN_MACS if _max_threads() > 1 else MIN_MACS_ONE_THREAD
 
 
 #: The product every 2-D matrix product of chainrule goes through (``ops.matmul``, ``ops.linear`` and
@@ -171,17 +176,10 @@ def info() -> dict:
     ``min_macs``: the smallest product MKL takes now, which depends on its thread count)."""
     if matmul is np.matmul:
         return {"name": "numpy", "path": None, "version": None, "min_macs": None, "threads": None}
-    try:
-        fn = _lib.MKL_Get_Version_String
-        buf = ctypes.create_string_buffer(256)
-        fn.argtypes, fn.restype = [ctypes.c_char_p, ctypes.c_int], None
-        fn(buf, len(buf))
-        version = buf.value.decode(errors="replace").strip()
-    except AttributeError:
-        version = None
-    threads = _max_threads()
-    return {"name": "mkl", "path": _path, "version": version, "threads": threads,
-            "min_macs": MIN_MACS if threads > 1 else MIN_MACS_ONE_THREAD}
+    buf = ctypes.create_string_buffer(256)
+    _lib.MKL_Get_Version_String(buf, len(buf))
+    return {"name": "mkl", "path": _path, "version": buf.value.decode(errors="replace").strip(),
+            "threads": _max_threads(), "min_macs": _min_macs()}
 
 
 def _from_environment() -> None:
