@@ -76,7 +76,7 @@ def op_overhead_case(torch):
         (ta + tb).sum().backward()
 
     run_cr(), run_torch()
-    assert np.allclose(a.grad.data, ta.grad.numpy()) and np.allclose(b.grad.data, tb.grad.numpy())
+    assert np.allclose(a.grad.numpy(), ta.grad.numpy()) and np.allclose(b.grad.numpy(), tb.grad.numpy())
     return run_cr, run_torch
 
 
@@ -118,7 +118,7 @@ def mlp_case(torch, batch: int):
     l1, l2 = run_cr(), run_torch()
     assert abs(l1.item() - l2.item()) < 1e-4, (l1.item(), l2.item())
     for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.grad.data, tp.grad.numpy(), rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-3, atol=1e-5)
     return run_cr, run_torch
 
 

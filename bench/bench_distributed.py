@@ -75,7 +75,7 @@ def worker_train(sizes: list[int], batch: int, steps: int, warmup: int) -> None:
         reducer.reduce(hi - lo, batch)
         pure.append(time.perf_counter() - t1)
     if dist.is_main():
-        n_params = sum(p.data.size for p in model.parameters())
+        n_params = sum(p.numel() for p in model.parameters())
         print(json.dumps({"ranks": k, "batch": batch, "examples_per_s": batch * steps / elapsed,
                           "step_ms": 1e3 * elapsed / steps, "allreduce_ms": 1e3 * comm / steps,
                           "allreduce_calls_per_step": len(reducer.buckets) if k > 1 else 0,

@@ -278,14 +278,14 @@ def test_chainrule_estimators_weight_and_ablation_rank_signal_first():
     Xs = StandardScaler().fit_transform(X)
     model = crsk.SoftmaxRegression(max_epochs=30, learning_rate=0.05, random_state=0).fit(Xs, y)
     r = A.weight_importance(model, X=Xs)
-    W = model.model_.linear.weight.data.astype(float)
+    W = model.model_.linear.weight._data.astype(float)
     assert np.allclose(r.per_class, np.abs(W - W.mean(axis=0)) * Xs.std(axis=0), rtol=1e-5)
     assert set(r.ranking()[:2]) == INFORMATIVE
     # Two-class softmax: only w_1 - w_0 is identified, so both classes get |w_1 - w_0| / 2 * sigma.
     yb = (y == 2).astype(int)
     sm2 = crsk.SoftmaxRegression(max_epochs=5, random_state=0).fit(Xs, yb)
     r2 = A.weight_importance(sm2, X=Xs)
-    W2 = sm2.model_.linear.weight.data.astype(float)
+    W2 = sm2.model_.linear.weight._data.astype(float)
     assert np.allclose(r2.per_class[0], r2.per_class[1])
     assert np.allclose(r2.mean, np.abs(W2[1] - W2[0]) / 2 * Xs.std(axis=0), rtol=1e-5)
     mlp = crsk.MLPClassifier((16,), max_epochs=25, learning_rate=0.02, random_state=0)
@@ -318,7 +318,7 @@ def test_training_dynamics_as_a_chainrule_train_callback():
     # Recorded in eval mode (no dropout): the last row is exactly the trained network's predictions.
     net.eval()
     with cr.no_grad():
-        pred = net(cr.tensor(X)).data.argmax(axis=1)
+        pred = net(cr.tensor(X))._data.argmax(axis=1)
     assert np.array_equal(dyn.correct[-1], pred == y)
     assert dyn.correct[-1].mean() > 0.8
     net.train()

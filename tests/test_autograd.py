@@ -126,9 +126,9 @@ def test_vjp_inner_product():
     u, v, eps = rnd(3, 2, seed=1), rnd(3, 4, seed=2), 1e-6
     (g,) = cr.grad(f(x), x, grad_outputs=cr.tensor(u, dtype=np.float64))
     with cr.no_grad():
-        fp, fm = (f(cr.tensor(x.data + s * eps * v, dtype=np.float64)).data for s in (1, -1))
+        fp, fm = (f(cr.tensor(x._data + s * eps * v, dtype=np.float64))._data for s in (1, -1))
         jv = (fp - fm) / (2 * eps)
-    np.testing.assert_allclose(np.sum(g.data * v), np.sum(u * jv), rtol=1e-7)
+    np.testing.assert_allclose(np.sum(g._data * v), np.sum(u * jv), rtol=1e-7)
 
 
 # ----- second order -----------------------------------------------------------------------------
@@ -143,51 +143,51 @@ def test_hvp_matches_finite_differences_of_gradients():
 
     def grads_at(s):
         with cr.no_grad():
-            w.data += s * eps * v[0]
-            b.data += s * eps * v[1]
+            w._data += s * eps * v[0]
+            b._data += s * eps * v[1]
         gs = cr.grad(f(), [w, b])
         with cr.no_grad():
-            w.data -= s * eps * v[0]
-            b.data -= s * eps * v[1]
-        return [g.data for g in gs]
+            w._data -= s * eps * v[0]
+            b._data -= s * eps * v[1]
+        return [g._data for g in gs]
     num = [(p - m) / (2 * eps) for p, m in zip(grads_at(1), grads_at(-1))]
     for h, n in zip(hv, num):
-        np.testing.assert_allclose(h.data, n, rtol=1e-5, atol=1e-8)
+        np.testing.assert_allclose(h._data, n, rtol=1e-5, atol=1e-8)
 
 
 def test_hvp_of_linear_function_is_zero():
     x = cr.tensor(rnd(3), dtype=np.float64, requires_grad=True)
     (h,) = cr.hvp(lambda: (x * 2.0).sum(), [x], [np.ones(3)])
-    np.testing.assert_array_equal(h.data, np.zeros(3))
+    np.testing.assert_array_equal(h._data, np.zeros(3))
 
 
 def test_hessian_of_quadratic_form():
     A = rnd(4, 4)
     H = cr.hessian(lambda x: x @ (cr.tensor(A, dtype=np.float64) @ x), rnd(4, seed=1))
     assert H.shape == (4, 4)
-    np.testing.assert_allclose(H.data, A + A.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(H._data, A + A.T, rtol=1e-12, atol=1e-12)
 
 
 def test_hessian_of_known_functions():
     x0 = rnd(3, seed=2)
     H = cr.hessian(lambda x: cr.exp(x).sum(), x0)  # diag(e^x)
-    np.testing.assert_allclose(H.data, np.diag(np.exp(x0)), rtol=1e-12)
+    np.testing.assert_allclose(H._data, np.diag(np.exp(x0)), rtol=1e-12)
     H = cr.hessian(lambda x: cr.logsumexp(x), x0)  # diag(p) - p p^T
     p = np.exp(x0) / np.exp(x0).sum()
-    np.testing.assert_allclose(H.data, np.diag(p) - np.outer(p, p), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(H._data, np.diag(p) - np.outer(p, p), rtol=1e-10, atol=1e-12)
     x2 = rnd(2, 2, seed=3)
     H = cr.hessian(lambda x: (x ** 3.0).sum(), x2)  # shape x.shape + x.shape
     assert H.shape == (2, 2, 2, 2)
-    np.testing.assert_allclose(H.data.reshape(4, 4), np.diag(6 * x2.reshape(-1)), rtol=1e-12)
+    np.testing.assert_allclose(H._data.reshape(4, 4), np.diag(6 * x2.reshape(-1)), rtol=1e-12)
 
 
 def test_jacobian():
     A = rnd(3, 4)
     J = cr.jacobian(lambda x: cr.tensor(A, dtype=np.float64) @ x, rnd(4))
-    np.testing.assert_allclose(J.data, A, rtol=1e-12)
+    np.testing.assert_allclose(J._data, A, rtol=1e-12)
     x0 = rnd(3, seed=1)
     J = cr.jacobian(cr.tanh, x0)
-    np.testing.assert_allclose(J.data, np.diag(1 - np.tanh(x0) ** 2), rtol=1e-12)
+    np.testing.assert_allclose(J._data, np.diag(1 - np.tanh(x0) ** 2), rtol=1e-12)
 
 
 def test_create_graph_gives_differentiable_gradient():
@@ -195,15 +195,15 @@ def test_create_graph_gives_differentiable_gradient():
     y = (x ** 3.0).sum()
     (g,) = cr.grad(y, x, create_graph=True)
     assert g.requires_grad
-    np.testing.assert_allclose(g.data, 3 * x.data ** 2)
+    np.testing.assert_allclose(g._data, 3 * x._data ** 2)
     (gg,) = cr.grad(g.sum(), x)
-    np.testing.assert_allclose(gg.data, 6 * x.data)
+    np.testing.assert_allclose(gg._data, 6 * x._data)
     # backward(create_graph=True) leaves a differentiable .grad
     x2 = cr.tensor([2.0], dtype=np.float64, requires_grad=True)
     (x2 ** 4.0).sum().backward(create_graph=True)
     assert x2.grad.requires_grad
     (g3,) = cr.grad(x2.grad.sum(), x2)
-    np.testing.assert_allclose(g3.data, [12 * 4.0])
+    np.testing.assert_allclose(g3._data, [12 * 4.0])
 
 
 # ----- graph shapes -----------------------------------------------------------------------------
@@ -221,18 +221,18 @@ def test_fan_out_and_reused_nonleaf():
     h = cr.tanh(x)
     y = (h * h * h).sum() + h.sum() + (h @ h)
     y.backward()
-    t = np.tanh(x.data)
-    np.testing.assert_allclose(x.grad.data, (3 * t ** 2 + 1 + 2 * t) * (1 - t ** 2), rtol=1e-12)
+    t = np.tanh(x._data)
+    np.testing.assert_allclose(x.grad._data, (3 * t ** 2 + 1 + 2 * t) * (1 - t ** 2), rtol=1e-12)
 
 
 def test_same_tensor_twice_in_one_op():
     x = cr.tensor([3.0], requires_grad=True)
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, [6.0])
+    np.testing.assert_allclose(x.grad._data, [6.0])
     y = cr.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=np.float64, requires_grad=True)
     (y @ y).sum().backward()
     ones = np.ones((2, 2))
-    np.testing.assert_allclose(y.grad.data, ones @ y.data.T + y.data.T @ ones)
+    np.testing.assert_allclose(y.grad._data, ones @ y._data.T + y._data.T @ ones)
 
 
 def test_long_chain_no_recursion_error():
@@ -259,23 +259,23 @@ def test_gradients_accumulate_across_backward_calls():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     (x * 3.0).sum().backward()
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.data, [3 + 2, 3 + 4])
+    np.testing.assert_allclose(x.grad._data, [3 + 2, 3 + 4])
     x.grad.zero_()
     (x * 2.0).sum().backward()
-    np.testing.assert_allclose(x.grad.data, [2.0, 2.0])
+    np.testing.assert_allclose(x.grad._data, [2.0, 2.0])
 
 
 def test_leaf_grads_do_not_alias():
     """Two leaves receiving the same upstream array must not share .grad memory."""
     a, b = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0, 4.0], requires_grad=True)
     (a + b).sum().backward()
-    a.grad.data += 10
-    np.testing.assert_array_equal(b.grad.data, [1.0, 1.0])
+    a.grad._data += 10
+    np.testing.assert_array_equal(b.grad._data, [1.0, 1.0])
     g = np.ones(2, np.float32)
     c = cr.tensor([1.0, 2.0], requires_grad=True)
     (c * 1.0).backward(g)
     g[0] = 99
-    np.testing.assert_array_equal(c.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(c.grad._data, [1.0, 1.0])
 
 
 def test_retain_graph():
@@ -283,7 +283,7 @@ def test_retain_graph():
     y = (cr.exp(x)).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad.data, 2 * np.exp(x.data), rtol=1e-6)
+    np.testing.assert_allclose(x.grad._data, 2 * np.exp(x._data), rtol=1e-6)
     with pytest.raises(RuntimeError, match="retain_graph=True"):
         y.backward()
 
@@ -306,7 +306,7 @@ def test_intermediate_grads_not_stored():
 def test_backward_inputs_restricts_accumulation():
     a, b = cr.tensor([1.0], requires_grad=True), cr.tensor([2.0], requires_grad=True)
     (a * b).sum().backward(inputs=[a])
-    np.testing.assert_allclose(a.grad.data, [2.0])
+    np.testing.assert_allclose(a.grad._data, [2.0])
     assert b.grad is None
 
 
@@ -390,8 +390,8 @@ def test_no_grad_decorator_is_reentrant():
 def test_grad_returns_without_touching_dot_grad():
     x, y = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0], requires_grad=True)
     gx, gy = cr.grad((x * y).sum(), [x, y])
-    np.testing.assert_allclose(gx.data, [3.0, 3.0])
-    np.testing.assert_allclose(gy.data, [3.0])
+    np.testing.assert_allclose(gx._data, [3.0, 3.0])
+    np.testing.assert_allclose(gy._data, [3.0])
     assert x.grad is None and y.grad is None
 
 
@@ -401,7 +401,7 @@ def test_grad_allow_unused():
         cr.grad((x * 2.0).sum(), [x, u])
     gx, gu = cr.grad((x * 2.0).sum(), [x, u], allow_unused=True)
     assert gu is None
-    np.testing.assert_allclose(gx.data, [2.0])
+    np.testing.assert_allclose(gx._data, [2.0])
 
 
 def test_grad_of_nonleaf_and_multiple_outputs():
@@ -409,7 +409,7 @@ def test_grad_of_nonleaf_and_multiple_outputs():
     h = x * 3.0
     y1, y2 = (h * h).sum(), h.sum()
     (gh,) = cr.grad([y1, y2], h)
-    np.testing.assert_allclose(gh.data, 2 * h.data + 1)
+    np.testing.assert_allclose(gh._data, 2 * h._data + 1)
 
 
 def test_grad_errors():
@@ -546,7 +546,7 @@ def test_ndarray_matmul_tensor_reaches_rmatmul():
     y = a @ x
     assert isinstance(y, cr.Tensor) and y.shape == (2, 4) and y.requires_grad
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.data, np.full((3, 4), 2.0))
+    np.testing.assert_allclose(x.grad._data, np.full((3, 4), 2.0))
     z = np.ones(4, np.float32) * x  # ndarray * Tensor also reaches Tensor.__rmul__
     assert isinstance(z, cr.Tensor) and z.requires_grad
     w = np.float64(2.0) * x
@@ -586,7 +586,7 @@ def test_integer_operands_do_not_widen_float32():
     assert cr.sqrt(cr.arange(4)).dtype == np.float32
     y = (x * np.arange(3)).sum()
     y.backward()
-    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(x.grad._data, [0.0, 1.0, 2.0])
     # floats still promote as in PyTorch: a float64 operand gives float64, and casts are kept
     assert (x * np.ones(3)).dtype == np.float64 and (x.double() * x).dtype == np.float64
     assert x.double().dtype == np.float64 and (cr.arange(3, dtype=np.float64) * 2).dtype == np.float64
@@ -611,20 +611,20 @@ def test_backward_on_scalar_leaf_and_float64_upstream():
     y = cr.tensor([1.0, 2.0], requires_grad=True)
     (y * 3.0).backward(np.array([1.0, 2.0]))  # a float64 upstream gradient is cast to the tensor's dtype
     assert y.grad.dtype == np.float32
-    np.testing.assert_array_equal(y.grad.data, [3.0, 6.0])
+    np.testing.assert_array_equal(y.grad._data, [3.0, 6.0])
 
 
 def test_grad_edge_cases():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     g1, g2 = cr.grad((x * x).sum(), [x, x])  # the same input twice gets its gradient twice
-    np.testing.assert_array_equal(g1.data, [2.0, 4.0])
-    np.testing.assert_array_equal(g2.data, [2.0, 4.0])
+    np.testing.assert_array_equal(g1._data, [2.0, 4.0])
+    np.testing.assert_array_equal(g2._data, [2.0, 4.0])
     h = x * 3.0
     gh, gx = cr.grad((h * h).sum(), [h, x])  # a non-leaf and the leaf below it, in one call
-    np.testing.assert_array_equal(gh.data, [6.0, 12.0])
-    np.testing.assert_array_equal(gx.data, [18.0, 36.0])
+    np.testing.assert_array_equal(gh._data, [6.0, 12.0])
+    np.testing.assert_array_equal(gx._data, [18.0, 36.0])
     (g,) = cr.grad([x * 2.0, x * 3.0], x, grad_outputs=[cr.ones(2), cr.ones(2)])
-    np.testing.assert_array_equal(g.data, [5.0, 5.0])
+    np.testing.assert_array_equal(g._data, [5.0, 5.0])
 
 
 def test_backward_inputs_nonleaf_accumulates():
@@ -632,8 +632,8 @@ def test_backward_inputs_nonleaf_accumulates():
     h = x * 3.0
     z = (h * h).sum()
     z.backward(inputs=[h], retain_graph=True)
-    np.testing.assert_array_equal(h.grad.data, [6.0, 12.0])
+    np.testing.assert_array_equal(h.grad._data, [6.0, 12.0])
     assert x.grad is None
     z.backward(inputs=[x, h])
-    np.testing.assert_array_equal(h.grad.data, [12.0, 24.0])
-    np.testing.assert_array_equal(x.grad.data, [18.0, 36.0])
+    np.testing.assert_array_equal(h.grad._data, [12.0, 24.0])
+    np.testing.assert_array_equal(x.grad._data, [18.0, 36.0])

@@ -64,7 +64,7 @@ def test_mlp_step_large_batch_runs():
 def test_add_op_runs():
     for c in _chainrule_side(W.add_op()):
         out = c.step()
-        assert out.shape == (8, 8) and np.isfinite(out.data).all()
+        assert out.shape == (8, 8) and np.isfinite(out._data).all()
 
 
 @pytest.mark.parametrize("name, chance", [("digits", 0.1), ("mnist1d", 0.1)])

@@ -85,7 +85,7 @@ def test_resumed_cli_run_ends_with_the_same_weights(tmp_path, capsys):
     code, stdout, _ = _run(["train", "--resume", str(tmp_path / "b"), "--epochs", "4"], capsys)
     assert code == 0 and "4 epochs" in stdout
     a, b = cr.load(tmp_path / "a" / "model.safetensors"), cr.load(tmp_path / "b" / "model.safetensors")
-    assert list(a) == list(b) and all(np.array_equal(a[k].data, b[k].data) for k in a)
+    assert list(a) == list(b) and all(np.array_equal(a[k]._data, b[k]._data) for k in a)
 
 
 @pytest.mark.parametrize("argv", [

@@ -71,7 +71,7 @@ def test_newton_state_is_p_squared():
 def test_estimate_from_model_matches_spec():
     m = MLP([12, 16, 16, 3])
     a, b = cost.estimate(m, 5, optimizer="sgd"), cost.estimate_mlp([12, 16, 16, 3], 5, optimizer="sgd")
-    assert a.parameters == b.parameters == sum(p.data.size for p in m.parameters())
+    assert a.parameters == b.parameters == sum(p._data.size for p in m.parameters())
     assert a.memory == b.memory and a.compute == b.compute and a.lecture == b.lecture
     assert [lc.name for lc in a.layers][:2] == ["layers.0", "layers.1"]
 
@@ -165,7 +165,7 @@ def test_measured_memory_matches_estimate(make, name, k):
     opt = make(model.parameters())
     m = cost.measure(model, x, y, F.cross_entropy, opt)
     e = cost.estimate(model, B, optimizer=opt)
-    P = sum(p.data.size for p in model.parameters())
+    P = sum(p._data.size for p in model.parameters())
     assert e.optimizer == name
     assert m.optimizer_state == k * P * 4 == e.memory["optimizer_state"]
     peak = m.training_peak
@@ -199,11 +199,11 @@ def test_estimated_peak_follows_the_engine_freeing_activations(sizes, B):
 def test_measure_restores_the_model_and_optimizer():
     model = MLP([8, 16, 3])
     opt = Adam(model.parameters())
-    before = [p.data.copy() for p in model.parameters()]
+    before = [p._data.copy() for p in model.parameters()]
     x, y = _data(4, 8, 3)
     cost.measure(model, x, y, F.cross_entropy, opt, warmup=2)
     for p, b in zip(model.parameters(), before):
-        np.testing.assert_array_equal(p.data, b)
+        np.testing.assert_array_equal(p._data, b)
         assert p.grad is None
     assert not opt.state
     assert cr.autograd.state.profiler is None

@@ -25,25 +25,25 @@ def test_batches_are_float32_tensors_and_cover_every_sample_once():
     X, y = _xy(10)
     batches = list(DataLoader(X, y, batch_size=4, seed=0))
     assert all(isinstance(xb, cr.Tensor) and xb.dtype == np.float32 for xb, _ in batches)
-    seen = np.concatenate([yb.data for _, yb in batches])
+    seen = np.concatenate([yb._data for _, yb in batches])
     assert sorted(seen.tolist()) == list(range(10)) and not np.array_equal(seen, np.arange(10))
     # rows stay paired with their labels
     for xb, yb in batches:
-        np.testing.assert_array_equal(xb.data[:, 0], 2 * yb.data)
+        np.testing.assert_array_equal(xb._data[:, 0], 2 * yb._data)
 
 
 def test_same_seed_same_order_and_new_order_each_epoch():
     X, y = _xy(20)
     a, b = DataLoader(X, y, batch_size=5, seed=3), DataLoader(X, y, batch_size=5, seed=3)
-    e1 = [yb.data.tolist() for _, yb in a]
-    assert e1 == [yb.data.tolist() for _, yb in b]
-    assert e1 != [yb.data.tolist() for _, yb in a]
+    e1 = [yb._data.tolist() for _, yb in a]
+    assert e1 == [yb._data.tolist() for _, yb in b]
+    assert e1 != [yb._data.tolist() for _, yb in a]
 
 
 def test_seed_none_follows_manual_seed():
     X, y = _xy(20)
-    cr.manual_seed(5); a = [yb.data.tolist() for _, yb in DataLoader(X, y, batch_size=5)]
-    cr.manual_seed(5); b = [yb.data.tolist() for _, yb in DataLoader(X, y, batch_size=5)]
+    cr.manual_seed(5); a = [yb._data.tolist() for _, yb in DataLoader(X, y, batch_size=5)]
+    cr.manual_seed(5); b = [yb._data.tolist() for _, yb in DataLoader(X, y, batch_size=5)]
     assert a == b
 
 
@@ -53,11 +53,11 @@ def test_state_dict_resumes_the_exact_order():
     for _ in range(2):
         list(a)
     state = a.state_dict()
-    expected = [yb.data.tolist() for _, yb in a]
+    expected = [yb._data.tolist() for _, yb in a]
     b = DataLoader(X, y, batch_size=4, seed=99)
     import json
     b.load_state_dict(json.loads(json.dumps(state)))  # survives a JSON round trip
-    assert [yb.data.tolist() for _, yb in b] == expected and b.epoch == 3
+    assert [yb._data.tolist() for _, yb in b] == expected and b.epoch == 3
 
 
 def test_x_only_and_tensor_input():

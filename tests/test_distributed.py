@@ -77,7 +77,7 @@ def test_single_process_is_world_of_one():
     p.grad = cr.Tensor(np.full(3, 2.0, np.float32))
     dist.broadcast_parameters([p])
     dist.GradientAllreducer([p]).reduce(3, 3)
-    np.testing.assert_array_equal(p.grad.data, 2.0)   # world of one: the gradient is untouched
+    np.testing.assert_array_equal(p.grad._data, 2.0)   # world of one: the gradient is untouched
 
 
 def test_import_chainrule_does_not_import_mpi4py():
@@ -194,7 +194,7 @@ def test_buckets_respect_size_and_dtype():
           [(100, np.float32), (100, np.float32), (300, np.float32), (10, np.float64), (10, np.float32)]]
     frozen = cr.Tensor(np.zeros(5, np.float32))          # requires_grad=False: never reduced
     buckets = dist.GradientAllreducer(ps + [frozen], bucket_bytes=800).buckets
-    assert [[p.data.size for p in b.params] for b in buckets] == [[100, 100], [300], [10], [10]]
+    assert [[p._data.size for p in b.params] for b in buckets] == [[100, 100], [300], [10], [10]]
     assert [b.buf.dtype for b in buckets] == [np.float32, np.float32, np.float64, np.float32]
     assert [b.buf.size for b in buckets] == [200, 300, 10, 10]
 
@@ -293,7 +293,7 @@ def test_unpacking_a_bucket_never_writes_into_a_gradient_array_shared_with_anoth
     second.pack_grads(0.5)
     np.testing.assert_array_equal(second.buf, 0.5 * np.arange(4))
     np.testing.assert_array_equal(shared, np.arange(4))
-    np.testing.assert_array_equal(a.grad.data, 0.5 * np.arange(4) + 10)
+    np.testing.assert_array_equal(a.grad._data, 0.5 * np.arange(4) + 10)
 
 
 def test_chainrule_train_distributed_flag_runs_data_parallel(tmp_path):

@@ -79,7 +79,7 @@ def test_relu_in_place_backward_gives_the_same_gradients(monkeypatch):
         w = cr.Tensor(np.ones((5, 5), np.float32), requires_grad=True)
         h = cr.relu(x @ w)  # g arrives as a fresh product: owned
         (cr.relu(h @ w) * 3.0).sum().backward()
-        return x.grad.data.copy(), w.grad.data.copy()
+        return x.grad._data.copy(), w.grad._data.copy()
 
     fast, slow = _relu_case(build)
     assert seen == [True, True, False, False]  # the in-place path ran, then the reference path
@@ -94,8 +94,8 @@ def test_relu_does_not_overwrite_a_gradient_shared_with_a_leaf():
     b = cr.Tensor(np.zeros((4, 3), np.float32), requires_grad=True)
     g = rng.standard_normal((4, 3)).astype(np.float32)
     (cr.relu(x * 1.0) + b).backward(g)
-    np.testing.assert_array_equal(b.grad.data, g)  # unmasked
-    np.testing.assert_array_equal(x.grad.data, g * (x.data > 0))
+    np.testing.assert_array_equal(b.grad._data, g)  # unmasked
+    np.testing.assert_array_equal(x.grad._data, g * (x._data > 0))
 
 
 def test_relu_does_not_overwrite_a_captured_gradient():
@@ -104,8 +104,8 @@ def test_relu_does_not_overwrite_a_captured_gradient():
     h = cr.relu(x * 2.0)
     out = h.sum() * 1.0
     gh, gx = cr.grad(out, [h, x])
-    np.testing.assert_array_equal(gh.data, np.ones((4, 3), np.float32))  # dL/dh, not masked
-    np.testing.assert_array_equal(gx.data, 2.0 * (h.data > 0))
+    np.testing.assert_array_equal(gh._data, np.ones((4, 3), np.float32))  # dL/dh, not masked
+    np.testing.assert_array_equal(gx._data, 2.0 * (h._data > 0))
 
 
 def test_relu_does_not_overwrite_views_of_a_shared_gradient():
@@ -116,5 +116,5 @@ def test_relu_does_not_overwrite_views_of_a_shared_gradient():
     s = cr.relu(x * 1.0).reshape(12) + y  # add: the same g to the reshape and to y
     g = rng.standard_normal(12).astype(np.float32)
     s.backward(g)
-    np.testing.assert_array_equal(y.grad.data, g)
-    np.testing.assert_array_equal(x.grad.data, (g.reshape(2, 6) * (x.data > 0)))
+    np.testing.assert_array_equal(y.grad._data, g)
+    np.testing.assert_array_equal(x.grad._data, (g.reshape(2, 6) * (x._data > 0)))

@@ -100,7 +100,7 @@ def test_the_training_loop_never_trips_it():
         with cr.no_grad():
             for p in model.parameters():
                 p.mul_(0.999)  # e.g. a hand-written decay between steps
-    assert all(np.isfinite(p.data).all() for p in model.parameters())
+    assert all(np.isfinite(p._data).all() for p in model.parameters())
 
 
 # Each primitive whose rule is declared not to read its inputs (or its output) must give the same

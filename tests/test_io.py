@@ -29,11 +29,11 @@ def test_state_dict_round_trip(tmp_path):
     assert set(sd) == set(m.state_dict())
     for k, v in m.state_dict().items():
         assert sd[k].dtype == np.float32 and sd[k].shape == v.shape
-        np.testing.assert_array_equal(sd[k].data, v.data)
-    assert sd["layers.0.weight"].data.flags.writeable
+        np.testing.assert_array_equal(sd[k]._data, v._data)
+    assert sd["layers.0.weight"]._data.flags.writeable
     fresh = cr.models.MLP([4, 8, 6, 3], activation="tanh")
     fresh.load_state_dict(sd)
-    np.testing.assert_array_equal(fresh(X).data, m(X).data)
+    np.testing.assert_array_equal(fresh(X)._data, m(X)._data)
 
 
 def test_plain_mapping_float64_and_metadata(tmp_path):
@@ -42,7 +42,7 @@ def test_plain_mapping_float64_and_metadata(tmp_path):
     cr.save(state, p, metadata={"epoch": "3"})
     got = cr.load(p)
     assert got["a"].dtype == np.float64 and got["b"].dtype == np.int64 and got["c"].dtype == np.bool_
-    np.testing.assert_array_equal(got["a"].data, state["a"])
+    np.testing.assert_array_equal(got["a"]._data, state["a"])
     assert io.load_metadata(p)["epoch"] == "3"
     with pytest.raises(ValueError, match="metadata must map str to str"):
         cr.save(state, p, metadata={"epoch": 3})
@@ -101,7 +101,7 @@ def test_chainrule_file_loads_into_torch(torch, tmp_path):
     theirs.eval()
     with torch.no_grad():
         out = theirs(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(m.eval()(X).data, out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.eval()(X)._data, out, rtol=1e-5, atol=1e-6)
 
 
 def test_torch_file_loads_into_chainrule(torch, tmp_path):
@@ -116,11 +116,11 @@ def test_torch_file_loads_into_chainrule(torch, tmp_path):
     ours.load_state_dict(cr.load(p))
     with torch.no_grad():
         ref = theirs(torch.from_numpy(X)).numpy()
-    np.testing.assert_allclose(ours(X).data, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours(X)._data, ref, rtol=1e-5, atol=1e-6)
     # and the torch key convention directly
     ours2 = cr.models.MLP([4, 8, 6, 3], activation="tanh")
     ours2.from_torch_state_dict(theirs.state_dict())
-    np.testing.assert_allclose(ours2(X).data, ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours2(X)._data, ref, rtol=1e-5, atol=1e-6)
     assert set(ours2.to_torch_state_dict()) == set(theirs.state_dict())
 
 

@@ -42,12 +42,12 @@ def check_loss(torch, ours, theirs, x, args, kw, dtype, theirs_kw=None):
                 **{k: _theirs(torch, v, dtype) for k, v in (theirs_kw or kw).items()})
     assert lc.shape == tuple(lt.shape)
     assert lc.dtype == dtype
-    np.testing.assert_allclose(lc.data, lt.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(lc._data, lt.detach().numpy(), **TOL[dtype])
     u = _rng(9).standard_normal(lc.shape).astype(dtype)
     (lc * cr.tensor(u, dtype=dtype)).sum().backward()
     (lt * torch.from_numpy(u)).sum().backward()
     assert xc.grad.dtype == dtype
-    np.testing.assert_allclose(xc.grad.data, xt.grad.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(xc.grad._data, xt.grad.numpy(), **TOL[dtype])
     return lc
 
 
@@ -105,7 +105,7 @@ def test_cross_entropy_is_the_lectures_softmax_loss():
     z = _rng().standard_normal((N, C))
     y = _rng(1).integers(0, C, N)
     expect = -z[np.arange(N), y] + np.log(np.exp(z).sum(1))
-    got = F.cross_entropy(cr.tensor(z, dtype=np.float64), cr.tensor(y), reduction="none").data
+    got = F.cross_entropy(cr.tensor(z, dtype=np.float64), cr.tensor(y), reduction="none")._data
     np.testing.assert_allclose(got, expect, rtol=1e-12)
 
 
@@ -155,16 +155,16 @@ def test_bce_with_logits_extreme_logits_are_finite(torch, case, dtype):
     kw = dict(reduction="none", **({} if case == "plain" else dict(pos_weight=np.array([1.0, 2.0, 0.5, 3.0]))))
     lc = check_loss(torch, F.binary_cross_entropy_with_logits,
                     torch.nn.functional.binary_cross_entropy_with_logits, x, (y,), kw, dtype)
-    assert np.isfinite(lc.data).all()
+    assert np.isfinite(lc._data).all()
     # a correct confident prediction costs ~0, a wrong one costs |x| + log(1 + e^-|x|) = |x| in
     # floating point (derived by hand; pos_weight does not touch y = 0, and scales y = 1 by p)
-    assert lc.data[0, 0] == 0 and lc.data[0, 1] == 0
-    np.testing.assert_allclose(lc.data[0, 2], 1e4)
-    np.testing.assert_allclose(lc.data[0, 3], 1e4 * (1.0 if case == "plain" else 3.0))
+    assert lc._data[0, 0] == 0 and lc._data[0, 1] == 0
+    np.testing.assert_allclose(lc._data[0, 2], 1e4)
+    np.testing.assert_allclose(lc._data[0, 3], 1e4 * (1.0 if case == "plain" else 3.0))
     xc = cr.tensor(x, dtype=dtype, requires_grad=True)
     F.binary_cross_entropy_with_logits(xc, cr.tensor(y, dtype=dtype), **{k: v for k, v in kw.items()
                                                                           if k == "reduction"}).sum().backward()
-    assert np.isfinite(xc.grad.data).all()
+    assert np.isfinite(xc.grad._data).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -189,14 +189,14 @@ def test_bce_saturated_probabilities_finite_gradient(torch, dtype):
     pc = cr.tensor(p, dtype=dtype, requires_grad=True)
     loss = F.binary_cross_entropy(pc, cr.tensor(y, dtype=dtype), reduction="none")
     ref = torch.nn.functional.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y), reduction="none")
-    np.testing.assert_array_equal(loss.data, ref.numpy())
-    np.testing.assert_array_equal(loss.data, [0, 0, 100, 100])
+    np.testing.assert_array_equal(loss._data, ref.numpy())
+    np.testing.assert_array_equal(loss._data, [0, 0, 100, 100])
     loss.sum().backward()
-    np.testing.assert_array_equal(pc.grad.data, [1, -1, 0, 0])
+    np.testing.assert_array_equal(pc.grad._data, [1, -1, 0, 0])
     # and through a saturated sigmoid, the way BCELoss is used on a model's output
     z = cr.tensor([30.0, -30.0], dtype=dtype, requires_grad=True)
     F.binary_cross_entropy(cr.sigmoid(z), cr.tensor([0.0, 1.0], dtype=dtype)).backward()
-    assert np.isfinite(z.grad.data).all()
+    assert np.isfinite(z.grad._data).all()
 
 
 # ----- regression ------------------------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_float64_numpy_targets_do_not_upcast_a_float32_loss(fn):
     kw = {} if fn in (F.mse_loss, F.l1_loss, F.huber_loss) else dict(weight=np.linspace(0.5, 2, 3))
     loss = fn(x, y, **kw)
     assert loss.dtype == np.float32
-    expect = fn(x.data.astype(np.float64), y, **kw)  # the same loss computed in float64
+    expect = fn(x._data.astype(np.float64), y, **kw)  # the same loss computed in float64
     np.testing.assert_allclose(loss.item(), expect, rtol=1e-5)
 
 
@@ -337,7 +337,7 @@ def test_fused_cross_entropy_saved_softmax_equals_recomputed(reduction):
         zt = cr.Tensor(z, requires_grad=True)
         out = cr.ops.softmax_cross_entropy(zt, y, reduction=reduction)
         (gz,) = cr.grad(out, [zt], grad_outputs=cr.Tensor(g), create_graph=create_graph)
-        grads.append(gz.data)
+        grads.append(gz._data)
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-14, atol=1e-15)
     f = lambda z: cr.ops.softmax_cross_entropy(z, y, reduction=reduction)
     assert cr.gradcheck(f, [z]) and cr.gradgradcheck(f, [z])
@@ -350,6 +350,6 @@ def test_fused_cross_entropy_is_one_node_and_matches_the_unreduced_loss():
     loss = cr.functional.cross_entropy(z, y)
     assert loss._ctx.op.name == "softmax_cross_entropy" and loss._ctx.inputs[0] is z
     rows = cr.ops.softmax_cross_entropy(z, y)
-    np.testing.assert_array_equal(loss.data, rows.data.sum() / np.float32(5))
+    np.testing.assert_array_equal(loss._data, rows._data.sum() / np.float32(5))
     with pytest.raises(ValueError, match="reduction must be 'none', 'sum' or 'mean', got 'avg'"):
         cr.ops.softmax_cross_entropy(z, y, reduction="avg")

@@ -47,7 +47,7 @@ def test_mlp_matches_torch_sequential(torch, activation, dtype):
     tp = dict(theirs.named_parameters())
     for n, p in ours.named_parameters():
         assert p.grad.dtype == dtype
-        np.testing.assert_allclose(p.grad.data, tp[n.removeprefix("layers.")].grad.numpy(), **TOL[dtype], err_msg=n)
+        np.testing.assert_allclose(p.grad._data, tp[n.removeprefix("layers.")].grad.numpy(), **TOL[dtype], err_msg=n)
 
 
 def test_mlp_structure_and_names():
@@ -93,14 +93,14 @@ def test_predict_helpers_use_eval_mode_and_no_graph():
     np.testing.assert_array_equal(m.predict(x), p1.argmax(1))
     with cr.no_grad():
         z = m.eval()(cr.tensor(x))
-    np.testing.assert_allclose(p1, F.softmax(z, -1).data, rtol=1e-6)
+    np.testing.assert_allclose(p1, F.softmax(z, -1)._data, rtol=1e-6)
     assert m.predict(x).dtype == np.int64
 
 
 def test_binary_mlp_predicts_with_sigmoid():
     cr.manual_seed(0)
     m = MLP([2, 4, 1])
-    z = m(XOR_X).data[:, 0]
+    z = m(XOR_X)._data[:, 0]
     np.testing.assert_allclose(m.predict_proba(XOR_X), 1 / (1 + np.exp(-z)), rtol=1e-6)
     np.testing.assert_array_equal(m.predict(XOR_X), (z >= 0).astype(int))
 
@@ -119,21 +119,21 @@ def test_logistic_regression_is_the_lectures_model(torch):
     cr.manual_seed(0)
     m = LogisticRegression(3)
     x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
-    w, b = m.linear.weight.data[0], m.linear.bias.data[0]
+    w, b = m.linear.weight._data[0], m.linear.bias._data[0]
     z = x @ w + b
     assert m(x).shape == (6,)
-    np.testing.assert_allclose(m(x).data, z, rtol=1e-5)
+    np.testing.assert_allclose(m(x)._data, z, rtol=1e-5)
     np.testing.assert_allclose(m.predict_proba(x), 1 / (1 + np.exp(-z)), rtol=1e-5)
     np.testing.assert_array_equal(m.predict(x), (z >= 0).astype(int))
     # gradient of the logistic loss equals torch's on the twin
     y = np.array([0, 1, 1, 0, 1, 0], np.float32)
     F.binary_cross_entropy_with_logits(m(x), y).backward()
-    tw = torch.tensor(m.linear.weight.data, requires_grad=True)
-    tb = torch.tensor(m.linear.bias.data, requires_grad=True)
+    tw = torch.tensor(m.linear.weight._data, requires_grad=True)
+    tb = torch.tensor(m.linear.bias._data, requires_grad=True)
     torch.nn.functional.binary_cross_entropy_with_logits(
         (torch.from_numpy(x) @ tw.T + tb)[:, 0], torch.from_numpy(y)).backward()
-    np.testing.assert_allclose(m.linear.weight.grad.data, tw.grad.numpy(), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(m.linear.bias.grad.data, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(m.linear.weight.grad._data, tw.grad.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(m.linear.bias.grad._data, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
 def test_logistic_regression_with_polynomial_features_solves_xor():
@@ -179,7 +179,7 @@ def test_polynomial_features_match_sklearn(degree, interaction_only, include_bia
     np.testing.assert_allclose(ours(x), expect, rtol=1e-12)
     got = ours(cr.tensor(x, dtype=np.float64))
     assert isinstance(got, cr.Tensor)
-    np.testing.assert_allclose(got.data, expect, rtol=1e-12)
+    np.testing.assert_allclose(got._data, expect, rtol=1e-12)
     assert ours.n_output_features(3) == sk.n_output_features_
 
 
@@ -190,8 +190,8 @@ def test_polynomial_features_are_differentiable():
     # by hand for degree 2 on (a, b): sum phi = 1 + a + b + a^2 + ab + b^2 -> d/da = 1 + 2a + b
     x.grad = None
     PolynomialFeatures(2)(x).sum().backward()
-    a, b = x.data[:, 0], x.data[:, 1]
-    np.testing.assert_allclose(x.grad.data[:, 0], 1 + 2 * a + b, rtol=1e-12)
+    a, b = x._data[:, 0], x._data[:, 1]
+    np.testing.assert_allclose(x.grad._data[:, 0], 1 + 2 * a + b, rtol=1e-12)
     assert PolynomialFeatures(2)(cr.tensor(np.ones((2, 2)))).dtype == np.float32
 
 
@@ -206,7 +206,7 @@ def test_custom_feature_fn_is_applied_and_not_serialised():
     phi = lambda x: x * 2  # noqa: E731 - any callable is a feature function
     m = SoftmaxRegression(2, 3, feature_fn=phi)
     x = np.ones((1, 2), np.float32)
-    np.testing.assert_allclose(m(x).data, m.linear(2 * x).data)
+    np.testing.assert_allclose(m(x)._data, m.linear(2 * x)._data)
     assert m.config() is None
 
 

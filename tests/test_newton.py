@@ -35,7 +35,7 @@ def test_one_step_solves_a_quadratic(exact_max_params):
     f, (x, Y), opt_theta = _quadratic()
     opt = Newton([x, Y], exact_max_params=exact_max_params)
     opt.step(f)
-    np.testing.assert_allclose(np.concatenate([x.data, Y.data.reshape(-1)]), opt_theta, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(np.concatenate([x._data, Y._data.reshape(-1)]), opt_theta, rtol=1e-9, atol=1e-10)
     assert opt.state[x]["cg_iters"] == (0 if exact_max_params else pytest.approx(7, abs=1))
 
 
@@ -60,11 +60,11 @@ def test_logistic_regression_converges_quadratically_to_sklearns_optimum():
     n, lam = 200, 0.05
     X, y, w, b, loss = _logistic(n=n, lam=lam)
     opt = Newton([w, b])
-    losses = [float(opt.step(loss).data) for _ in range(8)]
+    losses = [float(opt.step(loss)._data) for _ in range(8)]
     clf = LogisticRegression(C=1.0 / (n * lam), solver="newton-cg", tol=1e-12, max_iter=1000).fit(X, y)
-    np.testing.assert_allclose(w.data, clf.coef_[0], rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(b.data, clf.intercept_[0], rtol=1e-6, atol=1e-8)
-    f_star = float(loss().data)
+    np.testing.assert_allclose(w._data, clf.coef_[0], rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(b._data, clf.intercept_[0], rtol=1e-6, atol=1e-8)
+    f_star = float(loss()._data)
     gaps = [f - f_star for f in losses]
     near = [(a, c) for a, c in zip(gaps, gaps[1:]) if 1e-14 < a < 0.05 and c > 1e-15]
     assert len(near) >= 3
@@ -72,7 +72,7 @@ def test_logistic_regression_converges_quadratically_to_sklearns_optimum():
         assert c <= 5 * a * a, (a, c)
     # and the correspondence really is lam = 1 / (C n): a different C gives a different optimum
     off = LogisticRegression(C=1.0 / lam, solver="newton-cg", tol=1e-12).fit(X, y)
-    assert np.abs(off.coef_[0] - w.data).max() > 1e-2
+    assert np.abs(off.coef_[0] - w._data).max() > 1e-2
 
 
 def test_newton_cg_reaches_the_same_optimum_as_exact():
@@ -81,8 +81,8 @@ def test_newton_cg_reaches_the_same_optimum_as_exact():
     o1, o2 = Newton([w1, b1]), Newton([w2, b2], exact_max_params=0, max_cg_iter=50)
     for _ in range(8):
         o1.step(loss1), o2.step(loss2)
-    np.testing.assert_allclose(w2.data, w1.data, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(b2.data, b1.data, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(w2._data, w1._data, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b2._data, b1._data, rtol=1e-8, atol=1e-10)
     assert "Hessian-free" in o2.describe() and "exact, P = 6" in o1.describe()
 
 
@@ -90,9 +90,9 @@ def test_gradient_is_left_in_grad_and_loss_returned():
     X, y, w, b, loss = _logistic()
     opt = Newton([w, b])
     out = opt.step(loss)
-    assert float(out.data) == pytest.approx(np.log(2))  # the loss at the starting point w = 0, b = 0
-    np.testing.assert_allclose(w.grad.data, X.T @ (0.5 - y) / len(y), rtol=1e-10)  # its gradient there
-    np.testing.assert_allclose(b.grad.data, np.mean(0.5 - y), rtol=1e-10)
+    assert float(out._data) == pytest.approx(np.log(2))  # the loss at the starting point w = 0, b = 0
+    np.testing.assert_allclose(w.grad._data, X.T @ (0.5 - y) / len(y), rtol=1e-10)  # its gradient there
+    np.testing.assert_allclose(b.grad._data, np.mean(0.5 - y), rtol=1e-10)
 
 
 def test_damping_makes_a_nonconvex_step_descend():
@@ -101,9 +101,9 @@ def test_damping_makes_a_nonconvex_step_descend():
     def run(damping):
         x = _t([0.3])
         f = lambda: (x ** 4 / 4 - x ** 2 / 2).sum()
-        f0 = float(f().data)
+        f0 = float(f()._data)
         Newton([x], damping=damping).step(f)
-        return float(f().data) - f0, float(x.data[0])
+        return float(f()._data) - f0, float(x._data[0])
 
     up, x_plain = run(0.0)
     down, x_damped = run(2.0)
@@ -118,7 +118,7 @@ def test_line_search_rescues_a_diverging_newton_iteration():
         opt = Newton([x], line_search=line_search)
         for _ in range(8):
             opt.step(lambda: ((1 + x * x) ** 0.5).sum())
-        return abs(float(x.data[0]))
+        return abs(float(x._data[0]))
 
     assert run(False) > 1e6
     assert run(True) < 1e-8
@@ -127,8 +127,8 @@ def test_line_search_rescues_a_diverging_newton_iteration():
 def test_float32_parameters_stay_float32():
     x = cr.tensor([1.0, -2.0], requires_grad=True)
     Newton([x]).step(lambda: ((x - 3.0) ** 2).sum())
-    assert x.data.dtype == np.float32
-    np.testing.assert_allclose(x.data, [3.0, 3.0], rtol=1e-6)
+    assert x._data.dtype == np.float32
+    np.testing.assert_allclose(x._data, [3.0, 3.0], rtol=1e-6)
 
 
 def test_errors_and_cost_warning():

@@ -20,7 +20,7 @@ def _tdtype(torch, dtype):
 
 def copy_to_torch(torch, ours, theirs):
     """Copy our parameters into the torch module by state_dict key (names must agree)."""
-    sd = {k: torch.from_numpy(np.array(v.data)) for k, v in ours.state_dict().items()}
+    sd = {k: torch.from_numpy(np.array(v._data)) for k, v in ours.state_dict().items()}
     theirs.load_state_dict(sd, strict=True)
 
 
@@ -37,19 +37,19 @@ def check_twin(torch, ours, theirs, x, dtype, grads=True):
     yc, yt = ours(xc), theirs(xt)
     assert yc.shape == tuple(yt.shape)
     assert yc.dtype == dtype
-    np.testing.assert_allclose(yc.data, yt.detach().numpy(), **TOL[dtype])
+    np.testing.assert_allclose(yc._data, yt.detach().numpy(), **TOL[dtype])
     if not grads:
         return
     # a random upstream gradient, so a wrong rule cannot hide behind sum()
     u = np.random.default_rng(1).standard_normal(yc.shape).astype(dtype)
     (yc * u).sum().backward()
     (yt * torch.from_numpy(u)).sum().backward()
-    np.testing.assert_allclose(xc.grad.data, xt.grad.numpy(), **TOL[dtype])
+    np.testing.assert_allclose(xc.grad._data, xt.grad.numpy(), **TOL[dtype])
     tp = dict(theirs.named_parameters())
     for n, p in ours.named_parameters():
         assert p.grad is not None, n
         assert p.grad.dtype == dtype
-        np.testing.assert_allclose(p.grad.data, tp[n].grad.numpy(), **TOL[dtype], err_msg=n)
+        np.testing.assert_allclose(p.grad._data, tp[n].grad.numpy(), **TOL[dtype], err_msg=n)
 
 
 LAYERS = [
@@ -96,9 +96,9 @@ def test_linear_default_init_is_torch_distribution():
     lin = nn.Linear(400, 100)
     b = 1 / math.sqrt(400)
     assert lin.weight.dtype == np.float32 and lin.bias.dtype == np.float32
-    assert np.abs(lin.weight.data).max() <= b and np.abs(lin.bias.data).max() <= b
-    assert abs(lin.weight.data.var() - b * b / 3) < 0.02 * b * b
-    assert np.abs(lin.weight.data).max() > 0.99 * b  # not a narrower distribution
+    assert np.abs(lin.weight._data).max() <= b and np.abs(lin.bias._data).max() <= b
+    assert abs(lin.weight._data.var() - b * b / 3) < 0.02 * b * b
+    assert np.abs(lin.weight._data).max() > 0.99 * b  # not a narrower distribution
 
 
 def test_seed_makes_models_reproducible():
@@ -108,9 +108,9 @@ def test_seed_makes_models_reproducible():
     b = cr.models.MLP([4, 8, 2])
     for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
         assert na == nb
-        np.testing.assert_array_equal(pa.data, pb.data)
+        np.testing.assert_array_equal(pa._data, pb._data)
     c = cr.models.MLP([4, 8, 2])
-    assert not np.array_equal(c.layers[0].weight.data, a.layers[0].weight.data)
+    assert not np.array_equal(c.layers[0].weight._data, a.layers[0].weight._data)
 
 
 # ----- Module reflection ---------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_train_eval_propagate_and_zero_grad():
     (a.sum() + b.sum()).backward()
     assert all(p.grad is not None for p in net.parameters())
     net.zero_grad(set_to_none=False)
-    assert all(np.all(p.grad.data == 0) for p in net.parameters())
+    assert all(np.all(p.grad._data == 0) for p in net.parameters())
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
 
@@ -174,21 +174,21 @@ def test_state_dict_shares_data_and_round_trips():
     a, b = Net(), Net()
     sd = a.state_dict()
     assert isinstance(sd, OrderedDict) and list(sd) == [n for n, _ in a.named_parameters()]
-    assert np.shares_memory(sd["body.0.weight"].data, a.body[0].weight.data)
+    assert np.shares_memory(sd["body.0.weight"]._data, a.body[0].weight._data)
     assert not sd["body.0.weight"].requires_grad
     b.load_state_dict(sd)
     for (n, p), q in zip(a.named_parameters(), b.parameters()):
-        np.testing.assert_array_equal(p.data, q.data, err_msg=n)
-        assert not np.shares_memory(p.data, q.data)  # copied, not aliased
+        np.testing.assert_array_equal(p._data, q._data, err_msg=n)
+        assert not np.shares_memory(p._data, q._data)  # copied, not aliased
     # ndarrays work too, and float64 arrays are cast to the parameter's float32
-    b.load_state_dict({k: v.data.astype(np.float64) * 2 for k, v in sd.items()})
-    np.testing.assert_allclose(b.heads[1].weight.data, 2 * a.heads[1].weight.data)
+    b.load_state_dict({k: v._data.astype(np.float64) * 2 for k, v in sd.items()})
+    np.testing.assert_allclose(b.heads[1].weight._data, 2 * a.heads[1].weight._data)
     assert b.heads[1].weight.dtype == np.float32
 
 
 def test_load_state_dict_errors_name_key_and_shapes():
     net = Net()
-    sd = {k: v.data for k, v in net.state_dict().items()}
+    sd = {k: v._data for k, v in net.state_dict().items()}
     bad = dict(sd, **{"heads.1.weight": np.zeros((5, 3), np.float32)})
     with pytest.raises(ValueError, match=r"'heads.1.weight'.*\(5, 3\).*\(2, 3\)"):
         net.load_state_dict(bad)
@@ -197,16 +197,16 @@ def test_load_state_dict_errors_name_key_and_shapes():
         net.load_state_dict(missing)
     with pytest.raises(ValueError, match=r"unexpected key 'extra' \(checkpoint shape \(2,\)\)"):
         net.load_state_dict(dict(sd, extra=np.zeros(2)))
-    before = net.scale.data.copy()
+    before = net.scale._data.copy()
     res = net.load_state_dict({"scale": np.full(3, 7.0), "extra": np.zeros(2)}, strict=False)
     assert res.unexpected_keys == ["extra"] and "body.0.weight" in res.missing_keys
-    np.testing.assert_array_equal(net.scale.data, np.full(3, 7.0, np.float32))
-    assert not np.array_equal(before, net.scale.data)
+    np.testing.assert_array_equal(net.scale._data, np.full(3, 7.0, np.float32))
+    assert not np.array_equal(before, net.scale._data)
     # a failing load changes nothing
-    w = net.body[0].weight.data.copy()
+    w = net.body[0].weight._data.copy()
     with pytest.raises(ValueError):
         net.load_state_dict(dict(sd, **{"body.0.weight": np.zeros((3, 2)), "scale": np.zeros(4)}))
-    np.testing.assert_array_equal(net.body[0].weight.data, w)
+    np.testing.assert_array_equal(net.body[0].weight._data, w)
 
 
 def test_load_torch_state_dict_directly(torch):
@@ -214,7 +214,7 @@ def test_load_torch_state_dict_directly(torch):
     ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     ours.load_state_dict(theirs.state_dict())
     x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
-    np.testing.assert_allclose(ours(x).data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours(x)._data, theirs(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_repr_shows_tree_and_shapes():
@@ -303,7 +303,7 @@ def test_dropout_fraction_and_scaling():
     cr.manual_seed(0)
     d = nn.Dropout(0.3)
     x = cr.ones(400, 500)
-    y = d(x).data
+    y = d(x)._data
     dropped = (y == 0).mean()
     assert abs(dropped - 0.3) < 0.006
     np.testing.assert_allclose(y[y != 0], 1 / 0.7, rtol=1e-6)  # survivors scaled by 1/(1-p)
@@ -316,7 +316,7 @@ def test_dropout_masks_gradient():
     x = cr.randn(50, 40, requires_grad=True)
     y = nn.Dropout(0.5)(x)
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, np.where(y.data != 0, 2.0, 0.0))
+    np.testing.assert_array_equal(x.grad._data, np.where(y._data != 0, 2.0, 0.0))
 
 
 def test_dropout_scaled_and_lecture_forms_agree_in_expectation():
@@ -329,17 +329,17 @@ def test_dropout_scaled_and_lecture_forms_agree_in_expectation():
     x = cr.tensor(np.random.default_rng(0).uniform(1, 2, 1000))
     for scale in (True, False):
         d = nn.Dropout(0.3, scale=scale)
-        train_mean = np.mean([d(x).data for _ in range(200)])
-        eval_out = d.eval()(x).data
+        train_mean = np.mean([d(x)._data for _ in range(200)])
+        eval_out = d.eval()(x)._data
         np.testing.assert_allclose(train_mean, eval_out.mean(), rtol=0.01)
-        np.testing.assert_allclose(eval_out, x.data * (1.0 if scale else 0.7), rtol=1e-6)
+        np.testing.assert_allclose(eval_out, x._data * (1.0 if scale else 0.7), rtol=1e-6)
         d.train()
 
 
 def test_dropout_p_zero_and_one():
     x = cr.randn(10, 10)
     assert nn.Dropout(0.0)(x) is x
-    assert np.all(nn.Dropout(1.0)(x).data == 0)
+    assert np.all(nn.Dropout(1.0)(x)._data == 0)
 
 
 # ----- init -----------------------------------------------------------------------------------------
@@ -349,9 +349,9 @@ N_OUT, N_IN = 300, 200  # 60,000 samples
 def _check_moments(w, var, mean=0.0):
     # For n iid samples, std(sample mean) = sigma/sqrt(n) ~ 0.004 sigma; std(sample variance)
     # <= sigma^2 sqrt(2/(n-1)) ~ 0.006 sigma^2 (normal; uniform is smaller). Tolerances ~5 sigma.
-    n, sigma = w.size, math.sqrt(var)
-    assert abs(w.data.mean() - mean) < 5 * sigma / math.sqrt(n) + 1e-12
-    assert abs(w.data.var() - var) < 5 * var * math.sqrt(2 / (n - 1))
+    n, sigma = w.numel(), math.sqrt(var)
+    assert abs(w._data.mean() - mean) < 5 * sigma / math.sqrt(n) + 1e-12
+    assert abs(w._data.var() - var) < 5 * var * math.sqrt(2 / (n - 1))
 
 
 @pytest.mark.parametrize("fn,kwargs,var", [
@@ -376,12 +376,12 @@ def test_init_normal_mean_and_constants_and_seed():
     cr.manual_seed(0)
     w = cr.zeros(N_OUT, N_IN)
     _check_moments(init.normal_(w, mean=3.0, std=2.0), 4.0, mean=3.0)
-    assert np.all(init.constant_(w, 0.5).data == 0.5)
-    assert np.all(init.ones_(w).data == 1) and np.all(init.zeros_(w).data == 0)
+    assert np.all(init.constant_(w, 0.5)._data == 0.5)
+    assert np.all(init.ones_(w)._data == 1) and np.all(init.zeros_(w)._data == 0)
     cr.manual_seed(5)
-    a = init.xavier_uniform_(cr.zeros(3, 4)).data.copy()
+    a = init.xavier_uniform_(cr.zeros(3, 4))._data.copy()
     cr.manual_seed(5)
-    np.testing.assert_array_equal(a, init.xavier_uniform_(cr.zeros(3, 4)).data)
+    np.testing.assert_array_equal(a, init.xavier_uniform_(cr.zeros(3, 4))._data)
 
 
 def test_init_uniform_bounds_match_torch_formulas(torch):
@@ -390,7 +390,7 @@ def test_init_uniform_bounds_match_torch_formulas(torch):
                    ("kaiming_uniform_", dict(mode="fan_out", nonlinearity="tanh"))]:
         cr.manual_seed(0)
         torch.manual_seed(0)
-        ours = getattr(init, fn)(cr.zeros(N_OUT, N_IN), **kw).data
+        ours = getattr(init, fn)(cr.zeros(N_OUT, N_IN), **kw)._data
         theirs = getattr(torch.nn.init, fn)(torch.zeros(N_OUT, N_IN), **kw).numpy()
         np.testing.assert_allclose(np.abs(ours).max(), np.abs(theirs).max(), rtol=1e-3)
 
@@ -417,13 +417,13 @@ def test_l2_penalty_value_and_gradient_equals_weight_decay():
     m = cr.models.MLP([3, 4, 2])
     lam = 0.1
     pen = nn.l2_penalty(m, lam)
-    W1, W2 = m.layers[0].weight.data.astype(np.float64), m.layers[2].weight.data.astype(np.float64)
+    W1, W2 = m.layers[0].weight._data.astype(np.float64), m.layers[2].weight._data.astype(np.float64)
     np.testing.assert_allclose(pen.item(), lam / 2 * ((W1 ** 2).sum() + (W2 ** 2).sum()), rtol=1e-6)
     pen.backward()
-    np.testing.assert_allclose(m.layers[0].weight.grad.data, lam * m.layers[0].weight.data, rtol=1e-6)
+    np.testing.assert_allclose(m.layers[0].weight.grad._data, lam * m.layers[0].weight._data, rtol=1e-6)
     assert m.layers[0].bias.grad is None  # biases excluded by default
     allp = nn.l2_penalty(m, lam, include_bias=True).item()
-    b = sum((p.data.astype(np.float64) ** 2).sum() for n, p in m.named_parameters() if n.endswith("bias"))
+    b = sum((p._data.astype(np.float64) ** 2).sum() for n, p in m.named_parameters() if n.endswith("bias"))
     np.testing.assert_allclose(allp - pen.item(), lam / 2 * b, rtol=1e-5)
     with pytest.raises(ValueError, match="lam must be >= 0"):
         nn.l2_penalty(m, -1)
@@ -449,7 +449,7 @@ def test_l2_penalty_gradient_equals_torch_sgd_weight_decay(torch):
     (theirs(torch.from_numpy(x)) ** 2).mean().backward()
     opt.step()
     for (n, p) in ours.named_parameters():
-        np.testing.assert_allclose(p.data, dict(theirs.named_parameters())[n].detach().numpy(), rtol=1e-12, err_msg=n)
+        np.testing.assert_allclose(p._data, dict(theirs.named_parameters())[n].detach().numpy(), rtol=1e-12, err_msg=n)
 
 
 def test_nn_functional_alias():
@@ -464,7 +464,7 @@ def test_parameter_dtype_float32_by_default_and_sharing():
     assert nn.Parameter([0.5, 1.5]).dtype == np.float32
     a = np.zeros(3, np.float32)
     p = nn.Parameter(a)
-    assert np.shares_memory(p.data, a) and p.requires_grad and isinstance(p, cr.Tensor)
+    assert np.shares_memory(p._data, a) and p.requires_grad and isinstance(p, cr.Tensor)
     assert nn.Parameter(cr.tensor([1.0], dtype=np.float64)).dtype == np.float64  # explicit Tensor dtype kept
     with pytest.raises(TypeError, match="floating-point"):
         nn.Parameter(np.arange(3))
@@ -493,13 +493,13 @@ def test_sequential_fuses_linear_and_activation_with_identical_numbers(name, act
         out = f(x)
         gx, *gp = cr.grad((out * out).sum(), [x, *seq.parameters()], create_graph=True)
         hv = cr.grad((gx * gx).sum(), list(seq.parameters()))  # double backward through the activation
-        results.append([out.data, gx.data, *(g.data for g in gp), *(h.data for h in hv)])
+        results.append([out._data, gx._data, *(g._data for g in gp), *(h._data for h in hv)])
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
     hidden = seq(x)._ctx.inputs[0]  # the second Linear's input: the activation's output
     assert hidden._ctx.op.name == name and hidden._ctx.attrs == {"inplace": True}
     z = hidden._ctx.inputs[0]  # the pre-activation: same graph, but its buffer now belongs to `hidden`
-    assert z._ctx.op.name == "linear" and z.shape == hidden.shape and z.data.strides == (0, 0)
+    assert z._ctx.op.name == "linear" and z.shape == hidden.shape and z._data.strides == (0, 0)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
@@ -521,9 +521,9 @@ def test_fused_linear_matches_torch(torch, name):
     ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
     tout = getattr(torch, name)(torch.nn.functional.linear(*ts))
     tout.backward(torch.from_numpy(g))
-    np.testing.assert_allclose(out.data, tout.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out._data, tout.detach().numpy(), rtol=1e-5, atol=1e-6)
     for a, t in zip(xs, ts):
-        np.testing.assert_allclose(a.grad.data, t.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(a.grad._data, t.grad.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_fused_linear_rejects_an_unknown_activation():
@@ -544,7 +544,7 @@ def test_sequential_does_not_fuse_subclasses_or_other_activations():
         seq = nn.Sequential(nn.Linear(4, 5), act)
         out = seq(x)
         expected = act(seq[0](x))
-        np.testing.assert_array_equal(out.data, expected.data)
+        np.testing.assert_array_equal(out._data, expected._data)
 
 
 def test_relu_backward_keeps_the_gradients_memory_order():

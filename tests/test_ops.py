@@ -46,7 +46,7 @@ def check(torch, f, tf, *arrays, dtype=np.float64, second=False, grads=None, sca
     assert out.shape == tuple(tout.shape), f"shape {out.shape} != torch {tuple(tout.shape)}"
     if np.dtype(out.dtype).kind == "f":
         assert out.dtype == np.dtype(dtype), f"dtype {out.dtype} != {np.dtype(dtype)}"
-    _close(out.data, tout.detach().numpy(), dtype, "forward", scale)
+    _close(out._data, tout.detach().numpy(), dtype, "forward", scale)
     if not any(grads):
         return out
     assert out.requires_grad
@@ -57,11 +57,11 @@ def check(torch, f, tf, *arrays, dtype=np.float64, second=False, grads=None, sca
     tgs = torch.autograd.grad(tout, tin, grad_outputs=torch.tensor(u), create_graph=second, allow_unused=True)
     for k, (g, tg) in enumerate(zip(gs, tgs)):
         if tg is None:
-            assert g is None or not np.any(g.data), f"input {k}: torch says no gradient"
+            assert g is None or not np.any(g._data), f"input {k}: torch says no gradient"
             continue
         assert g is not None, f"input {k}: no gradient"
         assert g.shape == tuple(tg.shape) and g.dtype == np.dtype(dtype)
-        _close(g.data, tg.detach().numpy(), dtype, f"gradient of input {k}", scale)
+        _close(g._data, tg.detach().numpy(), dtype, f"gradient of input {k}", scale)
     if second:
         vs = [rng.standard_normal(x.shape).astype(dtype) for x, g in zip(xs, grads) if g]
         dot = sum(((g * v).sum() for g, v in zip(gs, vs) if g is not None and g.requires_grad), cr.tensor(0.0, dtype=dtype))
@@ -76,10 +76,10 @@ def check(torch, f, tf, *arrays, dtype=np.float64, second=False, grads=None, sca
             thv = torch.autograd.grad(tdot, tin, allow_unused=True)
         for k, (h, th) in enumerate(zip(hv, thv)):
             if th is None:
-                assert h is None or not np.any(h.data), f"input {k}: torch says no second derivative"
+                assert h is None or not np.any(h._data), f"input {k}: torch says no second derivative"
                 continue
             assert h is not None, f"input {k}: no second derivative"
-            _close(h.data, th.numpy(), dtype, f"Hessian-vector product of input {k}", scale * 10)
+            _close(h._data, th.numpy(), dtype, f"Hessian-vector product of input {k}", scale * 10)
     return out
 
 
@@ -189,12 +189,12 @@ def test_pow_zero_exponent_at_zero_base(torch):
     x = np.array([0.0, 1.5, -2.0])
     for dtype in DTYPES:
         out = check(torch, lambda t: t ** 0.0, lambda t: t ** 0.0, x, dtype=dtype, second=True)
-        assert np.all(np.isfinite(out.data))
+        assert np.all(np.isfinite(out._data))
         check(torch, lambda t, e: t ** e, lambda t, e: t ** e, np.array([0.0, 0.0, 2.0]), np.array([0.0, 2.0, 0.0]),
               dtype=dtype, grads=[True, False])
         xs = cr.tensor(x, dtype=dtype, requires_grad=True)
         (xs ** 0).sum().backward()
-        np.testing.assert_array_equal(xs.grad.data, np.zeros(3))
+        np.testing.assert_array_equal(xs.grad._data, np.zeros(3))
 
 
 def test_gelu_of_0d_tensor(torch):
@@ -206,7 +206,7 @@ def test_gelu_of_0d_tensor(torch):
 def test_sigmoid_extremes(torch):
     x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4])
     out = check(torch, cr.sigmoid, lambda t: t.sigmoid(), x, dtype=np.float32)
-    assert np.all(np.isfinite(out.data))
+    assert np.all(np.isfinite(out._data))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -282,7 +282,7 @@ def test_prod_with_zeros(torch, dtype):
     x = np.array([[2.0, 0.0, 3.0, -1.5], [0.0, 0.0, 2.0, 1.0], [1.0, 2.0, -3.0, 0.5]])
     for axis in (None, 0, 1, -1):
         out = check(torch, lambda t: t.prod(axis=axis), lambda t: t.prod() if axis is None else t.prod(dim=axis), x, dtype=dtype)
-        assert np.all(np.isfinite(out.data))
+        assert np.all(np.isfinite(out._data))
     # second order where the slice has no zero
     check(torch, lambda t: t.prod(axis=1), lambda t: t.prod(dim=1), x[2:], dtype=dtype, second=True)
 
@@ -311,7 +311,7 @@ def test_softmax_family_on_an_empty_axis(torch, shape, axis):
     dim = tuple(range(len(shape))) if axis is None else axis
     got, want = cr.logsumexp(x, axis), torch.logsumexp(t, dim=dim)
     assert got.shape == tuple(want.shape)
-    np.testing.assert_array_equal(got.data, want.detach().numpy())
+    np.testing.assert_array_equal(got._data, want.detach().numpy())
     got.sum().backward()
     want.sum().backward()
     assert x.grad.shape == tuple(t.grad.shape) == shape
@@ -323,7 +323,7 @@ def test_softmax_family_on_an_empty_axis(torch, shape, axis):
 def test_softmax_large_logits_finite(torch):
     x = np.array([[1000.0, 0.0, -1000.0], [5.0, 5.0, 5.0]])
     out = check(torch, cr.log_softmax, lambda t: t.log_softmax(-1), x, dtype=np.float32)
-    assert np.all(np.isfinite(out.data))
+    assert np.all(np.isfinite(out._data))
     check(torch, cr.softmax, lambda t: t.softmax(-1), x, dtype=np.float32)
     check(torch, cr.logsumexp, lambda t: t.logsumexp(dim=(0, 1)), x, dtype=np.float64)
 
@@ -403,7 +403,7 @@ def test_indexing(torch, name, dtype):
     idx = INDEX[name]
     idx, tf = idx if isinstance(idx, tuple) and callable(idx[-1]) else (idx, lambda t: t[_tidx(torch, idx)])
     out = check(torch, lambda x: x[idx], tf, rnd(4, 5), dtype=dtype, second=True)
-    assert out.data.size > 0
+    assert out._data.size > 0
 
 
 def test_indexing_repeated_rows_accumulate(torch):
@@ -411,7 +411,7 @@ def test_indexing_repeated_rows_accumulate(torch):
     x[np.array([1, 1, 1, 3])].sum().backward()
     expected = np.zeros((4, 5))
     expected[1], expected[3] = 3.0, 1.0
-    np.testing.assert_array_equal(x.grad.data, expected)
+    np.testing.assert_array_equal(x.grad._data, expected)
 
 
 def test_indexing_with_integer_tensor(torch):
@@ -514,7 +514,7 @@ def test_bce_with_logits(torch, dtype):
     big = np.array([-1e4, -30.0, 0.0, 30.0, 1e4])
     out = check(torch, lambda a: ops.bce_with_logits(a, np.float32(1.0) * np.ones(5, np.float32)),
                 lambda a: tb(a, torch.ones(5), reduction="none"), big, dtype=np.float32)
-    assert np.all(np.isfinite(out.data))
+    assert np.all(np.isfinite(out._data))
 
 
 @pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy"])
@@ -551,7 +551,7 @@ def test_comparisons_do_not_require_grad(torch, name):
     out = f(xa, xb)
     assert out.requires_grad is False and out.dtype == np.bool_ and out.is_leaf
     ref = tf(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
-    np.testing.assert_array_equal(out.data, ref.numpy())
+    np.testing.assert_array_equal(out._data, ref.numpy())
     assert f(xa, 0.0).requires_grad is False
 
 
@@ -561,17 +561,17 @@ def test_argmax_argmin_sign(torch):
     for axis in (None, 0, 1, -1):
         m, tm = x.argmax(axis=axis), (t.argmax() if axis is None else t.argmax(dim=axis))
         assert m.requires_grad is False and m.dtype.kind == "i"
-        np.testing.assert_array_equal(m.data, tm.numpy())
+        np.testing.assert_array_equal(m._data, tm.numpy())
         n = cr.argmin(x, axis=axis)
-        np.testing.assert_array_equal(n.data, (t.argmin() if axis is None else t.argmin(dim=axis)).numpy())
+        np.testing.assert_array_equal(n._data, (t.argmin() if axis is None else t.argmin(dim=axis)).numpy())
         assert n.requires_grad is False
-    np.testing.assert_array_equal(x.argmax(axis=1, keepdims=True).data, t.argmax(dim=1, keepdim=True).numpy())
+    np.testing.assert_array_equal(x.argmax(axis=1, keepdims=True)._data, t.argmax(dim=1, keepdim=True).numpy())
     s = cr.sign(x)
     assert s.requires_grad is False
-    np.testing.assert_array_equal(s.data, t.sign().numpy())
+    np.testing.assert_array_equal(s._data, t.sign().numpy())
     y = (x * 2.0 + cr.sign(x).astype(np.float32)).sum()  # sign contributes no gradient
     y.backward()
-    np.testing.assert_array_equal(x.grad.data, np.full(a.shape, 2.0, np.float32))
+    np.testing.assert_array_equal(x.grad._data, np.full(a.shape, 2.0, np.float32))
 
 
 def test_one_hot(torch):
@@ -580,8 +580,8 @@ def test_one_hot(torch):
     ref = torch.nn.functional.one_hot(torch.tensor(y), 5).numpy()
     assert isinstance(out, cr.Tensor) and out.shape == ref.shape and out.dtype == np.int64
     assert out.requires_grad is False
-    np.testing.assert_array_equal(out.data, ref)
-    np.testing.assert_array_equal(cr.one_hot(y).data if isinstance(cr.one_hot(y), cr.Tensor) else cr.one_hot(y),
+    np.testing.assert_array_equal(out._data, ref)
+    np.testing.assert_array_equal(cr.one_hot(y)._data if isinstance(cr.one_hot(y), cr.Tensor) else cr.one_hot(y),
                                   torch.nn.functional.one_hot(torch.tensor(y)).numpy())
     f = cr.one_hot(y, 4, dtype=np.float32)
     assert f.dtype == np.float32

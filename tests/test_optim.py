@@ -75,8 +75,8 @@ def test_matches_torch(torch, name, kw, dtype, rtol, atol):
     ours, _ = _run_cr(name, kw, init, grads)
     theirs, _ = _run_torch(torch, name, kw, init, grads)
     for p, q in zip(ours, theirs):
-        assert p.data.dtype == dtype
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=rtol, atol=atol)
+        assert p._data.dtype == dtype
+        np.testing.assert_allclose(p._data, q.detach().numpy(), rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)
@@ -86,13 +86,13 @@ def test_blocked_and_noncontiguous_updates_match_torch(torch, name, kw):
     init = [rng.standard_normal((37, 29)), rng.standard_normal((30, 20)).T, rng.standard_normal(5)]
     grads = [[rng.standard_normal(x.shape) for x in init] for _ in range(20)]
     params = [cr.Tensor(x.copy(order="K"), requires_grad=True) for x in init]
-    assert not params[1].data.flags.c_contiguous
+    assert not params[1]._data.flags.c_contiguous
     opt = getattr(optim, name)(params, fused=False, **kw)  # the NumPy path (the kernel takes whole arrays)
     opt.CHUNK = 100  # 37 * 29 = 1073 elements: 10 full blocks and a partial one
     _run_cr(name, kw, init, grads, opt=opt, params=params)
     theirs, _ = _run_torch(torch, name, kw, init, grads)
     for p, q in zip(params, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(p._data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)
@@ -103,15 +103,15 @@ def test_state_dict_resume_is_exact(torch, name, kw):
     full, _ = _run_cr(name, kw, init, grads)
     first, opt = _run_cr(name, kw, init, grads[:40])
     sd = opt.state_dict()
-    params = [cr.Tensor(p.data.copy(), requires_grad=True) for p in first]
+    params = [cr.Tensor(p._data.copy(), requires_grad=True) for p in first]
     fresh = getattr(optim, name)(params)  # default hyperparameters: the state dict brings the real ones
     fresh.load_state_dict(sd)
     resumed, _ = _run_cr(name, kw, init, grads[40:], opt=fresh, params=params)
     for a, b in zip(full, resumed):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a._data, b._data)
     theirs, _ = _run_torch(torch, name, kw, init, grads)
     for p, q in zip(resumed, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(p._data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
 
 
 def test_state_dict_is_a_snapshot_in_torch_layout():
@@ -137,7 +137,7 @@ def test_loads_a_torch_state_dict(torch, name, kw):
     _run_cr(name, kw, init, grads[50:], opt=opt, params=params)
     theirs, _ = _run_torch(torch, name, kw, init, grads)
     for p, q in zip(params, theirs):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(p._data, q.detach().numpy(), rtol=1e-6, atol=1e-12)
 
 
 def test_param_groups_have_their_own_hyperparameters(torch):
@@ -156,7 +156,7 @@ def test_param_groups_have_their_own_hyperparameters(torch):
             p.grad = torch.from_numpy(g.copy())
         topt.step()
     for p, q in zip(ps, tp):
-        np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=1e-10)
+        np.testing.assert_allclose(p._data, q.detach().numpy(), rtol=1e-10)
     assert [g["lr"] for g in opt.param_groups] == [0.05, 0.5, 0.05]
 
 
@@ -176,15 +176,15 @@ def test_momentum_lecture_form_equals_pytorch_form_for_constant_lr():
     for _ in range(50):
         v = gamma * v + lr * grad(theta)          # the lecture, literally
         theta = theta - v
-        p.grad = cr.Tensor(grad(p.data))
+        p.grad = cr.Tensor(grad(p._data))
         opt.step()
-        np.testing.assert_allclose(p.data, theta, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p._data, theta, rtol=1e-12, atol=1e-14)
     q = cr.tensor([3.0, 1.0], dtype=np.float64, requires_grad=True)
     lect = optim.SGD([q], lr=lr, momentum=gamma, lr_in_velocity=True)
     for _ in range(50):
-        q.grad = cr.Tensor(grad(q.data))
+        q.grad = cr.Tensor(grad(q._data))
         lect.step()
-    np.testing.assert_allclose(q.data, theta, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(q._data, theta, rtol=1e-12, atol=1e-14)
 
 
 def test_momentum_forms_differ_under_a_schedule():
@@ -201,10 +201,10 @@ def test_momentum_forms_differ_under_a_schedule():
         theta = theta - v
         for p, o in zip(ps, opts):
             o.param_groups[0]["lr"] = lr
-            p.grad = cr.Tensor(grad(p.data))
+            p.grad = cr.Tensor(grad(p._data))
             o.step()
-    np.testing.assert_allclose(ps[1].data, theta, rtol=1e-12)
-    assert np.abs(ps[0].data - theta).max() > 1e-3
+    np.testing.assert_allclose(ps[1]._data, theta, rtol=1e-12)
+    assert np.abs(ps[0]._data - theta).max() > 1e-3
 
 
 def test_nesterov_lookahead_formula_matches_reparametrised_sgd():
@@ -221,14 +221,14 @@ def test_nesterov_lookahead_formula_matches_reparametrised_sgd():
     p = cr.tensor(theta.copy(), dtype=np.float64, requires_grad=True)
     opt = optim.SGD([p], lr=lr, momentum=gamma, nesterov=True)
     for _ in range(200):
-        np.testing.assert_allclose(p.data, theta - gamma * v, rtol=1e-10, atol=1e-13)  # phi_t
+        np.testing.assert_allclose(p._data, theta - gamma * v, rtol=1e-10, atol=1e-13)  # phi_t
         v = gamma * v + lr * grad(theta - gamma * v)   # the lecture, literally
         theta = theta - v
-        p.grad = cr.Tensor(grad(p.data))
+        p.grad = cr.Tensor(grad(p._data))
         opt.step()
     opt_theta = np.linalg.solve(A, b)
     np.testing.assert_allclose(theta, opt_theta, atol=1e-6)
-    np.testing.assert_allclose(p.data, opt_theta, atol=1e-6)
+    np.testing.assert_allclose(p._data, opt_theta, atol=1e-6)
 
 
 def test_adagrad_lecture_sqrt_G_minus_eps_is_a_typo():
@@ -242,8 +242,8 @@ def test_adagrad_lecture_sqrt_G_minus_eps_is_a_typo():
     p = cr.tensor(np.zeros(3), dtype=np.float64, requires_grad=True)
     p.grad = cr.Tensor(g.copy())
     optim.Adagrad([p], lr=lr, eps=eps).step()
-    np.testing.assert_allclose(p.data, -lr * g / (np.sqrt(g ** 2) + eps), rtol=1e-15)
-    assert np.isfinite(p.data).all()
+    np.testing.assert_allclose(p._data, -lr * g / (np.sqrt(g ** 2) + eps), rtol=1e-15)
+    assert np.isfinite(p._data).all()
 
 
 def test_rmsprop_eps_in_sqrt_is_the_lecture_form():
@@ -262,8 +262,8 @@ def test_rmsprop_eps_in_sqrt_is_the_lecture_form():
         for p, o in zip(ps, (lect, torchform)):
             p.grad = cr.Tensor(g.copy())
             o.step()
-    np.testing.assert_allclose(ps[0].data, theta, rtol=1e-12)
-    assert np.abs(ps[1].data - theta).max() > 10 * np.abs(theta).max()
+    np.testing.assert_allclose(ps[0]._data, theta, rtol=1e-12)
+    assert np.abs(ps[1]._data - theta).max() > 10 * np.abs(theta).max()
 
 
 def test_adam_is_the_lectures_bias_corrected_update():
@@ -280,7 +280,7 @@ def test_adam_is_the_lectures_bias_corrected_update():
         theta = theta - lr / (np.sqrt(v_hat) + eps) * m_hat
         p.grad = cr.Tensor(g)
         opt.step()
-    np.testing.assert_allclose(p.data, theta, rtol=1e-13)
+    np.testing.assert_allclose(p._data, theta, rtol=1e-13)
 
 
 # ----- mechanics ----------------------------------------------------------------------------------
@@ -294,11 +294,11 @@ def test_float32_stays_float32_and_scratch_is_allocated_once(name):
     # (the compiled Adam needs no scratch at all)
     bufs = [id(b) for b in opt._scratch.get(np.dtype(np.float32), [])] + [id(v) for v in opt.state[p].values()
                                                                           if isinstance(v, np.ndarray)]
-    data_id = id(p.data)
+    data_id = id(p._data)
     for _ in range(5):
         p.grad = cr.randn(50, 20)
         opt.step()
-    assert p.data.dtype == np.float32 and id(p.data) == data_id
+    assert p._data.dtype == np.float32 and id(p._data) == data_id
     assert [id(b) for b in opt._scratch.get(np.dtype(np.float32), [])] + [id(v) for v in opt.state[p].values()
                                                                   if isinstance(v, np.ndarray)] == bufs
     assert all(b.size == opt.CHUNK for b in opt._scratch.get(np.dtype(np.float32), []))  # scratch does not grow with P
@@ -318,8 +318,8 @@ def test_step_returns_closure_loss_and_skips_params_without_grad():
 
     loss = opt.step(closure)
     assert float(loss) == pytest.approx(5.0)
-    np.testing.assert_allclose(w.data, [0.8, 1.6], rtol=1e-6)
-    np.testing.assert_array_equal(u.data, [5.0])
+    np.testing.assert_allclose(w._data, [0.8, 1.6], rtol=1e-6)
+    np.testing.assert_array_equal(u._data, [5.0])
     assert u not in opt.state
 
 
@@ -327,9 +327,9 @@ def test_zero_grad():
     w = cr.tensor([1.0, 2.0], requires_grad=True)
     opt = optim.SGD([w], lr=0.1)
     w.grad = cr.tensor([3.0, 4.0])
-    buf = w.grad.data
+    buf = w.grad._data
     opt.zero_grad(set_to_none=False)
-    assert w.grad.data is buf and not buf.any()
+    assert w.grad._data is buf and not buf.any()
     opt.zero_grad()
     assert w.grad is None
 
@@ -383,7 +383,7 @@ def test_numpy_scalar_hyperparameters_become_python_floats():
     assert type(opt.param_groups[0]["lr"]) is float and type(opt.param_groups[0]["betas"][0]) is float
     p.grad = cr.randn(4)
     opt.step()
-    assert p.data.dtype == np.float32
+    assert p._data.dtype == np.float32
 
 
 def test_accepts_module_parameters_and_named_parameters():
@@ -392,8 +392,8 @@ def test_accepts_module_parameters_and_named_parameters():
     model = nn.Linear(3, 2)
     opt = optim.SGD(model.named_parameters(), lr=0.1)
     assert opt.param_groups[0]["param_names"] == [n for n, _ in model.named_parameters()]
-    before = [p.data.copy() for p in model.parameters()]
+    before = [p._data.copy() for p in model.parameters()]
     loss = (model(cr.randn(5, 3)) ** 2).mean()
     loss.backward()
     opt.step()
-    assert all(np.abs(p.data - b).max() > 0 for p, b in zip(model.parameters(), before))
+    assert all(np.abs(p._data - b).max() > 0 for p, b in zip(model.parameters(), before))

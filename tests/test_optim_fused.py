@@ -54,7 +54,7 @@ def _trajectory(name, kw, dtype, fused, steps=30):
                 g.reshape(-1)[:5] = 0  # exact zeros: sqrt(v_hat) + eps (sqrt(G) + eps...) in the denominator
             p.grad = cr.Tensor(g)
         opt.step()
-    return [p.data.copy() for p in params], opt
+    return [p._data.copy() for p in params], opt
 
 
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)
@@ -80,7 +80,7 @@ def test_default_uses_the_kernel_when_numba_is_there(kernels, monkeypatch):
     opt = optim.Adam([w], lr=0.1)
     opt.step()
     assert calls == [20]  # one pass over the whole parameter, not block by block
-    np.testing.assert_allclose(w.data, 0.9, rtol=1e-6)  # first Adam step moves every weight by lr
+    np.testing.assert_allclose(w._data, 0.9, rtol=1e-6)  # first Adam step moves every weight by lr
 
 
 def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
@@ -88,14 +88,14 @@ def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
     monkeypatch.setitem(kernels, "adam", lambda *a: calls.append(1))
     rng = np.random.default_rng(1)
     w = cr.Tensor(rng.standard_normal((6, 4)).astype(np.float32).T, requires_grad=True)
-    assert not w.data.flags.c_contiguous
-    ref = cr.Tensor(w.data.copy(), requires_grad=True)
+    assert not w._data.flags.c_contiguous
+    ref = cr.Tensor(w._data.copy(), requires_grad=True)
     for p in (w, ref):
         p.grad = cr.Tensor(np.full((4, 6), 0.5, np.float32))
     optim.Adam([w], lr=0.1).step()
     optim.Adam([ref], lr=0.1, fused=False).step()
     assert calls == []
-    np.testing.assert_array_equal(w.data, ref.data)
+    np.testing.assert_array_equal(w._data, ref._data)
 
 
 @pytest.mark.parametrize("name,kw,kernel", [
@@ -127,14 +127,14 @@ def test_float16_and_non_contiguous_take_the_numpy_rule(kernels, monkeypatch, na
     rng = np.random.default_rng(2)
     params = [cr.Tensor(rng.standard_normal((6, 4)).T, requires_grad=True),
               cr.Tensor(rng.standard_normal((4, 6)).astype(np.float16), requires_grad=True)]
-    refs = [cr.Tensor(p.data.copy(), requires_grad=True) for p in params]
+    refs = [cr.Tensor(p._data.copy(), requires_grad=True) for p in params]
     for p in params + refs:
-        p.grad = cr.Tensor(np.full((4, 6), 0.5, p.data.dtype))
+        p.grad = cr.Tensor(np.full((4, 6), 0.5, p._data.dtype))
     kw = dict(lr=0.1, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.1)
     getattr(optim, name)(params, **kw).step()
     getattr(optim, name)(refs, fused=False, **kw).step()
     for p, q in zip(params, refs):
-        np.testing.assert_array_equal(p.data, q.data)
+        np.testing.assert_array_equal(p._data, q._data)
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
@@ -192,5 +192,5 @@ def test_plain_sgd_takes_the_kernel_only_for_big_parameters(kernels, monkeypatch
         p.grad = cr.Tensor(np.full(p.shape, 0.5, np.float32))
     optim.SGD([small, big], lr=0.1).step()
     assert calls == [10_000]
-    np.testing.assert_array_equal(small.data, np.float32(1) - np.float32(0.5) * np.float32(0.1))
-    np.testing.assert_array_equal(big.data, small.data[0, 0])
+    np.testing.assert_array_equal(small._data, np.float32(1) - np.float32(0.5) * np.float32(0.1))
+    np.testing.assert_array_equal(big._data, small._data[0, 0])

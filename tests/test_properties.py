@@ -37,8 +37,8 @@ def test_broadcast_gradients_match_unbroadcast_reference(pair, op):
     out.backward(u)
     da, db = {"add": (u, u), "mul": (u * b, u * a), "sub": (u, -u)}[op]
     assert x.grad.shape == a.shape and y.grad.shape == b.shape
-    np.testing.assert_allclose(x.grad.data, unbroadcast_ref(da, a.shape), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(y.grad.data, unbroadcast_ref(db, b.shape), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad._data, unbroadcast_ref(da, a.shape), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.grad._data, unbroadcast_ref(db, b.shape), rtol=1e-12, atol=1e-12)
 
 
 @st.composite
@@ -70,14 +70,14 @@ def test_indexing_gradient_matches_add_at(case):
     a, idx = case
     x = cr.tensor(a, dtype=np.float64, requires_grad=True)
     out = x[idx]
-    np.testing.assert_array_equal(out.data, a[idx])
-    if out.data.size == 0:
+    np.testing.assert_array_equal(out._data, a[idx])
+    if out._data.size == 0:
         return
     u = np.random.default_rng(0).standard_normal(out.shape)
     out.backward(u)
     ref = np.zeros_like(a)
     np.add.at(ref, idx, u)
-    np.testing.assert_allclose(x.grad.data, ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad._data, ref, rtol=1e-12, atol=1e-12)
 
 
 @SETTINGS
@@ -87,7 +87,7 @@ def test_repeated_row_gather_accumulates(rows):
     x = cr.tensor(a, dtype=np.float64, requires_grad=True)
     x[np.array(rows)].sum().backward()
     counts = np.bincount(rows, minlength=5).astype(float)
-    np.testing.assert_array_equal(x.grad.data, np.repeat(counts[:, None], 3, axis=1))
+    np.testing.assert_array_equal(x.grad._data, np.repeat(counts[:, None], 3, axis=1))
 
 
 @SETTINGS
@@ -96,8 +96,8 @@ def test_repeated_row_gather_accumulates(rows):
 def test_softmax_rows_sum_to_one_and_gradient_sums_to_zero(a):
     x = cr.tensor(a, dtype=np.float64, requires_grad=True)
     p = cr.softmax(x, -1)
-    np.testing.assert_allclose(p.data.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(p._data.sum(-1), 1.0, rtol=1e-12)
     u = np.random.default_rng(0).standard_normal(a.shape)
     p.backward(u)
     # softmax is shift-invariant along the axis, so its VJP sums to zero along it
-    np.testing.assert_allclose(x.grad.data.sum(-1), 0.0, atol=1e-9)
+    np.testing.assert_allclose(x.grad._data.sum(-1), 0.0, atol=1e-9)

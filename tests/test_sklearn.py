@@ -102,7 +102,7 @@ def test_alpha_is_the_lectures_l2_on_the_mean_loss():
     alpha = 0.3
     clf = SoftmaxRegression(optimizer="sgd", learning_rate=0.1, batch_size=None, alpha=alpha, max_epochs=3, random_state=0)
     clf.fit(X, y)
-    W, b = clf.model_.linear.weight.data.astype(np.float64), clf.model_.linear.bias.data.astype(np.float64)
+    W, b = clf.model_.linear.weight._data.astype(np.float64), clf.model_.linear.bias._data.astype(np.float64)
     clf.partial_fit(X, y)  # one full-batch step; its recorded loss is at W, b
     z = X @ W.T + b
     ce = np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(50), y])
@@ -127,7 +127,7 @@ def test_random_state_reproducible_and_global_rng_untouched():
     assert cr.get_rng().bit_generator.state == before
     b = MLPClassifier((8,), dropout=0.2, max_epochs=3, random_state=7).fit(Xtr, ytr)
     for (k, va), (_, vb) in zip(a.model_.state_dict().items(), b.model_.state_dict().items()):
-        assert np.array_equal(va.data, vb.data), k
+        assert np.array_equal(va._data, vb._data), k
 
 
 def test_regressor_multi_output_and_convergence_warning():

@@ -25,7 +25,7 @@ def test_one_pass_backward_equals_the_general_walk():
     y = cr.tensor(rng.standard_normal((3, 4)), requires_grad=True)
     gx, gy = cr.grad(_dag(x, y), [x, y])  # the general _run (capture)
     _dag(x, y).backward()  # _run_plain
-    assert np.array_equal(x.grad.data, gx.data) and np.array_equal(y.grad.data, gy.data)
+    assert np.array_equal(x.grad._data, gx._data) and np.array_equal(y.grad._data, gy._data)
 
 
 def test_one_pass_backward_runs_rules_in_decreasing_creation_order(monkeypatch):
@@ -53,7 +53,7 @@ def test_nodes_that_receive_no_gradient_are_released_too():
         y = (stop(h) + x).sum()  # h's node is in the graph, but no gradient reaches it
         y.backward()
         assert h._ctx.released and y._ctx.released
-        assert np.array_equal(x.grad.data, [1.0, 1.0])
+        assert np.array_equal(x.grad._data, [1.0, 1.0])
         with pytest.raises(RuntimeError, match="second time"):
             y.backward()
     finally:
@@ -63,11 +63,11 @@ def test_nodes_that_receive_no_gradient_are_released_too():
 def test_backward_from_a_leaf_and_with_retain_graph():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     x.backward(cr.tensor([3.0, 4.0]))
-    assert np.array_equal(x.grad.data, [3.0, 4.0])
+    assert np.array_equal(x.grad._data, [3.0, 4.0])
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    assert np.array_equal(x.grad.data, [3.0 + 4 * 1.0, 4.0 + 4 * 2.0])
+    assert np.array_equal(x.grad._data, [3.0 + 4 * 1.0, 4.0 + 4 * 2.0])
 
 
 # ----- plain SGD: the direct update against Optimizer.step ---------------------------------------
@@ -83,7 +83,7 @@ def _pair(shapes, dtype, **kw):
 def test_plain_sgd_step_is_bit_identical_to_the_base_class(dtype, fused):
     shapes = [(10, 64), (10,), (), (100, 100)]  # the last one is over the ufunc threshold
     (fast, slow), (o_fast, o_slow) = _pair(shapes, dtype, lr=0.1, fused=fused)
-    views = [p.data for p in fast]
+    views = [p._data for p in fast]
     rng = np.random.default_rng(2)
     for t in range(5):
         gs = [rng.standard_normal(s).astype(dtype) for s in shapes]
@@ -96,17 +96,17 @@ def test_plain_sgd_step_is_bit_identical_to_the_base_class(dtype, fused):
         o_fast.step()
         Optimizer.step(o_slow)
         for a, b in zip(fast, slow):
-            assert np.array_equal(a.data, b.data)
-    assert all(p.data is v for p, v in zip(fast, views))  # updated in place
+            assert np.array_equal(a._data, b._data)
+    assert all(p._data is v for p, v in zip(fast, views))  # updated in place
     assert o_fast.state_dict() == o_slow.state_dict()  # one empty state entry per stepped parameter
 
 
 def test_plain_sgd_skips_missing_gradients_and_checks_shapes():
     (ps, _), (o, _) = _pair([(3,), (2,)], np.float32, lr=0.5)
-    before = ps[1].data.copy()
+    before = ps[1]._data.copy()
     ps[0].grad = cr.tensor(np.ones(3, np.float32))
     o.step()
-    assert np.array_equal(ps[1].data, before) and set(o.state) == {ps[0]}
+    assert np.array_equal(ps[1]._data, before) and set(o.state) == {ps[0]}
     ps[0].grad = cr.tensor(np.ones(4, np.float32))
     with pytest.raises(ValueError, match="does not match"):
         o.step()
@@ -121,7 +121,7 @@ def test_sgd_options_switched_on_after_construction_take_the_full_update():
             ps[0].grad = cr.tensor(np.full(4, 0.5, np.float32))
         o_fast.step()
         Optimizer.step(o_slow)
-    assert np.array_equal(fast[0].data, slow[0].data)
+    assert np.array_equal(fast[0]._data, slow[0]._data)
     assert "momentum_buffer" in o_fast.state[fast[0]]
 
 
@@ -135,7 +135,7 @@ def test_sgd_step_with_closure_returns_the_loss():
         loss.backward()
         return loss
     loss = o.step(closure)
-    assert float(loss) == 5.0 and np.allclose(w.data, [0.8, 1.6])
+    assert float(loss) == 5.0 and np.allclose(w._data, [0.8, 1.6])
 
 
 # ----- modules and the loss ----------------------------------------------------------------------
@@ -143,7 +143,7 @@ def test_one_layer_sequential_and_linear_dtype_handling():
     lin = nn.Linear(3, 2)
     seq = nn.Sequential(lin)
     x = np.arange(6.0).reshape(2, 3)  # float64 ndarray: cast to the weights' float32
-    assert seq(x).dtype == np.float32 and np.array_equal(seq(x).data, lin(cr.tensor(x, dtype=np.float32)).data)
+    assert seq(x).dtype == np.float32 and np.array_equal(seq(x)._data, lin(cr.tensor(x, dtype=np.float32))._data)
     with pytest.raises(TypeError, match="float64"):
         lin(cr.tensor(x, dtype=np.float64))
 
@@ -174,8 +174,8 @@ def test_logreg_training_step_matches_torch(torch):
     model = cr.models.MLP([64, 10])
     tm = torch.nn.Linear(64, 10)
     with torch.no_grad():
-        tm.weight.copy_(torch.tensor(model.layers[0].weight.data))
-        tm.bias.copy_(torch.tensor(model.layers[0].bias.data))
+        tm.weight.copy_(torch.tensor(model.layers[0].weight._data))
+        tm.bias.copy_(torch.tensor(model.layers[0].bias._data))
     o, to = optim.SGD(model.parameters(), lr=0.1), torch.optim.SGD(tm.parameters(), lr=0.1)
     for _ in range(20):
         o.zero_grad()
@@ -184,8 +184,8 @@ def test_logreg_training_step_matches_torch(torch):
         to.zero_grad()
         torch.nn.functional.cross_entropy(tm(torch.tensor(x)), torch.tensor(y)).backward()
         to.step()
-    np.testing.assert_allclose(model.layers[0].weight.data, tm.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(model.layers[0].bias.data, tm.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.layers[0].weight._data, tm.weight.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.layers[0].bias._data, tm.bias.detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_relu_rule_still_works_in_place_in_an_mlp_step(monkeypatch):

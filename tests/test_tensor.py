@@ -17,20 +17,20 @@ def test_creation_shapes_and_default_dtype(make):
 
 
 def test_creation_values():
-    np.testing.assert_array_equal(cr.zeros(2, 2).data, np.zeros((2, 2)))
-    np.testing.assert_array_equal(cr.ones(3).data, np.ones(3))
-    np.testing.assert_array_equal(cr.full((2,), 7.5).data, [7.5, 7.5])
+    np.testing.assert_array_equal(cr.zeros(2, 2)._data, np.zeros((2, 2)))
+    np.testing.assert_array_equal(cr.ones(3)._data, np.ones(3))
+    np.testing.assert_array_equal(cr.full((2,), 7.5)._data, [7.5, 7.5])
     assert cr.full(3, 1.0).shape == (3,)
-    np.testing.assert_array_equal(cr.eye(3).data, np.eye(3))
+    np.testing.assert_array_equal(cr.eye(3)._data, np.eye(3))
     assert cr.eye(2, 3).shape == (2, 3)
-    np.testing.assert_allclose(cr.linspace(0, 1, 5).data, [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(cr.linspace(0, 1, 5)._data, [0, 0.25, 0.5, 0.75, 1.0])
     a = cr.arange(5)
     assert a.dtype == np.int64 and a.tolist() == [0, 1, 2, 3, 4]
     assert cr.arange(2, 8, 2).tolist() == [2, 4, 6]
     f = cr.arange(0, 1, 0.25)
     assert f.dtype == np.float32 and f.shape == (4,)
     r = cr.rand(1000)
-    assert 0 <= r.data.min() and r.data.max() < 1
+    assert 0 <= r._data.min() and r._data.max() < 1
     ri = cr.randint(0, 3, (50,))
     assert ri.dtype == np.int64 and set(ri.tolist()) <= {0, 1, 2}
 
@@ -40,7 +40,7 @@ def test_like_helpers():
     for make in (cr.zeros_like, cr.ones_like, cr.randn_like):
         y = make(x)
         assert y.shape == (2, 3) and y.dtype == np.float64
-    np.testing.assert_array_equal(cr.full_like(x, 2.0).data, np.full((2, 3), 2.0))
+    np.testing.assert_array_equal(cr.full_like(x, 2.0)._data, np.full((2, 3), 2.0))
     assert cr.zeros_like(x, dtype=np.float32).dtype == np.float32
     assert cr.zeros_like(np.ones((4,), np.int32)).dtype == np.int32
 
@@ -62,10 +62,10 @@ def test_tensor_copies_and_as_tensor_shares():
     a = np.ones(3, np.float32)
     t = cr.tensor(a)
     a[0] = 5
-    assert t.data[0] == 1
+    assert t._data[0] == 1
     s = cr.as_tensor(a)
     a[1] = 7
-    assert s.data[1] == 7
+    assert s._data[1] == 7
     assert cr.as_tensor(s) is s
     assert cr.as_tensor(np.ones(2)).dtype == np.float32
     stacked = cr.tensor([cr.tensor([1.0, 2.0]), cr.tensor([3.0, 4.0])])
@@ -77,11 +77,11 @@ def test_manual_seed_reproducibility():
     a, b = cr.randn(4, 3), cr.rand(2)
     c = cr.randint(0, 10, 5)
     cr.manual_seed(123)
-    np.testing.assert_array_equal(cr.randn(4, 3).data, a.data)
-    np.testing.assert_array_equal(cr.rand(2).data, b.data)
-    np.testing.assert_array_equal(cr.randint(0, 10, 5).data, c.data)
+    np.testing.assert_array_equal(cr.randn(4, 3)._data, a._data)
+    np.testing.assert_array_equal(cr.rand(2)._data, b._data)
+    np.testing.assert_array_equal(cr.randint(0, 10, 5)._data, c._data)
     cr.manual_seed(124)
-    assert not np.array_equal(cr.randn(4, 3).data, a.data)
+    assert not np.array_equal(cr.randn(4, 3)._data, a._data)
     g = cr.manual_seed(5)
     assert g is cr.get_rng() and isinstance(g, np.random.Generator)
 
@@ -100,16 +100,16 @@ def test_repr_is_readable():
 def test_T_item_numpy():
     x = cr.tensor(np.arange(6.0).reshape(2, 3))
     assert x.T.shape == (3, 2)
-    np.testing.assert_array_equal(x.T.data, x.data.T)
+    np.testing.assert_array_equal(x.T._data, x._data.T)
     assert cr.tensor([[4.0]]).item() == 4.0 and isinstance(cr.tensor(3).item(), int)
     with pytest.raises(ValueError, match="one-element"):
         x.item()
     n = x.numpy()
-    assert isinstance(n, np.ndarray) and n is x.data  # shared memory, like torch
+    assert isinstance(n, np.ndarray) and n is x._data  # shared memory, like torch
     assert float(cr.tensor([2.5])) == 2.5 and int(cr.tensor(3)) == 3
     assert np.asarray(x).shape == (2, 3)
     assert len(x) == 2 and [r.shape for r in x] == [(3,), (3,)]
-    assert x.ndim == 2 and x.size == 6 and x.numel() == 6 and x.dim() == 2
+    assert x.ndim == 2 and x.size() == (2, 3) and x.size(1) == 3 and x.size().numel() == 6 and x.numel() == 6 and x.dim() == 2
     with pytest.raises(TypeError, match="0-d"):
         len(cr.tensor(1.0))
     assert [10, 20, 30][cr.tensor(1)] == 20
@@ -126,30 +126,30 @@ def test_inplace_ops_under_no_grad():
     with pytest.raises(RuntimeError, match="no_grad"):
         w += 1.0
     with cr.no_grad():
-        data = w.data
+        data = w._data
         w += 1.0
         w -= 0.5
         w *= 2.0
         w /= 4.0
-        assert w.data is data  # same buffer, updated in place
-        np.testing.assert_allclose(w.data, [0.75, 1.25])
+        assert w._data is data  # same buffer, updated in place
+        np.testing.assert_allclose(w._data, [0.75, 1.25])
         w.add_(cr.tensor([1.0, 1.0]), alpha=-2.0)
-        np.testing.assert_allclose(w.data, [-1.25, -0.75])
+        np.testing.assert_allclose(w._data, [-1.25, -0.75])
         w.mul_(np.float64(2.0))
         assert w.dtype == np.float32
         w.copy_(cr.tensor([3.0, 4.0]))
-        np.testing.assert_array_equal(w.data, [3.0, 4.0])
+        np.testing.assert_array_equal(w._data, [3.0, 4.0])
         w.fill_(0.5)
-        np.testing.assert_array_equal(w.data, [0.5, 0.5])
+        np.testing.assert_array_equal(w._data, [0.5, 0.5])
         w[0] = 9.0
-        np.testing.assert_array_equal(w.data, [9.0, 0.5])
+        np.testing.assert_array_equal(w._data, [9.0, 0.5])
         w.zero_()
-        np.testing.assert_array_equal(w.data, [0.0, 0.0])
+        np.testing.assert_array_equal(w._data, [0.0, 0.0])
     assert w.requires_grad and w.is_leaf
     plain = cr.zeros(3)
     plain += 1.0  # no grad required: allowed while recording
     plain[1] = 5.0
-    np.testing.assert_array_equal(plain.data, [1.0, 5.0, 1.0])
+    np.testing.assert_array_equal(plain._data, [1.0, 5.0, 1.0])
 
 
 def test_setitem_on_recorded_tensor_refused():
@@ -163,10 +163,10 @@ def test_detach():
     y = x * 3.0
     d = y.detach()
     assert d.is_leaf and not d.requires_grad and d.grad_fn is None
-    assert d.data is y.data or np.shares_memory(d.data, y.data)
+    assert d._data is y._data or np.shares_memory(d._data, y._data)
     z = (d * x).sum()
     z.backward()
-    np.testing.assert_allclose(x.grad.data, d.data)  # no gradient flowed through d
+    np.testing.assert_allclose(x.grad._data, d._data)  # no gradient flowed through d
     with pytest.raises(RuntimeError, match="detach"):
         y.requires_grad_(False)
     y2 = x * 2.0
@@ -177,9 +177,9 @@ def test_detach():
 def test_clone_and_casts():
     x = cr.tensor([1.0, 2.0], requires_grad=True)
     c = x.clone()
-    assert c.data is not x.data and c.requires_grad
+    assert c._data is not x._data and c.requires_grad
     c.sum().backward()
-    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(x.grad._data, [1.0, 1.0])
     assert x.double().dtype == np.float64 and x.double().float().dtype == np.float32
     assert x.long().dtype == np.int64 and not x.long().requires_grad
     assert x.to(np.float64).dtype == np.float64
@@ -195,9 +195,9 @@ def test_grad_fn_and_leaf_properties():
 
 def test_comparison_and_logic_dunders():
     a, b = cr.tensor([1.0, 2.0, 3.0]), cr.tensor([3.0, 2.0, 1.0])
-    np.testing.assert_array_equal((a < b).data, [True, False, False])
-    np.testing.assert_array_equal((a == b).data, [False, True, False])
-    np.testing.assert_array_equal(((a > 1.5) & (b > 1.5)).data, [False, True, False])
-    np.testing.assert_array_equal(((a > 2.5) | (b > 2.5)).data, [True, False, True])
-    np.testing.assert_array_equal((~(a > 1.5)).data, [True, False, False])
+    np.testing.assert_array_equal((a < b)._data, [True, False, False])
+    np.testing.assert_array_equal((a == b)._data, [False, True, False])
+    np.testing.assert_array_equal(((a > 1.5) & (b > 1.5))._data, [False, True, False])
+    np.testing.assert_array_equal(((a > 2.5) | (b > 2.5))._data, [True, False, True])
+    np.testing.assert_array_equal((~(a > 1.5))._data, [True, False, False])
     assert (a > 0).all().item() and not (a > 2).all().item() and (a > 2).any().item()

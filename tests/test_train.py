@@ -32,7 +32,7 @@ def _iris():
 
 
 def _weights(model):
-    return {k: np.array(v.data) for k, v in model.state_dict().items()}
+    return {k: np.array(v._data) for k, v in model.state_dict().items()}
 
 
 class Count(Callback):

@@ -132,7 +132,7 @@ def test_trace_accumulates_over_multiple_uses_and_matches_jacobians():
     assert len(W_rows) == 3   # matmul and both sides of W * W
     assert np.allclose(W_rows[-1].accumulated, sum(r.contribution for r in W_rows))
     gW, gb = cr.grad(L, [W, b])
-    assert np.allclose(tr.grads["W"], gW.data) and np.allclose(tr.grads["b"], gb.data)
+    assert np.allclose(tr.grads["W"], gW._data) and np.allclose(tr.grads["b"], gb._data)
     assert np.shape(tr.row("add#4", "b").contribution) == (4,)
 
 
@@ -300,6 +300,6 @@ def test_module_parameter_names_label_the_graph_and_ledger_csv(tmp_path):
     assert set(tr.grads) == param_names
     loss.backward()
     for name, p in net.named_parameters():
-        assert np.allclose(tr.grads[name], p.grad.data, atol=1e-6)
+        assert np.allclose(tr.grads[name], p.grad._data, atol=1e-6)
     with tr.to_csv(tmp_path / "ledger.csv").open() as f:
         assert len(list(csv.DictReader(f))) == len(tr.rows)

@@ -138,7 +138,7 @@ def _mkl_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if pa is None or pb is None or max(m, n, k, pa[1], pb[1]) >= 1 << 31:  # LP64 MKL: 32-bit sizes
         return np.matmul(a, b)
     out = np.empty((m, n), a.dtype)
-    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes.data, pa[1], b.ctypes.data, pb[1], 0.0, out.ctypes.data, n)
+    fn(_ROW_MAJOR, pa[0], pb[0], m, n, k, 1.0, a.ctypes._data, pa[1], b.ctypes._data, pb[1], 0.0, out.ctypes._data, n)
     return out
 
 

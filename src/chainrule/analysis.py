@@ -819,7 +819,7 @@ def _module_predict(model, X) -> np.ndarray:
     model.eval()
     try:
         with no_grad():
-            z = np.asarray(model(Tensor(np.asarray(X, dtype=np.float32))).data)
+            z = np.asarray(model(Tensor(np.asarray(X, dtype=np.float32)))._data)
     finally:
         model.train(was_training)
     return (z.reshape(-1) >= 0).astype(np.int64) if z.ndim == 1 or z.shape[1] == 1 else z.argmax(axis=1)

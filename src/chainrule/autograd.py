@@ -97,7 +97,7 @@ def _where() -> str:
 
 
 def _check_finite(name, phase, arr, ctx):
-    arr = arr.data if isinstance(arr, Tensor) else arr
+    arr = arr._data if isinstance(arr, Tensor) else arr
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         where = ctx.where if ctx is not None and ctx.where else "(unknown; created outside anomaly mode)\n"
         raise FloatingPointError(f"detect_anomaly: {name} produced NaN/Inf in its {phase} pass. "
@@ -167,11 +167,11 @@ def unbroadcast(g, shape: tuple, opname: str = "?"):
 
 def _root_grad(t: Tensor, grad):
     if grad is None:
-        if t.data.size != 1:
+        if t._data.size != 1:
             raise RuntimeError(f"backward() needs a scalar; this tensor has shape {t.shape}: "
                                "pass grad=... (same shape) or reduce it first, e.g. loss.sum()")
-        return np.array(1, t.data.dtype).reshape(t.data.shape)  # np.ones' Python wrapper costs 3x this
-    g = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+        return np.array(1, t._data.dtype).reshape(t._data.shape)  # np.ones' Python wrapper costs 3x this
+    g = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
     if g.shape != t.shape:
         raise ValueError(f"backward(): grad has shape {g.shape} but the tensor has shape {t.shape}")
     return np.array(g, dtype=t.dtype, copy=True)  # copied: leaves must not alias the caller's array
@@ -273,20 +273,20 @@ def _run_plain(roots, root_grads, retain_graph):
             for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
                 if isinstance(i, Tensor):
                     needs.append(i.requires_grad)
-                    args.append(i.data)
+                    args.append(i._data)
                 else:
                     needs.append(False)
                     args.append(i)
             if g is None:  # queued only to be released (a rule returned no gradient for it)
                 in_grads = (None,) * len(needs)
             elif op.saves:
-                in_grads = op.rule(g, t.data, *args, needs=needs, saved=ctx.saved, **ctx.attrs)
+                in_grads = op.rule(g, t._data, *args, needs=needs, saved=ctx.saved, **ctx.attrs)
             elif op.needs:
-                in_grads = op.rule(g, t.data, *args, needs=needs, **ctx.attrs)
+                in_grads = op.rule(g, t._data, *args, needs=needs, **ctx.attrs)
             elif op.owns and type(g) is np.ndarray and sys.getrefcount(g) == _SOLE and _sole_reference(g):
-                in_grads = op.rule(g, t.data, *args, owned=True, **ctx.attrs)  # see _sole_reference
+                in_grads = op.rule(g, t._data, *args, owned=True, **ctx.attrs)  # see _sole_reference
             else:
-                in_grads = op.rule(g, t.data, *args, **ctx.attrs)
+                in_grads = op.rule(g, t._data, *args, **ctx.attrs)
             for inp, gi, need in zip(inputs, in_grads, needs):
                 if not need:
                     continue
@@ -296,7 +296,7 @@ def _run_plain(roots, root_grads, retain_graph):
                         grads[key] = None
                         heappush(queue, (-inp._ctx.seq, inp))
                     continue
-                data = inp.data
+                data = inp._data
                 if gi.shape != data.shape:
                     gi = unbroadcast(gi, data.shape, op.name)
                 if gi.dtype is not data.dtype and gi.dtype != data.dtype:  # `is`: the usual case, cheaply
@@ -321,7 +321,7 @@ def _run_plain(roots, root_grads, retain_graph):
         handed: set[int] = set()
         for key, leaf in leaves.items():
             g = pop(key)
-            if leaf.grad is None and type(g) is np.ndarray and g.dtype is leaf.data.dtype and g.flags.writeable:
+            if leaf.grad is None and type(g) is np.ndarray and g.dtype is leaf._data.dtype and g.flags.writeable:
                 owner = id(g if g.base is None else g.base)  # _accumulate_leaf's first-gradient case
                 if owner not in handed:
                     handed.add(owner)
@@ -356,7 +356,7 @@ def _check_unmodified(t: Tensor, ctx) -> None:
 def _grad_tensor(g: np.ndarray) -> Tensor:
     """``Tensor(g)`` for an ndarray, without the constructor's checks (a leaf's new ``.grad``)."""
     t = _new_tensor(Tensor)
-    t.data, t.grad, t._ctx, t.name, t.requires_grad = g, None, None, None, False
+    t._data, t.grad, t._ctx, t.name, t.requires_grad = g, None, None, None, False
     return t
 
 
@@ -402,11 +402,11 @@ def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned=False):
     for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
         if isinstance(i, Tensor):
             needs.append(i.requires_grad and (useful is None or id(i) in useful))
-            args.append(i if create_graph else i.data)  # Tensors when the backward is recorded
+            args.append(i if create_graph else i._data)  # Tensors when the backward is recorded
         else:
             needs.append(False)
             args.append(i)
-    out = t if create_graph else t.data
+    out = t if create_graph else t._data
     if op.saves:
         in_grads = op.rule(g, out, *args, needs=needs, saved=None if create_graph else ctx.saved, **ctx.attrs)
     elif op.needs:
@@ -419,7 +419,7 @@ def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned=False):
     for inp, gi, need in zip(inputs, in_grads, needs):
         if not need or gi is None:
             continue
-        data = inp.data
+        data = inp._data
         if gi.shape != data.shape:
             gi = unbroadcast(gi, data.shape, op.name)
         if gi.dtype != data.dtype:
@@ -434,12 +434,12 @@ def _accumulate_leaf(t, g, create_graph, handed):
         g = g if isinstance(g, Tensor) else Tensor(g)
         t.grad = g if t.grad is None else t.grad + g
         return
-    g = g.data if isinstance(g, Tensor) else g
-    if t.grad is not None and t.grad._ctx is None and t.grad.data.flags.writeable:
-        np.add(t.grad.data, g, out=t.grad.data)
+    g = g._data if isinstance(g, Tensor) else g
+    if t.grad is not None and t.grad._ctx is None and t.grad._data.flags.writeable:
+        np.add(t.grad._data, g, out=t.grad._data)
         return
     if t.grad is not None:
-        g = t.grad.data + g
+        g = t.grad._data + g
     owner = g if g.base is None else g.base
     if not g.flags.writeable or id(owner) in handed or g.dtype != t.dtype:
         g = np.array(g, dtype=t.dtype)  # never let two leaves (or a leaf and a view) share memory
@@ -466,7 +466,7 @@ def backward(tensor: Tensor, grad=None, retain_graph: bool = False, create_graph
                create_graph=create_graph, allow_unused=True)
     for x, gx in zip(inputs, gs):
         if gx is not None:
-            _accumulate_leaf(x, gx if create_graph else gx.data, create_graph, set())
+            _accumulate_leaf(x, gx if create_graph else gx._data, create_graph, set())
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -511,30 +511,30 @@ def hvp(f: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence) -> list[
     dot = None
     for g, p, vi in zip(gs, params, v):
         if g is not None:
-            term = _ops.sum(g * (vi.data if isinstance(vi, Tensor) else np.asarray(vi, p.dtype)))
+            term = _ops.sum(g * (vi._data if isinstance(vi, Tensor) else np.asarray(vi, p.dtype)))
             dot = term if dot is None else dot + term
     if dot is None or not dot.requires_grad:
-        return [Tensor(np.zeros_like(p.data)) for p in params]
+        return [Tensor(np.zeros_like(p._data)) for p in params]
     hv = grad(dot, params, allow_unused=True)
-    return [Tensor(np.zeros_like(p.data)) if h is None else h for p, h in zip(params, hv)]
+    return [Tensor(np.zeros_like(p._data)) if h is None else h for p, h in zip(params, hv)]
 
 
 def _as_leaf(x) -> Tensor:
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64))
-    return Tensor(x.data, requires_grad=True)
+    return Tensor(x._data, requires_grad=True)
 
 
 def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
     """The Jacobian d f(x) / d x, shape ``f(x).shape + x.shape``, one backward pass per output."""
     x = _as_leaf(x)
     y = f(x)
-    J = np.zeros((y.data.size, x.data.size), dtype=y.dtype)
-    for i in range(y.data.size):
-        e = np.zeros(y.data.size, y.dtype)
+    J = np.zeros((y._data.size, x._data.size), dtype=y.dtype)
+    for i in range(y._data.size):
+        e = np.zeros(y._data.size, y.dtype)
         e[i] = 1
         (gi,) = grad(y, x, grad_outputs=Tensor(e.reshape(y.shape)), retain_graph=True, allow_unused=True)
         if gi is not None:
-            J[i] = gi.data.reshape(-1)
+            J[i] = gi._data.reshape(-1)
     return Tensor(J.reshape(y.shape + x.shape))
 
 
@@ -543,7 +543,7 @@ def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
     gradient, computed by double backward (one Hessian-vector product per row)."""
     x = _as_leaf(x)
     (g,) = grad(f(x), x, create_graph=True)
-    n = x.data.size
+    n = x._data.size
     H = np.zeros((n, n), dtype=x.dtype)
     if g.requires_grad:
         for i in range(n):
@@ -551,7 +551,7 @@ def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
             e[i] = 1
             (hi,) = grad(g, x, grad_outputs=Tensor(e.reshape(x.shape)), retain_graph=True, allow_unused=True)
             if hi is not None:
-                H[i] = hi.data.reshape(-1)
+                H[i] = hi._data.reshape(-1)
     return Tensor(H.reshape(x.shape + x.shape))
 
 
@@ -564,15 +564,15 @@ def _flat_grads(fn, inputs, u, create_graph=False):
     out = fn(*inputs)
     s = _ops.sum(out * u)
     gs = grad(s, inputs, create_graph=create_graph, allow_unused=True)
-    return [np.zeros_like(x.data) if g is None else g for x, g in zip(inputs, gs)]
+    return [np.zeros_like(x._data) if g is None else g for x, g in zip(inputs, gs)]
 
 
 def _numeric(fn_scalar, inputs, eps):
     """Central differences (f(x + eps e_i) - f(x - eps e_i)) / 2 eps for every input element."""
     result = []
     for x in inputs:
-        num = np.zeros_like(x.data)
-        flat, nflat = x.data.reshape(-1), num.reshape(-1)
+        num = np.zeros_like(x._data)
+        flat, nflat = x._data.reshape(-1), num.reshape(-1)
         for i in range(flat.size):
             orig = flat[i]
             flat[i] = orig + eps
@@ -610,11 +610,11 @@ def gradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: float 
     with no_grad():
         out0 = fn(*inputs)
     u = np.random.default_rng(seed).standard_normal(out0.shape)
-    analytic = [g.data for g in _flat_grads(fn, inputs, u)]
+    analytic = [g._data for g in _flat_grads(fn, inputs, u)]
 
     def f():
         with no_grad():
-            return float(np.sum(fn(*inputs).data * u))
+            return float(np.sum(fn(*inputs)._data * u))
     return _compare("gradients", analytic, _numeric(f, inputs, eps), atol, rtol, raise_exception)
 
 
@@ -635,18 +635,18 @@ def gradgradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: fl
             term = _ops.sum(g * wi)
             dot = term if dot is None else dot + term
     if dot is None:
-        analytic = [np.zeros_like(x.data) for x in inputs]
+        analytic = [np.zeros_like(x._data) for x in inputs]
     else:
         hv = grad(dot, inputs, allow_unused=True)
-        analytic = [np.zeros_like(x.data) if h is None else h.data for x, h in zip(inputs, hv)]
-    originals = [x.data.copy() for x in inputs]
+        analytic = [np.zeros_like(x._data) if h is None else h._data for x, h in zip(inputs, hv)]
+    originals = [x._data.copy() for x in inputs]
 
     def g_at(sign):
         for x, o, wi in zip(inputs, originals, w):
-            x.data[...] = o + sign * eps * wi
-        r = [np.asarray(g.data if isinstance(g, Tensor) else g) for g in _flat_grads(fn, inputs, u)]
+            x._data[...] = o + sign * eps * wi
+        r = [np.asarray(g._data if isinstance(g, Tensor) else g) for g in _flat_grads(fn, inputs, u)]
         for x, o in zip(inputs, originals):
-            x.data[...] = o
+            x._data[...] = o
         return r
     numeric = [(p - m) / (2 * eps) for p, m in zip(g_at(+1), g_at(-1))]
     return _compare("Hessian-vector products", analytic, numeric, atol, rtol, raise_exception)

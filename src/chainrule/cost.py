@@ -108,7 +108,7 @@ def _optimizer_spec(optimizer: Any) -> tuple[str, int, int, int, int | None]:
         group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
         if name == "sgd" and group.get("momentum", 0):
             name = "nesterov" if group.get("nesterov") else "momentum"
-        if name == "newton" and sum(p.data.size for g in optimizer.param_groups for p in g["params"]) > group.get(
+        if name == "newton" and sum(p._data.size for g in optimizer.param_groups for p in g["params"]) > group.get(
                 "exact_max_params", math.inf):
             name = "newton-cg"
         if name not in OPTIMIZERS:
@@ -295,7 +295,7 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     prev = None
     for name, m in _leaf_modules(model):
         cls = type(m).__name__.lower()
-        if hasattr(m, "in_features") and hasattr(m, "weight") and np.ndim(m.weight.data) == 2:
+        if hasattr(m, "in_features") and hasattr(m, "weight") and np.ndim(m.weight._data) == 2:
             spec.append(("linear", int(m.in_features), int(m.out_features), getattr(m, "bias", None) is not None, name))
         elif cls in ACTIVATIONS:
             if cls in ("identity", "flatten") or (cls == "dropout" and not getattr(m, "p", 0)):
@@ -315,7 +315,7 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
         raise ValueError(f"estimate: input_shape {tuple(input_shape)} has {math.prod(input_shape)} features but the "
                          f"first Linear takes {sizes[0]}")
     if dtype is None:
-        dtype = next((p.data.dtype for p in model.parameters()), np.float32)
+        dtype = next((p._data.dtype for p in model.parameters()), np.float32)
     return _estimate(spec, sizes, int(batch_size), optimizer, dtype, loss, input_requires_grad)
 
 
@@ -555,7 +555,7 @@ class _Recorder:
 
     def __init__(self, params, prev=None):
         self.params = params
-        self.param_ids = {id(_owner(p.data)) for p in params}
+        self.param_ids = {id(_owner(p._data)) for p in params}
         self.entries: list[list] = []  # [bytes, origin, allocated at event, freed at event or None]
         self.live: dict[int, int] = {}  # id(array) -> its entry
         self.finalizers: list[weakref.finalize] = []
@@ -590,7 +590,7 @@ class _Recorder:
 
     def classify(self, phase: str) -> dict[str, int]:
         """The arrays alive at ``phase``'s peak, in bytes by category."""
-        grads = {self.live.get(id(_owner(p.grad.data))) for p in self.params if p.grad is not None}
+        grads = {self.live.get(id(_owner(p.grad._data))) for p in self.params if p.grad is not None}
         at = self.peak[phase][1]
         out = dict.fromkeys(("parameters", "gradients", "optimizer_state", "optimizer_scratch",
                              "activations", "temporaries"), 0)
@@ -697,7 +697,7 @@ def _state_arrays(optimizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
     state, scratch = [], []
     for p, s in getattr(optimizer, "state", {}).items():
         for v in s.values():
-            v = v.data if isinstance(v, Tensor) else v
+            v = v._data if isinstance(v, Tensor) else v
             if isinstance(v, np.ndarray) and v.shape == p.shape:
                 state.append(v)
     for bufs in getattr(optimizer, "_scratch", {}).values():
@@ -719,7 +719,7 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
     params = list(model.parameters())
     saved = None
     if restore:
-        saved = ([p.data.copy() for p in params], [None if p.grad is None else p.grad for p in params],
+        saved = ([p._data.copy() for p in params], [None if p.grad is None else p.grad for p in params],
                  optimizer.state_dict() if hasattr(optimizer, "state_dict") else None)
     try:
         for _ in range(int(warmup)):
@@ -731,7 +731,7 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
     finally:
         if saved is not None:
             for p, d, g in zip(params, saved[0], saved[1]):
-                np.copyto(p.data, d)
+                np.copyto(p._data, d)
                 p.grad = g
             if saved[2] is not None:
                 optimizer.load_state_dict(saved[2])
@@ -742,15 +742,15 @@ def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> M
     rec = _Recorder(params, _ag.state.profiler)
     rec.start("setup")
     for p in params:
-        rec.add(p.data, "parameters")
+        rec.add(p._data, "parameters")
         if p.grad is not None:
-            rec.add(p.grad.data, "gradients")
+            rec.add(p.grad._data, "gradients")
     for a in state:
         rec.add(a, "optimizer_state")
     for a in scratch:
         rec.add(a, "optimizer_scratch")
     for a in (x, y):
-        rec.add(a.data if isinstance(a, Tensor) else a, "input")
+        rec.add(a._data if isinstance(a, Tensor) else a, "input")
     persistent = rec.total
     seconds: dict[str, float] = {}
     tm_peak = None
@@ -802,8 +802,8 @@ def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> M
         inf[k] = 0
     memory["inference"] = inf
     return Measurement(
-        batch_size=int(np.shape(x.data if isinstance(x, Tensor) else x)[0]),
-        parameters=sum(p.data.size for p in params), flops=rec.flops, ops=rec.ops, memory=memory,
+        batch_size=int(np.shape(x._data if isinstance(x, Tensor) else x)[0]),
+        parameters=sum(p._data.size for p in params), flops=rec.flops, ops=rec.ops, memory=memory,
         seconds=seconds, saved_by_graph=saved_by_graph,
         optimizer_state=sum(a.nbytes for a in state_after), optimizer_scratch=sum(a.nbytes for a in scratch_after),
         tracemalloc_peak=tm_peak, step_counted=bool(rec.flops.get("step", {}).get("flops")))
@@ -819,7 +819,7 @@ def _graph_bytes(root: Tensor, skip: set[int]) -> int:
         if id(t) in seen_t:
             continue
         seen_t.add(id(t))
-        arrays = [t.data]
+        arrays = [t._data]
         if t._ctx is not None and t._ctx.inputs is not None:
             for i in t._ctx.inputs:
                 if isinstance(i, Tensor):

@@ -21,7 +21,7 @@ __all__ = ["DataLoader", "check_features", "check_targets", "check_X_y", "train_
 
 
 def _array(a, name: str) -> np.ndarray:
-    return a.data if isinstance(a, Tensor) else np.asarray(a)
+    return a._data if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _float32(a: np.ndarray) -> np.ndarray:

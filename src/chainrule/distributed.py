@@ -274,7 +274,7 @@ class _Bucket:
 
     def __init__(self, params: list[Tensor], dtype: np.dtype):
         self.params, self.dtype = params, dtype
-        self.sizes = [p.data.size for p in params]
+        self.sizes = [p._data.size for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
         self.buf = np.empty(int(self.offsets[-1]), dtype=dtype)
 
@@ -284,11 +284,11 @@ class _Bucket:
         for p in params:
             if with_grad and not p.requires_grad:
                 continue
-            dt = np.dtype(p.data.dtype)
-            if cur and (dt != cur_dtype or cur_bytes + p.data.nbytes > bucket_bytes):
+            dt = np.dtype(p._data.dtype)
+            if cur and (dt != cur_dtype or cur_bytes + p._data.nbytes > bucket_bytes):
                 buckets.append(_Bucket(cur, cur_dtype))
                 cur, cur_bytes = [], 0
-            cur.append(p); cur_bytes += p.data.nbytes; cur_dtype = dt
+            cur.append(p); cur_bytes += p._data.nbytes; cur_dtype = dt
         if cur:
             buckets.append(_Bucket(cur, cur_dtype))
         return buckets
@@ -299,11 +299,11 @@ class _Bucket:
 
     def pack_data(self) -> None:
         for p, v in self._views():
-            v[...] = p.data.reshape(-1)
+            v[...] = p._data.reshape(-1)
 
     def unpack_data(self) -> None:
         for p, v in self._views():
-            p.data[...] = v.reshape(p.data.shape)
+            p._data[...] = v.reshape(p._data.shape)
 
     def pack_grads(self, weight: float) -> None:
         w = self.dtype.type(weight)   # a float64 weight must not upcast (or re-round) float32 grads
@@ -311,13 +311,13 @@ class _Bucket:
             if p.grad is None:
                 v[...] = 0
             else:
-                np.multiply(p.grad.data.reshape(-1), w, out=v)
+                np.multiply(p.grad._data.reshape(-1), w, out=v)
 
     def unpack_grads(self) -> None:
         # Each .grad becomes a view of its slice of the bucket (PyTorch DDP's gradient_as_bucket_view):
         # no copy, and never written in place into an array autograd may share between parameters.
         for p, v in self._views():
-            p.grad = Tensor(v.reshape(p.data.shape))
+            p.grad = Tensor(v.reshape(p._data.shape))
 
 
 class GradientAllreducer:
@@ -493,7 +493,7 @@ def _trainer_class():
             for b, (xb, yb) in enumerate(loader):       # the global batch, identical on every rank
                 self._n_global = n_global = len(yb)
                 lo, hi = shard_bounds(n_global, k, r)
-                xl, yl = Tensor(xb.data[lo:hi]), Tensor(yb.data[lo:hi])
+                xl, yl = Tensor(xb._data[lo:hi]), Tensor(yb._data[lo:hi])
                 manual_seed(_dropout_seed(self._seed, self.epoch, b, r))
                 loss, out = self._step(xl, yl)
                 if hi > lo:

@@ -17,7 +17,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _data(x):
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def _count(x, axis) -> int:
@@ -279,8 +279,8 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
     mixes the target with the uniform distribution, ``(1-eps) t + eps/C``; ``weight`` scales each
     class. With class indices, 'mean' divides by the summed weight of the targets (PyTorch).
     """
-    zd = input.data if isinstance(input, Tensor) else np.asarray(input)
-    td = target.data if isinstance(target, Tensor) else np.asarray(target)
+    zd = input._data if isinstance(input, Tensor) else np.asarray(input)
+    td = target._data if isinstance(target, Tensor) else np.asarray(target)
     if (zd.ndim == 2 and td.ndim == 1 and td.shape[0] == zd.shape[0] and td.size and weight is None
             and not label_smoothing and reduction in ("mean", "sum")):
         # The training loop's case, kept lean: one max validates every label and rules out

@@ -47,7 +47,7 @@ def _arrays(obj: Any) -> OrderedDict[str, np.ndarray]:
     for k, v in state.items():
         if not isinstance(k, str):
             raise TypeError(f"save: tensor names must be strings, got {k!r}")
-        arr = v.data if isinstance(v, Tensor) else np.asarray(v)
+        arr = v._data if isinstance(v, Tensor) else np.asarray(v)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"save: {k!r} has dtype {arr.dtype}; only numeric arrays can be saved")
         out[k] = np.ascontiguousarray(arr)
@@ -203,7 +203,7 @@ def load_model(path: str | os.PathLike) -> Module:
         arch = json.loads(meta[ARCH_KEY])
     except json.JSONDecodeError as e:
         raise ValueError(f"{where}: the stored architecture is not JSON ({e})") from None
-    model = _build(arch, where, sum(t.size for t in state.values()))
+    model = _build(arch, where, sum(t.numel() for t in state.values()))
     floats = {t.dtype for t in state.values() if t.dtype.kind == "f"}
     if len(floats) == 1:
         model.to(floats.pop())  # a float64 checkpoint rebuilds a float64 model

@@ -145,11 +145,11 @@ class LogisticRegression(_Classifier):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``P(y = 1 | x)``, shape (N,)."""
-        return _binary_proba(self._logits(x).data)
+        return _binary_proba(self._logits(x)._data)
 
     def predict(self, x: Any) -> np.ndarray:
         """``1[w^T phi(x) + b >= 0]`` as int64, shape (N,)."""
-        return (self._logits(x).data >= 0).astype(np.int64)
+        return (self._logits(x)._data >= 0).astype(np.int64)
 
     def config(self) -> dict | None:
         try:
@@ -182,11 +182,11 @@ class SoftmaxRegression(_Classifier):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``softmax(W phi(x) + b)``, shape (N, K)."""
-        return F.softmax(self._logits(x).data, -1)
+        return F.softmax(self._logits(x)._data, -1)
 
     def predict(self, x: Any) -> np.ndarray:
         """``argmax_k`` of the logits, int64 of shape (N,)."""
-        return np.argmax(self._logits(x).data, axis=-1).astype(np.int64)
+        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
 
     def config(self) -> dict | None:
         try:
@@ -249,12 +249,12 @@ class MLP(_Classifier):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """``softmax(z)`` of shape (N, K); for one output ``sigma(z)`` of shape (N,)."""
-        z = self._logits(x).data
+        z = self._logits(x)._data
         return _binary_proba(z[..., 0]) if z.shape[-1] == 1 else F.softmax(z, -1)
 
     def predict(self, x: Any) -> np.ndarray:
         """``argmax_k z_k`` (or ``1[z >= 0]`` for one output), int64 of shape (N,)."""
-        z = self._logits(x).data
+        z = self._logits(x)._data
         return (z[..., 0] >= 0).astype(np.int64) if z.shape[-1] == 1 else np.argmax(z, axis=-1).astype(np.int64)
 
     def config(self) -> dict | None:
@@ -270,7 +270,7 @@ class MLP(_Classifier):
     # ----- PyTorch interop ---------------------------------------------------------------------
     def to_torch_state_dict(self) -> dict[str, np.ndarray]:
         """This model's weights under the keys of :meth:`torch_equivalent` (``0.weight``, ...)."""
-        return {k.removeprefix("layers."): v.data for k, v in self.state_dict().items()}
+        return {k.removeprefix("layers."): v._data for k, v in self.state_dict().items()}
 
     def from_torch_state_dict(self, state: Any, strict: bool = True) -> Any:
         """Load weights saved from the equivalent ``torch.nn.Sequential`` (keys ``0.weight``, ...)."""

@@ -76,7 +76,7 @@ class Primitive:
         datas, req, consts = [], False, False
         for a in args:
             if isinstance(a, Tensor):
-                datas.append(a.data)
+                datas.append(a._data)
                 if a.requires_grad:
                     req = True
             else:
@@ -99,7 +99,7 @@ class Primitive:
             if saved is not None and hasattr(_state.profiler, "keep"):
                 _state.profiler.keep(saved)  # arrays the node keeps besides its output (cost.measure)
         t = Tensor.__new__(Tensor)
-        t.data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
+        t._data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
         if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
             inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas)) if consts else args
             t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None, saved)
@@ -288,7 +288,7 @@ def linear_act(x, w, b=None, activation: str | None = None):
     if not isinstance(z, Tensor):
         return act(z, inplace=True)
     y = act(z, inplace=True)
-    z.data = np.broadcast_to(_overwritten(z.data.dtype), z.data.shape)  # y owns the buffer now
+    z._data = np.broadcast_to(_overwritten(z._data.dtype), z._data.shape)  # y owns the buffer now
     return y
 
 

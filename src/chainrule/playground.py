@@ -160,18 +160,18 @@ def run(function, optimizers=("sgd", "momentum", "adam", "newton"), start=None, 
         def loss():
             return fn.f(theta[0], theta[1])
 
-        path, losses = [theta.data.copy()], []
+        path, losses = [theta._data.copy()], []
         for _ in range(steps):
             if isinstance(opt, optim.Newton):
-                losses.append(float(opt.step(loss).data))
+                losses.append(float(opt.step(loss)._data))
             else:
                 opt.zero_grad()
                 value = loss()
                 value.backward()
                 opt.step()
-                losses.append(float(value.data))
-            path.append(theta.data.copy())
-            if not np.isfinite(theta.data).all() or (until_tol and losses[-1] - fn.f_min < tol):
+                losses.append(float(value._data))
+            path.append(theta._data.copy())
+            if not np.isfinite(theta._data).all() or (until_tol and losses[-1] - fn.f_min < tol):
                 break
         losses.append(float(fn.f(*path[-1])))
         losses = np.array(losses)

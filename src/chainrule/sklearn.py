@@ -116,9 +116,9 @@ def _glorot_(model, activation) -> None:
     for m in model.modules():
         if isinstance(m, Linear):
             bound = float(np.sqrt(factor / (m.in_features + m.out_features)))
-            m.weight.data[...] = g.uniform(-bound, bound, m.weight.shape)
+            m.weight._data[...] = g.uniform(-bound, bound, m.weight.shape)
             if m.bias is not None:
-                m.bias.data[...] = g.uniform(-bound, bound, m.bias.shape)
+                m.bias._data[...] = g.uniform(-bound, bound, m.bias.shape)
 
 
 class _Base(BaseEstimator):
@@ -221,7 +221,7 @@ class _Base(BaseEstimator):
         # other rows in the batch (check_methods_subset_invariance).
         model = copy.deepcopy(self.model_).double().eval()
         with no_grad():
-            return model(Tensor(X)).data
+            return model(Tensor(X))._data
 
     def fit(self, X, y):
         """Train from scratch (or, with ``warm_start=True``, continue) for up to ``max_epochs`` epochs."""

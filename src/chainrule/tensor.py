@@ -27,6 +27,19 @@ DEFAULT_DTYPE = float32
 _node_counter = itertools.count(1)
 
 
+class Size(tuple):
+    """A shape, as ``torch.Size``: a tuple of ints that also knows its element count."""
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
+
+
 #: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
 #: array that owns the memory, so an update through a view is seen through every other view (PyTorch's
 #: version counter, shared per storage). A stale entry (its array freed, the id reused) is harmless:
@@ -45,12 +58,12 @@ def _stamp(t: Tensor) -> None:
     """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
     if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
         _INPLACE_STAMPS.clear()
-    _INPLACE_STAMPS[_storage(t.data)] = _autograd.state.last_inplace = next(_node_counter)
+    _INPLACE_STAMPS[_storage(t._data)] = _autograd.state.last_inplace = next(_node_counter)
 
 
 def _updated_after(t: Tensor, seq: int) -> bool:
     """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
-    return _INPLACE_STAMPS.get(_storage(t.data), 0) > seq
+    return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq
 
 
 class Node:
@@ -81,13 +94,13 @@ class Tensor:
     dtype; :func:`tensor` is the user-facing constructor that copies and picks dtypes.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
     # Make ``ndarray @ Tensor`` and ``ndarray * Tensor`` reach Tensor's reflected dunders.
     __array_ufunc__ = None
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False, _ctx: Node | None = None, name=None):
-        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self._data = data if isinstance(data, np.ndarray) else np.asarray(data)
         self.grad: Tensor | None = None
         self._ctx = _ctx
         self.name = name
@@ -99,35 +112,54 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
-                f"bool() of a tensor with {self.data.size} elements is ambiguous: "
+                f"bool() of a tensor with {self._data.size} elements is ambiguous: "
                 "use .any() or .all(), or compare a single element"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     # ----- basic properties -------------------------------------------------------------------
     @property
+    def data(self) -> Tensor:
+        """This tensor's values as a new leaf that shares its memory and is cut from the graph, as
+        ``torch.Tensor.data``: ``p.data -= lr * p.grad`` and ``p.data.zero_()`` update ``p`` without
+        recording anything. The ndarray itself is ``p.numpy()`` (or ``np.asarray(p)``)."""
+        t = Tensor.__new__(Tensor)
+        t._data, t.grad, t._ctx, t.name, t.requires_grad = self._data, None, None, None, False
+        return t
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
-    @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self, dim: int | None = None) -> Size | int:
+        """The shape as a :class:`Size` (``torch.Tensor.size``), or the length of axis ``dim``.
+        The element count (NumPy's ``ndarray.size``) is :meth:`numel`."""
+        if dim is None:
+            return Size(self._data.shape)
+        try:
+            return self._data.shape[dim]
+        except (IndexError, TypeError):
+            raise IndexError(f"size: dim {dim!r} is out of range for a tensor of shape {self.shape}") from None
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def is_leaf(self) -> bool:
@@ -147,28 +179,28 @@ class Tensor:
         return _ops.swapaxes(self, -1, -2)
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def numpy(self) -> np.ndarray:
         """The underlying ndarray (shared memory, like ``torch.Tensor.numpy``)."""
-        return self.data
+        return self._data
 
     def tolist(self):
-        return self.data.tolist()
+        return self._data.tolist()
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a one-element tensor; this one has shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -177,15 +209,15 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu":
+        if self._data.dtype.kind not in "iu":
             raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
         return int(self.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, precision=4, separator=", ", prefix="tensor(")
         extra = []
-        if self.data.dtype != DEFAULT_DTYPE:
-            extra.append(f"dtype={self.data.dtype}")
+        if self._data.dtype != DEFAULT_DTYPE:
+            extra.append(f"dtype={self._data.dtype}")
         if self._ctx is not None:
             extra.append(f"grad_fn={self._ctx.op.name}")
         elif self.requires_grad:
@@ -194,9 +226,9 @@ class Tensor:
 
     # ----- autograd bookkeeping ---------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
-                f"only floating-point tensors can require grad; this one is {self.data.dtype} "
+                f"only floating-point tensors can require grad; this one is {self._data.dtype} "
                 "(labels and indices never need gradients)"
             )
         if not requires_grad and self._ctx is not None:
@@ -206,7 +238,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def detach_(self) -> Tensor:
         self._ctx = None
@@ -215,7 +247,7 @@ class Tensor:
 
     def zero_(self) -> Tensor:
         self._check_inplace("zero_")
-        self.data[...] = 0
+        self._data[...] = 0
         return self
 
     def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False,
@@ -288,8 +320,8 @@ class Tensor:
 
     def _inplace(self, ufunc, other, what):
         self._check_inplace(what)
-        o = other.data if isinstance(other, Tensor) else other
-        ufunc(self.data, o, out=self.data, casting="same_kind")
+        o = other._data if isinstance(other, Tensor) else other
+        ufunc(self._data, o, out=self._data, casting="same_kind")
         return self
 
     def __iadd__(self, o): return self._inplace(np.add, o, "+=")
@@ -305,12 +337,12 @@ class Tensor:
 
     def copy_(self, src) -> Tensor:
         self._check_inplace("copy_")
-        np.copyto(self.data, _unwrap(src), casting="same_kind")
+        np.copyto(self._data, _unwrap(src), casting="same_kind")
         return self
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
-        self.data.fill(value)
+        self._data.fill(value)
         return self
 
     def __getitem__(self, idx) -> Tensor:
@@ -320,7 +352,7 @@ class Tensor:
         self._check_inplace("__setitem__")
         if self._ctx is not None and _autograd.is_grad_enabled():
             raise RuntimeError("__setitem__ on a recorded tensor would corrupt its graph; .detach() it first")
-        self.data[_index(idx)] = _unwrap(value)
+        self._data[_index(idx)] = _unwrap(value)
 
     # ----- method forms of ops -----------------------------------------------------------------
     def sum(self, axis=None, keepdims=False, dim=None): return _ops.sum(self, axis=_ax(axis, dim), keepdims=keepdims)
@@ -335,8 +367,8 @@ class Tensor:
     def log_softmax(self, axis=-1, dim=None): return _fn.log_softmax(self, _ax(axis, dim))
     def argmax(self, axis=None, keepdims=False, dim=None): return _ops.argmax(self, axis=_ax(axis, dim), keepdims=keepdims)
     def argmin(self, axis=None, keepdims=False, dim=None): return _ops.argmin(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def any(self, axis=None): return Tensor(self.data.any(axis=axis))
-    def all(self, axis=None): return Tensor(self.data.all(axis=axis))
+    def any(self, axis=None): return Tensor(self._data.any(axis=axis))
+    def all(self, axis=None): return Tensor(self._data.all(axis=axis))
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
     def sqrt(self): return _ops.sqrt(self)
@@ -382,7 +414,7 @@ def _shape(shape) -> tuple:
 
 
 def _unwrap(x):
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _index(idx):
@@ -431,7 +463,7 @@ def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
     unlike ``torch.tensor``); integers become int64; booleans stay bool.
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
         data = [np.asarray(_unwrap(d)) for d in data]
     arr = np.asarray(data)

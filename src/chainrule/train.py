@@ -3,7 +3,7 @@
 ``fit(model, loss_fn, optimizer, train=(X, y), val=(X_val, y_val), epochs=20, batch_size=32)``
 returns a :class:`History`. It is the lecture's training procedure written once:
 
-- the data come from a :class:`~chainrule.data.DataLoader` (``batch_size=None`` is full-batch GD);
+- the data come from a :class:`~chainrule._data.DataLoader` (``batch_size=None`` is full-batch GD);
 - each step runs ``closure(); optimizer.step()`` (the closure computes the loss and calls
   ``backward``); Newton's method gets ``optimizer.step(closure)`` with a closure that only returns
   the loss (Newton differentiates it twice itself), and optimizers with ``requires_closure = True``
@@ -45,7 +45,7 @@ __all__ = ["fit", "evaluate", "make_optimizer", "OPTIMIZERS", "Trainer", "Histor
 
 # ----- metrics ------------------------------------------------------------------------------------
 def _arr(x) -> np.ndarray:
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def accuracy(output, target) -> float:
@@ -306,7 +306,7 @@ def _encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     """Nested state -> JSON tree; arrays (and NumPy scalars, to keep their dtype) go to ``arrays``
     under their dotted path. Dicts keep their key types (optimizer state is keyed by int)."""
     if isinstance(obj, Tensor):
-        obj = obj.data
+        obj = obj._data
     if isinstance(obj, np.ndarray):
         arrays[key] = np.ascontiguousarray(obj)
         return {"__array__": key}
@@ -820,7 +820,7 @@ def run_train(args) -> int:
     _write_json(os.path.join(out, "config.json"), cfg)  # before training: an interrupted run can resume
     callbacks = [EarlyStopping(patience=cfg["early_stopping"])] if cfg["early_stopping"] else []
     ckpt = os.path.join(out, "checkpoints")
-    print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p.data.size for p in model.parameters()):,} "
+    print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p._data.size for p in model.parameters()):,} "
           f"parameters; {cfg['optimizer']} lr={cfg['lr']}; run directory {out}", flush=True)
     try:
         history = fit(model, _loss_for(model), optimizer, train, val, epochs=cfg["epochs"],

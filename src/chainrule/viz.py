@@ -84,7 +84,7 @@ def _forward_order(roots: Sequence[Tensor]) -> list[Tensor]:
 
 
 def _norm(g) -> float:
-    g = g.data if isinstance(g, Tensor) else np.asarray(g)
+    g = g._data if isinstance(g, Tensor) else np.asarray(g)
     return float(np.linalg.norm(g.astype(np.float64).ravel()))
 
 
@@ -92,7 +92,7 @@ def _fmt(v, digits: int = 4) -> str:
     """A compact printable value: the number for one-element arrays, else shape and norm."""
     if v is None:
         return "-"
-    a = np.asarray(v.data if isinstance(v, Tensor) else v)
+    a = np.asarray(v._data if isinstance(v, Tensor) else v)
     if _ops.is_overwritten(a):  # ops.linear_act's pre-activation: its buffer went to the activation
         return f"{a.shape} (overwritten in place by the activation)"
     if a.size == 1:
@@ -265,7 +265,7 @@ def _capture_grads(root: Tensor, order: list[Tensor], grad_output) -> dict[int, 
     if not root.requires_grad or not needing:
         return {}
     gs = _ag.grad(root, needing, grad_outputs=grad_output, retain_graph=True, allow_unused=True)
-    return {id(t): g.data for t, g in zip(needing, gs) if g is not None}
+    return {id(t): g._data for t, g in zip(needing, gs) if g is not None}
 
 
 def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool = True, names=None) -> Graph:
@@ -305,7 +305,7 @@ def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool
             gnorm = None
         nodes.append(GraphNode(k, "op" if t._ctx is not None else "leaf",
                                t._ctx.op.name if t._ctx is not None else None, labels[id(t)], tuple(t.shape),
-                               str(t.dtype), ins, bool(t.requires_grad), gnorm, bwd.get(id(t)), _fmt(t.data)))
+                               str(t.dtype), ins, bool(t.requires_grad), gnorm, bwd.get(id(t)), _fmt(t._data)))
     return Graph(nodes + consts, index[id(tensor)])
 
 
@@ -396,31 +396,31 @@ def _vjp(t: Tensor, g: np.ndarray) -> list:
     """The op's own gradient rule applied to ``g``, un-broadcast: the engine's step for one node."""
     ctx = t._ctx
     inputs = ctx.inputs
-    args = [i.data if isinstance(i, Tensor) else i for i in inputs]
+    args = [i._data if isinstance(i, Tensor) else i for i in inputs]
     needs = tuple(isinstance(i, Tensor) and i.requires_grad for i in inputs)
     with _ag.no_grad():
-        res = ctx.op.rule(g, t.data, *args, needs=needs, **ctx.attrs) if ctx.op.needs else \
-            ctx.op.rule(g, t.data, *args, **ctx.attrs)
+        res = ctx.op.rule(g, t._data, *args, needs=needs, **ctx.attrs) if ctx.op.needs else \
+            ctx.op.rule(g, t._data, *args, **ctx.attrs)
     out = []
     for inp, gi, need in zip(inputs, res, needs):
         if not need or gi is None:
             out.append(None)
             continue
-        gi = np.asarray(gi.data if isinstance(gi, Tensor) else gi)
-        if gi.shape != inp.data.shape:
-            gi = np.asarray(_ag.unbroadcast(gi, inp.data.shape, ctx.op.name))
-        out.append(gi.astype(inp.data.dtype, copy=False))
+        gi = np.asarray(gi._data if isinstance(gi, Tensor) else gi)
+        if gi.shape != inp._data.shape:
+            gi = np.asarray(_ag.unbroadcast(gi, inp._data.shape, ctx.op.name))
+        out.append(gi.astype(inp._data.dtype, copy=False))
     return out
 
 
 def _local_jacobian(t: Tensor, arg: int, max_entries: int):
     """d t / d input[arg], shape ``t.shape + input.shape``, one rule application per output element."""
     x = t._ctx.inputs[arg]
-    if t.data.size * x.data.size > max_entries:
+    if t._data.size * x._data.size > max_entries:
         return None
-    J = np.zeros((t.data.size, x.data.size), dtype=np.float64)
-    for k in range(t.data.size):
-        e = np.zeros(t.data.size, dtype=t.dtype)
+    J = np.zeros((t._data.size, x._data.size), dtype=np.float64)
+    for k in range(t._data.size):
+        e = np.zeros(t._data.size, dtype=t.dtype)
         e[k] = 1
         gk = _vjp(t, e.reshape(t.shape))[arg]
         if gk is not None:

@@ -24,8 +24,8 @@ class _ManualOpt:
 
     def __init__(self, params, kind, lr):
         self.params, self.kind, self.lr, self.t = list(params), kind, lr, 0
-        self.m = [np.zeros_like(p.data) for p in self.params]
-        self.v = [np.zeros_like(p.data) for p in self.params]
+        self.m = [np.zeros_like(p._data) for p in self.params]
+        self.v = [np.zeros_like(p._data) for p in self.params]
 
     def zero_grad(self):
         for p in self.params:
@@ -34,16 +34,16 @@ class _ManualOpt:
     def step(self):
         self.t += 1
         for p, m, v in zip(self.params, self.m, self.v):
-            g = p.grad.data
+            g = p.grad._data
             if self.kind == "sgd":
-                p.data -= self.lr * g
+                p._data -= self.lr * g
             elif self.kind == "momentum":
                 m *= 0.9; m += g
-                p.data -= self.lr * m
+                p._data -= self.lr * m
             else:
                 m *= 0.9; m += 0.1 * g
                 v *= 0.999; v += 0.001 * g * g
-                p.data -= (self.lr * (m / (1 - 0.9 ** self.t)) / (np.sqrt(v / (1 - 0.999 ** self.t)) + 1e-8)).astype(p.data.dtype)
+                p._data -= (self.lr * (m / (1 - 0.9 ** self.t)) / (np.sqrt(v / (1 - 0.999 ** self.t)) + 1e-8)).astype(p.dtype)
 
     def state_dict(self):
         return {"state": {i: {"m": m.copy(), "v": v.copy()} for i, (m, v) in enumerate(zip(self.m, self.v))},
@@ -116,7 +116,7 @@ def main():
     cr.manual_seed(1234 + (dist.rank() if a.mode == "dist" else 0))
     model = MLP([8, 16, 3], dropout=a.dropout)
     for p in model.parameters():
-        p.data = p.data.astype(a.dtype)
+        p._data = p._data.astype(a.dtype)
     model.dtype = np.dtype(a.dtype)
     opt = make_optimizer(model.parameters(), a.opt)
     penalty = (lambda: cr.nn.l2_penalty(model, a.l2)) if a.l2 else None
@@ -124,7 +124,7 @@ def main():
 
     if a.mode == "ref":
         hist = plain_fit(model, "cross_entropy", opt, (x, y), val=(x, y), **common)
-        np.savez(a.out, *[p.data for p in model.parameters()], val_loss=np.array(hist["val_loss"]),
+        np.savez(a.out, *[p._data for p in model.parameters()], val_loss=np.array(hist["val_loss"]),
                  loss=np.array(hist["loss"]), val_accuracy=np.array(hist["val_accuracy"]))
         return
 
@@ -133,10 +133,10 @@ def main():
                     verbose=True, bucket_bytes=a.bucket_bytes,
                     callbacks=[FailAt(a.fail_rank, a.fail_epoch, a.fail_step, a.fail_mode)], **common)
     # Replicas must be identical: compare every rank's weights with every other's.
-    flat = np.concatenate([p.data.ravel().astype(np.float64) for p in model.parameters()])
+    flat = np.concatenate([p._data.ravel().astype(np.float64) for p in model.parameters()])
     spread = dist.allreduce(flat, "max") - dist.allreduce(flat, "min")
     if dist.is_main():
-        np.savez(a.out, *[p.data for p in model.parameters()], spread=float(np.abs(spread).max()),
+        np.savez(a.out, *[p._data for p in model.parameters()], spread=float(np.abs(spread).max()),
                  world=dist.world_size(), val_loss=np.array(hist["val_loss"]), loss=np.array(hist["loss"]),
                  val_accuracy=np.array(hist["val_accuracy"]))
 

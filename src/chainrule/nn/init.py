@@ -55,7 +55,7 @@ def _fan(tensor: Tensor, mode: str) -> int:
 def _fill(tensor: Tensor, values) -> Tensor:
     # Initialisation is never part of the graph: write the array directly (works on Parameters
     # that require grad, like torch.nn.init under its internal no_grad).
-    tensor.data[...] = values
+    tensor._data[...] = values
     return tensor
 
 

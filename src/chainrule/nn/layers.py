@@ -47,7 +47,7 @@ class Linear(Module):
         place, keeping no pre-activation (``ops.linear_act``; what :class:`Sequential` does for a
         Linear followed by that activation)."""
         w, b = self.weight, self.bias
-        if not isinstance(x, Tensor) or x.data.dtype != w.data.dtype:  # the usual case skips the call
+        if not isinstance(x, Tensor) or x._data.dtype != w._data.dtype:  # the usual case skips the call
             x = _match_dtype(type(self).__name__, x, w)
         if activation is None:
             return ops.linear(x, w) if b is None else ops.linear(x, w, b)

@@ -31,7 +31,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True):
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         else:
             data = np.asarray(data)
             if data.dtype.kind == "f" and data.dtype != DEFAULT_DTYPE:
@@ -66,7 +66,7 @@ def _as_array(value: Any, key: str) -> np.ndarray:
     """A state_dict value as an ndarray: chainrule Tensors, ndarrays, and anything with
     ``.detach().cpu().numpy()`` (torch tensors), so ``load_state_dict(torch_model.state_dict())`` works."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "cpu"):
@@ -159,7 +159,7 @@ class Module:
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Total number of scalar parameters (shared parameters counted once)."""
-        return int(sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only))
+        return int(sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only))
 
     # ----- modes and gradients -----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -178,7 +178,7 @@ class Module:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                p.grad._data[...] = 0
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for p in self.parameters():
@@ -196,8 +196,8 @@ class Module:
         their identity but get new arrays: cast before creating the optimizer or taking a state_dict."""
         dtype = np.dtype(dtype)
         for p in self.parameters():
-            if p.data.dtype.kind == "f" and p.data.dtype != dtype:
-                p.data, p.grad = p.data.astype(dtype), None
+            if p._data.dtype.kind == "f" and p._data.dtype != dtype:
+                p._data, p.grad = p._data.astype(dtype), None
         return self
 
     def float(self) -> Module:
@@ -210,7 +210,7 @@ class Module:
     def state_dict(self, keep_vars: bool = False) -> OrderedDict[str, Tensor]:
         """Ordered ``name -> Tensor`` sharing each parameter's data (torch's keys and semantics:
         editing the arrays edits the model). ``keep_vars=True`` returns the Parameters themselves."""
-        return OrderedDict((n, p if keep_vars else Tensor(p.data)) for n, p in self._named_parameters_all())
+        return OrderedDict((n, p if keep_vars else Tensor(p._data)) for n, p in self._named_parameters_all())
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters (cast to each parameter's dtype), in place.
@@ -241,7 +241,7 @@ class Module:
             pairs.append((p, arr))
         with no_grad():
             for p, arr in pairs:
-                np.copyto(p.data, arr, casting="unsafe")  # e.g. a float64 checkpoint into float32
+                np.copyto(p._data, arr, casting="unsafe")  # e.g. a float64 checkpoint into float32
         return IncompatibleKeys(missing, unexpected)
 
     # ----- cost model --------------------------------------------------------------------------

@@ -98,7 +98,7 @@ class Newton(Optimizer):
             if diff:
                 raise ValueError(f"Newton couples all parameters through the Hessian, so every group needs the same "
                                  f"hyperparameters; this group differs in {diff}")
-        P = sum(p.data.size for g in self.param_groups for p in g["params"]) + sum(p.data.size for p in group["params"])
+        P = sum(p._data.size for g in self.param_groups for p in g["params"]) + sum(p._data.size for p in group["params"])
         if _WARN_ABOVE < P <= group["exact_max_params"]:
             warnings.warn(f"Newton: {hessian_cost(P)}. Lower exact_max_params below {P:,} to use Hessian-free "
                           "Newton-CG, which never forms H.", stacklevel=5)
@@ -114,7 +114,7 @@ class Newton(Optimizer):
         params = [p for g in self.param_groups for p in g["params"]]
         with enable_grad():
             loss = closure()
-        if not isinstance(loss, Tensor) or loss.data.size != 1:
+        if not isinstance(loss, Tensor) or loss._data.size != 1:
             raise ValueError(f"Newton.step: the closure must return the scalar loss Tensor, got {type(loss).__name__}"
                              + (f" of shape {loss.shape}" if isinstance(loss, Tensor) else ""))
         if not loss.requires_grad:
@@ -122,9 +122,9 @@ class Newton(Optimizer):
                              "was it computed under no_grad(), or did the closure call backward()?")
         with enable_grad():
             gs = grad(loss, params, create_graph=True, allow_unused=True)
-        g = self._flat([None if gi is None else gi.data for gi in gs], params)
+        g = self._flat([None if gi is None else gi._data for gi in gs], params)
         for p, gi in zip(params, gs):
-            p.grad = Tensor(np.zeros_like(p.data) if gi is None else np.array(gi.data, dtype=p.dtype))
+            p.grad = Tensor(np.zeros_like(p._data) if gi is None else np.array(gi._data, dtype=p.dtype))
         P, damping = g.size, group["damping"]
         state = self.state.setdefault(params[0], {"step": 0})
         if P <= group["exact_max_params"]:
@@ -138,7 +138,7 @@ class Newton(Optimizer):
         else:
             d, state["cg_iters"] = self._cg(gs, params, g, damping, group)
         with no_grad():
-            t = self._line_search(closure, params, float(loss.data), g, d, group) if group["line_search"] else group["lr"]
+            t = self._line_search(closure, params, float(loss._data), g, d, group) if group["line_search"] else group["lr"]
             self._move(params, d, t)
         state["step"] += 1
         state["t"] = t
@@ -147,30 +147,30 @@ class Newton(Optimizer):
     # ----- pieces -----------------------------------------------------------------------------
     @staticmethod
     def _flat(arrays, params) -> np.ndarray:
-        return np.concatenate([np.zeros(p.data.size) if a is None else np.asarray(a, np.float64).reshape(-1)
+        return np.concatenate([np.zeros(p._data.size) if a is None else np.asarray(a, np.float64).reshape(-1)
                                for a, p in zip(arrays, params)])
 
     @staticmethod
     def _split(v: np.ndarray, params) -> list[np.ndarray]:
         out, k = [], 0
         for p in params:
-            out.append(v[k:k + p.data.size].reshape(p.data.shape).astype(p.dtype))
-            k += p.data.size
+            out.append(v[k:k + p._data.size].reshape(p._data.shape).astype(p.dtype))
+            k += p._data.size
         return out
 
     def _hessian(self, gs, params) -> np.ndarray:
         """H row by row: row i = grad(g_i) = d/dtheta (dg/dtheta_i), one backward pass each."""
-        P = sum(p.data.size for p in params)
+        P = sum(p._data.size for p in params)
         H = np.zeros((P, P))
         row = 0
         for gj, p in zip(gs, params):
-            for k in range(p.data.size):
+            for k in range(p._data.size):
                 if gj is not None and gj.requires_grad:
-                    e = np.zeros(p.data.size, p.dtype)
+                    e = np.zeros(p._data.size, p.dtype)
                     e[k] = 1
-                    hs = grad(gj, params, grad_outputs=Tensor(e.reshape(p.data.shape)), retain_graph=True,
+                    hs = grad(gj, params, grad_outputs=Tensor(e.reshape(p._data.shape)), retain_graph=True,
                               allow_unused=True)
-                    H[row] = self._flat([None if h is None else h.data for h in hs], params)
+                    H[row] = self._flat([None if h is None else h._data for h in hs], params)
                 row += 1
         return (H + H.T) / 2  # symmetric up to rounding; make it exactly so for the solver
 
@@ -184,7 +184,7 @@ class Newton(Optimizer):
         if dot is None:
             return np.zeros_like(v)
         hs = grad(dot, params, retain_graph=True, allow_unused=True)
-        return self._flat([None if h is None else h.data for h in hs], params)
+        return self._flat([None if h is None else h._data for h in hs], params)
 
     def _cg(self, gs, params, g, damping, group):
         """Solve (H + damping I) d = -g by conjugate gradient (Nocedal & Wright, Alg. 5.2),
@@ -222,7 +222,7 @@ class Newton(Optimizer):
         for _ in range(max_halvings):
             self._move(params, d, t)
             f = closure()
-            f = float(f.data if isinstance(f, Tensor) else f)
+            f = float(f._data if isinstance(f, Tensor) else f)
             self._move(params, d, -t)
             if f <= f0 + c * t * slope:  # Armijo: enough decrease
                 return t
@@ -232,13 +232,13 @@ class Newton(Optimizer):
     def _move(self, params, d, t):
         k = 0
         for p in params:
-            n = p.data.size
-            p.data += (t * d[k:k + n]).reshape(p.data.shape).astype(p.dtype)
+            n = p._data.size
+            p._data += (t * d[k:k + n]).reshape(p._data.shape).astype(p.dtype)
             _stamp(p)  # an in-place update: graphs recorded before it must not backpropagate through it
             k += n
 
     def _equations(self, group):
-        P = sum(p.data.size for g in self.param_groups for p in g["params"])
+        P = sum(p._data.size for g in self.param_groups for p in g["params"])
         exact = P <= group["exact_max_params"]
         lam = _fmt(group["damping"])
         eqs = ["g = grad f(theta)",

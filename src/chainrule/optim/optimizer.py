@@ -125,10 +125,10 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
-                elif p.grad._ctx is not None or not p.grad.data.flags.writeable:
-                    p.grad = Tensor(np.zeros_like(p.data))
+                elif p.grad._ctx is not None or not p.grad._data.flags.writeable:
+                    p.grad = Tensor(np.zeros_like(p._data))
                 else:
-                    p.grad.data.fill(0)
+                    p.grad._data.fill(0)
 
     def step(self, closure: Callable[[], Tensor] | None = None):
         """One update of every parameter that has a gradient. ``closure`` (optional) re-evaluates
@@ -152,7 +152,7 @@ class Optimizer:
     CHUNK = 32768
 
     def _step_param(self, p: Tensor, group: dict) -> None:
-        g, x = p.grad.data, p.data
+        g, x = p.grad._data, p._data
         _stamp(p)  # updated in place: a graph recorded before this step must not backpropagate through p
         if g.shape != x.shape:
             raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match its "
@@ -222,7 +222,7 @@ class Optimizer:
         substituted (``print(opt.describe())``)."""
         lines = []
         for i, group in enumerate(self.param_groups):
-            n = sum(p.data.size for p in group["params"])
+            n = sum(p._data.size for p in group["params"])
             steps = {s.get("step") for p in group["params"] if (s := self.state.get(p)) and "step" in s}
             t = f", t = {steps.pop()}" if len(steps) == 1 else ""
             lines.append(f"{type(self).__name__}, group {i} ({len(group['params'])} tensors, {n:,} parameters{t}):")
@@ -287,11 +287,11 @@ class Optimizer:
         if v is None or isinstance(v, (bool, numbers.Number)):
             return v
         arr = np.array(v.detach().cpu().numpy() if hasattr(v, "detach") else v)  # torch tensors too
-        if key == "step" or (arr.ndim == 0 and p.data.ndim != 0):
+        if key == "step" or (arr.ndim == 0 and p._data.ndim != 0):
             x = arr.item()
             return int(x) if key == "step" and float(x).is_integer() else x
-        if arr.shape != p.data.shape:
+        if arr.shape != p._data.shape:
             raise ValueError(f"load_state_dict: state '{key}' has shape {arr.shape} but its parameter has "
-                             f"shape {p.data.shape}")
-        return np.array(arr, dtype=p.data.dtype, copy=True)
+                             f"shape {p._data.shape}")
+        return np.array(arr, dtype=p._data.dtype, copy=True)
 

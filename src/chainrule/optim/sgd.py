@@ -80,7 +80,7 @@ class SGD(Optimizer):
                 gt = p.grad
                 if gt is None:
                     continue
-                x, g = p.data, gt.data
+                x, g = p._data, gt._data
                 shape = x.shape
                 if x.size >= 8192 or g.shape != shape or not x.flags.c_contiguous:
                     self._step_param(p, group)  # compiled kernel, blocks, or the shape error
