@@ -1,6 +1,6 @@
-"""The ``chainrule`` command. Each subcommand lives in the module that owns its feature and exposes
-``configure(parser)`` and ``run(args) -> int``; this file only dispatches, so a bad argument is a
-one-line error and a non-zero exit, never a traceback."""
+"""The ``chainrule`` command. Each subcommand is a module of this package with ``configure(parser)``
+and ``run(args) -> int``; this file only dispatches, so a bad argument is a one-line error and a
+non-zero exit, never a traceback. A command's module is imported only when it is listed or run."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import argparse
 import importlib
 import sys
 
-# subcommand -> (module, one-line help)
+# subcommand -> (module in this package, one-line help). Each module defines configure(parser) and run(args).
 COMMANDS = {
-    "train": ("chainrule.train", "train a model on a bundled or CSV dataset"),
-    "evaluate": ("chainrule.train", "evaluate a trained run directory"),
-    "predict": ("chainrule.train", "predict with a trained run directory"),
-    "optimizers": ("chainrule.playground", "race optimizers on 2-D test functions and plot their paths"),
-    "cost": ("chainrule.cost", "estimate (and measure) parameters, memory and compute of a network"),
-    "analyze": ("chainrule.analysis", "feature importance, sample complexity and error correlation"),
+    "train": ("train", "train a model on a bundled or CSV dataset"),
+    "evaluate": ("evaluate", "evaluate a trained run directory"),
+    "predict": ("predict", "predict with a trained run directory"),
+    "optimizers": ("optimizers", "race optimizers on 2-D test functions and plot their paths"),
+    "cost": ("cost", "estimate (and measure) parameters, memory and compute of a network"),
+    "analyze": ("analyze", "feature importance, sample complexity and error correlation"),
 }
 
 
@@ -30,12 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_, formatter_class=argparse.RawDescriptionHelpFormatter)
         try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            p.set_defaults(_missing=module)
+            mod = importlib.import_module(f"{__name__}.{module}")
+        except ImportError as e:  # an optional extra is missing
+            p.set_defaults(_missing=e.name or module)
             continue
-        getattr(mod, f"configure_{name}", getattr(mod, "configure", lambda p: None))(p)
-        p.set_defaults(_run=getattr(mod, f"run_{name}", getattr(mod, "run", None)))
+        mod.configure(p)
+        p.set_defaults(_run=mod.run)
     return parser
 
 
@@ -58,6 +58,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chainrule {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
