@@ -257,7 +257,7 @@ REDUCE = {  # name: (chainrule method, torch, input)
     "max": (lambda x, a, k: x.max(axis=a, keepdims=k), lambda t, a, k: t.amax(dim=_dims(a), keepdim=k), rnd),
     "min": (lambda x, a, k: x.min(axis=a, keepdims=k), lambda t, a, k: t.amin(dim=_dims(a), keepdim=k), rnd),
     "cr.max": (lambda x, a, k: cr.max(x, axis=a, keepdims=k), lambda t, a, k: t.amax(dim=_dims(a), keepdim=k), rnd),
-    "cr.min": (lambda x, a, k: cr.min(x, a, k), lambda t, a, k: t.amin(dim=_dims(a), keepdim=k), rnd),
+    "cr.amin": (lambda x, a, k: cr.amin(x, a, k), lambda t, a, k: t.amin(dim=_dims(a), keepdim=k), rnd),
     "prod": (lambda x, a, k: x.prod(axis=a, keepdims=k), _tprod,
              lambda *s, seed=0: pos(*s, seed=seed) * np.sign(rnd(*s, seed=7))),
     "logsumexp": (lambda x, a, k: x.logsumexp(axis=a, keepdims=k),

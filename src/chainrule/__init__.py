@@ -7,17 +7,24 @@ tqdm and mpi4py are imported inside the functions that need them.
 
 # The autodiff core: tensors, primitives, the engine, composites.
 from . import functional
-from .autograd import (GradcheckError, detect_anomaly, enable_grad, grad, gradcheck, gradgradcheck, hessian, hvp,
-                       is_grad_enabled, jacobian, no_grad, set_grad_enabled)
-from .functional import (cat, clamp, clip, concatenate, expand, flatten, log_softmax, logsumexp, mean, one_hot, pad,
-                         softmax, squeeze, stack, std, unsqueeze, var, where)
-from .functional import min  # noqa: A004 - mirrors torch.min
-from .ops import (abs, argmax, argmin, broadcast_to, cos, exp, log, log1p, matmul, maximum, minimum, prod, relu, reshape,
-                  sigmoid, sign, sin, sqrt, swapaxes, tanh, transpose)
-from .ops import max, sum  # noqa: A004 - mirror torch.max / torch.sum
-from .tensor import (Tensor, arange, as_tensor, bool_, empty, eye, float16, float32, float64, full, full_like, get_rng,
-                     int32, int64, linspace, manual_seed, ones, ones_like, rand, randint, randn, randn_like, tensor, zeros,
-                     zeros_like)
+from .autograd import (detect_anomaly, enable_grad, grad, hessian, hvp, is_grad_enabled, jacobian, no_grad,
+                       set_grad_enabled)
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .functional import (amin, cat, clamp, clip, concatenate, dot, expand, flatten, log_softmax, logsumexp, mean, mm,
+                         norm, one_hot, pad, permute, softmax, squeeze, stack, std, t, transpose, unsqueeze, var, where)
+from .functional import max, min  # noqa: A004 - mirror torch.max / torch.min
+from .ops import (abs, argmax, argmin, broadcast_to, cos, exp, floor, log, log1p, matmul, maximum, minimum, neg, prod,
+                  relu, reshape, sigmoid, sign, sin, sqrt, swapaxes, tanh)
+from .ops import max as amax
+from .ops import sum  # noqa: A004 - mirrors torch.sum
+from .tensor import Size, Tensor, bool_, float16, float32, float64, int32, int64
+from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, get_default_dtype,
+                       get_rng, is_tensor, linspace, manual_seed, normal, numel, ones, ones_like, rand, rand_like, randint,
+                       randn, randn_like, randperm, seed, set_default_dtype, tensor, zeros, zeros_like)
+# PyTorch's spellings, so `import chainrule as torch` runs torch code: dtype aliases, devices.
+from .compat import *  # noqa: F403
+from .device import accelerator, backends, cuda, device, get_default_device, mps, set_default_device
+from . import autograd
 
 # Which library multiplies the matrices: MKL with chainrule[mkl], else NumPy's BLAS.
 from ._blas import info as blas_info

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-import sys
+import os
 import traceback
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
@@ -91,8 +91,12 @@ def detect_anomaly():
         state.anomaly = prev
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _where() -> str:
-    frames = [f for f in traceback.extract_stack()[:-3] if "/chainrule/" not in f.filename]
+    """The user's frames of the current stack (this package's own frames left out)."""
+    frames = [f for f in traceback.extract_stack()[:-3] if not os.path.abspath(f.filename).startswith(_PACKAGE)]
     return "".join(traceback.format_list(frames[-3:]))
 
 
@@ -178,46 +182,36 @@ def _root_grad(t: Tensor, grad):
 
 
 def _run(roots, root_grads, retain_graph, create_graph, capture=None):
-    """Propagate ``root_grads`` back through the graph, nodes in decreasing creation order (a
-    reverse topological order). Without ``capture``, accumulate into the leaves' ``.grad``; with it
-    (a dict id -> None), fill ``capture`` with the gradients of those tensors instead, touching no
-    ``.grad`` and skipping every node that cannot reach them."""
-    if capture is None and not create_graph:
-        _run_plain(roots, root_grads, retain_graph)
-        return
-    nodes = _reachable(roots)
-    nodes.sort(key=_creation, reverse=True)
-    useful = None
-    if capture is not None:  # prune: only nodes from which a captured tensor is reachable
-        useful = set(capture)
-        for t in reversed(nodes):
-            if any(id(i) in useful for i in t._ctx.inputs if isinstance(i, Tensor)):
-                useful.add(id(t))
+    """Propagate ``root_grads`` back through the graph in one pass, in decreasing creation order (a
+    reverse topological order): a node is queued (a heap on its creation number) when its first
+    gradient arrives, and run once every node created after it is done, so its gradient is the sum
+    over all its uses. Without ``capture``, accumulate into the leaves' ``.grad``; with it (a dict
+    id -> None), fill ``capture`` with the gradients of those tensors instead, touching no ``.grad``
+    and skipping every node that cannot reach them. With ``create_graph`` the rules run on Tensors,
+    so the backward pass is itself recorded."""
+    useful = _leading_to(roots, capture) if capture is not None else None
     grads: dict[int, object] = {}
     leaves: dict[int, Tensor] = {}
+    queue: list = []  # (-seq, tensor): creation numbers are unique, so tensors are never compared
     for r, g in zip(roots, root_grads):
         if r.requires_grad:
-            _send(r, Tensor(g) if create_graph else g, grads, leaves)
+            _send(r, _grad_tensor(g) if create_graph else g, grads, leaves, queue)
     prev = state.enabled, state.phase
     state.enabled, state.phase = create_graph, "backward"
     try:
-        for k in range(len(nodes)):
-            # Drop the work list's reference as we go: an intermediate's array (a fused activation's
-            # output, read by its own rule) is freed as soon as its node is done, not when backward returns.
-            t, nodes[k] = nodes[k], None
+        while queue:
+            t = heappop(queue)[1]
             ctx = t._ctx
-            g = grads.pop(id(t), None)
-            if g is not None:
-                if capture is not None and id(t) in capture:
-                    capture[id(t)] = g
-                if useful is None or id(t) in useful:
-                    if state.last_inplace > ctx.seq:
-                        _check_unmodified(t, ctx)
-                    # A rule that can work in place (relu's) may overwrite g when nothing else
-                    # holds it: see _sole_reference.
-                    owned = ctx.op.owns and not create_graph and type(g) is np.ndarray and \
-                        sys.getrefcount(g) == _SOLE and _sole_reference(g)
-                    _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned)
+            if ctx.inputs is None:
+                raise _released(ctx)
+            g = grads.pop(id(t))
+            if capture is not None and id(t) in capture:
+                capture[id(t)] = g
+            if g is not None and (useful is None or id(t) in useful):
+                if state.last_inplace > ctx.seq:  # something was updated in place after this node recorded
+                    _check_unmodified(t, ctx)
+                _apply_rule(t, ctx, g, grads, leaves, queue, create_graph, useful)
+            g = None  # drop the pending gradient before the node's saved arrays
             if not retain_graph:
                 ctx.inputs = ctx.saved = None  # release: saved arrays can be freed now
         # Leaves are written once, after the pass: a gradient array may still be pending for
@@ -233,106 +227,54 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         state.enabled, state.phase = prev
 
 
-def _run_plain(roots, root_grads, retain_graph):
-    """:func:`_run` for the training loop's ``loss.backward()``: nothing captured, backward not
-    recorded. The rules run in the same order on the same arrays (so the numbers are the same),
-    but the graph is walked in one pass: a node is queued (a heap on its creation number) when its
-    first gradient arrives and run once every node created after it is done, instead of a search
-    for the reachable nodes and a sort before the walk. On a small model (logistic regression: two
-    nodes) the engine's Python cost as much as the gradient rules themselves."""
-    grads: dict[int, object] = {}
-    leaves: dict[int, Tensor] = {}
-    queue: list = []  # (-seq, tensor): creation numbers are unique, so tensors are never compared
-    for r, g in zip(roots, root_grads):
-        if r.requires_grad:
-            key, ctx = id(r), r._ctx
-            if key in grads:
-                grads[key] = _ops.add(grads[key], g)
-            else:
-                grads[key] = g
-                if ctx is None:
-                    leaves[key] = r
-                else:
-                    heappush(queue, (-ctx.seq, r))
-    prev = state.enabled, state.phase
-    state.enabled, state.phase = False, "backward"
-    anomaly, last_inplace = state.anomaly, state.last_inplace
-    pop, get = grads.pop, grads.get
-    try:
-        while queue:
-            t = heappop(queue)[1]
-            ctx = t._ctx
-            inputs = ctx.inputs
-            if inputs is None:
-                raise _released(ctx)
-            g = pop(id(t))
-            op = ctx.op
-            if last_inplace > ctx.seq:  # something was updated in place after this node recorded
-                _check_unmodified(t, ctx)
-            needs, args = [], []
-            for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
-                if isinstance(i, Tensor):
-                    needs.append(i.requires_grad)
-                    args.append(i._data)
-                else:
-                    needs.append(False)
-                    args.append(i)
-            if g is None:  # queued only to be released (a rule returned no gradient for it)
-                in_grads = (None,) * len(needs)
-            elif op.saves:
-                in_grads = op.rule(g, t._data, *args, needs=needs, saved=ctx.saved, **ctx.attrs)
-            elif op.needs:
-                in_grads = op.rule(g, t._data, *args, needs=needs, **ctx.attrs)
-            elif op.owns and type(g) is np.ndarray and sys.getrefcount(g) == _SOLE and _sole_reference(g):
-                in_grads = op.rule(g, t._data, *args, owned=True, **ctx.attrs)  # see _sole_reference
-            else:
-                in_grads = op.rule(g, t._data, *args, **ctx.attrs)
-            for inp, gi, need in zip(inputs, in_grads, needs):
-                if not need:
-                    continue
-                key = id(inp)
-                if gi is None:  # nothing flows, but the node behind inp is part of this graph
-                    if inp._ctx is not None and key not in grads:
-                        grads[key] = None
-                        heappush(queue, (-inp._ctx.seq, inp))
-                    continue
-                data = inp._data
-                if gi.shape != data.shape:
-                    gi = unbroadcast(gi, data.shape, op.name)
-                if gi.dtype is not data.dtype and gi.dtype != data.dtype:  # `is`: the usual case, cheaply
-                    gi = _ops.astype(gi, dtype=data.dtype)
-                if anomaly:
-                    _check_finite(op.name, "backward", gi, ctx)
-                prev_g = get(key, _NOTHING)  # _send, inlined
-                if prev_g is _NOTHING or prev_g is None:
-                    grads[key] = gi
-                    if inp._ctx is None:
-                        leaves[key] = inp
-                    elif prev_g is _NOTHING:
-                        heappush(queue, (-inp._ctx.seq, inp))
-                else:
-                    grads[key] = _ops.add(prev_g, gi)  # a primitive, so the profiler counts it
-            # No local may keep a pending gradient: a rule that works in place (relu's) gets to
-            # overwrite its g only when the engine's own reference is the last one (_sole_reference).
-            g = in_grads = gi = prev_g = None
-            if not retain_graph:
-                ctx.inputs = ctx.saved = None  # release: saved arrays can be freed now
-        # Leaves are written once, after the pass (see _run).
-        handed: set[int] = set()
-        for key, leaf in leaves.items():
-            g = pop(key)
-            if leaf.grad is None and type(g) is np.ndarray and g.dtype is leaf._data.dtype and g.flags.writeable:
-                owner = id(g if g.base is None else g.base)  # _accumulate_leaf's first-gradient case
-                if owner not in handed:
-                    handed.add(owner)
-                    leaf.grad = _grad_tensor(g)
-                    continue
-            _accumulate_leaf(leaf, g, False, handed)
-    finally:
-        state.enabled, state.phase = prev
+def _leading_to(roots, capture) -> set[int]:
+    """ids of the captured tensors and of every recorded tensor from which one of them is reachable."""
+    useful = set(capture)
+    for t in sorted(_reachable(roots), key=_creation):  # inputs before outputs
+        if any(id(i) in useful for i in t._ctx.inputs if isinstance(i, Tensor)):
+            useful.add(id(t))
+    return useful
 
 
-_NOTHING = object()
+def _apply_rule(t, ctx, g, grads, leaves, queue, create_graph, useful):
+    """Run one node's gradient rule and send each input its share, un-broadcast and in its dtype."""
+    op, inputs = ctx.op, ctx.inputs
+    needs, args = [], []
+    for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
+        if isinstance(i, Tensor):
+            needs.append(i.requires_grad and (useful is None or id(i) in useful))
+            args.append(i if create_graph else i._data)  # Tensors when the backward is recorded
+        else:
+            needs.append(False)
+            args.append(i)
+    in_grads = op.vjp(g, t if create_graph else t._data, args, needs, None if create_graph else ctx.saved, ctx.attrs)
+    for inp, gi, need in zip(inputs, in_grads, needs):
+        if not need:
+            continue
+        if gi is not None:
+            data = inp._data
+            if gi.shape != data.shape:
+                gi = unbroadcast(gi, data.shape, op.name)
+            if gi.dtype != data.dtype:
+                gi = _ops.astype(gi, dtype=data.dtype)
+            if state.anomaly:
+                _check_finite(op.name, "backward", gi, ctx)
+        _send(inp, gi, grads, leaves, queue)
+
+
+def _send(t, g, grads, leaves, queue):
+    """Add gradient ``g`` to the running sum for tensor ``t`` (its uses add up). None (a rule that
+    returned no gradient) still queues ``t``'s node, so it is released with the rest of the graph."""
+    k = id(t)
+    if k not in grads:
+        grads[k] = g
+        if t._ctx is None:
+            leaves[k] = t
+        else:
+            heappush(queue, (-t._ctx.seq, t))
+    elif g is not None:
+        prev = grads[k]
+        grads[k] = g if prev is None else _ops.add(prev, g)  # a primitive, so the profiler counts it
 
 
 def _check_unmodified(t: Tensor, ctx) -> None:
@@ -353,120 +295,59 @@ def _check_unmodified(t: Tensor, ctx) -> None:
                     "again after the update, or update out of place (x = x + y)")
 
 
-def _grad_tensor(g: np.ndarray) -> Tensor:
+def _grad_tensor(g) -> Tensor:
     """``Tensor(g)`` for an ndarray, without the constructor's checks (a leaf's new ``.grad``)."""
+    if isinstance(g, Tensor):
+        return g
     t = _new_tensor(Tensor)
-    t._data, t.grad, t._ctx, t.name, t.requires_grad = g, None, None, None, False
+    t._data, t._grad, t._ctx, t.name, t.requires_grad = g, None, None, None, False
     return t
 
 
 _new_tensor = Tensor.__new__
 
 
-def _send(t, g, grads, leaves):
-    """Add gradient ``g`` to the running sum for tensor ``t`` (its uses add up)."""
-    k = id(t)
-    prev = grads.get(k)
-    grads[k] = g if prev is None else _ops.add(prev, g)  # a primitive, so the profiler counts it
-    if t._ctx is None:
-        leaves[k] = t
-
-
-def _calibrate() -> int:
-    g = np.empty(1)
-    return sys.getrefcount(g)  # the count of an array held by one local variable, as in _run
-
-
-# Reference counts tell when a gradient array is held by nothing but the engine's local variable (as
-# NumPy itself decides when it may reuse a temporary). Only on CPython before 3.14, where the count
-# is exact; 3.14 may borrow references on the stack and report less, so there rules never work in place.
-_SOLE = _calibrate() if sys.implementation.name == "cpython" and sys.version_info < (3, 14) else -1
-
-
-def _sole_reference(g: np.ndarray) -> bool:
-    """g (already known to be referenced only by the caller's local) owns its memory alone: it is
-    writeable and either owns its buffer or is the only view of a base that nobody else holds. Then
-    no other pending gradient, captured result or user array can see a write into it."""
-    if not g.flags.writeable:
-        return False
-    base = g.base
-    if base is None:
-        return True
-    # refs to base: g's pointer, the local `base`, getrefcount's argument
-    return type(base) is np.ndarray and base.base is None and sys.getrefcount(base) == _SOLE + 1
-
-
-def _apply_rule(t, ctx, g, grads, leaves, create_graph, useful, owned=False):
-    op, inputs = ctx.op, ctx.inputs
-    needs, args = [], []
-    for i in inputs:  # one pass: which inputs want a gradient, and what the rule reads
-        if isinstance(i, Tensor):
-            needs.append(i.requires_grad and (useful is None or id(i) in useful))
-            args.append(i if create_graph else i._data)  # Tensors when the backward is recorded
-        else:
-            needs.append(False)
-            args.append(i)
-    out = t if create_graph else t._data
-    if op.saves:
-        in_grads = op.rule(g, out, *args, needs=needs, saved=None if create_graph else ctx.saved, **ctx.attrs)
-    elif op.needs:
-        in_grads = op.rule(g, out, *args, needs=needs, **ctx.attrs)
-    elif owned:
-        in_grads = op.rule(g, out, *args, owned=True, **ctx.attrs)
-    else:
-        in_grads = op.rule(g, out, *args, **ctx.attrs)
-    anomaly = state.anomaly
-    for inp, gi, need in zip(inputs, in_grads, needs):
-        if not need or gi is None:
-            continue
-        data = inp._data
-        if gi.shape != data.shape:
-            gi = unbroadcast(gi, data.shape, op.name)
-        if gi.dtype != data.dtype:
-            gi = _ops.astype(gi, dtype=data.dtype)
-        if anomaly:
-            _check_finite(op.name, "backward", gi, ctx)
-        _send(inp, gi, grads, leaves)
-
-
 def _accumulate_leaf(t, g, create_graph, handed):
+    """Add ``g`` into ``t.grad``: in place into an existing gradient, else as a new one that shares
+    memory with no other leaf (``handed`` holds the buffers already given out)."""
+    if g is None:
+        return
+    old = t._grad
     if create_graph:
-        g = g if isinstance(g, Tensor) else Tensor(g)
-        t.grad = g if t.grad is None else t.grad + g
+        g = _grad_tensor(g)
+        t._grad = g if old is None else old + g
         return
     g = g._data if isinstance(g, Tensor) else g
-    if t.grad is not None and t.grad._ctx is None and t.grad._data.flags.writeable:
-        np.add(t.grad._data, g, out=t.grad._data)
+    if old is not None and old._ctx is None and old._data.flags.writeable:
+        np.add(old._data, g, out=old._data)
         return
-    if t.grad is not None:
-        g = t.grad._data + g
-    owner = g if g.base is None else g.base
-    if not g.flags.writeable or id(owner) in handed or g.dtype != t.dtype:
-        g = np.array(g, dtype=t.dtype)  # never let two leaves (or a leaf and a view) share memory
+    if old is not None:
+        g = old._data + g
+    owner = id(g if g.base is None else g.base)
+    if not g.flags.writeable or owner in handed or g.dtype != t._data.dtype:
+        g = np.array(g, dtype=t._data.dtype)  # never let two leaves (or a leaf and a view) share memory
     else:
-        handed.add(id(owner))
-    t.grad = Tensor(g)
+        handed.add(owner)
+    t._grad = _grad_tensor(g)
 
 
 # ----- public entry points ------------------------------------------------------------------------
-def backward(tensor: Tensor, grad=None, retain_graph: bool = False, create_graph: bool = False,
+def backward(tensor: Tensor, grad=None, retain_graph: bool | None = None, create_graph: bool = False,
              inputs: Sequence[Tensor] | None = None) -> None:
     """Accumulate d(tensor)/d(leaf) into ``leaf.grad`` (or only into ``inputs`` when given)."""
     if not tensor.requires_grad:
         raise RuntimeError("backward(): this tensor does not require grad and has no graph. Did you "
                            "forget requires_grad=True on an input, or compute it under no_grad()?")
+    retain_graph = create_graph if retain_graph is None else retain_graph
     g0 = _root_grad(tensor, grad)
     if inputs is None:
-        if create_graph:
-            _run([tensor], [g0], True, True)
-        else:
-            _run_plain([tensor], [g0], retain_graph)
+        _run([tensor], [g0], retain_graph, create_graph)
         return
-    gs = grad_(tensor, inputs, Tensor(g0), retain_graph=retain_graph or create_graph,
-               create_graph=create_graph, allow_unused=True)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    gs = grad_(tensor, inputs, _grad_tensor(g0), retain_graph=retain_graph, create_graph=create_graph,
+               allow_unused=True)
     for x, gx in zip(inputs, gs):
-        if gx is not None:
-            _accumulate_leaf(x, gx if create_graph else gx._data, create_graph, set())
+        _accumulate_leaf(x, gx if create_graph or gx is None else gx._data, create_graph, set())
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
@@ -506,7 +387,12 @@ def hvp(f: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence) -> list[
     .. math:: H v = \\nabla_\\theta \\left( \\nabla_\\theta f(\\theta) \\cdot v \\right)
 
     costing about two backward passes and never forming H (P^2 memory)."""
-    params = list(params)
+    if isinstance(params, Tensor):  # one tensor: H v has its shape, returned as a one-element list
+        params, v = [params], [v]
+    params, v = list(params), list(v)
+    if len(v) != len(params) or any(np.shape(vi) != p.shape for vi, p in zip(v, params)):
+        raise ValueError(f"hvp: v must match params one to one in shape; got params {[p.shape for p in params]} "
+                         f"and v {[np.shape(vi) for vi in v]}")
     gs = grad(f(), params, create_graph=True, allow_unused=True)
     dot = None
     for g, p, vi in zip(gs, params, v):
@@ -555,101 +441,6 @@ def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
     return Tensor(H.reshape(x.shape + x.shape))
 
 
-# ----- numerical checks ---------------------------------------------------------------------------
-class GradcheckError(AssertionError):
-    """Raised when analytic and numerical derivatives disagree."""
-
-
-def _flat_grads(fn, inputs, u, create_graph=False):
-    out = fn(*inputs)
-    s = _ops.sum(out * u)
-    gs = grad(s, inputs, create_graph=create_graph, allow_unused=True)
-    return [np.zeros_like(x._data) if g is None else g for x, g in zip(inputs, gs)]
-
-
-def _numeric(fn_scalar, inputs, eps):
-    """Central differences (f(x + eps e_i) - f(x - eps e_i)) / 2 eps for every input element."""
-    result = []
-    for x in inputs:
-        num = np.zeros_like(x._data)
-        flat, nflat = x._data.reshape(-1), num.reshape(-1)
-        for i in range(flat.size):
-            orig = flat[i]
-            flat[i] = orig + eps
-            fp = fn_scalar()
-            flat[i] = orig - eps
-            fm = fn_scalar()
-            flat[i] = orig
-            nflat[i] = (fp - fm) / (2 * eps)
-        result.append(num)
-    return result
-
-
-def _compare(what, analytic, numeric, atol, rtol, raise_exception):
-    for k, (a, n) in enumerate(zip(analytic, numeric)):
-        if not np.allclose(a, n, atol=atol, rtol=rtol):
-            err = np.max(np.abs(a - n))
-            if raise_exception:
-                raise GradcheckError(f"{what} of input {k} disagree (max abs error {err:.3g}):\n"
-                                     f"analytic:\n{a}\nnumerical:\n{n}")
-            return False
-    return True
-
-
-def gradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: float = 1e-5,
-              rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
-    """Check the analytic gradient of ``fn`` against central differences, in float64.
-
-    The output is projected on a random direction u, so one backward pass checks the whole
-    vector-Jacobian product: ``d(u . fn(x))/dx`` must match its finite-difference estimate.
-    """
-    inputs = [_as_leaf(x) if not (isinstance(x, Tensor) and x.requires_grad) else x for x in inputs]
-    for x in inputs:
-        if x.dtype != np.float64:
-            raise ValueError(f"gradcheck needs float64 inputs (float32 finite differences are noise); got {x.dtype}")
-    with no_grad():
-        out0 = fn(*inputs)
-    u = np.random.default_rng(seed).standard_normal(out0.shape)
-    analytic = [g._data for g in _flat_grads(fn, inputs, u)]
-
-    def f():
-        with no_grad():
-            return float(np.sum(fn(*inputs)._data * u))
-    return _compare("gradients", analytic, _numeric(f, inputs, eps), atol, rtol, raise_exception)
-
-
-def gradgradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: float = 1e-5,
-                  rtol: float = 1e-3, raise_exception: bool = True, seed: int = 0) -> bool:
-    """Second-order check: the Hessian-vector product of ``s(x) = u . fn(x)`` by double backward
-    against central differences of the analytic gradient, ``(g(x + eps w) - g(x - eps w)) / 2 eps``."""
-    inputs = [_as_leaf(x) if not (isinstance(x, Tensor) and x.requires_grad) else x for x in inputs]
-    rng = np.random.default_rng(seed)
-    with no_grad():
-        out0 = fn(*inputs)
-    u = rng.standard_normal(out0.shape)
-    w = [rng.standard_normal(x.shape) for x in inputs]
-    gs = _flat_grads(fn, inputs, u, create_graph=True)
-    dot = None
-    for g, wi in zip(gs, w):
-        if isinstance(g, Tensor) and g.requires_grad:
-            term = _ops.sum(g * wi)
-            dot = term if dot is None else dot + term
-    if dot is None:
-        analytic = [np.zeros_like(x._data) for x in inputs]
-    else:
-        hv = grad(dot, inputs, allow_unused=True)
-        analytic = [np.zeros_like(x._data) if h is None else h._data for x, h in zip(inputs, hv)]
-    originals = [x._data.copy() for x in inputs]
-
-    def g_at(sign):
-        for x, o, wi in zip(inputs, originals, w):
-            x._data[...] = o + sign * eps * wi
-        r = [np.asarray(g._data if isinstance(g, Tensor) else g) for g in _flat_grads(fn, inputs, u)]
-        for x, o in zip(inputs, originals):
-            x._data[...] = o
-        return r
-    numeric = [(p - m) / (2 * eps) for p, m in zip(g_at(+1), g_at(-1))]
-    return _compare("Hessian-vector products", analytic, numeric, atol, rtol, raise_exception)
-
-
 from . import ops as _ops  # noqa: E402
+from .function import Function  # noqa: E402,F401 - torch.autograd.Function
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402,F401 - torch.autograd.gradcheck

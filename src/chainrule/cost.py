@@ -453,8 +453,6 @@ def _backward_peak(layers, B, isz, target_bytes) -> tuple[int, int, int]:
         elif lc.kind == "linear":
             grads += lc.params * isz
             temps = B * lc.n_out * isz + (B * lc.n_in * isz if lc.backward_input_macs else 0)
-        elif lc.kind == "relu" and _ag._SOLE > 0:  # the mask is applied to g in place (g is fresh from the
-            temps = B * lc.n_in * isz                # next Linear; CPython < 3.14, see autograd._SOLE)
         elif lc.kind == "relu":  # g and the masked copy
             temps = 2 * B * lc.n_in * isz
         else:  # g, the derivative (or a mask, 1 byte per element) and their product
@@ -532,13 +530,6 @@ def _owner(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
     return a
-
-
-def _macs(op, out, inputs, attrs) -> int:
-    """Multiply-adds of a matmul-like op (``linear``'s FLOP rule also counts its bias add)."""
-    if op.name == "linear":
-        return int(np.size(out)) * int(np.shape(inputs[0])[-1])
-    return int(op.flops(out, *inputs, **attrs)) // 2 if op.flops is not None else 0
 
 
 class _Recorder:
@@ -622,8 +613,8 @@ class _Recorder:
         f = int(op.flops(out, *inputs, **attrs)) if op.flops is not None else 0
         rec = self.flops.setdefault(phase, dict.fromkeys(("flops", "macs", "input_macs", "weight_macs", "other_flops"), 0))
         rec["flops"] += f
-        if op.mac:
-            macs = _macs(op, out, inputs, attrs)
+        if op.macs is not None:
+            macs = int(op.macs(out, *inputs, **attrs))
             rec["macs"] += macs
             rec["other_flops"] += f - 2 * macs  # linear's bias add
             if phase == "backward":  # a matmul that reads a parameter is dX = G W; the others dW = G^T X

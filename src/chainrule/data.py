@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, get_rng
+from .creation import get_rng
+from .tensor import Tensor
 
 __all__ = ["DataLoader", "check_features", "check_targets", "check_X_y", "train_test_split"]
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor, manual_seed
+from .creation import manual_seed
+from .tensor import Tensor
 
 __all__ = [
     "init", "rank", "world_size", "is_main", "is_initialized", "barrier", "abort", "require_mpi",

@@ -6,18 +6,45 @@ Like the primitives, these accept ndarrays (plain NumPy result) or Tensors (reco
 
 from __future__ import annotations
 
+import builtins
+import functools
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
 from . import ops
-from .tensor import Tensor, get_rng
+from .creation import get_rng
+from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _data(x):
     return x._data if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _torch_names(fn):
+    """Let ``fn`` (written with NumPy's ``axis``/``keepdims``) also take torch's ``dim``/``keepdim``."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        if "dim" in kw:
+            kw["axis"] = kw.pop("dim")
+        if "keepdim" in kw:
+            kw["keepdims"] = kw.pop("keepdim")
+        return fn(*args, **kw)
+    return wrapper
+
+
+def _wide(fn):
+    """Run ``fn`` on float16 input in float32 and cast the result back, as torch accumulates half
+    precision (a float16 sum of a few thousand terms overflows or loses whole digits)."""
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kw):
+        if _data(x).dtype == np.float16:
+            return ops.astype(fn(ops.astype(x, dtype=np.float32), *args, **kw), dtype=np.float16)
+        return fn(x, *args, **kw)
+    return wrapper
 
 
 def _count(x, axis) -> int:
@@ -29,28 +56,69 @@ def _count(x, axis) -> int:
 
 
 # ----- reductions ---------------------------------------------------------------------------------
+@_torch_names
+@_wide
 def mean(x, axis=None, keepdims=False):
     """Arithmetic mean: sum / count."""
     return ops.sum(x, axis=axis, keepdims=keepdims) / _count(x, axis)
 
 
-def var(x, axis=None, keepdims=False, correction=1):
+@_torch_names
+@_wide
+def var(x, axis=None, keepdims=False, correction=1, unbiased=None):
     """Variance ``sum (x - mean)^2 / (n - correction)``. ``correction=1`` (unbiased) is PyTorch's
     default; pass ``correction=0`` for NumPy's ``np.var`` default."""
+    if unbiased is not None:  # torch's older spelling
+        correction = int(unbiased)
     d = x - mean(x, axis, keepdims=True)
-    return ops.sum(d * d, axis=axis, keepdims=keepdims) / max(_count(x, axis) - correction, 0)
+    return ops.sum(d * d, axis=axis, keepdims=keepdims) / builtins.max(_count(x, axis) - correction, 0)
 
 
-def std(x, axis=None, keepdims=False, correction=1):
+@_torch_names
+def std(x, axis=None, keepdims=False, correction=1, unbiased=None):
     """Standard deviation, the square root of :func:`var`."""
-    return ops.sqrt(var(x, axis, keepdims, correction))
+    return ops.sqrt(var(x, axis, keepdims, correction, unbiased))
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    """Minimum, as ``-max(-x)``."""
-    return -ops.max(-x, axis=axis, keepdims=keepdims)
+@_torch_names
+def amin(x, axis=None, keepdims=False):
+    """Minimum over ``axis``, as ``-max(-x)`` (ties share the gradient, like torch.amin)."""
+    return ops.neg(ops.max(ops.neg(x), axis=axis, keepdims=keepdims))
 
 
+class MaxMin(NamedTuple):
+    """What ``max(x, dim)`` / ``min(x, dim)`` return: the values and their indices, as torch's named tuple."""
+
+    values: object
+    indices: object
+
+
+def _max_min(name, amax_or_amin, arg, x, dim, keepdim, axis, keepdims, other):
+    if other is not None or isinstance(dim, Tensor):  # torch.max(a, b): elementwise
+        return (ops.maximum if name == "max" else ops.minimum)(x, dim if other is None else other)
+    if axis is not None or keepdims is not None:  # NumPy's spelling: the values alone
+        return amax_or_amin(x, axis=axis, keepdims=bool(keepdims))
+    if dim is None:
+        return amax_or_amin(x)
+    idx = arg(x, axis=dim, keepdims=keepdim)
+    values = amax_or_amin(x, axis=dim, keepdims=keepdim)
+    return MaxMin(values, Tensor(idx._data if isinstance(idx, Tensor) else idx))
+
+
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=None, other=None):  # noqa: A001
+    """torch.max: the maximum of all elements; with ``dim``, the named tuple ``(values, indices)``
+    along it; with a tensor second argument, the elementwise maximum. NumPy's ``axis=`` gives the
+    values alone. The gradient is shared equally among tied maxima."""
+    return _max_min("max", ops.max, ops.argmax, x, dim, keepdim, axis, keepdims, other)
+
+
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=None, other=None):  # noqa: A001
+    """torch.min: as :func:`max`, for the minimum."""
+    return _max_min("min", amin, ops.argmin, x, dim, keepdim, axis, keepdims, other)
+
+
+@_torch_names
+@_wide
 def logsumexp(x, axis=None, keepdims=False):
     """``log sum_j exp(x_j)``, shifted by the (constant) maximum so no exp overflows. Over an empty
     axis the sum is 0 and the result ``-inf``, as in PyTorch."""
@@ -64,19 +132,87 @@ def logsumexp(x, axis=None, keepdims=False):
     return s if keepdims else ops.reshape(s, shape=np.max(d, axis=axis, initial=-np.inf).shape)
 
 
-def softmax(x, axis=-1):
+def _shift(x, axis):
+    """The constant max along ``axis`` (0 where it is not finite), so that no exp overflows."""
+    m = np.max(_data(x), axis=axis, keepdims=True, initial=-np.inf)
+    return np.where(np.isfinite(m), m, 0).astype(_data(x).dtype)
+
+
+@_torch_names
+@_wide
+def softmax(x, axis=-1, dtype=None):
     """Exponentiate and normalize: ``softmax(z)_k = e^{z_k} / sum_j e^{z_j}`` along ``axis``."""
-    e = ops.exp(ops.sub(x, np.max(_data(x), axis=axis, keepdims=True, initial=-np.inf)))
+    x = x if dtype is None else ops.astype(x, dtype=np.dtype(dtype))
+    e = ops.exp(ops.sub(x, _shift(x, axis)))
     return ops.div(e, ops.sum(e, axis=axis, keepdims=True))
 
 
-def log_softmax(x, axis=-1):
-    """``log softmax(z) = z - logsumexp(z)``, computed stably."""
-    return x - logsumexp(x, axis, keepdims=True)
+@_torch_names
+@_wide
+def log_softmax(x, axis=-1, dtype=None):
+    """``log softmax(z)_k = (z_k - m) - log sum_j e^{z_j - m}`` with ``m = max z``: subtracting the
+    shift first keeps full precision for large logits (``z - logsumexp(z)`` would round ``m`` twice)."""
+    x = x if dtype is None else ops.astype(x, dtype=np.dtype(dtype))
+    z = ops.sub(x, _shift(x, axis))
+    return ops.sub(z, ops.log(ops.sum(ops.exp(z), axis=axis, keepdims=True)))
 
 
 # ----- shapes -------------------------------------------------------------------------------------
 swapaxes = ops.swapaxes
+
+
+def transpose(x, *dims, axes=None):
+    """torch.transpose(x, dim0, dim1) swaps two axes (also for 2-D: ``transpose(x, 0, 1)`` is the
+    matrix transpose); a single tuple, ``axes=``, or nothing is a NumPy permutation of all axes."""
+    if axes is not None:
+        return ops.transpose(x, axes=tuple(axes))
+    if len(dims) == 2 and all(isinstance(d, numbers.Integral) for d in dims):
+        return ops.swapaxes(x, *dims)
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return ops.transpose(x, axes=tuple(dims) or None)
+
+
+def permute(x, *dims):
+    """Reorder the axes: ``permute(x, (2, 0, 1))`` or ``permute(x, 2, 0, 1)``."""
+    return ops.transpose(x, axes=tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims)
+
+
+def t(x):
+    """The transpose of a matrix; 0-d and 1-d tensors are returned as they are (torch.t)."""
+    return ops.transpose(x, axes=None) if np.ndim(x) == 2 else x
+
+
+def mm(a, b):
+    """The product of two matrices (2-D only, unlike :func:`matmul`)."""
+    if np.ndim(a) != 2 or np.ndim(b) != 2:
+        raise ValueError(f"mm: both operands must be matrices, got shapes {np.shape(a)} and {np.shape(b)}; use matmul")
+    return ops.matmul(a, b)
+
+
+def dot(a, b):
+    """The inner product of two 1-D tensors."""
+    if np.ndim(a) != 1 or np.ndim(b) != 1:
+        raise ValueError(f"dot: both operands must be 1-D, got shapes {np.shape(a)} and {np.shape(b)}")
+    return ops.matmul(a, b)
+
+
+def norm(x, p=2, dim=None, keepdim=False):
+    """The p-norm ``(sum |x|^p)^(1/p)`` (2 and 'fro': Euclidean) over ``dim`` (all elements by default)."""
+    if p in (2, "fro"):
+        return ops.sqrt(ops.sum(ops.mul(x, x), axis=dim, keepdims=keepdim))
+    if p == 1:
+        return ops.sum(ops.abs(x), axis=dim, keepdims=keepdim)
+    return ops.pow(ops.sum(ops.pow(ops.abs(x), float(p)), axis=dim, keepdims=keepdim), 1.0 / p)
+
+
+def repeat(x, reps):
+    """Tile ``x``: ``repeat(x, (2, 3))`` repeats it twice along axis 0 and three times along axis 1."""
+    reps = tuple(reps)
+    shape = (1,) * (len(reps) - np.ndim(x)) + tuple(np.shape(x))
+    x = ops.reshape(x, shape=sum(((1, s) for s in shape), ()))
+    x = ops.broadcast_to(x, shape=sum(((r, s) for r, s in zip(reps, shape)), ()))
+    return ops.reshape(x, shape=tuple(r * s for r, s in zip(reps, shape)))
 
 
 def flatten(x, start_dim=0, end_dim=-1):
@@ -88,6 +224,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return ops.reshape(x, shape=shape[:s] + (-1,) + shape[e + 1:])
 
 
+@_torch_names
 def squeeze(x, axis=None):
     """Drop size-1 axes (only ``axis`` when given)."""
     shape = np.shape(x)
@@ -99,6 +236,7 @@ def squeeze(x, axis=None):
     return ops.reshape(x, shape=new)
 
 
+@_torch_names
 def unsqueeze(x, axis):
     """Insert a size-1 axis at ``axis``."""
     shape = list(np.shape(x))
@@ -114,6 +252,7 @@ def expand(x, shape):
     return ops.broadcast_to(x, shape=full)
 
 
+@_torch_names
 def concatenate(xs, axis=0):
     """Join a sequence of tensors along ``axis``."""
     return ops.concatenate(*xs, axis=axis)
@@ -122,6 +261,7 @@ def concatenate(xs, axis=0):
 cat = concatenate
 
 
+@_torch_names
 def stack(xs, axis=0):
     """Stack tensors of equal shape along a new axis."""
     shapes = {np.shape(x) for x in xs}

@@ -18,9 +18,10 @@ import numpy as np
 from . import functional as F
 from . import ops
 from .autograd import no_grad
+from .creation import as_tensor
 from .nn import layers as L
 from .nn.module import Module
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor
 
 ACTIVATIONS: dict[str, type[Module]] = {
     "relu": L.ReLU, "sigmoid": L.Sigmoid, "tanh": L.Tanh, "leaky_relu": L.LeakyReLU, "gelu": L.GELU,

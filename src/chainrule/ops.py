@@ -1,153 +1,24 @@
-"""Primitives: a NumPy forward, its gradient rule and its FLOP rule, side by side.
+"""The primitives: each NumPy forward with its gradient rule and FLOP rule right under it.
 
-A primitive is polymorphic. Called on ndarrays it is plain NumPy (nothing is recorded); called
-with at least one :class:`~chainrule.tensor.Tensor` it returns a Tensor and, if an input requires
-grad and grad mode is on, records a :class:`~chainrule.tensor.Node`.
-
-A gradient rule ``rule(g, out, *inputs, **attrs) -> grads`` returns, for each input, the
-vector-Jacobian product ``g · d(out)/d(input)`` with the *output's* broadcast shape; the engine
-(:mod:`chainrule.autograd`) reduces it to the input's shape. Rules are written with these same
-primitives, so the backward pass of a backward pass is recorded when ``create_graph=True``: that is
-how Hessian-vector products and Newton's method come for free. Rules call primitives by name
-(``mul(g, b)``, not ``g * b``) so that on the ndarray fast path every backward FLOP still passes
-through a primitive and is counted by the profiler (:mod:`chainrule.cost`). Rules flagged ``needs=True`` also get
-``needs``, a tuple saying which inputs want a gradient, to skip work nobody asked for (the first
-layer's input gradient is a whole wasted matrix product). A rule flagged ``owns=True`` is called with
-``owned=True`` when the incoming ndarray ``g`` is referenced by nothing else, and may then overwrite it
-(relu's mask, the last big allocation at the step's memory peak). A primitive flagged ``saves=True`` returns
-``(out, saved)`` from its forward; the node keeps ``saved`` and the rule gets it as ``saved=`` (None
-when the backward is recorded, ``create_graph=True``: the rule must then recompute from Tensors).
-
-A FLOP rule ``flops(out, *inputs, **attrs) -> int`` counts floating-point operations of the
-forward on ndarrays; ``mac=True`` marks ops whose FLOPs are two per multiply-add.
+The protocol (declared inputs and attributes, rules, FLOP rules, what a rule reads) is described in
+:mod:`chainrule.primitive`. Rules call primitives by name (``mul(g, b)``, not ``g * b``), so on the
+ndarray fast path every backward FLOP passes through a primitive and is counted by the profiler
+(:mod:`chainrule.cost`), and with Tensors the backward is itself recorded (second derivatives).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from . import _blas
-from . import autograd as _ag
-from .tensor import Node, Tensor, _unwrap
+from .primitive import REGISTRY, Primitive, primitive
+from .tensor import Tensor
 
-_state = _ag.state
-REGISTRY: dict[str, Primitive] = {}
-_prod = __import__("math").prod
-
-
-class Primitive:
-    """A named NumPy function with a gradient rule and a FLOP rule (see the module docstring)."""
-
-    __slots__ = ("name", "forward", "rule", "flops", "mac", "needs", "saves", "owns", "doc", "reads_inputs",
-                 "reads_out")
-
-    def __init__(self, name, forward, flops=None, mac=False, needs=False, doc=None, saves=False, owns=False):
-        self.name, self.forward, self.flops, self.mac, self.needs = name, forward, flops, mac, needs
-        self.saves, self.owns = saves, owns
-        # What the gradient rule reads besides g (shapes aside): an input or output updated in place
-        # after the node recorded it then makes backward raise (autograd._check_unmodified).
-        self.reads_inputs, self.reads_out = True, False
-        self.rule = None
-        self.doc = doc or forward.__doc__
-        REGISTRY[name] = self
-
-    def defgrad(self, rule):
-        """Decorator: attach the gradient rule."""
-        self.rule = rule
-        return self
-
-    def __repr__(self):
-        return f"<primitive {self.name}>"
-
-    def __call__(self, *args, **attrs):
-        for a in args:
-            if isinstance(a, Tensor):
-                return self._apply(args, attrs)
-        out = self.forward(*args, **attrs)
-        if self.saves:
-            out = out[0]
-        if _state.profiler is not None:
-            _state.profiler(self, out, args, attrs)
-        return out
-
-    def _apply(self, args, attrs):
-        datas, req, consts = [], False, False
-        for a in args:
-            if isinstance(a, Tensor):
-                datas.append(a._data)
-                if a.requires_grad:
-                    req = True
-            else:
-                datas.append(a)
-                if type(a) is not np.ndarray or not a.ndim:  # arrays (e.g. class labels) pass as they are
-                    consts = True
-        if consts:  # scalars take the dtype of the first floating tensor, wherever it stands
-            dtype = next((d.dtype for a, d in zip(args, datas) if isinstance(a, Tensor) and d.dtype.kind == "f"), None)
-            datas = [d if isinstance(a, Tensor) else _const(a, dtype, self.name) for a, d in zip(args, datas)]
-        out = self.forward(*datas, **attrs)
-        saved = None
-        if self.saves:
-            out, saved = out
-        if type(out) is not np.ndarray:
-            out = np.asarray(out)
-        if out.dtype is _F64 and "dtype" not in attrs:  # only a float64 result can be a widening
-            out = _int_does_not_widen(out, datas)
-        if _state.profiler is not None:
-            _state.profiler(self, out, datas, attrs)
-            if saved is not None and hasattr(_state.profiler, "keep"):
-                _state.profiler.keep(saved)  # arrays the node keeps besides its output (cost.measure)
-        t = Tensor.__new__(Tensor)
-        t._data, t.grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
-        if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
-            inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas)) if consts else args
-            t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None, saved)
-            t.requires_grad = True
-        if _state.anomaly:
-            _ag._check_finite(self.name, "forward", out, t._ctx)
-        return t
-
-
-def _reads(inputs: bool, out: bool, *prims: Primitive) -> None:
-    """Declare what these primitives' gradient rules read (the default: their inputs, not their output)."""
-    for p in prims:
-        p.reads_inputs, p.reads_out = inputs, out
-
-
-def _const(a, dtype, opname):
-    """Turn a non-Tensor argument into an ndarray. Scalars take the tensor's dtype (a NumPy float64
-    scalar must not upcast a float32 tensor); arrays keep theirs, as in NumPy/PyTorch promotion."""
-    if isinstance(a, np.ndarray):
-        if a.ndim == 0 and dtype is not None and a.dtype.kind in "fiub":
-            return a.astype(dtype)
-        return a
-    if isinstance(a, (numbers.Number, np.generic)) and not isinstance(a, complex):
-        if dtype is not None:
-            return np.asarray(a, dtype=dtype)
-        return np.asarray(a, dtype=np.float32 if isinstance(a, (float, np.floating)) else None)
-    if isinstance(a, (list, tuple)):
-        arr = np.asarray(a)
-        if arr.dtype.kind in "fiub":
-            return arr.astype(dtype or (np.float32 if arr.dtype.kind == "f" else arr.dtype))
-    raise TypeError(f"{opname}: unsupported operand of type {type(a).__name__}; "
-                    "use a Tensor, an ndarray or a Python number")
-
-
-_F64 = np.dtype(np.float64)
-
-
-def _int_does_not_widen(out, datas):
-    """Integer operands never widen a float result (PyTorch's rule; NumPy makes int64 * float32 and
-    int / int float64): the result takes the widest float among the operands, float32 if none."""
-    floats = [d.dtype for d in datas if d.dtype.kind == "f"]
-    want = np.result_type(*floats) if floats else np.dtype(np.float32)
-    return out if out.dtype == want else out.astype(want)
-
-
-def primitive(name, flops=None, mac=False, needs=False, saves=False, owns=False):
-    """Decorator: make a NumPy function a :class:`Primitive`."""
-    return lambda fwd: Primitive(name, fwd, flops, mac, needs, saves=saves, owns=owns)
+_prod = math.prod
+_BIN = ("input", "other")
 
 
 def _ew(out, *inputs, **attrs):  # elementwise: one FLOP per output element
@@ -172,7 +43,7 @@ def _check_broadcast(name, a, b):
                              f"({x} != {y} and neither is 1)")
 
 
-def _binary(name, fn):
+def _binary(name, fn, reads="inputs"):
     def forward(a, b):
         try:
             return fn(a, b)
@@ -180,20 +51,27 @@ def _binary(name, fn):
             _check_broadcast(name, a, b)
             raise
     forward.__doc__ = f"Elementwise {name} with NumPy broadcasting."
-    return Primitive(name, forward, _ew, needs=True)
+    return Primitive(name, forward, _BIN, _ew, reads=reads)
+
+
+def _unary(name, ufunc, reads="inputs"):
+    def forward(x):
+        return ufunc(x)
+    forward.__doc__ = f"Elementwise {ufunc.__name__}."
+    return Primitive(name, forward, "input", _ew, reads=reads)
 
 
 # ----- elementwise arithmetic ---------------------------------------------------------------------
-add = _binary("add", np.add).defgrad(lambda g, out, a, b, needs: (g, g))
-sub = _binary("sub", np.subtract).defgrad(lambda g, out, a, b, needs: (g, neg(g) if needs[1] else None))
+add = _binary("add", np.add, "nothing").defgrad(lambda g, out, a, b, needs: (g, g))
+sub = _binary("sub", np.subtract, "nothing").defgrad(lambda g, out, a, b, needs: (g, neg(g) if needs[1] else None))
 mul = _binary("mul", np.multiply).defgrad(
     lambda g, out, a, b, needs: (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None))
 # d(a/b)/db = -a/b^2 = -out/b
-div = _binary("div", np.true_divide).defgrad(
+div = _binary("div", np.true_divide, "both").defgrad(
     lambda g, out, a, b, needs: (div(g, b) if needs[0] else None, neg(div(mul(g, out), b)) if needs[1] else None))
 
 
-@_binary("pow", np.power).defgrad
+@_binary("pow", np.power, "both").defgrad
 def pow(g, out, a, b, needs):  # noqa: A001 - mirrors torch.pow
     # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a  (only when the exponent wants a gradient)
     # (b = 0 gives 0, also at a = 0 where a^(b-1) is inf: the exponent is kept at 0 there, no 0 * inf)
@@ -209,24 +87,26 @@ minimum = _binary("minimum", np.minimum).defgrad(
     lambda g, out, a, b, needs: (where(less(a, b), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[0] else None,
                                  where(less(b, a), g, where(equal(a, b), mul(g, 0.5), 0.0)) if needs[1] else None))
 
-neg = Primitive("neg", np.negative, _ew).defgrad(lambda g, out, a: (neg(g),))
-exp = Primitive("exp", np.exp, _ew).defgrad(lambda g, out, a: (mul(g, out),))
-log = Primitive("log", np.log, _ew).defgrad(lambda g, out, a: (div(g, a),))
-log1p = Primitive("log1p", np.log1p, _ew).defgrad(lambda g, out, a: (div(g, add(a, 1.0)),))
-sqrt = Primitive("sqrt", np.sqrt, _ew).defgrad(lambda g, out, a: (div(g, mul(out, 2.0)),))
-@primitive("tanh", _ew)
+neg = _unary("neg", np.negative, "nothing").defgrad(lambda g, out, a: (neg(g),))
+exp = _unary("exp", np.exp, "output").defgrad(lambda g, out, a: (mul(g, out),))
+log = _unary("log", np.log).defgrad(lambda g, out, a: (div(g, a),))
+log1p = _unary("log1p", np.log1p).defgrad(lambda g, out, a: (div(g, add(a, 1.0)),))
+sqrt = _unary("sqrt", np.sqrt, "output").defgrad(lambda g, out, a: (div(g, mul(out, 2.0)),))
+
+
+@primitive("tanh", flops=_ew, reads="output")
 def tanh(x, inplace=False):
     """Hyperbolic tangent; ``inplace=True`` overwrites ``x`` (see :func:`linear_act`)."""
     return np.tanh(x, out=x) if inplace else np.tanh(x)
 
 
 tanh.defgrad(lambda g, out, a, inplace=False: (mul(g, sub(1.0, mul(out, out))),))
-abs = Primitive("abs", np.abs, _ew).defgrad(lambda g, out, a: (mul(g, sign(a)),))  # noqa: A001
-sin = Primitive("sin", np.sin, _ew).defgrad(lambda g, out, a: (mul(g, cos(a)),))
-cos = Primitive("cos", np.cos, _ew).defgrad(lambda g, out, a: (neg(mul(g, sin(a))),))
+abs = _unary("abs", np.abs).defgrad(lambda g, out, a: (mul(g, sign(a)),))  # noqa: A001
+sin = _unary("sin", np.sin).defgrad(lambda g, out, a: (mul(g, cos(a)),))
+cos = _unary("cos", np.cos).defgrad(lambda g, out, a: (neg(mul(g, sin(a))),))
 
 
-@primitive("sigmoid", _ew)
+@primitive("sigmoid", flops=_ew, reads="output")
 def sigmoid(x, inplace=False):
     """sigma(x) = 1 / (1 + e^-x), evaluated without overflow for large |x|; ``inplace=True``
     writes the result into ``x`` (see :func:`linear_act`)."""
@@ -237,29 +117,26 @@ def sigmoid(x, inplace=False):
 sigmoid.defgrad(lambda g, out, a, inplace=False: (mul(mul(g, out), sub(1.0, out)),))
 
 
-@primitive("relu", _ew, owns=True)
+@primitive("relu", flops=_ew, reads="output")
 def relu(x, inplace=False):
     """max(0, x); its derivative at 0 is taken as 0, as in PyTorch. ``inplace=True`` overwrites
     ``x`` (see :func:`linear_act`)."""
     return np.maximum(x, 0, out=x if inplace else None)
 
 
-@primitive("relu_backward", lambda out, g, y, owned=False: 2 * out.size)
-def _relu_backward(g, y, owned=False):
-    """``g * 1[y > 0]``, the same numbers as ``mul(g, greater(y, 0))``. With ``owned`` (nobody else
-    holds ``g``) in place, so the step allocates nothing here but a boolean mask; otherwise into
-    one new float array: the comparison lands in the output buffer (bool -> float) and the product
-    follows in place, so no boolean mask is allocated. Internal: relu's rule on ndarrays."""
-    if owned and g.dtype == np.result_type(g.dtype, y.dtype):
-        return np.multiply(g, np.greater(y, 0), out=g)
+@primitive("relu_backward", inputs=("grad", "output"), flops=lambda out, g, y: 2 * out.size)
+def _relu_backward(g, y):
+    """``g * 1[y > 0]``, the same numbers as ``mul(g, greater(y, 0))``, into one new float array:
+    the comparison lands in the output buffer (bool -> float) and the product follows in place, so
+    no boolean mask is allocated. Internal: relu's rule on ndarrays."""
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
     # would make both passes stride across rows (8x slower at batch 1024).
     d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
 
-relu.defgrad(lambda g, out, a, inplace=False, owned=False: (
-    _relu_backward(g, out, owned) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
+relu.defgrad(lambda g, out, a, inplace=False: (
+    _relu_backward(g, out) if type(g) is np.ndarray and g.shape == out.shape else mul(g, greater(out, 0.0)),))
 
 
 #: Activations whose gradient rule reads only their output, so :func:`linear_act` can run them in
@@ -305,7 +182,7 @@ def is_overwritten(a) -> bool:
     return isinstance(a, np.ndarray) and a.base is not None and a.base is _OVERWRITTEN.get(a.dtype)
 
 
-@primitive("where", _ew, needs=True)
+@primitive("where", inputs=("condition", "input", "other"), flops=_ew)
 def where(cond, a, b):
     """``a`` where ``cond`` holds, else ``b`` (broadcast)."""
     return np.where(cond, a, b)
@@ -315,7 +192,7 @@ where.defgrad(lambda g, out, c, a, b, needs: (
     None, where(c, g, 0.0) if needs[1] else None, where(c, 0.0, g) if needs[2] else None))
 
 
-@primitive("clip", _ew)
+@primitive("clip", flops=_ew)
 def clip(x, lo=None, hi=None):
     """Clamp into [lo, hi]; the gradient passes where lo <= x <= hi (PyTorch's convention)."""
     return np.clip(x, lo, hi)
@@ -327,7 +204,7 @@ def _clip_grad(g, out, x, lo=None, hi=None):
     return (mul(g, inside),)
 
 
-@primitive("bce_with_logits", lambda out, *a: 6 * out.size, needs=True)
+@primitive("bce_with_logits", inputs=("input", "target"), flops=lambda out, *a: 6 * out.size)
 def bce_with_logits(x, y):
     """Fused elementwise logistic loss ``-y log s(x) - (1-y) log(1-s(x))`` on logits, computed as
     ``max(x,0) - x y + log(1 + e^-|x|)``: finite for |x| = 1e4. Fused because the composite's
@@ -341,7 +218,7 @@ bce_with_logits.defgrad(lambda g, out, x, y, needs: (
 _erf = np.frompyfunc(__import__("math").erf, 1, 1)
 
 
-@primitive("normal_cdf", lambda out, x: 10 * out.size)
+@primitive("normal_cdf", flops=lambda out, x: 10 * out.size)
 def normal_cdf(x):
     """Standard normal CDF ``Phi(x) = (1 + erf(x / sqrt 2)) / 2`` (exact, via math.erf; NumPy has
     no vectorised erf, so this is slower than the other activations)."""
@@ -352,18 +229,11 @@ def normal_cdf(x):
 normal_cdf.defgrad(lambda g, out, x: (mul(mul(g, exp(mul(mul(x, x), -0.5))), 0.3989422804014327),))
 
 # Non-differentiable elementwise ops: results never require grad.
-sign = Primitive("sign", np.sign, _ew)
-less = Primitive("less", np.less, _ew)
-less_equal = Primitive("less_equal", np.less_equal, _ew)
-greater = Primitive("greater", np.greater, _ew)
-greater_equal = Primitive("greater_equal", np.greater_equal, _ew)
-equal = Primitive("equal", np.equal, _ew)
-not_equal = Primitive("not_equal", np.not_equal, _ew)
-logical_not = Primitive("logical_not", np.logical_not, _ew)
-logical_and = Primitive("logical_and", np.logical_and, _ew)
-logical_or = Primitive("logical_or", np.logical_or, _ew)
-isfinite = Primitive("isfinite", np.isfinite, _ew)
-floor = Primitive("floor", np.floor, _ew)
+sign, logical_not, isfinite, floor = (_unary(n, u) for n, u in (
+    ("sign", np.sign), ("logical_not", np.logical_not), ("isfinite", np.isfinite), ("floor", np.floor)))
+less, less_equal, greater, greater_equal, equal, not_equal, logical_and, logical_or = (_binary(n, u) for n, u in (
+    ("less", np.less), ("less_equal", np.less_equal), ("greater", np.greater), ("greater_equal", np.greater_equal),
+    ("equal", np.equal), ("not_equal", np.not_equal), ("logical_and", np.logical_and), ("logical_or", np.logical_or)))
 
 
 # ----- reductions ---------------------------------------------------------------------------------
@@ -386,7 +256,8 @@ def _reduction(name, ufunc):
     return forward
 
 
-sum = Primitive("sum", _reduction("sum", np.add), _reduce, doc="Sum over ``axis`` (all axes when None).")  # noqa: A001
+sum = Primitive("sum", _reduction("sum", np.add), flops=_reduce, reads="nothing",  # noqa: A001
+                doc="Sum over ``axis`` (all axes when None).")
 
 
 @sum.defgrad
@@ -399,7 +270,7 @@ def _sum_grad(g, out, x, axis=None, keepdims=False):
     return (broadcast_to(reshape(g, shape=_kept_shape(x.shape, axis)), shape=x.shape),)
 
 
-max = Primitive("max", _reduction("max", np.maximum), _reduce,  # noqa: A001
+max = Primitive("max", _reduction("max", np.maximum), flops=_reduce, reads="both",  # noqa: A001
                 doc="Maximum over ``axis``; the gradient is shared equally among tied maxima (like torch.amax).")
 
 
@@ -410,7 +281,7 @@ def _max_grad(g, out, x, axis=None, keepdims=False):
     return (div(mul(reshape(g, shape=k), mask), sum(mask, axis=axis, keepdims=True)),)
 
 
-prod = Primitive("prod", _reduction("prod", np.multiply), _reduce,
+prod = Primitive("prod", _reduction("prod", np.multiply), flops=_reduce, reads="both",
                  doc="Product over ``axis``. Its gradient prod_{j != i} x_j is exact also with zero entries "
                      "(its second derivative only in slices without zeros).")
 
@@ -425,14 +296,14 @@ def _prod_grad(g, out, x, axis=None, keepdims=False):
     dprod = where(equal(n, 0), div(p, nz), where(logical_and(z, equal(n, 1)), p, 0.0))
     return (mul(reshape(g, shape=_kept_shape(x.shape, axis)), dprod),)
 
-argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), _reduce,
+argmax = Primitive("argmax", lambda x, axis=None, keepdims=False: np.argmax(x, axis, keepdims=keepdims), flops=_reduce,
                    doc="Index of the maximum along ``axis`` (of the flattened tensor when None). Not differentiable.")
-argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), _reduce,
+argmin = Primitive("argmin", lambda x, axis=None, keepdims=False: np.argmin(x, axis, keepdims=keepdims), flops=_reduce,
                    doc="Index of the minimum along ``axis`` (of the flattened tensor when None). Not differentiable.")
 
 
 # ----- shape and indexing -------------------------------------------------------------------------
-@primitive("reshape", _zero)
+@primitive("reshape", flops=_zero, reads="nothing")
 def reshape(x, shape):
     """Same data, new shape (one entry may be -1)."""
     try:
@@ -445,7 +316,7 @@ def reshape(x, shape):
 reshape.defgrad(lambda g, out, x, shape: (reshape(g, shape=x.shape),))
 
 
-@primitive("transpose", _zero)
+@primitive("transpose", flops=_zero, reads="nothing")
 def transpose(x, axes=None):
     """Permute axes (reverse them when ``axes`` is None); a view, no copy."""
     if axes is None and isinstance(x, np.ndarray):
@@ -460,7 +331,7 @@ transpose.defgrad(lambda g, out, x, axes=None: (
     transpose(g, axes=None if axes is None else tuple(np.argsort([a % x.ndim for a in axes]))),))
 
 
-@primitive("broadcast_to", _zero)
+@primitive("broadcast_to", flops=_zero, reads="nothing")
 def broadcast_to(x, shape):
     """Repeat size-1 axes (and prepend axes) to reach ``shape``; a read-only view."""
     try:
@@ -482,7 +353,7 @@ def _is_basic(idx) -> bool:
     return all(i is None or i is Ellipsis or isinstance(i, (slice, numbers.Integral)) for i in items)
 
 
-@primitive("getitem", _zero)
+@primitive("getitem", flops=_zero, reads="nothing")
 def getitem(x, idx):
     """``x[idx]`` with NumPy semantics: slices, integer arrays, boolean masks."""
     try:
@@ -494,7 +365,7 @@ def getitem(x, idx):
 getitem.defgrad(lambda g, out, x, idx: (scatter_add(g, idx=idx, shape=x.shape),))
 
 
-@primitive("scatter_add", _ew)
+@primitive("scatter_add", inputs="grad", flops=_ew, reads="nothing")
 def scatter_add(g, idx, shape):
     """A zero array of ``shape`` with ``g`` added at ``idx``; repeated indices accumulate."""
     z = np.zeros(shape, dtype=g.dtype)
@@ -516,7 +387,8 @@ def _concat(*xs, axis=0):
                          f"axis {axis}") from None
 
 
-concatenate = Primitive("concatenate", _concat, _zero, doc="Join tensors along an existing axis.")
+concatenate = Primitive("concatenate", _concat, "*tensors", flops=_zero, reads="nothing",
+                        doc="Join tensors along an existing axis.")
 
 
 @concatenate.defgrad
@@ -526,7 +398,7 @@ def _concat_grad(g, out, *xs, axis=0):
     return tuple(getitem(g, idx=lead + (slice(e - x.shape[axis], e),)) for x, e in zip(xs, ends))
 
 
-@primitive("pad", _zero)
+@primitive("pad", flops=_zero, reads="nothing")
 def pad(x, pad_width, value=0.0):
     """Constant padding, ``pad_width`` as in ``np.pad``: ((before, after), ...) per axis."""
     return np.pad(x, pad_width, mode="constant", constant_values=value)
@@ -536,7 +408,7 @@ pad.defgrad(lambda g, out, x, pad_width, value=0.0: (
     getitem(g, idx=tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))),))
 
 
-@primitive("astype", _zero)
+@primitive("astype", flops=_zero, reads="nothing")
 def astype(x, dtype, copy=False):
     """Cast to ``dtype``; the gradient is cast back to the input's dtype."""
     return x.astype(dtype, copy=copy)
@@ -546,11 +418,11 @@ astype.defgrad(lambda g, out, x, dtype, copy=False: (astype(g, dtype=x.dtype),))
 
 
 # ----- products -----------------------------------------------------------------------------------
-def _matmul_flops(out, a, b):
-    return 2 * out.size * a.shape[-1]
+def _matmul_macs(out, a, b):
+    return out.size * a.shape[-1]
 
 
-@primitive("matmul", _matmul_flops, mac=True, needs=True)
+@primitive("matmul", inputs=_BIN, flops=lambda out, a, b: 2 * _matmul_macs(out, a, b), macs=_matmul_macs)
 def matmul(a, b):
     """Matrix product with NumPy's rules: 1-D, 2-D and batched (broadcast) operands."""
     try:
@@ -597,11 +469,12 @@ def swapaxes(x, a, b):
     return transpose(x, axes=tuple(perm))
 
 
-def _linear_flops(out, x, w, b=None):
-    return 2 * out.size * x.shape[-1] + (out.size if b is not None else 0)
+def _linear_macs(out, x, w, b=None):
+    return out.size * x.shape[-1]
 
 
-@primitive("linear", _linear_flops, mac=True, needs=True)
+@primitive("linear", inputs=("input", "weight", "bias"), macs=_linear_macs,
+           flops=lambda out, x, w, b=None: 2 * _linear_macs(out, x, w) + (out.size if b is not None else 0))
 def linear(x, w, b=None):
     """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``.
 
@@ -644,7 +517,7 @@ def _xent_flops(out, logits, target, reduction="none"):
     return 5 * logits.size + (logits.shape[0] if reduction != "none" else 0) + (reduction == "mean")
 
 
-@primitive("softmax_cross_entropy", _xent_flops, needs=True, saves=True)
+@primitive("softmax_cross_entropy", inputs=("input", "target"), flops=_xent_flops, saves=True)
 def softmax_cross_entropy(logits, target, reduction="none"):
     """Per-row cross-entropy ``-log softmax(z)[y] = -z_y + log sum_j e^{z_j}`` of (N, C) logits.
 
@@ -675,7 +548,8 @@ def softmax_cross_entropy(logits, target, reduction="none"):
     return loss, np.divide(e, s, out=e)  # softmax(z), kept for the rule
 
 
-@primitive("softmax_minus_onehot", lambda out, p, target, scale: out.size + target.size)
+@primitive("softmax_minus_onehot", inputs=("probs", "target", "scale"),
+           flops=lambda out, p, target, scale: out.size + target.size)
 def _softmax_minus_onehot(p, target, scale):
     """``(p - onehot(target)) * scale`` for class-index targets, from a kept softmax ``p``: a copy,
     N subtractions and one product in place (no one-hot matrix). Internal: the cross-entropy rule's fast path."""
@@ -688,9 +562,12 @@ def _softmax_minus_onehot(p, target, scale):
 def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
     if saved is not None and target.dtype.kind in "iu" and reduction != "none":  # the training loop's case
         return _softmax_minus_onehot(saved, target, g if reduction == "sum" else div(g, logits.shape[0])), None
-    p = _fn.softmax(logits, -1) if saved is None else saved  # recomputed when the backward is recorded
-    if target.dtype.kind in "iu":
-        d = sub(p, _fn._one_hot_rows(_unwrap(target), logits.shape[-1], logits.dtype))  # validated in forward
+    if saved is None:  # recomputed when the backward is recorded (the shift is a constant)
+        e = exp(sub(logits, np.maximum.reduce(_array(logits), axis=-1, keepdims=True)))
+        saved = div(e, sum(e, axis=-1, keepdims=True))
+    p = saved
+    if target.dtype.kind in "iu":  # labels validated in the forward
+        d = sub(p, (_array(target)[..., None] == np.arange(logits.shape[-1])).astype(logits.dtype))
     else:
         d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
     if reduction == "none":
@@ -698,11 +575,5 @@ def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
     return mul(d, g if reduction == "sum" else div(g, logits.shape[0])), None
 
 
-from . import functional as _fn  # noqa: E402  (composites used inside rules)
-
-# What each gradient rule reads (see Primitive): rules that use only g and shapes read nothing; those
-# written with the output read it instead of (or as well as) their inputs.
-_reads(False, False, add, sub, neg, sum, reshape, transpose, broadcast_to, getitem, scatter_add, concatenate, pad,
-       astype)
-_reads(False, True, exp, sqrt, tanh, sigmoid, relu)
-_reads(True, True, div, pow, max, prod)
+def _array(x):
+    return x._data if isinstance(x, Tensor) else x

@@ -48,9 +48,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import functional as F
 from . import models
 from .autograd import no_grad
+from .creation import get_rng
 from .data import DataLoader
 from .nn.layers import Linear
-from .tensor import Tensor, get_rng
+from .tensor import Tensor
 from .train import OPTIMIZERS, EarlyStopping, History, Trainer, make_optimizer
 
 __all__ = ["LogisticRegression", "SoftmaxRegression", "MLPClassifier", "MLPRegressor", "make_optimizer", "OPTIMIZERS"]

@@ -9,9 +9,7 @@ the dunders forward to :mod:`chainrule.ops`.
 from __future__ import annotations
 
 import itertools
-import numbers
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -36,8 +34,7 @@ class Size(tuple):
             n *= s
         return n
 
-    def __repr__(self) -> str:
-        return f"Size({list(self)})"
+    # printed as the tuple it is (torch prints torch.Size([...])), so shapes read the same in every message
 
 
 #: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
@@ -86,25 +83,63 @@ class Node:
     def released(self) -> bool:
         return self.inputs is None
 
+    def name(self) -> str:
+        """torch's name for this node's backward: ``MulBackward0`` for a ``mul``."""
+        name = self.op.name
+        return (name if name[0].isupper() else "".join(w.capitalize() for w in name.split("_"))) + "Backward0"
+
+    @property
+    def next_functions(self) -> tuple:
+        """``(node, 0)`` per input, as torch's ``grad_fn.next_functions``: the node that made a recorded
+        input, an :class:`AccumulateGrad` for a leaf that requires grad, None otherwise."""
+        if self.inputs is None:
+            return ()
+        return tuple((i._ctx if i._ctx is not None else AccumulateGrad(i), 0) if isinstance(i, Tensor) and i.requires_grad
+                     else (None, 0) for i in self.inputs)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+
+class AccumulateGrad:
+    """The end of a backward path: where a leaf's gradient is accumulated (``variable`` is the leaf)."""
+
+    __slots__ = ("variable",)
+    next_functions = ()
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
 
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
     ``Tensor(data)`` wraps ``data`` without copying when it is already an ndarray of a supported
-    dtype; :func:`tensor` is the user-facing constructor that copies and picks dtypes.
+    dtype (lists and numbers become float32, as ``torch.Tensor([...])``); :func:`~chainrule.tensor`
+    is the user-facing constructor that copies and picks dtypes.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
+    __slots__ = ("_data", "_grad", "requires_grad", "_ctx", "name", "__weakref__")
     # Make ``ndarray @ Tensor`` and ``ndarray * Tensor`` reach Tensor's reflected dunders.
     __array_ufunc__ = None
     __array_priority__ = 1000
 
-    def __init__(self, data, requires_grad: bool = False, _ctx: Node | None = None, name=None):
-        self._data = data if isinstance(data, np.ndarray) else np.asarray(data)
-        self.grad: Tensor | None = None
-        self._ctx = _ctx
-        self.name = name
-        self.requires_grad = False
+    def __init__(self, data=(), requires_grad: bool = False, _ctx: Node | None = None, name=None):
+        if isinstance(data, Tensor):
+            data = data._data
+        elif isinstance(data, np.generic):  # a NumPy scalar (what ufuncs return for 0-d arrays) keeps its dtype
+            data = np.asarray(data)
+        elif not isinstance(data, np.ndarray):
+            data = np.asarray(data)
+            if data.dtype.kind in "iuf" or data.size == 0:  # torch.Tensor([...]) is float32
+                data = data.astype(DEFAULT_DTYPE)
+        self._data, self._grad, self._ctx, self.name, self.requires_grad = data, None, _ctx, name, False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -125,17 +160,36 @@ class Tensor:
         """This tensor's values as a new leaf that shares its memory and is cut from the graph, as
         ``torch.Tensor.data``: ``p.data -= lr * p.grad`` and ``p.data.zero_()`` update ``p`` without
         recording anything. The ndarray itself is ``p.numpy()`` (or ``np.asarray(p)``)."""
-        t = Tensor.__new__(Tensor)
-        t._data, t.grad, t._ctx, t.name, t.requires_grad = self._data, None, None, None, False
-        return t
+        return _leaf(self._data)
 
     @data.setter
     def data(self, value) -> None:
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+    def grad(self) -> Tensor | None:
+        """The gradient accumulated by backward (None until then)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        # Checked at once, as in torch: a wrong gradient would otherwise surface in the next backward.
+        if value is None:
+            self._grad = None
+            return
+        if isinstance(value, np.ndarray):
+            value = _leaf(value)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"assigned grad must be a Tensor or None, got {type(value).__name__}")
+        if value._data.shape != self._data.shape:
+            raise ValueError(f"assigned grad has shape {value.shape} but the tensor has shape {self.shape}")
+        if value.dtype != self._data.dtype:
+            raise TypeError(f"assigned grad has dtype {value.dtype} but the tensor has dtype {self.dtype}")
+        self._grad = value
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
 
     @property
     def ndim(self) -> int:
@@ -144,6 +198,12 @@ class Tensor:
     @property
     def dtype(self) -> np.dtype:
         return self._data.dtype
+
+    @property
+    def device(self) -> _device.device:
+        return _device.CPU
+
+    is_cuda = False
 
     def size(self, dim: int | None = None) -> Size | int:
         """The shape as a :class:`Size` (``torch.Tensor.size``), or the length of axis ``dim``.
@@ -161,14 +221,20 @@ class Tensor:
     def dim(self) -> int:
         return self._data.ndim
 
+    ndimension = dim
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 
     @property
-    def grad_fn(self):
-        """The primitive that produced this tensor (None for leaves)."""
-        return None if self._ctx is None else self._ctx.op
+    def grad_fn(self) -> Node | None:
+        """The recorded node that produced this tensor (None for leaves), as torch's ``grad_fn``:
+        ``name()`` and ``next_functions`` walk the graph."""
+        return self._ctx
 
     @property
     def T(self) -> Tensor:
@@ -177,6 +243,12 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         return _ops.swapaxes(self, -1, -2)
+
+    def t(self) -> Tensor:
+        """The transpose of a matrix (a 0-d or 1-d tensor is returned as it is), as ``torch.t``."""
+        if self._data.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got shape {self.shape}; use transpose(d0, d1)")
+        return self if self._data.ndim < 2 else _ops.transpose(self, axes=None)
 
     def __len__(self) -> int:
         if self._data.ndim == 0:
@@ -190,8 +262,9 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
-    def numpy(self) -> np.ndarray:
-        """The underlying ndarray (shared memory, like ``torch.Tensor.numpy``)."""
+    def numpy(self, force: bool = False) -> np.ndarray:
+        """The underlying ndarray (shared memory, like ``torch.Tensor.numpy``; allowed on tensors that
+        require grad too)."""
         return self._data
 
     def tolist(self):
@@ -213,13 +286,18 @@ class Tensor:
             raise TypeError(f"only integer tensors can be used as an index, not {self.dtype}")
         return int(self.item())
 
+    def __format__(self, spec: str) -> str:
+        if self._data.size == 1 and self._data.ndim == 0 or spec:
+            return format(self.item(), spec)
+        return repr(self)
+
     def __repr__(self) -> str:
         body = np.array2string(self._data, precision=4, separator=", ", prefix="tensor(")
         extra = []
-        if self._data.dtype != DEFAULT_DTYPE:
+        if self._data.dtype != DEFAULT_DTYPE and not (self._data.dtype == int64 and self._data.size):
             extra.append(f"dtype={self._data.dtype}")
         if self._ctx is not None:
-            extra.append(f"grad_fn={self._ctx.op.name}")
+            extra.append(f"grad_fn=<{self._ctx.name()}>")
         elif self.requires_grad:
             extra.append("requires_grad=True")
         return f"tensor({body}{''.join(', ' + e for e in extra)})"
@@ -238,47 +316,77 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data, cut from the graph."""
-        return Tensor(self._data)
+        return _leaf(self._data)
 
     def detach_(self) -> Tensor:
         self._ctx = None
         self.requires_grad = False
         return self
 
-    def zero_(self) -> Tensor:
-        self._check_inplace("zero_")
-        self._data[...] = 0
-        return self
-
-    def backward(self, grad=None, retain_graph: bool = False, create_graph: bool = False,
-                 inputs: Sequence[Tensor] | None = None) -> None:
+    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
+                 inputs: Sequence[Tensor] | None = None, grad=None) -> None:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         Reverse-mode: nodes are visited in reverse topological order, each node's vector-Jacobian
         product is computed once and reused by everything upstream (the lecture's "key idea #2").
+        ``gradient`` (torch's name; ``grad`` also works) seeds a non-scalar output: the result is then
+        the vector-Jacobian product ``gradient . d(self)/d(leaf)``.
         """
-        _autograd.backward(self, grad, retain_graph, create_graph, inputs)
+        _autograd.backward(self, gradient if grad is None else grad, retain_graph, create_graph, inputs)
 
     # ----- conversions -------------------------------------------------------------------------
     def astype(self, dtype) -> Tensor:
         return _ops.astype(self, dtype=np.dtype(dtype))
 
-    to = astype
+    def to(self, *args, **kwargs) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other)`` as torch: a cast when the
+        dtype changes (recorded, so gradients flow back), else this tensor itself. Only the CPU exists."""
+        dtype, copy = kwargs.pop("dtype", None), kwargs.pop("copy", False)
+        _device.as_device(kwargs.pop("device", None))
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, (str, _device.device)) and not _is_dtype_name(a):
+                _device.as_device(a)
+            elif a is not None:
+                dtype = a
+        if dtype is not None and np.dtype(dtype) != self._data.dtype:
+            return self.astype(dtype)
+        return self.clone() if copy else self
 
-    def float(self) -> Tensor:
-        return self.astype(float32)
+    def cpu(self) -> Tensor:
+        return self
 
-    def double(self) -> Tensor:
-        return self.astype(float64)
+    def cuda(self, *args, **kwargs) -> Tensor:
+        return _device.device("cuda")  # raises: there is no CUDA device
 
-    def long(self) -> Tensor:
-        return self.astype(int64)
+    def type(self, dtype=None) -> str | Tensor:
+        """Without an argument, torch's type name (``'torch.FloatTensor'``); with a dtype, a cast."""
+        if dtype is None:
+            return "torch." + _TYPE_NAMES.get(self._data.dtype, str(self._data.dtype)) + "Tensor"
+        return self.to(_TYPE_NAMES_BACK.get(dtype, dtype))
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
+
+    def float(self) -> Tensor: return self.to(float32)
+    def double(self) -> Tensor: return self.to(float64)
+    def half(self) -> Tensor: return self.to(float16)
+    def long(self) -> Tensor: return self.to(int64)
+    def int(self) -> Tensor: return self.to(int32)
+    def bool(self) -> Tensor: return self.to(bool_)
 
     def clone(self) -> Tensor:
         return _ops.astype(self, dtype=self.dtype, copy=True)
 
     def contiguous(self) -> Tensor:
         return self
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
 
     # ----- arithmetic dunders ------------------------------------------------------------------
     def __add__(self, o): return _ops.add(self, o)
@@ -289,6 +397,8 @@ class Tensor:
     def __rmul__(self, o): return _ops.mul(o, self)
     def __truediv__(self, o): return _ops.div(self, o)
     def __rtruediv__(self, o): return _ops.div(o, self)
+    def __floordiv__(self, o): return _ops.floor(_ops.div(self, o))
+    def __mod__(self, o): return _ops.sub(self, _ops.mul(_ops.floor(_ops.div(self, o)), o))
     def __pow__(self, o): return _ops.pow(self, o)
     def __rpow__(self, o): return _ops.pow(o, self)
     def __matmul__(self, o): return _ops.matmul(self, o)
@@ -307,33 +417,55 @@ class Tensor:
     def __and__(self, o): return _ops.logical_and(self, o)
     def __or__(self, o): return _ops.logical_or(self, o)
 
-    # In-place updates never enter the graph; they are for optimizers and initialisers. Each one
-    # stamps the tensor, so a backward through a node recorded before it raises instead of using the
-    # new values (PyTorch's version counter; writes to ``.data`` bypass it, as in PyTorch).
+    # In-place updates stamp the tensor, so a backward through a node recorded before the update
+    # raises instead of using the new values (PyTorch's version counter; writes through ``.data``
+    # are not checked, as in PyTorch). On a leaf that requires grad they are refused while recording.
     def _check_inplace(self, what: str) -> None:
         if self.requires_grad and _autograd.is_grad_enabled():
+            if self._ctx is None:
+                raise RuntimeError(
+                    f"{what}: in-place update of a leaf tensor that requires grad while recording; "
+                    "wrap it in `with cr.no_grad():` or write `x = x + y`")
             raise RuntimeError(
-                f"{what}: in-place update of a tensor that requires grad while recording; "
-                "wrap it in `with cr.no_grad():` or write `x = x + y`"
-            )
+                f"{what}: in-place update of a recorded tensor would rewrite its graph; write `x = x + y` "
+                "(or `x += y`, which records the op)")
         _stamp(self)
 
-    def _inplace(self, ufunc, other, what):
+    def _inplace(self, ufunc, other, what, op=None):
+        if op is not None and self._ctx is not None and _autograd.is_grad_enabled():
+            # x += y on a recorded tensor: record the op and rebind x to its result (earlier uses of x
+            # keep the value they read), as torch records in-place ops on non-leaves
+            return op(self, other)
         self._check_inplace(what)
         o = other._data if isinstance(other, Tensor) else other
         ufunc(self._data, o, out=self._data, casting="same_kind")
         return self
 
-    def __iadd__(self, o): return self._inplace(np.add, o, "+=")
-    def __isub__(self, o): return self._inplace(np.subtract, o, "-=")
-    def __imul__(self, o): return self._inplace(np.multiply, o, "*=")
-    def __itruediv__(self, o): return self._inplace(np.divide, o, "/=")
+    def __iadd__(self, o): return self._inplace(np.add, o, "+=", _ops.add)
+    def __isub__(self, o): return self._inplace(np.subtract, o, "-=", _ops.sub)
+    def __imul__(self, o): return self._inplace(np.multiply, o, "*=", _ops.mul)
+    def __itruediv__(self, o): return self._inplace(np.divide, o, "/=", _ops.div)
+    def __ipow__(self, o): return self._inplace(np.power, o, "**=", _ops.pow)
 
     def add_(self, o, alpha: float = 1.0) -> Tensor:
         return self._inplace(np.add, o if alpha == 1 else _unwrap(o) * alpha, "add_")
 
+    def sub_(self, o, alpha: float = 1.0) -> Tensor:
+        return self._inplace(np.subtract, o if alpha == 1 else _unwrap(o) * alpha, "sub_")
+
     def mul_(self, o) -> Tensor:
         return self._inplace(np.multiply, o, "mul_")
+
+    def div_(self, o) -> Tensor:
+        return self._inplace(np.divide, o, "div_")
+
+    def pow_(self, o) -> Tensor:
+        return self._inplace(np.power, o, "pow_")
+
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
+        self._check_inplace("clamp_")
+        np.clip(self._data, min, max, out=self._data)
+        return self
 
     def copy_(self, src) -> Tensor:
         self._check_inplace("copy_")
@@ -342,8 +474,19 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
-        self._data.fill(value)
+        self._data.fill(_unwrap(value))
         return self
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
+        """Fill with samples of N(mean, std^2) from chainrule's seeded generator."""
+        return self.copy_(_creation.get_rng().normal(mean, std, self.shape))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
+        """Fill with samples of U(a, b) from chainrule's seeded generator."""
+        return self.copy_(_creation.get_rng().uniform(a, b, self.shape))
 
     def __getitem__(self, idx) -> Tensor:
         return _ops.getitem(self, idx=_index(idx))
@@ -354,25 +497,29 @@ class Tensor:
             raise RuntimeError("__setitem__ on a recorded tensor would corrupt its graph; .detach() it first")
         self._data[_index(idx)] = _unwrap(value)
 
-    # ----- method forms of ops -----------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False, dim=None): return _ops.sum(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def mean(self, axis=None, keepdims=False, dim=None): return _fn.mean(self, _ax(axis, dim), keepdims)
-    def var(self, axis=None, keepdims=False, correction=1, dim=None): return _fn.var(self, _ax(axis, dim), keepdims, correction)
-    def std(self, axis=None, keepdims=False, correction=1, dim=None): return _fn.std(self, _ax(axis, dim), keepdims, correction)
-    def max(self, axis=None, keepdims=False, dim=None): return _ops.max(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def min(self, axis=None, keepdims=False, dim=None): return _fn.min(self, _ax(axis, dim), keepdims)
-    def prod(self, axis=None, keepdims=False, dim=None): return _ops.prod(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def logsumexp(self, axis=None, keepdims=False, dim=None): return _fn.logsumexp(self, _ax(axis, dim), keepdims)
-    def softmax(self, axis=-1, dim=None): return _fn.softmax(self, _ax(axis, dim))
-    def log_softmax(self, axis=-1, dim=None): return _fn.log_softmax(self, _ax(axis, dim))
-    def argmax(self, axis=None, keepdims=False, dim=None): return _ops.argmax(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False, dim=None): return _ops.argmin(self, axis=_ax(axis, dim), keepdims=keepdims)
-    def any(self, axis=None): return Tensor(self._data.any(axis=axis))
-    def all(self, axis=None): return Tensor(self._data.all(axis=axis))
+    # ----- method forms of ops (torch's signatures: positional or keyword, dim/keepdim or axis/keepdims)
+    def sum(self, *a, **k): return _ops.sum(self, *a, **k)
+    def prod(self, *a, **k): return _ops.prod(self, *a, **k)
+    def mean(self, *a, **k): return _fn.mean(self, *a, **k)
+    def var(self, *a, **k): return _fn.var(self, *a, **k)
+    def std(self, *a, **k): return _fn.std(self, *a, **k)
+    def max(self, *a, **k): return _fn.max(self, *a, **k)
+    def min(self, *a, **k): return _fn.min(self, *a, **k)
+    def amax(self, *a, **k): return _ops.max(self, *a, **k)
+    def amin(self, *a, **k): return _fn.amin(self, *a, **k)
+    def logsumexp(self, *a, **k): return _fn.logsumexp(self, *a, **k)
+    def softmax(self, *a, **k): return _fn.softmax(self, *a, **k)
+    def log_softmax(self, *a, **k): return _fn.log_softmax(self, *a, **k)
+    def argmax(self, *a, **k): return _ops.argmax(self, *a, **k)
+    def argmin(self, *a, **k): return _ops.argmin(self, *a, **k)
+    def norm(self, *a, **k): return _fn.norm(self, *a, **k)
+    def any(self, axis=None, dim=None): return _leaf(self._data.any(axis=_ax(axis, dim)))
+    def all(self, axis=None, dim=None): return _leaf(self._data.all(axis=_ax(axis, dim)))
     def exp(self): return _ops.exp(self)
     def log(self): return _ops.log(self)
     def sqrt(self): return _ops.sqrt(self)
     def abs(self): return _ops.abs(self)
+    def neg(self): return _ops.neg(self)
     def tanh(self): return _ops.tanh(self)
     def sigmoid(self): return _ops.sigmoid(self)
     def relu(self): return _ops.relu(self)
@@ -380,27 +527,56 @@ class Tensor:
     def sin(self): return _ops.sin(self)
     def cos(self): return _ops.cos(self)
     def log1p(self): return _ops.log1p(self)
-    def clip(self, min=None, max=None): return _ops.clip(self, lo=min, hi=max)
+    def floor(self): return _ops.floor(self)
+    def clip(self, min=None, max=None): return _fn.clip(self, min, max)  # noqa: A002
     clamp = clip
+    def clamp_min(self, min): return _fn.clip(self, min, None)  # noqa: A002
     def maximum(self, o): return _ops.maximum(self, o)
     def minimum(self, o): return _ops.minimum(self, o)
+    def add(self, o, alpha=1): return _ops.add(self, o if alpha == 1 else _ops.mul(o, alpha))
+    def sub(self, o, alpha=1): return _ops.sub(self, o if alpha == 1 else _ops.mul(o, alpha))
+    def mul(self, o): return _ops.mul(self, o)
+    def div(self, o): return _ops.div(self, o)
+    def eq(self, o): return _ops.equal(self, o)
+    def ne(self, o): return _ops.not_equal(self, o)
+    def lt(self, o): return _ops.less(self, o)
+    def le(self, o): return _ops.less_equal(self, o)
+    def gt(self, o): return _ops.greater(self, o)
+    def ge(self, o): return _ops.greater_equal(self, o)
     def matmul(self, o): return _ops.matmul(self, o)
+    def mm(self, o): return _fn.mm(self, o)
+    def dot(self, o): return _fn.dot(self, o)
     def pow(self, o): return _ops.pow(self, o)
     def reshape(self, *shape): return _ops.reshape(self, shape=_shape(shape))
-    view = reshape
+    def view(self, *shape): return _ops.reshape(self, shape=_shape(shape))
+    def view_as(self, other): return _ops.reshape(self, shape=other.shape)
+    reshape_as = view_as
     def flatten(self, start_dim=0, end_dim=-1): return _fn.flatten(self, start_dim, end_dim)
-    def transpose(self, *axes):
-        # PyTorch's transpose(d0, d1) swaps two dims (also for 2-D: transpose(0, 1) is .T, not the
-        # identity NumPy would give); one tuple is a NumPy permutation of all axes.
-        if len(axes) == 2 and all(isinstance(a, numbers.Integral) for a in axes):
-            return _ops.swapaxes(self, axes[0], axes[1])
-        return _ops.transpose(self, axes=_shape(axes) or None)
-    def permute(self, *axes): return _ops.transpose(self, axes=_shape(axes))
+    def transpose(self, *dims): return _fn.transpose(self, *dims)
+    def permute(self, *dims): return _ops.transpose(self, axes=_shape(dims))
     def swapaxes(self, a, b): return _ops.swapaxes(self, a, b)
-    def squeeze(self, axis=None, dim=None): return _fn.squeeze(self, _ax(axis, dim))
-    def unsqueeze(self, axis): return _fn.unsqueeze(self, axis)
+    def squeeze(self, *a, **k): return _fn.squeeze(self, *a, **k)
+    def unsqueeze(self, *a, **k): return _fn.unsqueeze(self, *a, **k)
     def expand(self, *shape): return _fn.expand(self, _shape(shape))
+    def expand_as(self, other): return _fn.expand(self, other.shape)
     def broadcast_to(self, *shape): return _ops.broadcast_to(self, shape=_shape(shape))
+    def repeat(self, *reps): return _fn.repeat(self, _shape(reps))
+
+
+def _leaf(a: np.ndarray) -> Tensor:
+    """A leaf Tensor around the ndarray ``a`` (no copy, no checks)."""
+    t = Tensor.__new__(Tensor)
+    t._data, t._grad, t._ctx, t.name, t.requires_grad = a, None, None, None, False
+    return t
+
+
+_TYPE_NAMES = {float32: "Float", float64: "Double", float16: "Half", int64: "Long", int32: "Int",
+               np.dtype(np.int16): "Short", np.dtype(np.int8): "Char", np.dtype(np.uint8): "Byte", np.dtype(np.bool_): "Bool"}
+_TYPE_NAMES_BACK = {f"torch.{v}Tensor": k for k, v in _TYPE_NAMES.items()}
+
+
+def _is_dtype_name(a) -> bool:
+    return isinstance(a, str) and a in _TYPE_NAMES_BACK
 
 
 def _ax(axis, dim):
@@ -426,145 +602,10 @@ def _index(idx):
     return _unwrap(idx)
 
 
-# ----- creation helpers ---------------------------------------------------------------------------
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> np.random.Generator:
-    """Reseed chainrule's global generator (used by randn/rand/dropout/init) and return it."""
-    global _rng
-    _rng = np.random.default_rng(seed)
-    return _rng
-
-
-def get_rng() -> np.random.Generator:
-    """chainrule's global NumPy Generator (reseeded by :func:`manual_seed`); used by randn, rand, dropout and init."""
-    return _rng
-
-
-def _resolve_dtype(data: np.ndarray, dtype) -> np.dtype:
-    if dtype is not None:
-        return np.dtype(dtype)
-    kind = data.dtype.kind
-    if kind == "f":
-        # float32 by default, even for float64 NumPy input: chainrule keeps float32 end to end.
-        return DEFAULT_DTYPE if data.dtype != np.float16 else data.dtype
-    if kind in "iu":
-        return int64  # labels and indices: int64 like torch, whatever the integer width
-    if kind == "b":
-        return bool_
-    raise TypeError(f"tensor(): unsupported data of dtype {data.dtype} (need numbers or booleans)")
-
-
-def tensor(data: Any, dtype=None, requires_grad: bool = False) -> Tensor:
-    """Create a leaf tensor holding a copy of ``data``.
-
-    Floating data becomes float32 unless ``dtype`` says otherwise (also for float64 NumPy arrays,
-    unlike ``torch.tensor``); integers become int64; booleans stay bool.
-    """
-    if isinstance(data, Tensor):
-        data = data._data
-    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
-        data = [np.asarray(_unwrap(d)) for d in data]
-    arr = np.asarray(data)
-    if arr.dtype == object:
-        raise TypeError(f"tensor(): cannot make a tensor from {type(data).__name__} holding non-numbers")
-    arr = np.array(arr, dtype=_resolve_dtype(arr, dtype), copy=True)
-    return Tensor(arr, requires_grad=requires_grad)
-
-
-def as_tensor(data: Any, dtype=None) -> Tensor:
-    """Like :func:`tensor` but shares memory when ``data`` already has the right dtype."""
-    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
-        return data
-    arr = np.asarray(_unwrap(data))
-    return Tensor(arr.astype(_resolve_dtype(arr, dtype), copy=False))
-
-
-def _dt(dtype):
-    return DEFAULT_DTYPE if dtype is None else np.dtype(dtype)
-
-
-def _size(shape) -> tuple:
-    return _shape(shape) if shape else ()
-
-
-def zeros(*shape, dtype=None, requires_grad=False) -> Tensor:
-    """A tensor of zeros of the given shape (float32 unless ``dtype``)."""
-    return Tensor(np.zeros(_size(shape), _dt(dtype)), requires_grad)
-
-
-def ones(*shape, dtype=None, requires_grad=False) -> Tensor:
-    """A tensor of ones of the given shape (float32 unless ``dtype``)."""
-    return Tensor(np.ones(_size(shape), _dt(dtype)), requires_grad)
-
-
-def empty(*shape, dtype=None, requires_grad=False) -> Tensor:
-    """An uninitialised tensor of the given shape (float32 unless ``dtype``)."""
-    return Tensor(np.empty(_size(shape), _dt(dtype)), requires_grad)
-
-
-def full(shape, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value`` (float32 unless ``dtype``)."""
-    shape = (shape,) if isinstance(shape, numbers.Integral) else tuple(shape)
-    return Tensor(np.full(shape, fill_value, _dt(dtype)), requires_grad)
-
-
-def zeros_like(t, dtype=None, requires_grad=False) -> Tensor:
-    """Zeros with the shape (and, unless ``dtype``, the dtype) of ``t``."""
-    return Tensor(np.zeros(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
-
-
-def ones_like(t, dtype=None, requires_grad=False) -> Tensor:
-    """Ones with the shape (and, unless ``dtype``, the dtype) of ``t``."""
-    return Tensor(np.ones(np.shape(_unwrap(t)), dtype or _unwrap(t).dtype), requires_grad)
-
-
-def full_like(t, fill_value, dtype=None, requires_grad=False) -> Tensor:
-    """``fill_value`` with the shape (and, unless ``dtype``, the dtype) of ``t``."""
-    return Tensor(np.full(np.shape(_unwrap(t)), fill_value, dtype or _unwrap(t).dtype), requires_grad)
-
-
-def arange(start, stop=None, step=1, dtype=None, requires_grad=False) -> Tensor:
-    """Evenly spaced values in [start, stop) by ``step``, like ``np.arange``; integers give int64, floats float32."""
-    if stop is None:
-        start, stop = 0, start
-    a = np.arange(start, stop, step)
-    return Tensor(a.astype(_resolve_dtype(a, dtype)), requires_grad)
-
-
-def linspace(start, stop, num, dtype=None, requires_grad=False) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop`` inclusive (float32 unless ``dtype``)."""
-    return Tensor(np.linspace(start, stop, num, dtype=_dt(dtype)), requires_grad)
-
-
-def eye(n, m=None, dtype=None, requires_grad=False) -> Tensor:
-    """The n x m identity matrix (m = n by default)."""
-    return Tensor(np.eye(n, m, dtype=_dt(dtype)), requires_grad)
-
-
-def randn(*shape, dtype=None, requires_grad=False) -> Tensor:
-    """Standard normal samples from chainrule's seeded generator (see :func:`manual_seed`)."""
-    return Tensor(_rng.standard_normal(_size(shape), dtype=_dt(dtype)), requires_grad)
-
-
-def rand(*shape, dtype=None, requires_grad=False) -> Tensor:
-    """Uniform samples on [0, 1) from chainrule's seeded generator."""
-    return Tensor(_rng.random(_size(shape), dtype=_dt(dtype)), requires_grad)
-
-
-def randint(low, high, size, dtype=None) -> Tensor:
-    """Integers uniform on [low, high) from chainrule's seeded generator (int64 unless ``dtype``)."""
-    size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
-    return Tensor(_rng.integers(low, high, size, dtype=dtype or int64))
-
-
-def randn_like(t, requires_grad=False) -> Tensor:
-    """Standard normal samples with the shape and dtype of ``t``."""
-    return randn(*np.shape(_unwrap(t)), dtype=_unwrap(t).dtype, requires_grad=requires_grad)
-
-
 # Late imports: ops/autograd/functional import Tensor from this module.
 from . import autograd as _autograd  # noqa: E402
+from . import creation as _creation  # noqa: E402
+from . import device as _device  # noqa: E402
 from . import functional as _fn  # noqa: E402
 from . import ops as _ops  # noqa: E402
+from .creation import get_rng, manual_seed  # noqa: E402,F401 - where they used to live

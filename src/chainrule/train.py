@@ -36,8 +36,9 @@ import numpy as np
 
 from . import functional as F
 from .autograd import no_grad
+from .creation import get_rng, manual_seed
 from .data import DataLoader
-from .tensor import Tensor, get_rng, manual_seed
+from .tensor import Tensor
 
 __all__ = ["fit", "evaluate", "make_optimizer", "OPTIMIZERS", "Trainer", "History", "Callback", "EarlyStopping", "Checkpoint",
            "LRSchedulerCallback", "save_checkpoint", "load_checkpoint", "latest_checkpoint"]

@@ -399,8 +399,7 @@ def _vjp(t: Tensor, g: np.ndarray) -> list:
     args = [i._data if isinstance(i, Tensor) else i for i in inputs]
     needs = tuple(isinstance(i, Tensor) and i.requires_grad for i in inputs)
     with _ag.no_grad():
-        res = ctx.op.rule(g, t._data, *args, needs=needs, **ctx.attrs) if ctx.op.needs else \
-            ctx.op.rule(g, t._data, *args, **ctx.attrs)
+        res = ctx.op.vjp(g, t._data, args, needs, ctx.saved, ctx.attrs)
     out = []
     for inp, gi, need in zip(inputs, res, needs):
         if not need or gi is None:

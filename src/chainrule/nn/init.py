@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor, get_rng
+from ..creation import get_rng
+from ..tensor import Tensor
 
 _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "sigmoid", "identity")

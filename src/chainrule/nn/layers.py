@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
+from ..device import as_device
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import init
 from .module import Module, Parameter
@@ -25,15 +26,17 @@ class Linear(Module):
     Initialisation is PyTorch's: ``kaiming_uniform_(W, a=sqrt(5))``, i.e. ``W, b ~ U(-1/sqrt(in), 1/sqrt(in))``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype: Any = None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None):
         super().__init__()
+        as_device(device)
         for name, v in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype))
-        self.bias = Parameter(np.empty((self.out_features,), dtype)) if bias else None
+        # Tensors, so that Parameter keeps the dtype asked for (it converts bare float64 ndarrays to float32)
+        self.weight = Parameter(Tensor(np.empty((self.out_features, self.in_features), dtype)))
+        self.bias = Parameter(Tensor(np.empty((self.out_features,), dtype))) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..autograd import no_grad
+from ..device import as_device, device
 from ..tensor import DEFAULT_DTYPE, Tensor
 
 
@@ -191,13 +192,32 @@ class Module:
             fn(m)
         return self
 
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter to ``dtype`` (gradients are dropped). The parameters keep
-        their identity but get new arrays: cast before creating the optimizer or taking a state_dict."""
-        dtype = np.dtype(dtype)
-        for p in self.parameters():
-            if p._data.dtype.kind == "f" and p._data.dtype != dtype:
-                p._data, p.grad = p._data.astype(dtype), None
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, as ``torch.nn.Module.to``: cast every
+        floating parameter to ``dtype`` (gradients are dropped; the parameters keep their identity but
+        get new arrays, so cast before creating the optimizer). The only device is the CPU."""
+        dtype = kwargs.pop("dtype", None)
+        as_device(kwargs.pop("device", None))
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, (str, device)):
+                as_device(a)
+            elif a is not None:
+                dtype = a
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            for p in self.parameters():
+                if p._data.dtype.kind == "f" and p._data.dtype != dtype:
+                    p._data, p.grad = p._data.astype(dtype), None
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
+    def cuda(self, *args: Any, **kwargs: Any) -> Module:
+        as_device("cuda")  # raises: there is no CUDA device
         return self
 
     def float(self) -> Module:
@@ -205,6 +225,9 @@ class Module:
 
     def double(self) -> Module:
         return self.to(np.float64)
+
+    def half(self) -> Module:
+        return self.to(np.float16)
 
     # ----- state -------------------------------------------------------------------------------
     def state_dict(self, keep_vars: bool = False) -> OrderedDict[str, Tensor]:

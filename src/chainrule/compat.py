@@ -1,0 +1,60 @@
+"""PyTorch's names for dtypes and legacy tensor types, so ``import chainrule as torch`` runs torch code.
+
+chainrule's dtypes are NumPy's (``cr.float32 is np.dtype('float32')``); ``cr.float`` is float32,
+``cr.long`` int64, and so on, exactly as torch's aliases. ``torch.FloatTensor([...])``-style
+constructors make tensors of their dtype. :class:`Generator` is torch's seeded generator object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .creation import tensor as _tensor
+
+__all__ = ["float", "double", "half", "long", "int", "short", "bool", "uint8", "int8", "int16", "float32", "float64",
+           "float16", "int32", "int64", "cfloat", "dtype", "FloatTensor", "DoubleTensor", "LongTensor", "IntTensor",
+           "BoolTensor", "ByteTensor", "Generator", "finfo", "iinfo"]
+
+float32 = float = np.dtype(np.float32)  # noqa: A001
+float64 = double = np.dtype(np.float64)
+float16 = half = np.dtype(np.float16)
+int64 = long = np.dtype(np.int64)
+int32 = int = np.dtype(np.int32)  # noqa: A001
+int16 = short = np.dtype(np.int16)
+int8 = np.dtype(np.int8)
+uint8 = np.dtype(np.uint8)
+bool = np.dtype(np.bool_)  # noqa: A001
+cfloat = np.dtype(np.complex64)
+dtype = np.dtype
+finfo, iinfo = np.finfo, np.iinfo
+
+
+def _typed(dt, name):
+    def make(*data):
+        """A tensor of this dtype from data (``LongTensor([1, 2])``)."""
+        return _tensor(data[0] if len(data) == 1 else list(data), dtype=dt)
+    make.__name__ = name
+    return make
+
+
+FloatTensor, DoubleTensor = _typed(float32, "FloatTensor"), _typed(float64, "DoubleTensor")
+LongTensor, IntTensor = _typed(int64, "LongTensor"), _typed(int32, "IntTensor")
+BoolTensor, ByteTensor = _typed(bool, "BoolTensor"), _typed(uint8, "ByteTensor")
+
+
+class Generator:
+    """A seeded random generator (``torch.Generator().manual_seed(42)``): wraps a NumPy Generator
+    and can be passed as ``generator=`` to randn, rand, randint, randperm and random_split."""
+
+    def __init__(self, device=None):
+        self._rng, self._seed = np.random.default_rng(), None
+
+    def manual_seed(self, seed: int) -> Generator:
+        self._rng, self._seed = np.random.default_rng(seed), seed
+        return self
+
+    def initial_seed(self):
+        return self._seed
+
+    def __getattr__(self, name):  # standard_normal, random, integers, permutation ...
+        return getattr(self._rng, name)
