@@ -231,63 +231,86 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
                 optimizer.load_state_dict(saved[2])
 
 
-def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> Measurement:
+def _enter_persistent(rec: _Recorder, params, optimizer, x, y) -> int:
+    """Enter what exists before the step (parameters, gradients, optimizer arrays, the batch); their bytes."""
     state, scratch = _state_arrays(optimizer)
-    rec = _Recorder(params, _ag.state.profiler)
     rec.start("setup")
     for p in params:
         rec.add(p._data, "parameters")
         if p.grad is not None:
             rec.add(p.grad._data, "gradients")
-    for a in state:
-        rec.add(a, "optimizer_state")
-    for a in scratch:
-        rec.add(a, "optimizer_scratch")
-    for a in (x, y):
-        rec.add(_unwrap(a), "input")
-    persistent = rec.total
-    seconds: dict[str, float] = {}
-    tm_peak = None
-    started = False
-    if use_tracemalloc:
-        started = not tracemalloc.is_tracing()
-        if started:
-            tracemalloc.start()
-    _ag.state.profiler = rec
-    try:
-        tm_base = tracemalloc.get_traced_memory()[0] if use_tracemalloc else 0
-        tm_peaks = []
-        for phase in ("forward", "backward", "step"):
-            if use_tracemalloc:
-                tracemalloc.reset_peak()
-            rec.start(phase)
-            t0 = time.perf_counter()
-            if phase == "forward":
-                loss = loss_fn(model(x), y)
-            elif phase == "backward":
-                saved_by_graph = _graph_bytes(loss, rec.param_ids)
-                loss.backward()
-            else:
-                optimizer.step()
-            seconds[phase] = time.perf_counter() - t0
-            rec.finish()
-            if use_tracemalloc:
-                tm_peaks.append(tracemalloc.get_traced_memory()[1] - tm_base)
-        if use_tracemalloc:
-            tm_peak = persistent + max(tm_peaks)
-        del loss
-        rec.start("inference")
-        t0 = time.perf_counter()
-        with _ag.no_grad():
-            out = model(x)
-        seconds["inference"] = time.perf_counter() - t0
-        del out
-        rec.finish()
-    finally:
-        _ag.state.profiler = rec.prev
-        if started:
+    for origin, arrays in (("optimizer_state", state), ("optimizer_scratch", scratch), ("input", (x, y))):
+        for a in arrays:
+            rec.add(_unwrap(a), origin)
+    return rec.total
+
+
+class _Tracemalloc:
+    """tracemalloc's peak of each phase above the level at the start (does nothing when off)."""
+
+    def __init__(self, on: bool):
+        self.on, self.started, self.base, self.peaks = on, False, 0, []
+
+    def __enter__(self) -> _Tracemalloc:
+        if self.on:
+            self.started = not tracemalloc.is_tracing()
+            if self.started:
+                tracemalloc.start()
+            self.base = tracemalloc.get_traced_memory()[0]
+        return self
+
+    def reset(self) -> None:
+        if self.on:
+            tracemalloc.reset_peak()
+
+    def record(self) -> None:
+        if self.on:
+            self.peaks.append(tracemalloc.get_traced_memory()[1] - self.base)
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
             tracemalloc.stop()
-        rec.close()
+
+
+def _training_phases(rec: _Recorder, tm: _Tracemalloc, model, x, y, loss_fn, optimizer, seconds) -> int:
+    """Forward, backward and step, each its own phase; returns the bytes the graph saved for backward."""
+    rec.start("forward")
+    tm.reset()
+    t0 = time.perf_counter()
+    loss = loss_fn(model(x), y)
+    seconds["forward"] = time.perf_counter() - t0
+    rec.finish()
+    tm.record()
+    saved_by_graph = _graph_bytes(loss, rec.param_ids)
+    for phase, run in (("backward", loss.backward), ("step", optimizer.step)):
+        tm.reset()
+        rec.start(phase)
+        t0 = time.perf_counter()
+        run()
+        seconds[phase] = time.perf_counter() - t0
+        rec.finish()
+        tm.record()
+    return saved_by_graph
+
+
+def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> Measurement:
+    rec = _Recorder(params, _ag.state.profiler)
+    persistent = _enter_persistent(rec, params, optimizer, x, y)
+    seconds: dict[str, float] = {}
+    with _Tracemalloc(use_tracemalloc) as tm:
+        _ag.state.profiler = rec
+        try:
+            saved_by_graph = _training_phases(rec, tm, model, x, y, loss_fn, optimizer, seconds)
+            rec.start("inference")
+            t0 = time.perf_counter()
+            with _ag.no_grad():
+                out = model(x)
+            seconds["inference"] = time.perf_counter() - t0
+            del out
+            rec.finish()
+        finally:
+            _ag.state.profiler = rec.prev
+            rec.close()
     state_after, scratch_after = _state_arrays(optimizer)
     memory = dict(rec.breakdown)
     inf = dict(memory["inference"])  # inference needs neither optimizer state nor gradients
@@ -300,7 +323,8 @@ def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> M
         parameters=sum(p._data.size for p in params), flops=rec.flops, ops=rec.ops, memory=memory,
         seconds=seconds, saved_by_graph=saved_by_graph,
         optimizer_state=sum(a.nbytes for a in state_after), optimizer_scratch=sum(a.nbytes for a in scratch_after),
-        tracemalloc_peak=tm_peak, step_counted=bool(rec.flops.get("step", {}).get("flops")))
+        tracemalloc_peak=persistent + max(tm.peaks) if tm.peaks else None,
+        step_counted=bool(rec.flops.get("step", {}).get("flops")))
 
 
 def _graph_bytes(root: Tensor, skip: set[int]) -> int:
