@@ -15,24 +15,15 @@ import numpy as np
 
 from .. import cost, io
 from ..models import MLP
+from ._types import at_least
 
 _DEFAULT_BATCH = 128
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (the number of examples per step), got {value}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", nargs="?", default=None, help="a run directory written by chainrule train")
     parser.add_argument("--layers", default=None, help="layer sizes, e.g. 784,512,512,10")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=at_least(int, 1, " (the number of examples per step)"), default=None,
                         help=f"batch size B >= 1 (default {_DEFAULT_BATCH}, or the run's)")
     parser.add_argument("--optimizer", default=None,
                         help=f"one of {', '.join(cost.OPTIMIZERS)} (default adam, or the run's)")
