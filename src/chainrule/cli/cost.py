@@ -7,14 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
 import numpy as np
 
-from .. import cost, io
+from .. import cost
 from ..models import MLP
+from ..train import _load_run  # the run-directory reader chainrule evaluate and predict use
 from ._types import at_least
 
 _DEFAULT_BATCH = 128
@@ -58,19 +57,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_model(run_dir: str):
-    """(model, batch size, optimizer name) from a ``chainrule train`` run directory."""
-    cfg_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(cfg_path):
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json); train one with chainrule train")
-    with open(cfg_path) as fh:
-        cfg = json.load(fh)
-    model_file = os.path.join(run_dir, "model.safetensors")
-    if not os.path.isfile(model_file):
-        raise FileNotFoundError(f"{run_dir}: no model.safetensors (is the run finished? chainrule train writes it "
-                                "at the end)")
+    """(model, batch size, optimizer name) of a ``chainrule train`` run directory (its final model,
+    or the latest checkpoint of an interrupted run)."""
+    model, cfg = _load_run(run_dir)
     batch_size = cfg.get("batch_size")
     if not batch_size:  # 0 means full-batch gradient descent: the batch is the training set
         batch_size = _DEFAULT_BATCH
         print(f"chainrule cost: {run_dir} trained full-batch; estimating for batch {_DEFAULT_BATCH} (pass --batch-size)",
               file=sys.stderr)
-    return io.load_model(model_file), int(batch_size), str(cfg.get("optimizer", "adam")).lower()
+    return model, int(batch_size), str(cfg.get("optimizer", "adam")).lower()
