@@ -29,6 +29,7 @@ MODULES = [
     ("chainrule.datasets", "Offline data sets"),
     ("chainrule.train", "The fit loop, History, callbacks"),
     ("chainrule.cost", "Street-fighting math: estimate and measure parameters, memory, compute"),
+    ("chainrule.cost.layers", "What each layer costs: the rules the estimate reads, keyed by layer type"),
     ("chainrule.analysis", "Final-project analysis: importance, sample complexity, error correlation"),
     ("chainrule.viz", "Computation-graph pictures and the backprop ledger"),
     ("chainrule.playground", "2-D optimizer races"),
@@ -44,16 +45,21 @@ OUT = Path(__file__).resolve().parent / "api.md"
 def _summary(obj) -> str:
     doc = getattr(obj, "doc", None) if type(obj).__name__ == "Primitive" else inspect.getdoc(obj)
     doc = inspect.cleandoc(doc) if doc else ""
+    fn = getattr(getattr(obj, "forward", None), "__name__", None)
+    if fn and doc.startswith(f"{fn}("):  # a NumPy ufunc's docstring opens with the ufunc's own signature
+        doc = f"NumPy's `{fn}`, with a gradient rule: " + doc.split("\n\n", 1)[-1]
     para = doc.split("\n\n")[0].replace("\n", " ").strip()
     para = re.sub(r":(?:func|class|meth|mod|attr):`~?([^`]+)`", r"`\1`", para).replace("``", "`")  # RST -> markdown
     return para or "(no docstring)"
 
 
 def _signature(obj) -> str:
-    target = obj.forward if type(obj).__name__ == "Primitive" else obj
+    """How the user calls ``obj``: ``inspect.signature(obj)``, so a class shows its constructor and a
+    primitive what it declares as ``Primitive.__signature__`` (its tensor inputs, then its attributes
+    as keywords), never the NumPy function behind its forward."""
     try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # a builtin without a text signature
         return ""
     empty = inspect.Parameter.empty  # annotations dropped: the names and defaults are what a reader needs
     sig = str(sig.replace(parameters=[q.replace(annotation=empty) for q in sig.parameters.values()],

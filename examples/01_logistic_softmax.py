@@ -10,8 +10,7 @@ import numpy as np
 import chainrule as cr
 import chainrule.nn.functional as F
 
-SLIDE_SCORES = (-1.1, 2.1, -0.4)
-SLIDE_PROBS = (0.036, 0.89, 0.07)  # the slide's numbers, compared with what softmax computes
+SLIDE_SCORES = (-1.1, 2.1, -0.4)  # the slide's table gives softmax (0.036, 0.89, 0.07)
 
 
 def standardize(ds):
@@ -40,14 +39,12 @@ def train(model, Xtr, ytr, Xte, yte, loss, epochs, lr=0.1):
 def main(quick=False):
     epochs = 10 if quick else 50
     probs = softmax_table()
-
     bc = cr.datasets.load_breast_cancer()                      # binary: malignant / benign
     Xtr, Xte = standardize(bc)
     cr.manual_seed(0)
     logreg = cr.models.LogisticRegression(bc.n_features)       # sigma(w^T x + b)
     lr_train, lr_test = train(logreg, Xtr, bc.y_train, Xte, bc.y_test, "bce_with_logits", epochs)
     print(f"logistic regression, breast cancer: train {lr_train:.3f}  test {lr_test:.3f}")
-
     dg = cr.datasets.load_digits()                             # 10 classes, 8x8 images
     Xtr, Xte = dg.X_train / 16, dg.X_test / 16                 # pixels 0..16 -> 0..1
     cr.manual_seed(0)
@@ -56,8 +53,7 @@ def main(quick=False):
     print(f"softmax regression, digits:         train {sm_train:.3f}  test {sm_test:.3f}")
     p = softreg.predict_proba(Xte[:1])[0]
     print("P(y | x) for the first test digit:", np.round(p, 3), "label", dg.y_test[0])
-    return dict(slide_probs=probs, logreg_test_acc=lr_test, softmax_test_acc=sm_test,
-                softmax_row_sum=float(p.sum()))
+    return dict(slide_probs=probs, logreg_test_acc=lr_test, softmax_test_acc=sm_test, softmax_row_sum=float(p.sum()))
 
 
 if __name__ == "__main__":

@@ -8,33 +8,27 @@
 import chainrule as cr
 
 
-def named(value, name):
-    t = cr.tensor(value, dtype=cr.float64, requires_grad=True)
+def tag(t, name):  # names show up in the graph and in the ledger
     t.name = name
     return t
 
 
+def leaf(value, name):
+    return tag(cr.tensor(value, dtype=cr.float64, requires_grad=True), name)
+
+
 def log_example(x0=3.0):
-    x = named(x0, "x")
-    z = x ** 2 + 1
-    z.name = "z"
-    L = cr.log(z)
-    L.name = "L"
-    trace = cr.viz.backprop_trace(L)
-    print(trace.text())
-    (dx,) = cr.grad(L, [x])
-    return float(dx.item()), 2 * x0 / (x0 ** 2 + 1)
+    x = leaf(x0, "x")
+    L = tag(cr.log(tag(x ** 2 + 1, "z")), "L")
+    print(cr.viz.backprop_trace(L).text())
+    return float(cr.grad(L, [x])[0].item()), 2 * x0 / (x0 ** 2 + 1)
 
 
 def network_example(x0=1.5, w10=2.0, w20=0.5, y0=1.0):
-    x, w1, w2 = named(x0, "x"), named(w10, "w1"), named(w20, "w2")
-    z1 = w1 * x
-    a1 = cr.relu(z1)          # g1
-    z2 = w2 * a1
-    a2 = cr.relu(z2)          # g2
-    L = 0.5 * (a2 - y0) ** 2  # quadratic loss
-    for t, n in ((z1, "z1"), (a1, "a1"), (z2, "z2"), (a2, "a2"), (L, "L")):
-        t.name = n
+    x, w1, w2 = leaf(x0, "x"), leaf(w10, "w1"), leaf(w20, "w2")
+    a1 = tag(cr.relu(tag(w1 * x, "z1")), "a1")          # a1 = g1(z1), z1 = w1 x
+    a2 = tag(cr.relu(tag(w2 * a1, "z2")), "a2")         # a2 = g2(z2), z2 = w2 a1
+    L = tag(0.5 * (a2 - y0) ** 2, "L")                  # quadratic loss
     graph = cr.viz.graph(L, grads=True, constants=False)
     print(graph.text())
     forward = [n.label for n in graph.nodes if n.kind != "const"]
@@ -43,29 +37,25 @@ def network_example(x0=1.5, w10=2.0, w20=0.5, y0=1.0):
     print("backward (reverse) order:   ", " -> ".join(backward))
     trace = cr.viz.backprop_trace(L)
     print(trace.text())
-
-    # the hand derivation, one chain-rule step per line
-    a1h = max(0.0, w10 * x0)
+    a1h = max(0.0, w10 * x0)                            # the hand derivation, one chain-rule step per line
     a2h = max(0.0, w20 * a1h)
     dL_da2 = a2h - y0
-    dL_dz2 = dL_da2 * (w20 * a1h > 0)                 # ReLU'(z2) = 1[z2 > 0]
+    dL_dz2 = dL_da2 * (w20 * a1h > 0)                   # ReLU'(z2) = 1[z2 > 0]
     dL_dw2 = dL_dz2 * a1h
-    dL_da1 = dL_dz2 * w20
+    dL_da1 = dL_dz2 * w20                               # re-use dL/dz2
     dL_dz1 = dL_da1 * (w10 * x0 > 0)
     hand = {"w2": dL_dw2, "w1": dL_dz1 * x0, "x": dL_dz1 * w10}
     auto = {k: float(v) for k, v in trace.grads.items()}
     print("hand:", hand, "\nauto:", auto)
-    steps = {n.label: n.backward_step for n in graph.nodes}
-    edges = [(graph.nodes[i].label, graph.nodes[j].label) for i, j in graph.edges]
-    return dict(hand=hand, auto=auto, forward=forward, backward=backward, steps=steps, edges=edges,
-                dot=graph.to_dot())
+    return dict(hand=hand, auto=auto, forward=forward, backward=backward, dot=graph.to_dot(),
+                steps={n.label: n.backward_step for n in graph.nodes},
+                edges=[(graph.nodes[i].label, graph.nodes[j].label) for i, j in graph.edges])
 
 
 def main(quick=False):
     auto, hand = log_example()
     print(f"d/dx log(x^2+1) at x=3: autograd {auto:.6f}, hand 2x/(x^2+1) = {hand:.6f}")
-    net = network_example()
-    return dict(log_auto=auto, log_hand=hand, **net)
+    return dict(log_auto=auto, log_hand=hand, **network_example())
 
 
 if __name__ == "__main__":

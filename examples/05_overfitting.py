@@ -1,14 +1,9 @@
 """Lecture: preventing overfitting: early stopping, weight regularization, dropout.
 
-A too-large MLP (64 -> 256 -> 256 -> 10, 85K parameters) on 100 digits memorises its training set. Early stopping
-(keep the weights of the best validation epoch), L2 (lam/2 sum_l ||W_l||_F^2) and dropout
-(drop probability 0.5) each shrink the train-validation gap. Curves go to a PNG.
+A too-large MLP (64 -> 256 -> 256 -> 10, 85K parameters) on 100 digits memorises its training set. Early
+stopping (the best validation epoch's weights), L2 (lam/2 sum_l ||W_l||_F^2) and dropout (p = 0.5) each
+shrink the train-validation gap. Curves go to overfitting.png (or ``out``).
 """
-
-import os
-import tempfile
-
-import numpy as np
 
 import chainrule as cr
 
@@ -23,15 +18,12 @@ def run(name, Xtr, ytr, Xva, yva, epochs):
     opt = cr.optim.Adam(model.parameters(), lr=1e-3)
     hist = cr.fit(model, "cross_entropy", opt, (Xtr, ytr), val=(Xva, yva), epochs=epochs, batch_size=20,
                   callbacks=stop, penalty=penalty, seed=0, progress=False)
-    tr = cr.evaluate(model, "cross_entropy", (Xtr, ytr))    # the data loss, penalty excluded
-    va = cr.evaluate(model, "cross_entropy", (Xva, yva))
+    tr, va = (cr.evaluate(model, "cross_entropy", d) for d in ((Xtr, ytr), (Xva, yva)))  # data loss, no penalty
     return hist, dict(train_loss=tr["loss"], val_loss=va["loss"], gap=va["loss"] - tr["loss"],
                       train_acc=tr["accuracy"], val_acc=va["accuracy"], epochs=len(hist))
 
 
 def plot(histories, path):
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(histories), figsize=(3 * len(histories), 2.6), sharey=True)
     for ax, (name, h) in zip(axes, histories.items()):
@@ -52,18 +44,16 @@ def main(quick=False, out=None):
     n_train, n_val = 100, 200 if quick else 360         # a small training set: easy to memorise
     Xtr, ytr = ds.X_train[:n_train] / 16, ds.y_train[:n_train]   # pixels 0..16 -> 0..1
     Xva, yva = ds.X_test[:n_val] / 16, ds.y_test[:n_val]
-    epochs = 20 if quick else 60
     histories, results = {}, {}
     for name in ("no regularization", "early stopping", "L2", "dropout"):
-        histories[name], results[name] = run(name, Xtr, ytr, Xva, yva, epochs)
+        histories[name], results[name] = run(name, Xtr, ytr, Xva, yva, epochs=20 if quick else 60)
         r = results[name]
         print(f"{name:<18} epochs {r['epochs']:3d}  train loss {r['train_loss']:.3f} acc {r['train_acc']:.3f}"
               f"  val loss {r['val_loss']:.3f} acc {r['val_acc']:.3f}  gap {r['gap']:.3f}")
-    out = out or os.path.join(tempfile.mkdtemp(), "overfitting.png")
+    out = out or "overfitting.png"
     results["figure"] = plot(histories, out)
     best = min((k for k in results if k != "figure"), key=lambda k: results[k]["gap"])
     print(f"smallest train-validation gap: {best}; curves in {out}")
-    assert np.isfinite(results["no regularization"]["gap"])
     return results
 
 

@@ -5,9 +5,6 @@ SGD down the ravine, next to Adagrad, RMSProp and Adam; Newton's method (the cur
 L2-regularised logistic regression in a handful of steps where gradient descent needs hundreds.
 """
 
-import os
-import tempfile
-
 import numpy as np
 
 import chainrule as cr
@@ -20,24 +17,22 @@ def objective(model, X, y, lam=1e-2):   # (1/n) sum -log P(y_i | x_i; w) + lam/2
 
 
 def batch_sizes(X, y, epochs):
-    curves = {}
+    Xt, yt, curves = cr.tensor(X), cr.tensor(y * 1.0), {}
     for name, bs in (("GD (batch = n)", None), ("SGD (batch = 1)", 1), ("minibatch (32)", 32)):
         cr.manual_seed(0)
         model = cr.models.LogisticRegression(X.shape[1])
         opt = cr.optim.SGD(model.parameters(), lr=0.05)
-        loader, Xt, yt = cr.data.DataLoader(X, y, batch_size=bs, seed=0), cr.tensor(X), cr.tensor(y * 1.0)
-        curve = [objective(model, Xt, yt).item()]
+        loader = cr.data.DataLoader(X, y, batch_size=bs, seed=0)
+        curves[name] = [objective(model, Xt, yt).item()]
         for _ in range(epochs):
             for xb, yb in loader:
                 sgd_step(opt, lambda: objective(model, xb, yb))  # noqa: B023 - called at once
-            curve.append(objective(model, Xt, yt).item())
-        curves[name] = curve
+            curves[name].append(objective(model, Xt, yt).item())
     return curves
 
 
 def newton_vs_gd(X, y, max_steps):
-    Xt, yt = cr.tensor(X, dtype=cr.float64), cr.tensor(y, dtype=cr.float64)
-    curves = {}
+    Xt, yt, curves = cr.tensor(X, dtype=cr.float64), cr.tensor(y, dtype=cr.float64), {}
     for name, steps in (("Newton", 10), ("GD", max_steps)):
         cr.manual_seed(0)
         model = cr.models.LogisticRegression(X.shape[1]).double()
@@ -58,17 +53,15 @@ def sgd_step(opt, closure):
     return loss.item()
 
 
-def plot(curves, ravine, newton, best, path):
+def plot(curves, ravine, newton, path):   # batch sizes | the ravine | Newton against GD, log scale
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    for name, c in curves.items():
-        ax[0].plot(c, label=name)
-    ax[0].set(xlabel="epoch", ylabel="training objective", title="same SGD, three batch sizes")
     pg.plot_trajectories("ravine", ravine, ax=ax[1], title="ravine (steps to 1e-6)")
-    for name, c in newton.items():
-        ax[2].semilogy(np.maximum(c - best, 1e-16), ".-" if name == "Newton" else "-", label=name)
-    ax[2].set(xlabel="iteration", ylabel="loss - best", title="logistic regression")
-    for a in (ax[0], ax[2]):
+    for a, cs, (x, y, title) in ((ax[0], curves, ("epoch", "training objective", "same SGD, three batch sizes")),
+                                 (ax[2], newton, ("iteration", "loss - best", "logistic regression"))):
+        for name, c in cs.items():
+            a.plot(c, ".-" if name == "Newton" else "-", label=name)
+        a.set(xlabel=x, ylabel=y, title=title, yscale="log" if cs is newton else "linear")
         a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -86,8 +79,8 @@ def main(quick=False, out=None):
     print(pg.table("ravine", ravine))
     newton, best, steps = newton_vs_gd(X, y, max_steps=1000 if quick else 3000)
     print(f"steps to within 1e-6 of the optimum: Newton {steps['Newton']}, gradient descent {steps['GD']}")
-    out = out or os.path.join(tempfile.mkdtemp(), "optimizers.png")
-    plot(curves, ravine, newton, best, out)
+    out = out or "optimizers.png"
+    plot(curves, ravine, {k: np.maximum(c - best, 1e-16) for k, c in newton.items()}, out)
     return dict(batch_curves=curves, ravine_steps={k: r.steps_to_tol for k, r in ravine.items()},
                 newton_steps=steps["Newton"], gd_steps=steps["GD"], gd_steps_run=len(newton["GD"]), figure=out)
 

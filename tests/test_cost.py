@@ -219,8 +219,9 @@ def test_report_explains_the_gaps(capsys):
     assert "Gaps larger than 10%" in out
     assert "first layer's input gradient" in out
     assert "meas/est" in out
-    s = model.summary(batch_size=16, optimizer="sgd", verbose=False)
+    s = cost.report(model, batch_size=16, optimizer="sgd", verbose=False)
     assert "optimizer sgd" in s.text and s.measurement is None
+    assert capsys.readouterr().out == ""  # verbose=False prints nothing
 
 
 def test_cli_cost(capsys):
@@ -231,6 +232,50 @@ def test_cli_cost(capsys):
     assert main(["cost", "--layers", "20,30,4", "--batch-size", "8", "--optimizer", "momentum", "--measure"]) == 0
     assert "measured" in capsys.readouterr().out
     assert main(["cost", "--layers", "20,x"]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--layers", "20,30,4", "--batch-size", "0"], ["--layers", "20,4", "--batch-size", "-3"],
+                                  ["--layers", "20,4", "--batch-size", "x"]])
+def test_cli_cost_rejects_a_batch_size_below_one(argv, capsys):
+    from chainrule.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["cost", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--batch-size" in err and ">= 1" in err and argv[-1] in err
+
+
+def test_a_registered_rule_prices_a_new_layer_and_matches_the_measurement():
+    from chainrule.cost.layers import RULES, LayerCost, register
+    from chainrule.nn import Module, Parameter, Sequential
+
+    class Scale(Module):  # y = x * s, one scale per feature
+        def __init__(self, n):
+            super().__init__()
+            self.s = Parameter(np.linspace(0.5, 1.5, n, dtype=np.float32))
+
+        def forward(self, x):
+            return x * self.s
+
+    @register(Scale)
+    def _scale(m, in_shape, ctx):
+        n = in_shape[-1]
+        return LayerCost(ctx.name, "scale", n, n, params=n, forward_flops=ctx.batch_size * n), in_shape
+
+    try:
+        model = Sequential(Linear(6, 4), Scale(4))
+        x, y = _data(5, 6, 4)
+        e = cost.estimate(model, 5, input_shape=(6,))
+        assert [lc.kind for lc in e.layers] == ["linear", "scale", "loss"] and e.parameters == 6 * 4 + 4 + 4
+        m = cost.measure(model, x, y, F.cross_entropy, Adam(model.parameters()))
+        assert m.flops["inference"]["flops"] == e.compute["inference_flops"]
+        assert m.parameters == e.parameters
+
+        class Scale2(Scale):  # a subclass inherits its parent's rule
+            pass
+        assert cost.estimate(Sequential(Linear(6, 4), Scale2(4)), 5).layers[1].kind == "scale"
+    finally:
+        RULES.pop(Scale, None)
 
 
 def test_unmodelled_layers_point_to_measure():

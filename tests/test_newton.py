@@ -142,7 +142,7 @@ def test_errors_and_cost_warning():
     with pytest.raises(ValueError, match="same hyperparameters"):
         Newton([{"params": [x]}, {"params": [_t([1.0])], "damping": 1.0}])
     big = cr.zeros(2500, requires_grad=True)
-    with pytest.warns(UserWarning, match=r"P\^2 = 6.25 million floats \(50 MB in float64\).*15.6 billion flops"):
+    with pytest.warns(UserWarning, match=r"P\^2 = 6.25 million floats \(47.68 MiB in float64\).*15.6 billion flops"):
         Newton([big], exact_max_params=10_000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

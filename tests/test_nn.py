@@ -280,22 +280,6 @@ def test_layer_constructor_validation():
         nn.MSELoss(reduction="avg")
 
 
-def test_summary_delegates_or_explains(monkeypatch):
-    import sys
-    import types
-
-    fake = types.ModuleType("chainrule.cost")
-    fake.report = lambda model, batch_size=None, optimizer=None, **kw: ("report", model, batch_size, optimizer)
-    monkeypatch.setitem(sys.modules, "chainrule.cost", fake)
-    monkeypatch.setattr(cr, "cost", fake, raising=False)
-    m = nn.Linear(2, 2)
-    assert m.summary(batch_size=8, optimizer="sgd") == ("report", m, 8, "sgd")
-    monkeypatch.setitem(sys.modules, "chainrule.cost", None)  # import of it now fails
-    monkeypatch.delattr(cr, "cost", raising=False)
-    with pytest.raises(ImportError, match="needs chainrule.cost"):
-        m.summary(batch_size=8)
-
-
 # ----- dropout --------------------------------------------------------------------------------------
 def test_dropout_fraction_and_scaling():
     # n = 200,000 Bernoulli(p) draws: std of the dropped fraction is sqrt(p(1-p)/n) ~ 0.001,

@@ -1,8 +1,8 @@
 """Matrix products through Intel MKL when it is installed (``pip install chainrule[mkl]``), else NumPy.
 
 NumPy's wheels multiply matrices with OpenBLAS; PyTorch's CPU wheels with MKL. On the products
-of the lecture's MLPs (784-512-512-10, one thread) OpenBLAS is 1.06-1.6x slower than MKL
-(``bench/bench_gemm.py``), which is most of what separated a chainrule training step from
+of the lecture's MLPs (784-512-512-10, one thread) OpenBLAS is slower than MKL
+(``bench/bench_gemm.py``; figures in docs/performance.md), which is most of what separated a chainrule training step from
 PyTorch's. PyPI's ``mkl`` wheel ships MKL's single runtime library ``libmkl_rt``; this module
 calls its ``cblas_sgemm`` / ``cblas_dgemm`` through :mod:`ctypes` (which releases the GIL), for
 2-D float32/float64 products of at least :data:`MIN_MACS` multiply-adds (:data:`MIN_MACS_ONE_THREAD`
@@ -40,12 +40,13 @@ __all__ = ["info", "use"]  # re-exported as cr.blas_info, cr.set_blas
 #: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy when MKL may use more
 #: than one thread. It is OpenBLAS's own threading threshold (65536 x 4): below it OpenBLAS runs on
 #: the calling thread, above it it wakes its worker threads, which then spin-wait and fight MKL's
-#: OpenMP threads for the cores (a 2-thread MLP step at batch 128 went from 2.4 to 17 ms with the
-#: threshold at 2^20). So every product that OpenBLAS would thread goes to MKL.
+#: OpenMP threads for the cores (with the threshold at 2^20, a 2-thread MLP step at batch 128 was
+#: several times slower; docs/performance.md has the figures). So every product that OpenBLAS would
+#: thread goes to MKL.
 MIN_MACS = 1 << 18
-#: The threshold with one thread, where nothing spins: the measured crossover. MKL's call costs
-#: ~5 us, so a 128x64x32 product (2^18) takes 9 us against NumPy's 5.5, a 10x512x128 one 19 against 9,
-#: while from ~2^20 up MKL is faster (a 256x256x16 product: 18 us against 22).
+#: The threshold with one thread, where nothing spins: the measured crossover. MKL's call costs a
+#: few microseconds, so below ~2^20 multiply-adds NumPy is faster and above it MKL is
+#: (``bench/bench_gemm.py``; the products measured are in docs/performance.md).
 MIN_MACS_ONE_THREAD = 1 << 20
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
@@ -103,7 +104,7 @@ def _load(required: bool = False) -> bool:
         fn.restype = None
         _GEMM[np.dtype(dtype)] = fn
     global _max_threads
-    _max_threads = lib.MKL_Get_Max_Threads  # ~0.1 us; follows MKL_NUM_THREADS and threadpool_limits
+    _max_threads = lib.MKL_Get_Max_Threads  # cheap enough per product; follows MKL_NUM_THREADS and threadpool_limits
     _max_threads.argtypes, _max_threads.restype = [], ctypes.c_int
     lib.MKL_Get_Version_String.argtypes, lib.MKL_Get_Version_String.restype = [ctypes.c_char_p, ctypes.c_int], None
     _lib, _path = lib, path

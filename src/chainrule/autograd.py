@@ -21,7 +21,7 @@ from heapq import heappop, heappush
 
 import numpy as np
 
-from .tensor import Tensor, _updated_after
+from .tensor import Tensor, _node_counter
 
 
 class _State:
@@ -35,6 +35,33 @@ class _State:
 
 
 state = _State()
+
+
+# ----- in-place updates: a version stamp per storage (PyTorch's version counter) ----------------------
+#: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
+#: array that owns the memory, so an update through a view is seen through every other view (PyTorch's
+#: version counter, shared per storage). A stale entry (its array freed, the id reused) is harmless:
+#: it is older than any node that can read the new array.
+_INPLACE_STAMPS: dict[int, int] = {}
+
+
+def _storage(a) -> int:
+    """id of the object that owns ``a``'s memory (views share it)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return id(a)
+
+
+def _stamp(t: Tensor) -> None:
+    """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
+    if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
+        _INPLACE_STAMPS.clear()
+    _INPLACE_STAMPS[_storage(t._data)] = state.last_inplace = next(_node_counter)
+
+
+def _updated_after(t: Tensor, seq: int) -> bool:
+    """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
+    return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq
 
 
 # ----- grad mode ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Library::
     results = pg.run("ravine", ["sgd", "momentum", "adam", "newton"], steps=100)
     pg.plot_trajectories("ravine", results, "ravine.png")
 
-CLI::
+CLI (:mod:`chainrule.cli.optimizers`)::
 
     chainrule optimizers --function ravine --optimizers sgd,momentum,nesterov,adagrad,rmsprop,adam,newton \\
         --steps 100 --out trajectories.png
@@ -18,7 +18,6 @@ CLI::
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -228,34 +227,3 @@ def plot_trajectories(function, results: dict[str, Result], path=None, ax=None, 
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
     return fig
-
-
-# ----- the `chainrule optimizers` subcommand ---------------------------------------------------------
-def configure_optimizers(parser: argparse.ArgumentParser) -> None:
-    """Options of ``chainrule optimizers`` (see ``chainrule optimizers --help``)."""
-    parser.add_argument("--function", default="ravine", choices=sorted(FUNCTIONS), help="2-D test function")
-    parser.add_argument("--optimizers", default="sgd,momentum,nesterov,adagrad,rmsprop,adam,newton",
-                        help=f"comma-separated, from: {','.join(OPTIMIZERS)}")
-    parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=None, help="override every optimizer's learning rate")
-    parser.add_argument("--start", default=None, help="start point 'x,y' (default: the function's)")
-    parser.add_argument("--tol", type=float, default=1e-6, help="tolerance on f - f* for 'steps to tolerance'")
-    parser.add_argument("--out", default=None, help="write the contour plot with the paths to this PNG")
-
-
-def run_optimizers(args) -> int:
-    """``chainrule optimizers``: race the optimizers, print the table, write the trajectory plot."""
-    start = None
-    if args.start:
-        try:
-            start = tuple(float(s) for s in args.start.split(","))
-        except ValueError:
-            raise ValueError(f"--start must be 'x,y', got {args.start!r}") from None
-        if len(start) != 2:
-            raise ValueError(f"--start must be 'x,y', got {args.start!r}")
-    results = run(args.function, args.optimizers, start=start, steps=args.steps, tol=args.tol, lr=args.lr)
-    print(table(args.function, results, args.tol))
-    if args.out:
-        plot_trajectories(args.function, results, args.out)
-        print(f"wrote {args.out}")
-    return 0

@@ -37,32 +37,6 @@ class Size(tuple):
     # printed as the tuple it is (torch prints torch.Size([...])), so shapes read the same in every message
 
 
-#: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
-#: array that owns the memory, so an update through a view is seen through every other view (PyTorch's
-#: version counter, shared per storage). A stale entry (its array freed, the id reused) is harmless:
-#: it is older than any node that can read the new array.
-_INPLACE_STAMPS: dict[int, int] = {}
-
-
-def _storage(a) -> int:
-    """id of the object that owns ``a``'s memory (views share it)."""
-    while isinstance(a, np.ndarray) and a.base is not None:
-        a = a.base
-    return id(a)
-
-
-def _stamp(t: Tensor) -> None:
-    """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
-    if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
-        _INPLACE_STAMPS.clear()
-    _INPLACE_STAMPS[_storage(t._data)] = _autograd.state.last_inplace = next(_node_counter)
-
-
-def _updated_after(t: Tensor, seq: int) -> bool:
-    """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
-    return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq
-
-
 class Node:
     """One recorded application of a primitive: ``out = op(*inputs, **attrs)``.
 
@@ -429,7 +403,7 @@ class Tensor:
             raise RuntimeError(
                 f"{what}: in-place update of a recorded tensor would rewrite its graph; write `x = x + y` "
                 "(or `x += y`, which records the op)")
-        _stamp(self)
+        _autograd._stamp(self)
 
     def _inplace(self, ufunc, other, what, op=None):
         if op is not None and self._ctx is not None and _autograd.is_grad_enabled():

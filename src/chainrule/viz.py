@@ -38,7 +38,7 @@ import numpy as np
 
 from . import autograd as _ag
 from . import ops as _ops
-from .tensor import Tensor
+from .tensor import Tensor, _unwrap
 
 __all__ = ["Graph", "GraphNode", "Trace", "TraceRow", "graph", "backprop_trace", "dot_available"]
 
@@ -84,15 +84,15 @@ def _forward_order(roots: Sequence[Tensor]) -> list[Tensor]:
 
 
 def _norm(g) -> float:
-    g = g._data if isinstance(g, Tensor) else np.asarray(g)
+    g = np.asarray(_unwrap(g))
     return float(np.linalg.norm(g.astype(np.float64).ravel()))
 
 
-def _fmt(v, digits: int = 4) -> str:
+def _describe(v, digits: int = 4) -> str:
     """A compact printable value: the number for one-element arrays, else shape and norm."""
     if v is None:
         return "-"
-    a = np.asarray(v._data if isinstance(v, Tensor) else v)
+    a = np.asarray(_unwrap(v))
     if _ops.is_overwritten(a):  # ops.linear_act's pre-activation: its buffer went to the activation
         return f"{a.shape} (overwritten in place by the activation)"
     if a.size == 1:
@@ -295,7 +295,7 @@ def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool
                 ins.append(index[id(a)])
             elif constants:
                 c = np.asarray(a)
-                consts.append(GraphNode(len(order) + len(consts), "const", None, _fmt(c), c.shape, str(c.dtype)))
+                consts.append(GraphNode(len(order) + len(consts), "const", None, _describe(c), c.shape, str(c.dtype)))
                 ins.append(consts[-1].index)
         if id(t) in captured:
             gnorm = _norm(captured[id(t)])
@@ -305,7 +305,7 @@ def graph(tensor: Tensor, grads: bool = False, grad_output=None, constants: bool
             gnorm = None
         nodes.append(GraphNode(k, "op" if t._ctx is not None else "leaf",
                                t._ctx.op.name if t._ctx is not None else None, labels[id(t)], tuple(t.shape),
-                               str(t.dtype), ins, bool(t.requires_grad), gnorm, bwd.get(id(t)), _fmt(t._data)))
+                               str(t.dtype), ins, bool(t.requires_grad), gnorm, bwd.get(id(t)), _describe(t._data)))
     return Graph(nodes + consts, index[id(tensor)])
 
 
@@ -379,11 +379,11 @@ class Trace:
     def text(self) -> str:
         head = ["step", "node = op", "input", "local d(out)/d(in)", "incoming dL/d(out)", "incoming x local",
                 "accumulated dL/d(in)"]
-        rows = [[str(r.step), f"{r.output} = {r.op}", f"{r.input} (arg {r.arg})", _fmt(r.local), _fmt(r.incoming),
-                 _fmt(r.contribution), _fmt(r.accumulated)] for r in self.rows]
-        lines = [f"backprop ledger for {self.root}: seed dL/dL = {_fmt(self.seed)}", _table(head, rows)]
+        rows = [[str(r.step), f"{r.output} = {r.op}", f"{r.input} (arg {r.arg})", _describe(r.local), _describe(r.incoming),
+                 _describe(r.contribution), _describe(r.accumulated)] for r in self.rows]
+        lines = [f"backprop ledger for {self.root}: seed dL/dL = {_describe(self.seed)}", _table(head, rows)]
         if self.grads:
-            lines.append("gradients: " + ", ".join(f"dL/d{k} = {_fmt(v)}" for k, v in self.grads.items()))
+            lines.append("gradients: " + ", ".join(f"dL/d{k} = {_describe(v)}" for k, v in self.grads.items()))
         return "\n".join(lines)
 
     __str__ = text
@@ -396,7 +396,7 @@ def _vjp(t: Tensor, g: np.ndarray) -> list:
     """The op's own gradient rule applied to ``g``, un-broadcast: the engine's step for one node."""
     ctx = t._ctx
     inputs = ctx.inputs
-    args = [i._data if isinstance(i, Tensor) else i for i in inputs]
+    args = [_unwrap(i) for i in inputs]
     needs = tuple(isinstance(i, Tensor) and i.requires_grad for i in inputs)
     with _ag.no_grad():
         res = ctx.op.vjp(g, t._data, args, needs, ctx.saved, ctx.attrs)
@@ -405,7 +405,7 @@ def _vjp(t: Tensor, g: np.ndarray) -> list:
         if not need or gi is None:
             out.append(None)
             continue
-        gi = np.asarray(gi._data if isinstance(gi, Tensor) else gi)
+        gi = np.asarray(_unwrap(gi))
         if gi.shape != inp._data.shape:
             gi = np.asarray(_ag.unbroadcast(gi, inp._data.shape, ctx.op.name))
         out.append(gi.astype(inp._data.dtype, copy=False))

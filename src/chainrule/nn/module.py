@@ -267,18 +267,6 @@ class Module:
                 np.copyto(p._data, arr, casting="unsafe")  # e.g. a float64 checkpoint into float32
         return IncompatibleKeys(missing, unexpected)
 
-    # ----- cost model --------------------------------------------------------------------------
-    def summary(self, batch_size: int | None = None, optimizer: Any = None, **kwargs: Any) -> Any:
-        """Parameters, FLOPs and memory per layer: delegates to ``chainrule.cost.report(self, ...)``."""
-        try:
-            from .. import cost
-        except ImportError as e:
-            if getattr(e, "name", None) not in (None, "chainrule.cost"):
-                raise
-            raise ImportError("Module.summary() needs chainrule.cost (the cost model), which is not "
-                              "available in this installation") from e
-        return cost.report(self, batch_size=batch_size, optimizer=optimizer, **kwargs)
-
     # ----- printing ----------------------------------------------------------------------------
     def extra_repr(self) -> str:
         """Hyperparameters shown in ``repr`` (override in subclasses)."""

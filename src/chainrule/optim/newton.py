@@ -23,19 +23,12 @@ import warnings
 import numpy as np
 
 from .. import ops as _ops
-from ..autograd import enable_grad, grad, no_grad
-from ..tensor import Tensor, _stamp
+from .._text import human_bytes
+from ..autograd import _stamp, enable_grad, grad, no_grad
+from ..tensor import Tensor
 from .optimizer import Optimizer, _fmt, check_range
 
 _WARN_ABOVE = 2000  # an exact Hessian above this many parameters gets a cost warning
-
-
-def _human_bytes(n: float) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}"
-        n /= 1000
-    return ""
 
 
 def _human_count(n: float) -> str:
@@ -48,7 +41,7 @@ def _human_count(n: float) -> str:
 def hessian_cost(P: int) -> str:  # noqa: N803
     """What an exact Hessian of P parameters costs, in human units."""
     return (f"an exact Hessian of P = {P:,} parameters holds P^2 = {_human_count(P * P)} floats "
-            f"({_human_bytes(8.0 * P * P)} in float64), takes P = {P:,} backward passes to build and "
+            f"({human_bytes(8.0 * P * P)} in float64), takes P = {P:,} backward passes to build and "
             f"~P^3 = {_human_count(float(P) ** 3)} flops to solve, every step")
 
 

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..autograd import enable_grad
+from ..autograd import _stamp, enable_grad
 from ..autograd import state as _grad_state
-from ..tensor import Tensor, _stamp
+from ..tensor import Tensor
 from . import _fused
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import _stamp
+from ..autograd import _stamp
 from . import _fused
 from .optimizer import Optimizer, _fmt, check_range
 

@@ -1,0 +1,177 @@
+"""What one layer costs: the per-layer rules of the estimate, in a registry keyed by layer type.
+
+A rule is a function ``rule(layer, in_shape, ctx) -> (LayerCost | None, out_shape)``:
+
+- ``layer`` is the module (``nn.Linear(784, 512)``), ``in_shape`` the shape of ONE example entering
+  it (``(784,)``; ``None`` when nothing before it fixed the shape), ``ctx`` a :class:`Context`: the
+  batch size, the dtype's item size, whether the engine needs the gradient of the layer's input
+  (the first layer's is never computed), whether the layer is fused into the Linear before it, and
+  the layer's dotted name;
+- it returns the layer's :class:`LayerCost` for the whole batch (``None`` when the layer costs
+  nothing, like ``Identity``) and the shape of one example leaving it.
+
+Register a rule with ``@register(nn.Conv2d)``; :func:`rule_for` finds it through the layer's class
+hierarchy, so a subclass inherits its parent's rule. Adding a layer to the estimate is one function.
+A rule's figures must agree with the FLOP rules of the primitives the layer runs and with what its
+nodes keep for backward: ``tests/test_cost.py`` measures each modelled layer and compares.
+
+The counting conventions: ``forward_macs`` are the multiply-adds of matrix products (2 FLOPs
+each, included in ``forward_flops``); ``backward_input_macs`` is ``dX = G W``, ``backward_weight_macs``
+``dW = G^T X``; ``backward_other_flops`` the elementwise work of the backward pass; ``saved`` the
+numbers the layer's nodes keep for backward; ``backward_temp_bytes`` what its rule allocates while it
+runs (the incoming gradient included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..nn import layers as L
+
+
+@dataclass
+class LayerCost:
+    """One layer's share of the estimate, for the whole batch (counts, not bytes, except temporaries)."""
+
+    name: str
+    kind: str  # 'linear', an activation name, or 'loss'
+    n_in: int  # features of one example entering the layer
+    n_out: int  # ... and leaving it
+    params: int = 0
+    forward_macs: int = 0
+    forward_flops: int = 0  # including the matmul's 2 x MACs
+    backward_input_macs: int = 0  # dX = G W
+    backward_weight_macs: int = 0  # dW = G^T X
+    backward_other_flops: int = 0  # bias gradient, activation derivative, loss gradient
+    saved: int = 0  # numbers this node keeps for the backward pass
+    exact: bool = True
+    backward_temp_bytes: int = 0  # allocated while this layer's rule runs, incoming gradient included
+
+    @property
+    def backward_flops(self) -> int:
+        return 2 * (self.backward_input_macs + self.backward_weight_macs) + self.backward_other_flops
+
+
+@dataclass
+class Context:
+    """What a rule needs besides the layer and its input shape."""
+
+    batch_size: int
+    itemsize: int
+    name: str
+    needs_input_grad: bool = True  # False for the first layer: the engine skips dX
+    fused: bool = False  # folded into the Linear before it (nn.Sequential): keeps no input
+
+
+Rule = Callable[[Any, "tuple[int, ...] | None", Context], "tuple[LayerCost | None, tuple[int, ...] | None]"]
+RULES: dict[type, Rule] = {}
+
+
+def register(*types: type) -> Callable[[Rule], Rule]:
+    """Decorator: ``@register(nn.Conv2d)`` makes the function the cost rule of those layer types."""
+    def deco(fn: Rule) -> Rule:
+        for t in types:
+            RULES[t] = fn
+        return fn
+    return deco
+
+
+def rule_for(layer: Any) -> Rule | None:
+    """The rule of ``layer``'s class or of its nearest registered base class."""
+    return next((RULES[c] for c in type(layer).__mro__ if c in RULES), None)
+
+
+# ----- Linear -------------------------------------------------------------------------------------
+def linear_cost(n_in: int, n_out: int, bias: bool, ctx: Context, rows: int = 1) -> LayerCost:
+    """``Y = X W^T + b`` on ``B x rows`` vectors: ``B rows n_in n_out`` multiply-adds forward, the same
+    for ``dW = G^T X`` and (unless it is the first layer) ``dX = G W``; the bias adds one FLOP per
+    output forward and its gradient a row sum. It keeps its input ``X`` for ``dW``."""
+    B = ctx.batch_size * rows
+    macs = B * n_in * n_out
+    dx = ctx.needs_input_grad
+    return LayerCost(ctx.name, "linear", rows * n_in, rows * n_out, params=n_in * n_out + (n_out if bias else 0),
+                     forward_macs=macs, forward_flops=2 * macs + (B * n_out if bias else 0),
+                     backward_input_macs=macs if dx else 0, backward_weight_macs=macs,
+                     backward_other_flops=B * n_out if bias else 0, saved=B * n_in,
+                     backward_temp_bytes=(B * n_out + (B * n_in if dx else 0)) * ctx.itemsize)
+
+
+@register(L.Linear)
+def _linear(m: L.Linear, in_shape, ctx: Context):
+    n_in, n_out = int(m.in_features), int(m.out_features)
+    if in_shape is None or tuple(in_shape) == (n_in,) or math.prod(in_shape) == n_in:  # MLPs flatten their input
+        rows = 1
+    elif in_shape[-1] == n_in:
+        rows = math.prod(in_shape[:-1])
+    else:
+        raise ValueError(f"estimate: {ctx.name} (Linear({n_in}, {n_out})) gets examples of shape {tuple(in_shape)} "
+                         f"(from input_shape and the layers before it): {math.prod(in_shape)} features, and a last "
+                         f"dimension of {in_shape[-1]}; it takes {n_in}")
+    out = (n_out,) if rows == 1 else (*in_shape[:-1], n_out)
+    return linear_cost(n_in, n_out, m.bias is not None, ctx, rows), out
+
+
+# ----- activations and other elementwise layers ---------------------------------------------------
+# name -> (forward FLOPs per element, backward FLOPs per element, elements saved per element,
+# True when the figures follow the primitives' FLOP rules exactly rather than approximately).
+# ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). A standalone node
+# keeps its input z (the next Linear keeps its output), so it adds B x width saved numbers per
+# layer; fused into the Linear before it (what nn.Sequential does for ReLU, Tanh and Sigmoid,
+# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op.
+ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
+    "relu": (1, 2, 1, True), "sigmoid": (1, 3, 1, True), "tanh": (1, 3, 1, True),
+    "leakyrelu": (3, 3, 2, False), "gelu": (12, 12, 2, False), "identity": (0, 0, 0, True),
+    "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
+}
+
+
+def activation_cost(kind: str, width: int, ctx: Context) -> LayerCost:
+    """An elementwise layer on ``B x width`` numbers, from :data:`ACTIVATIONS`. Its backward holds the
+    incoming gradient, the derivative (or a 1-byte mask) and their product; ReLU's rule writes the
+    comparison straight into its one new float array (no mask)."""
+    f, b, k, exact = ACTIVATIONS[kind]
+    n = ctx.batch_size * width
+    if kind == "relu":
+        temps = 2 * n * ctx.itemsize
+    else:
+        temps = 2 * n * ctx.itemsize + n
+    return LayerCost(ctx.name, kind, width, width, forward_flops=f * n, backward_other_flops=b * n,
+                     saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps)
+
+
+@register(L.ReLU, L.Sigmoid, L.Tanh, L.LeakyReLU, L.GELU, L.Dropout)
+def _activation(m, in_shape, ctx: Context):
+    if in_shape is None:
+        raise ValueError(f"estimate: cannot size {type(m).__name__} ({ctx.name}) before any Linear layer")
+    if isinstance(m, L.Dropout) and not getattr(m, "p", 0):
+        return None, in_shape
+    return activation_cost(type(m).__name__.lower(), math.prod(in_shape), ctx), in_shape
+
+
+@register(L.Identity)
+def _identity(m, in_shape, ctx: Context):
+    return None, in_shape
+
+
+@register(L.Flatten)
+def _flatten(m, in_shape, ctx: Context):
+    """A reshape: a view, no arithmetic, nothing saved."""
+    return None, None if in_shape is None else (math.prod(in_shape),)
+
+
+# ----- the loss -----------------------------------------------------------------------------------
+# softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
+# (p - onehot) * g / N from the kept p.
+_LOSS_FWD, _LOSS_BWD = 5, 2
+
+
+def cross_entropy_cost(n_classes: int, ctx: Context) -> LayerCost:
+    """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule
+    writes ``(p - onehot) * scale`` into one copy of ``p``."""
+    B, C = ctx.batch_size, n_classes
+    return LayerCost("loss", "loss", C, 1, forward_flops=_LOSS_FWD * B * C + B + 1,
+                     backward_other_flops=_LOSS_BWD * B * C + 1, saved=2 * B * C, exact=False,
+                     backward_temp_bytes=B * C * ctx.itemsize)
