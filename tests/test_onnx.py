@@ -4,15 +4,13 @@ and onnx's ReferenceEvaluator reproduce chainrule's outputs on random inputs at 
 from collections import OrderedDict
 
 import numpy as np
-import pytest
-
-import chainrule as cr
-from chainrule import models
-from chainrule import nn
-
 import onnx  # the [onnx] extra is part of [test]: a missing package fails here, it is not skipped
 import onnxruntime as ort
+import pytest
 from onnx.reference import ReferenceEvaluator
+
+import chainrule as cr
+from chainrule import models, nn
 
 BATCHES = (1, 3, 17)
 
