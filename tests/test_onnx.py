@@ -24,7 +24,7 @@ def _outputs(model, x):
 
 
 def roundtrip(model, shape, tmp_path, opset=cr.onnx.DEFAULT_OPSET, dtype=np.float32, batches=BATCHES, make=None,
-              tol=1e-5):
+              tol=1e-5, reference=True):
     """Export with an example of batch 2, then compare onnxruntime and the ReferenceEvaluator with
     chainrule on fresh random inputs of other batch sizes (the dynamic batch axis)."""
     rng = np.random.default_rng(0)
@@ -33,11 +33,11 @@ def roundtrip(model, shape, tmp_path, opset=cr.onnx.DEFAULT_OPSET, dtype=np.floa
     proto = cr.onnx.export(model, make(2), path, opset=opset)
     onnx.checker.check_model(onnx.load(path), full_check=True)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    ref = ReferenceEvaluator(proto)
+    ref = ReferenceEvaluator(proto) if reference else None
     for n in batches:
         x = make(n)
         want = _outputs(model, x)
-        for got in (sess.run(None, {"input": x}), ref.run(None, {"input": x})):
+        for got in (sess.run(None, {"input": x}), *([ref.run(None, {"input": x})] if ref else [])):
             assert len(got) == len(want)
             for a, b in zip(got, want):
                 assert a.shape == b.shape and a.dtype == b.dtype
