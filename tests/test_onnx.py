@@ -212,3 +212,37 @@ def test_bad_opset_and_model_type():
         cr.onnx.build(nn.ReLU(), np.zeros((1, 2), np.float32), opset=11)
     with pytest.raises(TypeError, match="chainrule.nn.Module"):
         cr.onnx.build(lambda x: x, np.zeros((1, 2), np.float32))
+
+
+# ----- chainrule export RUN_DIR --format onnx -----------------------------------------------------
+def test_cli_export_takes_raw_features(tmp_path, capsys):
+    import json
+
+    from chainrule import datasets, io
+    from chainrule.cli import main
+    from chainrule.train import _standardize
+    run = tmp_path / "run"
+    assert main(["train", "--data", "iris", "--epochs", "2", "--hidden", "8", "--out", str(run), "--quiet"]) == 0
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {run / 'model.onnx'}" in out and "max |difference|" in out
+    cfg = json.loads((run / "config.json").read_text())
+    X = datasets.load("iris", seed=cfg["seed"]).X_test.astype(np.float32)
+    model = io.load_model(run / "model.safetensors")
+    with cr.no_grad():
+        want = model.eval()(cr.Tensor(_standardize(X, cfg["scaler"]))).numpy()
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input": X})[0], want, rtol=1e-5, atol=1e-5)
+    meta = {p.key: p.value for p in onnx.load(run / "model.onnx").metadata_props}
+    assert json.loads(meta["target_names"]) == cfg["target_names"]
+
+    bare = tmp_path / "bare.onnx"
+    assert main(["export", str(run), "--out", str(bare), "--no-standardize", "--opset", "20"]) == 0
+    sess = ort.InferenceSession(str(bare), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run(None, {"input": _standardize(X, cfg["scaler"])})[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_export_of_a_directory_that_is_not_a_run(tmp_path, capsys):
+    from chainrule.cli import main
+    assert main(["export", str(tmp_path)]) == 2
+    assert "not a chainrule run directory" in capsys.readouterr().err

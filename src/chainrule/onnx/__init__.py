@@ -220,15 +220,17 @@ def build(model: Module, example_input: Any, dynamic_batch: bool = True, opset: 
 
 
 def export(model: Module, example_input: Any, path: str | os.PathLike, dynamic_batch: bool = True,
-           opset: int = DEFAULT_OPSET):
+           opset: int = DEFAULT_OPSET, metadata: dict[str, str] | None = None):
     """Write ``model`` as an ONNX file at ``path`` and return the ``onnx.ModelProto``.
 
     ``example_input`` (a Tensor or array) fixes every axis but the first, which is symbolic when
     ``dynamic_batch``; float input is exported in the dtype of the model's weights, integer input
-    (embeddings) as given. The file passes ``onnx.checker.check_model(full_check=True)``.
+    (embeddings) as given. ``metadata`` (str -> str) goes to the model's ``metadata_props``. The file
+    passes ``onnx.checker.check_model(full_check=True)``.
     """
     import onnx
     proto = build(model, example_input, dynamic_batch=dynamic_batch, opset=opset)
+    onnx.helper.set_model_props(proto, dict(metadata or {}))
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, os.fspath(path))
     return proto
