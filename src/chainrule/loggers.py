@@ -24,7 +24,7 @@ from typing import Any
 
 from .train import Callback, History
 
-__all__ = ["CSVLogger", "TensorBoard", "history_to_dataframe", "from_spec", "LOGGERS"]
+__all__ = ["CSVLogger", "TensorBoard", "history_to_dataframe", "from_spec"]
 
 
 def _is_main() -> bool:

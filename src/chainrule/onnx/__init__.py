@@ -30,7 +30,7 @@ from ..autograd import no_grad
 from ..nn.module import Module
 from ..tensor import Tensor
 
-__all__ = ["export", "check", "register", "converters", "ExportError", "Graph", "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["export", "build", "check", "register", "converters", "ExportError", "Graph"]
 
 DEFAULT_OPSET = 17  # LayerNormalization is in 17; every onnxruntime since 1.11 runs it
 MIN_OPSET = 17
