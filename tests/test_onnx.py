@@ -198,6 +198,18 @@ def test_register_a_converter_for_a_new_layer(tmp_path):
         cr.onnx._CONVERTERS.pop("Doubler")
 
 
+def test_a_layer_without_torchs_attribute_names_says_which_attribute(tmp_path):
+    class Conv2d(cr.nn.Module):  # a look-alike that names its stride differently
+        def __init__(self):
+            self.weight, self.bias, self.step, self.padding = cr.nn.Parameter(np.ones((2, 1, 3, 3))), None, 1, 0
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(cr.onnx.ExportError, match=r"0 \(Conv2d\): .*PyTorch's attribute names.*'stride'"):
+        cr.onnx.build(nn.Sequential(Conv2d()), np.zeros((1, 1, 5, 5), np.float32))
+
+
 @pytest.mark.parametrize("model, match", [
     (nn.ModuleList([nn.ReLU()]), r"ModuleList\).*no forward.*Sequential"),
     (models.LogisticRegression(3, feature_fn=lambda x: x), r"feature_fn .* only PolynomialFeatures"),

@@ -145,6 +145,9 @@ class Graph:
             if str(e).startswith("onnx.export:"):
                 raise
             raise ExportError(f"onnx.export: cannot export {label}: {e}") from None
+        except AttributeError as e:  # a layer without the torch attribute names its converter reads
+            raise ExportError(f"onnx.export: cannot export {label}: its converter reads PyTorch's attribute "
+                              f"names and {e}") from None
         return out, y
 
 
