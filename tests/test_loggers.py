@@ -130,3 +130,17 @@ def test_from_spec_names_the_loggers_and_their_files(tmp_path):
     assert from_spec(None, tmp_path) == [] and from_spec("", tmp_path) == []
     with pytest.raises(ValueError, match=r"unknown logger 'wandb'; choose from csv, tensorboard"):
         from_spec("csv,wandb", tmp_path)
+
+
+def test_progress_bar_shows_each_epochs_batches_and_logs():
+    from io import StringIO
+
+    from chainrule.loggers import ProgressBar
+    out = StringIO()
+    h = _fit(2, [ProgressBar(file=out)])
+    text = out.getvalue()
+    n_batches = -(-len(_data()[0][1]) // 32)
+    for e in (1, 2):
+        assert f"epoch {e}/2" in text and f"{n_batches}/{n_batches}" in text
+    final = text.rsplit("\r", 1)[-1]  # the last redraw: epoch 2's bar with its logs
+    assert "epoch 2/2" in final and f"val_loss={h['val_loss'][-1]:.4f}" in final

@@ -24,7 +24,7 @@ from typing import Any
 
 from .train import Callback, History
 
-__all__ = ["CSVLogger", "TensorBoard", "history_to_dataframe", "from_spec"]
+__all__ = ["CSVLogger", "TensorBoard", "ProgressBar", "history_to_dataframe", "from_spec"]
 
 
 def _is_main() -> bool:
@@ -161,6 +161,41 @@ class TensorBoard(Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+# ----- progress ----------------------------------------------------------------------------------
+class ProgressBar(Callback):
+    """Keras's ``verbose=1``: a tqdm bar per epoch over its batches, with the running mean batch loss
+    and the ETA; when the epoch ends the bar shows the epoch's logs (validation included) and stays.
+    ``tqdm.auto`` picks the notebook widget in Jupyter. ``file`` defaults to stderr; in a
+    data-parallel run only rank 0 draws."""
+
+    def __init__(self, file: Any = None, leave: bool = True):
+        self.file, self.leave = file, leave
+        self._bar = None
+        self._sum, self._n = 0.0, 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if not _is_main():
+            return
+        from tqdm.auto import tqdm
+        loader = self.trainer.loader
+        self._bar = tqdm(total=len(loader) if loader is not None else None, file=self.file, leave=self.leave,
+                         desc=f"epoch {epoch}/{self.trainer.target_epochs}", unit="batch", dynamic_ncols=True)
+        self._sum, self._n = 0.0, 0
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self._bar is not None:
+            self._sum, self._n = self._sum + float(logs["loss"]), self._n + 1
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{self._sum / self._n:.4f}", refresh=False)
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        if self._bar is not None:
+            shown = {k: f"{v:.4f}" for k, v in logs.items() if k not in ("epoch", "lr", "time") and isinstance(v, float)}
+            self._bar.set_postfix(shown, refresh=True)
+            self._bar.close()
+            self._bar = None
 
 
 # ----- the History as a table ---------------------------------------------------------------------
