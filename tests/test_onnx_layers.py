@@ -35,6 +35,7 @@ CASES = {
     "avgpool2d_pad_included": ("AvgPool2d", (3, 2), dict(padding=1), (2, 7, 7)),
     "avgpool2d_pad_excluded": ("AvgPool2d", (3, 2), dict(padding=1, count_include_pad=False), (2, 7, 7)),
     "avgpool2d_ceil": ("AvgPool2d", (3,), dict(stride=2, ceil_mode=True), (2, 8, 8)),
+    "avgpool2d_ceil_padded": ("AvgPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), (2, 8, 7)),
     "adaptive_avg1d_global": ("AdaptiveAvgPool1d", (1,), {}, (3, 7)),
     "adaptive_avg1d_overlapping": ("AdaptiveAvgPool1d", (3,), {}, (3, 7)),
     "adaptive_avg2d_global": ("AdaptiveAvgPool2d", ((1, 1),), {}, (3, 5, 6)),
@@ -141,10 +142,20 @@ def test_circular_padding_needs_opset_19(torch, tmp_path):
         cr.onnx.build(standin(tm, torch), np.zeros((1, 2, 5, 6), np.float32), opset=17)
 
 
+def test_ceil_mode_window_in_the_padding_exports_from_opset_22(torch, tmp_path):
+    """torch drops a last ceil_mode window that would start in the right padding (size 5, kernel 2,
+    stride 2, padding 1: 3 windows, not 4); ONNX's shape rule agrees from opset 22."""
+    for tm in (torch.nn.MaxPool1d(2, stride=2, padding=1, ceil_mode=True),
+               torch.nn.AvgPool2d(2, stride=2, padding=1, ceil_mode=True)):
+        shape = (1, 5) if isinstance(tm, torch.nn.MaxPool1d) else (1, 5, 5)
+        roundtrip(standin(tm.eval(), torch), shape, tmp_path, opset=22)
+
+
 @pytest.mark.parametrize("cls, args, kwargs, shape, match", [
     ("MaxPool2d", (2,), dict(return_indices=True), (1, 4, 4), "return_indices=True"),
     ("AvgPool2d", (2,), dict(divisor_override=3), (1, 4, 4), "divisor_override=3"),
-    ("AvgPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), (1, 8, 8), "ceil_mode=True with padding"),
+    ("MaxPool1d", (2,), dict(stride=2, padding=1, ceil_mode=True), (1, 5), r"torch drops the last window.*opset=22"),
+    ("AvgPool2d", (2,), dict(stride=2, padding=1, ceil_mode=True), (1, 5, 5), r"torch drops the last window.*opset=22"),
     ("BatchNorm1d", (3,), dict(track_running_stats=False), (3,), "track_running_stats=False"),
     ("Embedding", (5, 2), dict(max_norm=1.0), (3,), "max_norm=1.0"),
     ("LSTM", (3, 4), dict(proj_size=2), (2, 3), "proj_size=2"),

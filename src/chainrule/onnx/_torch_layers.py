@@ -72,26 +72,38 @@ def _pool_geometry(m, x) -> tuple[int, list[int], list[int], list[int]]:
     return n, kernel, stride, _tuple(m.padding, n, "padding") * 2
 
 
+def _check_ceil_mode(g: Graph, m, x, kernel: list[int], stride: list[int], pads: list[int], dilation: list[int]) -> None:
+    """With ceil_mode, torch drops a last window that would start in the right padding; ONNX's shape
+    rule (MaxPool, AveragePool) does the same only from opset 22."""
+    if not getattr(m, "ceil_mode", False) or g.opset >= 22:
+        return
+    n = len(kernel)
+    for axis, (size, k, s, d) in enumerate(zip(_shape(x)[2:], kernel, stride, dilation)):
+        out = -(-(size + pads[axis] + pads[n + axis] - d * (k - 1) - 1) // s) + 1
+        if (out - 1) * s >= size + pads[axis]:
+            raise ExportError(f"ceil_mode=True on spatial axis {axis} (size {size}, kernel {k}, stride {s}, padding "
+                              f"{pads[axis]}): torch drops the last window, which would start in the padding, and "
+                              f"ONNX keeps it before opset 22; export with opset=22")
+
+
 @register("MaxPool1d", "MaxPool2d", "MaxPool3d")
 def max_pool(g: Graph, m, name: str, inp: str, x) -> str:
     if getattr(m, "return_indices", False):
         raise ExportError("return_indices=True: the indices are torch's flat positions, which ONNX MaxPool "
                           "does not return in the same form; export the layer with return_indices=False")
     n, kernel, stride, pads = _pool_geometry(m, x)
+    dilation = _tuple(getattr(m, "dilation", 1), n, "dilation")
+    _check_ceil_mode(g, m, x, kernel, stride, pads, dilation)
     return g.node("MaxPool", [inp], name or type(m).__name__, kernel_shape=kernel, strides=stride, pads=pads,
-                  dilations=_tuple(getattr(m, "dilation", 1), n, "dilation"),
-                  ceil_mode=int(bool(getattr(m, "ceil_mode", False))))
+                  dilations=dilation, ceil_mode=int(bool(getattr(m, "ceil_mode", False))))
 
 
 @register("AvgPool1d", "AvgPool2d", "AvgPool3d")
 def avg_pool(g: Graph, m, name: str, inp: str, x) -> str:
     if getattr(m, "divisor_override", None) is not None:
         raise ExportError(f"divisor_override={m.divisor_override} has no ONNX AveragePool equivalent")
-    _, kernel, stride, pads = _pool_geometry(m, x)
-    if getattr(m, "ceil_mode", False) and any(pads):
-        # torch and ONNX disagree on the divisor of the extra window ceil_mode adds over padding
-        raise ExportError("ceil_mode=True with padding: torch's divisor for the windows past the padded "
-                          "edge differs from ONNX AveragePool's; use ceil_mode=False or padding=0")
+    n, kernel, stride, pads = _pool_geometry(m, x)
+    _check_ceil_mode(g, m, x, kernel, stride, pads, [1] * n)
     return g.node("AveragePool", [inp], name or type(m).__name__, kernel_shape=kernel, strides=stride, pads=pads,
                   ceil_mode=int(bool(getattr(m, "ceil_mode", False))),
                   count_include_pad=int(bool(getattr(m, "count_include_pad", True))))
