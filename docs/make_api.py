@@ -37,6 +37,8 @@ MODULES = [
     ("chainrule._blas", "Matrix products: MKL with `chainrule[mkl]`, else NumPy (`cr.blas_info`, `cr.set_blas`)"),
     ("chainrule.sklearn", "scikit-learn estimators"),
     ("chainrule.distributed", "Data-parallel training on MPI"),
+    ("chainrule.onnx", "ONNX export (`cr.onnx.export`), one converter per layer class; `pip install \"chainrule[onnx]\"`"),
+    ("chainrule.loggers", "Training logs: CSV and TensorBoard callbacks, the History as a DataFrame"),
 ]
 
 OUT = Path(__file__).resolve().parent / "api.md"

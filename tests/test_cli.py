@@ -149,3 +149,9 @@ def test_interrupt_prints_how_to_resume(tmp_path, capsys, monkeypatch):
 def test_module_entry_point_runs(tmp_path):
     res = subprocess.run([sys.executable, "-m", "chainrule.cli", "train", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "--early-stopping PATIENCE" in res.stdout
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"chainrule {cr.__version__}"

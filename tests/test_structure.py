@@ -19,11 +19,11 @@ LAYERS: list[set[str]] = [
     # the core (the protocol, the primitives and their composites, the engine, tensors and how they are
     # made, torch's names for dtypes and devices, user-defined Functions, derivative checks), and text helpers
     {"primitive", "ops", "ops_conv", "ops_rnn", "_blas", "autograd", "tensor", "creation", "device", "compat",
-     "function", "gradcheck", "functional", "_text"},
+     "function", "gradcheck", "functional", "_text", "_version"},
     {"nn", "optim"},
     {"data", "datasets", "io", "checkpoint", "models", "metrics", "utils", "torch_format"},
-    {"train", "loggers", "cost", "analysis", "viz", "playground", "onnx", "sklearn"},
-    {"distributed"},
+    {"train", "cost", "analysis", "viz", "playground", "onnx", "sklearn"},
+    {"distributed", "loggers"},  # loggers write on rank 0 only
     {"web", "cli"},
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -37,6 +37,8 @@ from .io import load, load_model, save
 from .train import History, Trainer, evaluate, fit
 from . import cost  # street-fighting math: estimate and measure parameters, memory, compute
 from . import analysis, viz  # experiment analysis and computation-graph pictures
+from . import onnx  # export to ONNX (the onnx package is imported only when exporting)
+from . import loggers  # CSV and TensorBoard training logs (fit callbacks)
 from . import distributed  # data-parallel training on MPI (mpi4py imported only under mpiexec)
 
-__version__ = "0.1.0"
+from ._version import __version__

@@ -16,6 +16,7 @@ COMMANDS = {
     "optimizers": ("optimizers", "race optimizers on 2-D test functions and plot their paths"),
     "cost": ("cost", "estimate (and measure) parameters, memory and compute of a network"),
     "analyze": ("analyze", "feature importance, sample complexity and error correlation"),
+    "export": ("export", "export a trained run's model to ONNX"),
 }
 
 
@@ -25,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
     parser = _Parser(prog="chainrule", description="chainrule: neural networks on NumPy, the lecture made runnable.")
+    parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_, formatter_class=argparse.RawDescriptionHelpFormatter)
