@@ -16,10 +16,17 @@ import sys
 from pathlib import Path
 
 MODULES = [
-    ("chainrule.tensor", "Tensor and creation helpers (`cr.tensor`, `cr.zeros`, ...; all re-exported as `cr.*`)"),
+    ("chainrule.tensor", "Tensor (re-exported as `cr.Tensor`)"),
+    ("chainrule.creation", "Making tensors: `cr.tensor`, `cr.zeros`, `cr.randn`, ... (torch's signatures; re-exported as `cr.*`)"),
+    ("chainrule.device", "Devices (`cr.device`, `cr.cuda.is_available()`): the CPU is the one device"),
+    ("chainrule.compat", "torch's dtype names (`cr.float`, `cr.long`, ...), legacy tensor types, `cr.Generator`"),
+    ("chainrule.primitive", "The primitive protocol: declared inputs and attributes, gradient rule, FLOP rule"),
     ("chainrule.ops", "Primitives: NumPy forward + gradient rule + FLOP rule (re-exported as `cr.*`)"),
-    ("chainrule.autograd", "The engine: backward, `cr.grad`, `cr.hvp`, `cr.hessian`, grad modes, gradcheck"),
-    ("chainrule.functional", "Composite functions and losses (`import chainrule.nn.functional as F`)"),
+    ("chainrule.autograd", "The engine: backward, `cr.grad`, `cr.hvp`, `cr.hessian`, grad modes"),
+    ("chainrule.function", "User-defined functions with a hand-written backward (`cr.autograd.Function`)"),
+    ("chainrule.gradcheck", "Finite-difference checks of gradients and Hessian-vector products"),
+    ("chainrule.functional", "Composite functions (`import chainrule.nn.functional as F`)"),
+    ("chainrule.losses", "Losses (also in `chainrule.functional` and `F`)"),
     ("chainrule.nn", "Module, Parameter, layers, losses, `l2_penalty`"),
     ("chainrule.nn.init", "Parameter initialisation (PyTorch's schemes)"),
     ("chainrule.optim", "Optimizers"),
