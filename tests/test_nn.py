@@ -539,3 +539,15 @@ def test_relu_backward_keeps_the_gradients_memory_order():
     d = cr.ops._relu_backward(g, y)
     assert d.flags.f_contiguous and d.dtype == np.float32
     np.testing.assert_array_equal(d, np.multiply(g, y > 0))
+
+
+def test_summary_lists_every_layer_with_its_parameters():
+    m = cr.nn.Sequential(cr.nn.Linear(4, 3), cr.nn.ReLU(), cr.nn.Linear(3, 2, bias=False))
+    m[2].weight.requires_grad_(False)
+    text = m.summary()
+    lines = text.splitlines()
+    assert lines[0].split() == ["layer", "type", "parameters", "count"]
+    assert lines[2].split() == ["0", "Linear", "3x4,", "3", "15"]
+    assert lines[3].split() == ["1", "ReLU", "-", "0"]
+    assert lines[4].split() == ["2", "Linear", "2x3", "6"]
+    assert lines[-1] == "21 parameters (15 trainable)"

@@ -162,6 +162,23 @@ class Module:
         """Total number of scalar parameters (shared parameters counted once)."""
         return int(sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only))
 
+    def summary(self) -> str:
+        """A table of the layers (Keras's ``model.summary()``): each leaf module's name, type,
+        parameter shapes and count, then the totals. For memory and compute, estimated and measured,
+        see ``cr.cost.report(model, batch_size)``."""
+        rows = [("layer", "type", "parameters", "count")]
+        for name, m in self.named_modules():
+            if any(True for _ in m.children()):
+                continue
+            own = [p for _, p in m.named_parameters()]
+            shapes = ", ".join("x".join(map(str, p.shape)) for p in own) or "-"
+            rows.append((name or type(m).__name__, type(m).__name__, shapes, f"{sum(p.numel() for p in own):,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+        total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
+        return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], "-" * len(lines[0]),
+                          f"{total:,} parameters ({trainable:,} trainable)"])
+
     # ----- modes and gradients -----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active) for this module and all descendants; returns self."""
