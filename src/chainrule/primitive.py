@@ -103,7 +103,7 @@ class Primitive:
         return f"<primitive {self.name}>"
 
     def __call__(self, *args, **attrs):
-        if attrs or not self.min_in <= len(args) <= self.n_in:
+        if not self.min_in <= len(args) <= self.n_in or (attrs and not self.attrs.keys() >= attrs.keys()):
             args, attrs = self._bind(args, attrs)
         for a in args:
             if isinstance(a, Tensor):
