@@ -131,3 +131,18 @@ def test_errors():
         F.embedding_bag(np.array([1, 2]), e.weight)
     with pytest.raises(ValueError, match="per_sample_weights is only supported with mode='sum'"):
         F.embedding_bag(IDX % 5, e.weight, per_sample_weights=np.ones(IDX.shape))
+
+
+def test_embeddings_example_learned_phi_beats_one_hot():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "11_embeddings.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    r = example.main(quick=True)
+    onehot, learned = r["acc"]["one-hot bag of words + logistic"], r["acc"]["learned phi (Embedding) + GRU"]
+    assert learned["held-out"] > onehot["held-out"] + 0.2, r
+    assert learned["held-out"] > 0.9
+    assert r["cos_synonyms"] > r["cos_antonyms"]  # synonyms end up closer than antonyms
