@@ -4,8 +4,9 @@ The model is examples/10_mnist1d_gru.py's: ``nn.GRU(1, H, batch_first=True)`` ov
 an MNIST-1D signal (one feature per step), then ``Linear(H, 10)`` on the last hidden state; one step
 is forward, cross-entropy, backward and Adam, on batches of B drawn from the training set. Both
 libraries start from the same weights. Contenders alternate, round after round; the table gives
-medians per step and the ratio torch / chainrule (> 1: chainrule is faster). Torch runs on one
-thread (NumPy's elementwise work is single-threaded); the clock is process CPU time by default.
+medians per step and the ratio chainrule / torch (< 1: chainrule is faster). Both libraries' BLAS
+run on ``--threads`` threads (default 1: NumPy's elementwise work is single-threaded; MKL's threads
+are limited through threadpoolctl); the clock is process CPU time by default.
 ``--mode lstm|rnn_tanh`` times an LSTM or an Elman RNN of the same shape instead.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/bench_rnn.py [--hidden 128] [--batch 128]
@@ -80,12 +81,13 @@ def main(argv=None):
     ap.add_argument("--mode", choices=["gru", "lstm", "rnn_tanh"], default="gru")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads of both libraries")
     ap.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
     a = ap.parse_args(argv)
     import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(a.torch_threads)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     d = cr.datasets.make_mnist1d()
     n = len(d.X_train) // a.batch
@@ -95,15 +97,16 @@ def main(argv=None):
     steps = {"torch": torch_step(torch, tr, th, [torch.from_numpy(x) for x in X], [torch.from_numpy(y) for y in Y]),
              "chainrule": cr_step(cr_rnn, ch, list(X), list(Y))}
     clock = time.process_time if a.clock == "cpu" else time.perf_counter
-    for s in steps.values():  # warm up: allocations, MKL/OpenBLAS initialisation
-        _time(s, 2, clock)
     times = {k: [] for k in steps}
-    for _ in range(a.rounds):
-        for k, s in steps.items():
-            times[k].append(_time(s, a.steps, clock))
+    with threadpool_limits(a.threads):
+        for s in steps.values():  # warm up: allocations, MKL/OpenBLAS initialisation
+            _time(s, 2, clock)
+        for _ in range(a.rounds):
+            for k, s in steps.items():
+                times[k].append(_time(s, a.steps, clock))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{a.mode.upper()} training step, MNIST-1D (T=40, 1 feature), H={a.hidden}, B={a.batch}, "
-          f"{a.clock} clock, torch threads={a.torch_threads}, blas={cr.blas_info().get('library', '?')}")
+          f"{a.clock} clock, {a.threads} BLAS thread(s), chainrule BLAS={cr.blas_info()['name']}")
     for k, v in med.items():
         print(f"  {k:10s} {v * 1e3:8.2f} ms/step")
     print(f"  ratio chainrule / torch: {med['chainrule'] / med['torch']:.2f}x")

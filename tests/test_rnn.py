@@ -33,10 +33,10 @@ def _close(a, b, dtype):
 @pytest.mark.parametrize("name,extra", [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("GRU", {}), ("LSTM", {}),
                                         ("GRU", {"bias": False})])
 def test_layer_matches_torch(torch, rng, name, extra, num_layers, batch_first, dtype):
-    T, B, I, H = 5, 3, 4, 6
-    tm, cm = _pair(torch, name, dtype, input_size=I, hidden_size=H, num_layers=num_layers, batch_first=batch_first,
+    T, B, n_in, H = 5, 3, 4, 6
+    tm, cm = _pair(torch, name, dtype, input_size=n_in, hidden_size=H, num_layers=num_layers, batch_first=batch_first,
                    **extra)
-    x = rng.standard_normal((B, T, I) if batch_first else (T, B, I)).astype(dtype)
+    x = rng.standard_normal((B, T, n_in) if batch_first else (T, B, n_in)).astype(dtype)
     states = [rng.standard_normal((num_layers, B, H)).astype(dtype) for _ in range(2 if name == "LSTM" else 1)]
     xt, st = torch.tensor(x, requires_grad=True), [torch.tensor(s, requires_grad=True) for s in states]
     xc, sc = cr.tensor(x, dtype=DT[dtype], requires_grad=True), [cr.tensor(s, dtype=DT[dtype], requires_grad=True)
@@ -62,10 +62,10 @@ def test_layer_matches_torch(torch, rng, name, extra, num_layers, batch_first, d
 @pytest.mark.parametrize("name", ["RNNCell", "GRUCell", "LSTMCell"])
 @pytest.mark.parametrize("batched", [True, False])
 def test_cell_matches_torch(torch, rng, name, batched):
-    I, H, B = 3, 5, 4
-    tm, cm = _pair(torch, name, np.float64, input_size=I, hidden_size=H)
+    n_in, H, B = 3, 5, 4
+    tm, cm = _pair(torch, name, np.float64, input_size=n_in, hidden_size=H)
     shape = (B,) if batched else ()
-    x = rng.standard_normal(shape + (I,))
+    x = rng.standard_normal(shape + (n_in,))
     states = [rng.standard_normal(shape + (H,)) for _ in range(2 if name == "LSTMCell" else 1)]
     st = [torch.tensor(s, requires_grad=True) for s in states]
     sc = [cr.tensor(s, dtype=cr.float64, requires_grad=True) for s in states]
@@ -197,3 +197,16 @@ def test_mnist1d_gru_recipe_learns():
     r = example.main(quick=True)
     assert r["test_acc"] > 0.75, r
     assert r["val_acc"][-1] > r["val_acc"][0]
+
+
+@pytest.mark.parametrize("mode", sorted(GATES))
+def test_fast_backward_equals_the_composite(rng, mode):
+    # the rule's in-place NumPy path (training) and its primitive composite (create_graph) agree
+    from chainrule.ops_rnn import _composite_bptt, _scan_backward
+    T, B, H = 5, 3, 4
+    G, S = GATES[mode] * H, (2 if mode == "lstm" else 1) * H
+    xp, h0, w = rng.standard_normal((T, B, G)), rng.standard_normal((B, S)), 0.5 * rng.standard_normal((G, H))
+    out, saved = rnn_scan.forward(xp, h0, w, mode=mode)
+    g = rng.standard_normal(out.shape)
+    for fast, slow in zip(_scan_backward(g, out, h0, w, saved, mode=mode), _composite_bptt(g, out, h0, w, saved, mode)):
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)

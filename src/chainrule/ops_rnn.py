@@ -69,30 +69,30 @@ def rnn_scan(xp, h0, w, b=None, mode="gru"):
     T, B, G = xp.shape
     H = w.shape[1]
     out = np.empty((T, B, h0.shape[1]), np.result_type(xp.dtype, w.dtype))
-    gates = np.empty((T, B, G), out.dtype) if mode in ("gru", "lstm") else None
-    hn = np.empty((T, B, H), out.dtype) if mode == "gru" else None
+    # saved for the rule: the activated gates, and for the GRU also W_hn h + b_hn: (T, B, 4H) either way
+    gates = np.empty((T, B, 4 * H), out.dtype) if mode in ("gru", "lstm") else None
     s, wt = h0, w.T
     for t in range(T):
         a = _blas.matmul(s[:, :H] if mode == "lstm" else s, wt)
         if b is not None:
             a += b
         if mode == "gru":
-            _gru_step(xp[t], a, s, gates[t], hn[t], out[t], H)
+            _gru_step(xp[t], a, s, gates[t], out[t], H)
         elif mode == "lstm":
             _lstm_step(xp[t], a, s, gates[t], out[t], H)
         else:
             a += xp[t]
             (np.tanh if mode == "rnn_tanh" else _relu_)(a, out=out[t])
         s = out[t]
-    return out, (None if gates is None else (gates, hn) if mode == "gru" else gates)
+    return out, gates
 
 
 def _relu_(a, out):
     return np.maximum(a, 0, out=out)
 
 
-def _gru_step(x, a, h, g, hn, out, H):
-    rz, n = g[:, :2 * H], g[:, 2 * H:]
+def _gru_step(x, a, h, g, out, H):
+    rz, n, hn = g[:, :2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
     _sig_(np.add(x[:, :2 * H], a[:, :2 * H], out=rz))
     hn[...] = a[:, 2 * H:]
     np.multiply(g[:, :H], hn, out=n)
@@ -118,7 +118,7 @@ def scan_reference(xp, h0, w, b=None, mode="gru"):
     to any order; slow). Returns ``(out, saved)`` as rnn_scan's forward does; its gradient rule
     calls it to rebuild the gates as Tensors when the backward is recorded."""
     H = w.shape[1]
-    s, outs, gs, hns = h0, [], [], []
+    s, outs, gs = h0, [], []
     for t in range(xp.shape[0]):
         a = matmul(s[:, :H] if mode == "lstm" else s, transpose(w))
         a, x = (a if b is None else add(a, b)), xp[t]
@@ -126,8 +126,7 @@ def scan_reference(xp, h0, w, b=None, mode="gru"):
             rz = sigmoid(add(x[:, :2 * H], a[:, :2 * H]))
             n = tanh(add(x[:, 2 * H:], mul(rz[:, :H], a[:, 2 * H:])))
             s = add(n, mul(rz[:, H:], sub(s, n)))
-            gs.append(concatenate(rz, n, axis=-1))
-            hns.append(a[:, 2 * H:])
+            gs.append(concatenate(rz, n, a[:, 2 * H:], axis=-1))
         elif mode == "lstm":
             a = add(a, x)
             ifg = concatenate(sigmoid(a[:, :2 * H]), tanh(a[:, 2 * H:3 * H]), sigmoid(a[:, 3 * H:]), axis=-1)
@@ -139,8 +138,7 @@ def scan_reference(xp, h0, w, b=None, mode="gru"):
             s = tanh(a) if mode == "rnn_tanh" else relu(a)
         outs.append(s)
     out = _stack(outs)
-    saved = None if mode.startswith("rnn") else (_stack(gs), _stack(hns)) if mode == "gru" else _stack(gs)
-    return out, saved
+    return out, (_stack(gs) if gs else None)
 
 
 def _stack(xs):
@@ -159,8 +157,7 @@ def _local_derivatives(out, saved, h0, hprev, mode, H):
         d = greater(out, 0.0)
         return d, d, None
     if mode == "gru":
-        gates, hn = saved
-        r, z, n = gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:]
+        r, z, n, hn = (saved[..., k * H:(k + 1) * H] for k in range(4))
         a = mul(sub(1.0, z), sub(1.0, mul(n, n)))            # d h'/d pre_n
         bz = mul(mul(sub(hprev, n), z), sub(1.0, z))        # d h'/d pre_z
         ar = mul(mul(a, hn), mul(r, sub(1.0, r)))           # d h'/d pre_r
@@ -183,23 +180,116 @@ def _local_derivatives(out, saved, h0, hprev, mode, H):
 
 @rnn_scan.defgrad
 def _scan_grad(g, out, xp, h0, w, b=None, needs=(True,) * 4, saved=None, mode="gru"):
-    H = w.shape[1]
-    if saved is None and mode in ("gru", "lstm"):  # the backward is recorded: rebuild the gates as Tensors
-        out, saved = scan_reference(xp, h0, w, b, mode)
     T, B, G = xp.shape
+    H = w.shape[1]
+    if isinstance(out, np.ndarray) and isinstance(g, np.ndarray) and (saved is not None or mode.startswith("rnn")):
+        dxp, dhp, ds0 = _scan_backward(g, out, h0, w, saved, mode=mode)  # the training loop's case
+    else:  # the backward is recorded (create_graph): the same BPTT in primitives
+        if saved is None and mode in ("gru", "lstm"):  # rebuild the gates as Tensors
+            out, saved = scan_reference(xp, h0, w, b, mode)
+        dxp, dhp, ds0 = _composite_bptt(g, out, h0, w, saved, mode)
+    gw = None
+    if needs[2]:  # dW_hh = sum_t dhp_t^T h_{t-1}: two products over the whole sequence, after the loop
+        gw = matmul(transpose(dhp[0]), h0[:, :H])
+        if T > 1:
+            gw = add(gw, matmul(transpose(reshape(dhp[1:], shape=((T - 1) * B, G))),
+                                reshape(out[:-1, :, :H], shape=((T - 1) * B, H))))
+    gb = sum(dhp, axis=(0, 1)) if len(needs) > 3 and needs[3] else None
+    return dxp, ds0, gw, gb
+
+
+def _composite_bptt(g, out, h0, w, saved, mode):
+    """BPTT in primitives (Tensors or ndarrays): (dL/dxp, dL/dhp, dL/ds0)."""
+    T, B, G = g.shape[0], g.shape[1], w.shape[0]
+    H = w.shape[1]
     hprev = concatenate(reshape(h0[:, :H], shape=(1, B, H)), out[:-1, :, :H], axis=0)  # h_{t-1} per step
     if mode == "lstm":
         (d, p, ro), f = _local_derivatives(out, saved, h0, hprev, mode, H)
         dhp, ds0 = _lstm_bptt(g, d, p, ro, f, w, H)
-    else:
-        d, dh, z = _local_derivatives(out, saved, h0, hprev, mode, H)
-        dhp, ds0 = _bptt(g, d, dh, z, w, mode)
+        return dhp, dhp, ds0[0]
+    d, dh, z = _local_derivatives(out, saved, h0, hprev, mode, H)
+    dhp, ds0 = _bptt(g, d, dh, z, w, mode)
     dxp = dhp
     if mode == "gru":  # the input path skips the reset gate's product: dxp_n = dh * a, not dh * a * r
         dxp = reshape(mul(reshape(_stack(ds0[1]), shape=(T, B, 1, H)), d), shape=(T, B, G))
-    gw = matmul(transpose(reshape(dhp, shape=(T * B, G))), reshape(hprev, shape=(T * B, H))) if needs[2] else None
-    gb = sum(dhp, axis=(0, 1)) if len(needs) > 3 and needs[3] else None
-    return dxp, ds0[0], gw, gb
+    return dxp, dhp, ds0[0]
+
+
+def _backward_flops(out, g, y, h0, w, saved, mode):
+    # per step the product dhp_t W_hh (2 B G H) and the gate arithmetic, one FLOP per elementwise op
+    T, B = g.shape[:2]
+    G, H = w.shape
+    return T * (2 * B * G * H + {"rnn_tanh": 5, "rnn_relu": 3, "gru": 19, "lstm": 28}[mode] * B * H)
+
+
+@primitive("rnn_scan_backward", _backward_flops)
+def _scan_backward(g, y, h0, w, saved, mode):
+    """rnn_scan's rule on ndarrays, one step at a time in place on (B, H) buffers that stay in cache:
+    ``(dL/dxp, dL/dhp, dL/ds0)`` (dxp and dhp are one array except for the GRU, whose input path
+    skips the reset gate). Internal: the fast path of the rule; the numbers of its composite."""
+    T, B, S = g.shape
+    G, H = w.shape
+    dxp = np.empty((T, B, G), g.dtype)
+    dhp = np.empty_like(dxp) if mode == "gru" else dxp
+    carry, ds, tmp = np.zeros((B, S), g.dtype), np.empty((B, S), g.dtype), np.empty((B, 2 * H), g.dtype)
+    for t in range(T - 1, -1, -1):
+        np.add(carry, g[t], out=ds)
+        sprev = y[t - 1] if t else h0
+        if mode == "gru":
+            _gru_back(ds, saved[t], sprev, dxp[t], dhp[t], tmp[:, :H], H)
+        elif mode == "lstm":
+            _lstm_back(ds, saved[t], y[t, :, H:], sprev[:, H:], dxp[t], tmp, H)
+        elif mode == "rnn_tanh":
+            np.multiply(y[t], y[t], out=dxp[t])
+            np.multiply(np.subtract(1.0, dxp[t], out=dxp[t]), ds, out=dxp[t])
+        else:
+            np.multiply(ds, y[t] > 0, out=dxp[t])
+        if mode == "gru":
+            carry = np.add(_blas.matmul(dhp[t], w), tmp[:, :H], out=carry)  # dh_{t-1} = dhp W + dh z
+        elif mode == "lstm":
+            carry[:, :H] = _blas.matmul(dxp[t], w)
+            np.multiply(ds[:, H:], saved[t, :, H:2 * H], out=carry[:, H:])  # dc_{t-1} = dc f
+        else:
+            carry = _blas.matmul(dxp[t], w)
+    return dxp, dhp, carry
+
+
+def _gru_back(dh, gt, hprev, dx, dp, tmp, H):
+    r, z, n, hn = (gt[:, k * H:(k + 1) * H] for k in range(4))
+    dr, dz, dn = dx[:, :H], dx[:, H:2 * H], dx[:, 2 * H:]
+    np.subtract(1.0, np.multiply(n, n, out=dn), out=dn)          # 1 - n^2
+    np.subtract(1.0, z, out=tmp)
+    np.multiply(np.multiply(dn, tmp, out=dn), dh, out=dn)        # d pre_n = dh (1 - z)(1 - n^2)
+    np.subtract(hprev, n, out=dz)
+    dz *= dh
+    dz *= z
+    dz *= tmp                                                   # d pre_z = dh (h - n) z (1 - z)
+    np.subtract(1.0, r, out=dr)
+    dr *= r
+    dr *= hn
+    dr *= dn                                                    # d pre_r = d pre_n hn r (1 - r)
+    dp[:, :2 * H] = dx[:, :2 * H]
+    np.multiply(dn, r, out=dp[:, 2 * H:])                        # d hp_n = d pre_n r
+    np.multiply(dh, z, out=tmp)                                  # the direct path of dh_{t-1}
+
+
+def _lstm_back(ds, gt, c, cprev, da, tmp, H):
+    dh, dc = ds[:, :H], ds[:, H:]
+    i, f, g, o = (gt[:, k * H:(k + 1) * H] for k in range(4))
+    tc, t2 = tmp[:, :H], tmp[:, H:]
+    np.tanh(c, out=tc)
+    np.subtract(1.0, np.multiply(tc, tc, out=t2), out=t2)
+    t2 *= o
+    t2 *= dh
+    dc += t2                                                    # dc_t += dh o (1 - tanh^2 c)
+    for k, (x, other) in enumerate(((i, g), (f, cprev), (g, i), (o, tc))):
+        d = da[:, k * H:(k + 1) * H]
+        if k == 2:                                               # tanh gate: 1 - g^2
+            np.subtract(1.0, np.multiply(x, x, out=d), out=d)
+        else:                                                    # sigmoid gates: x (1 - x)
+            np.multiply(np.subtract(1.0, x, out=d), x, out=d)
+        d *= other
+        d *= dh if k == 3 else dc
 
 
 def _bptt(g, d, dh_factor, z, w, mode):

@@ -51,10 +51,12 @@ def _as_input(cls: str, x: Any, dtype: np.dtype) -> Any:
 def _layer(xs: Any, h0: Any, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
            mode: str) -> Any:
     """All states (T, B, S) of one layer on time-major input (T, B, I)."""
+    T, B, n_in = xs.shape
+    x2 = ops.reshape(xs, shape=(T * B, n_in))  # a 2-D product goes to BLAS; a batched one may not
     if b_ih is not None and mode != "gru":  # only b_ih + b_hh matters: fold it into the one product
-        xp = ops.linear(xs, w_ih, ops.add(b_ih, b_hh))
-        return rnn_scan(xp, h0, w_hh, mode=mode)
-    xp = ops.linear(xs, w_ih) if b_ih is None else ops.linear(xs, w_ih, b_ih)
+        b_ih, b_hh = ops.add(b_ih, b_hh), None
+    xp = ops.linear(x2, w_ih) if b_ih is None else ops.linear(x2, w_ih, b_ih)
+    xp = ops.reshape(xp, shape=(T, B, xp.shape[1]))
     return rnn_scan(xp, h0, w_hh, mode=mode) if b_hh is None else rnn_scan(xp, h0, w_hh, b_hh, mode=mode)
 
 
