@@ -19,6 +19,7 @@ import statistics
 import time
 
 import numpy as np
+from bench_optim import _time  # a sibling script: bench/ is on the path when run as python bench/bench_rnn.py
 
 import chainrule as cr
 
@@ -65,13 +66,6 @@ def cr_step(rnn, head, xs, ys):
         opt.step()
         return loss
     return step
-
-
-def _time(step, n, clock):
-    t0 = clock()
-    for _ in range(n):
-        step()
-    return (clock() - t0) / n
 
 
 def main(argv=None):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from test_examples import run as run_example
 
 import chainrule as cr
 import chainrule.nn.functional as F
@@ -134,14 +135,7 @@ def test_errors():
 
 
 def test_embeddings_example_learned_phi_beats_one_hot():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "11_embeddings.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    r = example.main(quick=True)
+    r = run_example("11_embeddings.py")
     onehot, learned = r["acc"]["one-hot bag of words + logistic"], r["acc"]["learned phi (Embedding) + GRU"]
     assert learned["held-out"] > onehot["held-out"] + 0.2, r
     assert learned["held-out"] > 0.9

@@ -1,11 +1,9 @@
 """Recurrent layers: nn.RNN / GRU / LSTM and their cells against torch 2.13, the rnn_scan primitive
 against its step-by-step composite, finite differences (first and second order), errors, learning."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from test_examples import run as run_example
 
 import chainrule as cr
 from chainrule import nn
@@ -190,11 +188,7 @@ def test_errors():
 def test_mnist1d_gru_recipe_learns():
     # examples/10_mnist1d_gru.py in quick mode: six of its 20 epochs (~10 s on one core), far above
     # chance (10%) and the paper's logistic regression (32%) and MLP (68%); the full run reaches >= 91%.
-    path = Path(__file__).resolve().parents[1] / "examples" / "10_mnist1d_gru.py"
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    r = example.main(quick=True)
+    r = run_example("10_mnist1d_gru.py")
     assert r["test_acc"] > 0.75, r
     assert r["val_acc"][-1] > r["val_acc"][0]
 
