@@ -309,7 +309,7 @@ class GRUClassifier(_Classifier):
     (``readout='last'``). Children ``rnn`` (torch.nn.GRU's keys) and ``head`` (a Linear).
     """
 
-    def __init__(self, n_features: int = 40, n_classes: int = 10, hidden_size: int = 64, num_layers: int = 1,
+    def __init__(self, n_features: int = 40, n_classes: int = 10, hidden_size: int = 32, num_layers: int = 1,
                  input_size: int = 1, readout: str = "all", dropout: float = 0.0):
         super().__init__()
         from .nn.rnn import GRU

@@ -193,7 +193,9 @@ class RNN(RNNBase):
 
 
 class GRU(RNNBase):
-    """Gated recurrent unit, PyTorch's equations (gates r, z, n in the weights' rows)::
+    """Gated recurrent unit with PyTorch's equations; gates r, z, n in the weights' rows.
+
+    ::
 
         r_t = s(W_ir x_t + b_ir + W_hr h + b_hr)     z_t = s(W_iz x_t + b_iz + W_hz h + b_hz)
         n_t = tanh(W_in x_t + b_in + r_t * (W_hn h + b_hn))
@@ -208,7 +210,9 @@ class GRU(RNNBase):
 
 
 class LSTM(RNNBase):
-    """Long short-term memory, PyTorch's equations (gates i, f, g, o in the weights' rows)::
+    """Long short-term memory with PyTorch's equations; gates i, f, g, o in the weights' rows.
+
+    ::
 
         i, f, o = s(W_i* x_t + b_i* + W_h* h + b_h*)     g = tanh(W_ig x_t + b_ig + W_hg h + b_hg)
         c_t = f * c_{t-1} + i * g                      h_t = o * tanh(c_t)
