@@ -58,8 +58,8 @@ def main(quick: bool = False) -> dict:
         score = fit(model, Xtr, ytr, 10 if quick else 30, rng)
         acc[name] = {"train": score(Xtr, ytr), "held-out": score(Xte, yte)}
         print(f"{name:32s} train {acc[name]['train']:6.1%}   held-out {acc[name]['held-out']:6.1%}")
-    E = learned.phi.weight.numpy()
-    cos = (E / np.linalg.norm(E, axis=1, keepdims=True)) @ (E / np.linalg.norm(E, axis=1, keepdims=True)).T
+    U = learned.phi.weight.numpy() / np.linalg.norm(learned.phi.weight.numpy(), axis=1, keepdims=True)
+    cos = U @ U.T  # cosine similarity of every pair of learned word vectors
     same, across = cos[8:20, 8:20][~np.eye(12, dtype=bool)].mean(), cos[8:20, 20:].mean()
     print(f"learned phi: cosine of synonyms {same:.2f}, of antonyms {across:.2f} (one-hot: 0 for every pair)")
     return {"acc": acc, "cos_synonyms": float(same), "cos_antonyms": float(across)}
