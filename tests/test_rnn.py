@@ -204,3 +204,14 @@ def test_fast_backward_equals_the_composite(rng, mode):
     g = rng.standard_normal(out.shape)
     for fast, slow in zip(_scan_backward(g, out, h0, w, saved, mode=mode), _composite_bptt(g, out, h0, w, saved, mode)):
         np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_refuses_states_updated_in_place():
+    # rnn_scan's rule reads the states it returned (reads_out): changing them in place must be caught
+    m = nn.GRU(2, 3)
+    out, _ = m(np.ones((4, 1, 2), np.float32))
+    loss = cr.sum(out)  # sum's rule reads nothing: only rnn_scan's can object
+    with cr.no_grad():
+        out += 1.0
+    with pytest.raises(RuntimeError, match="rnn_scan: .*updated in place"):
+        loss.backward()
