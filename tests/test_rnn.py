@@ -215,3 +215,18 @@ def test_backward_refuses_states_updated_in_place():
         out += 1.0
     with pytest.raises(RuntimeError, match="rnn_scan: .*updated in place"):
         loss.backward()
+
+
+def test_gru_classifier_shapes_readouts_and_errors(rng):
+    x = rng.standard_normal((5, 40))
+    for readout, n_head in (("all", 40 * 8), ("last", 8)):
+        m = cr.models.GRUClassifier(40, 3, hidden_size=8, readout=readout)
+        assert m.head.in_features == n_head and m(x).shape == (5, 3)
+        np.testing.assert_allclose(m.predict_proba(x).sum(1), 1, rtol=1e-6)
+        assert m.predict(x).dtype == np.int64 and m.config()["readout"] == readout
+    two = cr.models.GRUClassifier(40, 3, hidden_size=4, input_size=2)  # 20 steps of 2 values
+    assert two.steps == 20 and two(x).shape == (5, 3)
+    with pytest.raises(ValueError, match="n_features=40 is not a multiple of input_size=3"):
+        cr.models.GRUClassifier(40, 3, input_size=3)
+    with pytest.raises(ValueError, match="readout must be 'all' or 'last'"):
+        cr.models.GRUClassifier(readout="mean")

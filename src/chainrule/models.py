@@ -19,6 +19,7 @@ from . import functional as F
 from . import ops
 from .autograd import no_grad
 from .nn import layers as L
+from .nn import rnn as R
 from .nn.module import Module
 from .tensor import Tensor, as_tensor
 
@@ -312,18 +313,17 @@ class GRUClassifier(_Classifier):
     def __init__(self, n_features: int = 40, n_classes: int = 10, hidden_size: int = 32, num_layers: int = 1,
                  input_size: int = 1, readout: str = "all", dropout: float = 0.0):
         super().__init__()
-        from .nn.rnn import GRU
         if n_features % input_size:
             raise ValueError(f"GRUClassifier: n_features={n_features} is not a multiple of input_size={input_size}")
         if readout not in ("all", "last"):
             raise ValueError(f"GRUClassifier: readout must be 'all' or 'last', got {readout!r}")
         self.n_features, self.n_classes, self.input_size, self.readout = n_features, n_classes, input_size, readout
         self.steps = n_features // input_size
-        self.rnn = GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        self.rnn = R.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
         self.head = L.Linear(hidden_size * (self.steps if readout == "all" else 1), n_classes)
 
     def forward(self, x: Any) -> Tensor:
-        x = self._input(x) if not isinstance(x, Tensor) else x
+        x = self._input(x)
         out = self.rnn(ops.reshape(x, shape=(x.shape[0], self.steps, self.input_size)))[0]  # (N, T, H)
         feats = ops.reshape(out, shape=(x.shape[0], -1)) if self.readout == "all" else out[:, -1]
         return self.head(feats)

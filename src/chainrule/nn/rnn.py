@@ -100,6 +100,9 @@ class RNNBase(Module):
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
 
+    def flatten_parameters(self) -> None:
+        """Nothing to do (torch compacts its weights for cuDNN here); kept so torch code runs."""
+
     def _weights(self, k: int) -> tuple:
         get = lambda n: getattr(self, f"{n}_l{k}", None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
