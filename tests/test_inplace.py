@@ -117,23 +117,27 @@ SAMPLES = {
     "scatter_add": ((A[:2, 1],), {"idx": (slice(0, 2), 1), "shape": (3, 4)}),
     "mul": ((A, B), {}), "div": ((A, B), {}), "pow": ((A, B), {}), "max": ((A,), {"axis": 1}),
     "prod": ((A,), {"axis": 0}), "log": ((A,), {}), "matmul": ((A, B.T), {}),
+    # reads (True, True): its rule reads every state it produced, so the sample only pins the declaration
+    "rnn_scan": ((RNG.standard_normal((2, 3, 6)), RNG.standard_normal((3, 2)), RNG.standard_normal((6, 2))),
+                 {"mode": "gru"}),
 }
 
 
-def _rule_result(prim, g, out, inputs, attrs):
-    return [None if r is None else np.asarray(r) for r in prim.vjp(g, out, inputs, (True,) * len(inputs), None, attrs)]
+def _rule_result(prim, g, out, inputs, attrs, saved=None):
+    return [None if r is None else np.asarray(r) for r in prim.vjp(g, out, inputs, (True,) * len(inputs), saved, attrs)]
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_declared_reads_are_true(name):
     prim = ops.REGISTRY[name]
     inputs, attrs = SAMPLES[name]
-    out = np.asarray(prim.forward(*inputs, **attrs))
+    out, saved = prim.forward(*inputs, **attrs) if prim.saves else (prim.forward(*inputs, **attrs), None)
+    out = np.asarray(out)
     g = RNG.standard_normal(out.shape)
-    want = _rule_result(prim, g, out, inputs, attrs)
+    want = _rule_result(prim, g, out, inputs, attrs, saved)
     garbage_in = tuple(np.full_like(a, 7.0) for a in inputs) if not prim.reads_inputs else inputs
     garbage_out = np.full_like(out, 3.0) if not prim.reads_out else out
-    got = _rule_result(prim, g, garbage_out, garbage_in, attrs)
+    got = _rule_result(prim, g, garbage_out, garbage_in, attrs, saved)
     for a, b in zip(want, got):
         np.testing.assert_array_equal(a, b)
 

@@ -20,6 +20,7 @@ from . import ops
 from .autograd import no_grad
 from .creation import as_tensor
 from .nn import layers as L
+from .nn import rnn as R
 from .nn.module import Module
 from .tensor import Tensor
 
@@ -298,3 +299,46 @@ class MLP(_Classifier):
 
 MODELS: dict[str, type[_Classifier]] = {"MLP": MLP, "LogisticRegression": LogisticRegression,
                                         "SoftmaxRegression": SoftmaxRegression}
+
+
+class GRUClassifier(_Classifier):
+    """A GRU reading a signal as a sequence, then a linear read-out: the MNIST-1D paper's recurrent model.
+
+    The (N, n_features) input is read as ``n_features / input_size`` time steps of ``input_size`` values
+    (MNIST-1D: 40 steps of 1). ``h_t = GRU(x_t, h_{t-1})`` (:class:`~chainrule.nn.GRU`, PyTorch's
+    equations), and the logits are ``z = W [h_1 ... h_T] + b`` over all states (``readout='all'``, as in
+    the paper's model, which sees where in the signal a feature appeared) or ``z = W h_T + b``
+    (``readout='last'``). Children ``rnn`` (torch.nn.GRU's keys) and ``head`` (a Linear).
+    """
+
+    def __init__(self, n_features: int = 40, n_classes: int = 10, hidden_size: int = 32, num_layers: int = 1,
+                 input_size: int = 1, readout: str = "all", dropout: float = 0.0):
+        super().__init__()
+        if n_features % input_size:
+            raise ValueError(f"GRUClassifier: n_features={n_features} is not a multiple of input_size={input_size}")
+        if readout not in ("all", "last"):
+            raise ValueError(f"GRUClassifier: readout must be 'all' or 'last', got {readout!r}")
+        self.n_features, self.n_classes, self.input_size, self.readout = n_features, n_classes, input_size, readout
+        self.steps = n_features // input_size
+        self.rnn = R.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=dropout)
+        self.head = L.Linear(hidden_size * (self.steps if readout == "all" else 1), n_classes)
+
+    def forward(self, x: Any) -> Tensor:
+        x = self._input(x)
+        out = self.rnn(ops.reshape(x, shape=(x.shape[0], self.steps, self.input_size)))[0]  # (N, T, H)
+        feats = ops.reshape(out, shape=(x.shape[0], -1)) if self.readout == "all" else out[:, -1]
+        return self.head(feats)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return F.softmax(self._logits(x)._data, -1)
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
+
+    def config(self) -> dict | None:
+        return {"class": "GRUClassifier", "n_features": self.n_features, "n_classes": self.n_classes,
+                "hidden_size": self.rnn.hidden_size, "num_layers": self.rnn.num_layers,
+                "input_size": self.input_size, "readout": self.readout, "dropout": self.rnn.dropout}
+
+
+MODELS["GRUClassifier"] = GRUClassifier

@@ -29,3 +29,5 @@ from .layers import (
     Tanh,
     l2_penalty,
 )
+from .embedding import Embedding, EmbeddingBag
+from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNBase, RNNCell, RNNCellBase

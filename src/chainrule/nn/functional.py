@@ -8,3 +8,4 @@ from .layers import l2_penalty  # noqa: F401
 
 def __getattr__(name: str):
     return getattr(_functional, name)
+from .embedding import embedding, embedding_bag  # noqa: E402, F401
