@@ -16,6 +16,7 @@ COMMANDS = {
     "optimizers": ("optimizers", "race optimizers on 2-D test functions and plot their paths"),
     "cost": ("cost", "estimate (and measure) parameters, memory and compute of a network"),
     "analyze": ("analyze", "feature importance, sample complexity and error correlation"),
+    "playground": ("playground", "the lecture, live: an interactive page in the browser, driven by the engine"),
 }
 
 
