@@ -87,14 +87,17 @@ def cost_table(session: Session) -> dict:
     rows = []
     for label, unit, lec, e, m, why in _cost._comparison_rows(est, meas):
         why_lec, why_meas = why if isinstance(why, tuple) else (why, "")
+        reasons = [why_lec] if why_lec and lec is not None and lec != e else []
+        if meas is not None and e and (m is None or abs(m / e - 1) > 0.1):  # as `chainrule cost` explains a gap
+            reasons.append("measured: " + (why_meas or "the estimate's model of this line is off"))
         rows.append({"quantity": label, "unit": unit, "lecture": lec, "estimate": e, "measured": m,
-                     "why": why_lec if meas is None else (why_meas or why_lec), "tex": COST_TEX.get(label, "")})
+                     "why": "; ".join(reasons), "tex": COST_TEX.get(label, "")})
     return {"type": "cost", "sizes": est.sizes, "batch_size": B, "optimizer": est.optimizer,
             "parameters": est.parameters, "measured": meas is not None, "rows": rows,
             "lecture_text": est.lecture_text()}
 
 
-def _contours(fn: pg.TestFunction, width: int = 160, height: int = 120) -> str:
+def _contours(fn: pg.TestFunction, width: int = 320, height: int = 240) -> str:
     """The function over its window as banded greys (log levels when the function has them)."""
     xs = np.linspace(*fn.xlim, width)
     ys = np.linspace(*fn.ylim, height)[::-1]
@@ -144,4 +147,4 @@ def race(function: str = "ravine", optimizers=("sgd", "momentum", "adam"), learn
                       "diverged": not finite.all()})
     return {"type": "race", "function": fn.name, "xlim": list(fn.xlim), "ylim": list(fn.ylim),
             "start": list(fn.start), "minimum": list(fn.minimum),
-            "contours": {"width": 160, "height": 120, "rgba": _contours(fn)}, "paths": paths, "steps": steps}
+            "contours": {"width": 320, "height": 240, "rgba": _contours(fn)}, "paths": paths, "steps": steps}

@@ -31,7 +31,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
-
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse

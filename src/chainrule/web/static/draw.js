@@ -24,9 +24,13 @@ CR.pointColor = (y) => (CR.task === "regression" ? CR.diverging(y) : CR.PALETTE[
 CR.drawBoundary = (canvas, heat, points, showTest) => {
   const ctx = canvas.getContext("2d"), W = canvas.width, H = canvas.height;
   ctx.clearRect(0, 0, W, H);
-  if (heat) {
+  if (heat) {  // drawn paler than the points, so a point on its own class's side still shows
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, W, H);
+    ctx.globalAlpha = 0.72;
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(CR.imageCanvas(heat.rgba, heat.size), 0, 0, W, H);
+    ctx.globalAlpha = 1;
   }
   if (!points) return;
   const E = points.extent, sx = (x) => ((x + E) / (2 * E)) * W, sy = (y) => ((E - y) / (2 * E)) * H;

@@ -17,8 +17,9 @@ CR.fmtArray = (a) => {
 CR.bp = { data: null, cursor: 0 };
 
 CR.renderBackprop = (msg) => {
+  const prev = CR.bp.data, same = prev && prev.example === msg.example && prev.step === msg.step;
   CR.bp.data = msg;
-  CR.bp.cursor = msg.trace.rows.length;
+  if (!same) CR.bp.cursor = msg.trace.rows.length;  // a new ledger opens fully stepped; a repeat keeps the place
   const tbody = document.querySelector("#bp-table tbody");
   tbody.innerHTML = "";
   msg.trace.rows.forEach((r) => {
@@ -65,28 +66,35 @@ CR.drawBackprop = () => {
     if (m && m.kind !== "op") depth[i] = Math.max(depth[i], depth[n.index] - 1);
   }));
   const maxD = Math.max(...Object.values(depth)), perCol = {};
-  const svg = document.getElementById("bp-graph"), W = +svg.getAttribute("width"), H = +svg.getAttribute("height");
-  const bw = Math.min(150, W / (maxD + 1) - 12), bh = 50, pos = {};
+  const svg = document.getElementById("bp-graph"), W = 1180, H = 330;
+  const bw = 172, bh = 50, pos = {};
   nodes.forEach((n) => {
     const d = depth[n.index], k = (perCol[d] = (perCol[d] || 0) + 1) - 1;
-    pos[n.index] = { x: 6 + d * ((W - bw - 12) / Math.max(1, maxD)), y: 8 + k * (bh + 10) };
+    pos[n.index] = { x: 6 + d * (bw + 26), y: 8 + k * (bh + 10) };
   });
+  svg.setAttribute("width", Math.max(W, 12 + (maxD + 1) * (bw + 26)));
   const cr = rows[cur - 1];
   let html = "";
   for (const n of nodes) for (const i of n.inputs) {
     const a = pos[i], b = pos[n.index], on = cr && cr.input_index === i && cr.output_index === n.index;
     html += `<line x1="${a.x + bw}" y1="${a.y + bh / 2}" x2="${b.x}" y2="${b.y + bh / 2}" class="${on ? "edge on" : "edge"}"/>`;
   }
+  const short = (s) => (s.includes("overwritten") ? "fused: kept by the activation" : s.length > 27 ? s.slice(0, 26) + "…" : s);
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   for (const n of nodes) {
     const p = pos[n.index], g = grad[n.index];
     const cls = `node ${n.kind}${cr && (cr.input_index === n.index || cr.output_index === n.index) ? " on" : ""}`;
     html += `<g class="${cls}" data-testid="bp-node"><rect x="${p.x}" y="${p.y}" width="${bw}" height="${bh}" rx="5"/>` +
       `<text x="${p.x + 4}" y="${p.y + 13}">${esc(n.label)}${n.op && !n.label.startsWith(n.op) ? " = " + esc(n.op) : ""}</text>` +
-      `<text x="${p.x + 4}" y="${p.y + 28}">value ${esc(n.value)}</text>` +
-      `<text x="${p.x + 4}" y="${p.y + 43}" class="grad">${g !== undefined ? "grad " + esc(CR.fmtArray(g)) : ""}</text></g>`;
+      `<text x="${p.x + 4}" y="${p.y + 28}">value ${esc(short(n.value))}</text>` +
+      `<text x="${p.x + 4}" y="${p.y + 43}" class="grad">${g !== undefined ? "grad " + esc(short(CR.fmtArray(g))) : ""}</text>` +
+      `<title>${esc(n.label)}: value ${esc(n.value)}${g !== undefined ? "; dL/d(node) " + esc(CR.fmtArray(g)) : ""}</title></g>`;
   }
   svg.innerHTML = html;
+  if (cr) {  // keep the current edge in view: backward starts at the right end
+    const box = svg.parentElement, mid = (pos[cr.input_index].x + pos[cr.output_index].x + bw) / 2;
+    box.scrollLeft = Math.max(0, mid - box.clientWidth / 2);
+  }
   svg.setAttribute("height", Math.max(H, 16 + Math.max(...Object.values(perCol)) * (bh + 10)));
 };
 
@@ -118,6 +126,7 @@ CR.renderCost = (msg) => {
       });
     tbody.appendChild(tr);
   }
+  document.getElementById("cost-lecture").textContent = msg.lecture_text;
 };
 
 CR.race = { chosen: ["sgd", "momentum", "adam"] };
@@ -148,13 +157,14 @@ CR.initRace = () => {
 };
 
 CR.renderRace = (msg) => {
+  CR.lastRace = msg;
   CR.drawRace(document.getElementById("race-canvas"), msg);
   const tbody = document.querySelector("#race-table tbody");
   tbody.innerHTML = "";
   msg.paths.forEach((p, k) => {
     const tr = document.createElement("tr");
     tr.setAttribute("data-testid", "race-row");
-    const s = Object.entries(p.settings).map(([a, b]) => `${a}=${b}`).join(", ") || "defaults";
+    const s = Object.entries(p.settings).map(([a, b]) => `${a}=${typeof b === "number" ? +b.toPrecision(3) : b}`).join(", ") || "defaults";
     [p.name, s, p.steps_to_tol === null ? "–" : p.steps_to_tol, p.final_loss === null ? "diverged" : p.final_loss.toPrecision(3)]
       .forEach((c, j) => {
         const td = document.createElement("td");
