@@ -30,7 +30,7 @@ def example_loss(session: Session, index: int) -> Tensor:
         raise ValueError(f"backprop: example must be an integer in [0, {n - 1}], got {index!r}")
     x = Tensor(session.Ftr[index:index + 1])
     x.name = "phi(x)"
-    session.model.eval()
+    session.mode(False)
     loss = session.loss_fn(session.model(x), session._target(session.data.y_train[index:index + 1]))
     loss.name = "L"
     return loss
@@ -82,7 +82,7 @@ def cost_table(session: Session) -> dict:
     meas = None
     if session.config["optimizer"] != "newton":
         X, y = session.Ftr[:B], session._target(session.data.y_train[:B])
-        session.model.train()
+        session.mode(True)
         meas = _cost.measure(session.model, Tensor(X), y, session.loss_fn, session.opt, use_tracemalloc=False)
     rows = []
     for label, unit, lec, e, m, why in _cost._comparison_rows(est, meas):

@@ -3,7 +3,7 @@
 Each websocket connection owns one :class:`~chainrule.web.session.Session` (its own data,
 network, optimizer and training loop); closing the tab closes the socket, which stops the loop and
 frees the session. Training runs in the server's event loop in short bursts (``steps_per_frame``
-steps, then one frame, at most 30 frames a second), so tabs take turns and a paused tab costs
+steps, then one frame, at most 60 frames a second), so tabs take turns and a paused tab costs
 nothing. Routes:
 
 - ``GET /``: the page; ``GET /static/...``: its scripts, styles and the vendored KaTeX;
@@ -43,7 +43,7 @@ from .data import MAX_UPLOAD_BYTES
 from .session import Session
 
 STATIC = Path(__file__).parent / "static"
-FPS = 30
+FPS = 60  # frames a second at most: with one step per frame, 60 steps a second drawn
 THUMBNAIL_PERIOD = 0.2  # seconds between the network drawing's neuron maps while playing
 MAX_MESSAGE = MAX_UPLOAD_BYTES + 4096
 

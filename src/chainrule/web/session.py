@@ -170,7 +170,13 @@ class Session:
 
     @property
     def n_params(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        return sum(lin.weight.numel() + lin.bias.numel() for lin in self.linears)
+
+    def mode(self, training: bool) -> None:
+        """model.train() / model.eval(), only when it changes: each call walks every module, which
+        costs as much as a training step of this small network."""
+        if self.model.training != training:
+            self.model.train(training)
 
     def _build_optimizer(self) -> None:
         c = self.config
@@ -269,7 +275,7 @@ class Session:
 
     def step(self, n: int = 1) -> None:
         """``n`` optimizer steps, each on the next mini-batch of the epoch's shuffle."""
-        self.model.train()
+        self.mode(True)
         for _ in range(n):
             X, y = self._batch()
             if isinstance(self.opt, optim.Newton):
@@ -293,7 +299,7 @@ class Session:
     def _forward(self, X: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Each hidden layer's output (after its activation) and the network's output, no graph."""
         hidden, x = [], Tensor(X)
-        self.model.eval()
+        self.mode(False)
         with no_grad():
             for m in self.model.layers:
                 x = m(x)
@@ -304,7 +310,7 @@ class Session:
     def losses(self) -> tuple[float, float]:
         """(train loss, test loss): the data loss over each whole split, dropout off."""
         out = []
-        self.model.eval()
+        self.mode(False)
         with no_grad():
             for X, y in ((self.Ftr, self.data.y_train), (self.Fte, self.data.y_test)):
                 out.append(float(self.loss_fn(self.model(Tensor(X)), self._target(y))._data))
@@ -342,11 +348,15 @@ class Session:
         return None
 
     def thumbnails(self) -> dict[str, str]:
-        """Every node's output map at 20 x 20, keyed like :meth:`node_map`."""
+        """Every node's output map at 20 x 20, keyed like :meth:`node_map` (each scaled by its own
+        largest |value|, coloured in one pass)."""
         hidden, z = self._forward(self.Fthumb)
-        maps = {f"f:{k}": _map_image(self.Fthumb[:, k], 20) for k in range(self.Fthumb.shape[1])}
-        for li, h in enumerate(hidden):
-            maps.update({f"h:{li}:{j}": _map_image(h[:, j], 20) for j in range(h.shape[1])})
+        keys = [f"f:{k}" for k in range(self.Fthumb.shape[1])]
+        keys += [f"h:{li}:{j}" for li, h in enumerate(hidden) for j in range(h.shape[1])]
+        V = np.concatenate([self.Fthumb, *hidden], axis=1).T.astype(np.float64)  # (nodes, 400)
+        m = np.abs(V).max(axis=1, keepdims=True)
+        rgb = diverging(V / np.where(m > 0, m, 1.0))
+        maps = {k: rgba_b64(rgb[i].reshape(20, 20, 3)) for i, k in enumerate(keys)}
         maps["out"] = rgba_b64(self._surface(z).reshape(20, 20, 3))
         return maps
 
