@@ -97,7 +97,11 @@ def test_page_loads_with_every_hook_and_no_console_errors(page, playground_serve
     page.hover("[data-testid=test-loss]")  # a formula one hover away, rendered by KaTeX
     page.wait_for_selector("#tip:not([hidden]) .katex")
     box = page.locator("[data-testid=network]").bounding_box()
-    page.mouse.move(box["x"] + 15 + 15, box["y"] + 190)  # over the first feature's square column
+    node = page.evaluate("() => CR.layout.nodes.find(n => n.id === 'h:0:1')")
+    page.mouse.move(box["x"] + node["x"] + 15, box["y"] + node["y"] + 15)  # a hidden neuron: its map, its formula
+    page.wait_for_function("() => CR.frame.hover && CR.frame.hover.node === 'h:0:1' && CR.frame.hover.rgba")
+    page.wait_for_selector("#tip:not([hidden]) .katex")
+    assert "tanh" in page.text_content("#tip")
     page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] / 2)  # the output node
     page.wait_for_function("() => CR.hoverNode === 'out'")
     page.wait_for_selector("#tip:not([hidden]) .katex")
@@ -117,7 +121,7 @@ def test_play_lowers_the_test_loss_on_circle(page, playground_server):
 
 def test_xor_is_learned_from_the_feature_x1x2(page, playground_server):
     configure_and_wait(page, playground_server, "dataset", "xor", "dataset")
-    page.click("[data-testid='feature-x1*x2']")
+    page.click("[data-testid=feature-x1x2]")
     wait_state(page, playground_server, lambda s: s["config"]["features"] == ["x1", "x2", "x1*x2"])
     page.click("[data-testid=feature-x1]")
     page.click("[data-testid=feature-x2]")

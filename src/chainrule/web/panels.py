@@ -141,10 +141,11 @@ def race(function: str = "ravine", optimizers=("sgd", "momentum", "adam"), learn
     for r in results.values():
         finite = np.isfinite(r.path).all(axis=1)
         stop = int(np.argmin(finite)) if not finite.all() else len(r.path)
+        final = float(r.losses[-1])
+        diverged = not finite.all() or not math.isfinite(final) or final > 1e6 * (abs(float(r.losses[0])) + 1.0)
         paths.append({"name": r.name, "settings": {k: v for k, v in r.settings.items() if not isinstance(v, bool)},
                       "path": np.round(r.path[:stop], 5).tolist(), "steps_to_tol": r.steps_to_tol,
-                      "final_loss": float(r.losses[-1]) if math.isfinite(r.losses[-1]) else None,
-                      "diverged": not finite.all()})
+                      "final_loss": final if math.isfinite(final) else None, "diverged": diverged})
     return {"type": "race", "function": fn.name, "xlim": list(fn.xlim), "ylim": list(fn.ylim),
             "start": list(fn.start), "minimum": list(fn.minimum),
             "contours": {"width": 320, "height": 240, "rgba": _contours(fn)}, "paths": paths, "steps": steps}

@@ -169,7 +169,8 @@ function initControls() {
   Object.entries(FEATURE_TEX).forEach(([k, tex]) => {
     const l = document.createElement("label");
     l.dataset.tex = `\\phi_k(x) = ${tex}`;
-    l.innerHTML = `<input type="checkbox" value="${k}" data-testid="feature-${k}"> ${k}`;
+    const tid = k.replace("^2", "sq").replace(/[^a-z0-9]/g, "");  // x1^2 -> x1sq, x1*x2 -> x1x2, sin x1 -> sinx1
+    l.innerHTML = `<input type="checkbox" value="${k}" data-testid="feature-${tid}"> ${k}`;
     l.querySelector("input").onchange = () => {
       const chosen = [...feats.querySelectorAll("input:checked")].map((i) => i.value);
       if (chosen.length) CR.configure({ features: chosen }); else onFrame(CR.frame);

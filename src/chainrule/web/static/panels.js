@@ -165,7 +165,7 @@ CR.renderRace = (msg) => {
     const tr = document.createElement("tr");
     tr.setAttribute("data-testid", "race-row");
     const s = Object.entries(p.settings).map(([a, b]) => `${a}=${typeof b === "number" ? +b.toPrecision(3) : b}`).join(", ") || "defaults";
-    [p.name, s, p.steps_to_tol === null ? "–" : p.steps_to_tol, p.final_loss === null ? "diverged" : p.final_loss.toPrecision(3)]
+    [p.name, s, p.steps_to_tol === null ? "–" : p.steps_to_tol, p.final_loss === null ? "diverged" : p.final_loss.toPrecision(3) + (p.diverged ? " (diverged)" : "")]
       .forEach((c, j) => {
         const td = document.createElement("td");
         td.textContent = c;
