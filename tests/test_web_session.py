@@ -182,6 +182,13 @@ def test_csv_with_three_classes_trains_with_softmax():
     _, te0 = s.losses()
     s.step(200)
     assert s.losses()[1] < 0.3 * te0
+    assert {"out", "out:0", "out:1", "out:2"} <= set(s.thumbnails())
+    # P(y = k | x) of class k's map is bluest (highest) near that class's centre
+    for k in range(3):
+        img = np.frombuffer(base64.b64decode(s.node_map(f"out:{k}")), np.uint8).reshape(50, 50, 4).astype(int)
+        X = s.data.X_train[s.data.y_train == k].mean(0)  # playground coordinates of the centre
+        col, row = (int((X[0] + D.EXTENT) / (2 * D.EXTENT) * 50), int((D.EXTENT - X[1]) / (2 * D.EXTENT) * 50))
+        assert img[row, col, 2] > img[row, col, 0], k
 
 
 # ----- what the page draws ------------------------------------------------------------------------

@@ -100,10 +100,19 @@ PALETTE = np.array([[245, 147, 34], [8, 119, 189], [46, 160, 67], [214, 39, 40],
                     [140, 86, 75], [227, 119, 194], [127, 127, 127]], dtype=np.float64)
 
 
-def diverging(t: np.ndarray) -> np.ndarray:
-    """t in [-1, 1] -> RGB: orange (-1, class 0) through light grey (0) to blue (+1, class 1)."""
-    t = np.clip(np.nan_to_num(t), -1.0, 1.0)[..., None]
+def _diverging_exact(t: np.ndarray) -> np.ndarray:
+    t = t[..., None]
     return np.where(t < 0, _MID + (_NEG - _MID) * -t, _MID + (_POS - _MID) * t)
+
+
+_LUT = _diverging_exact(np.linspace(-1.0, 1.0, 511))  # 511 levels: finer than 8-bit colour can show
+
+
+def diverging(t: np.ndarray) -> np.ndarray:
+    """t in [-1, 1] -> RGB: orange (-1, class 0) through light grey (0) to blue (+1, class 1), from a
+    lookup table (a heatmap a frame, so this runs a few hundred times a second)."""
+    t = np.clip(np.nan_to_num(np.asarray(t, np.float64)), -1.0, 1.0)
+    return _LUT[np.rint((t + 1.0) * 255.0).astype(np.intp)]
 
 
 def rgba_b64(rgb: np.ndarray, alpha: int = 255) -> str:
@@ -331,7 +340,8 @@ class Session:
 
     def node_map(self, node: str, res: int | None = None) -> str | None:
         """The output map of one node of the network drawing: ``f:k`` (feature k), ``h:l:j``
-        (hidden layer l, unit j) or ``out``; None for an unknown node."""
+        (hidden layer l, unit j), ``out`` (the decision surface) or, with K > 2 classes, ``out:k``
+        (P(y = k | x)); None for an unknown node."""
         res = res or self.resolution
         G = self.Fgrid if res == self.resolution else D.phi(D.grid(res), self.config["features"])
         parts = node.split(":")
@@ -341,8 +351,10 @@ class Session:
             hidden, z = self._forward(G)
             if parts[0] == "h":
                 return _map_image(hidden[int(parts[1])][:, int(parts[2])], res)
-            if parts[0] == "out":
+            if parts[0] == "out" and len(parts) == 1:
                 return rgba_b64(self._surface(z).reshape(res, res, 3))
+            if parts[0] == "out" and self.n_out > 1:
+                return rgba_b64(self._class_maps(z, [int(parts[1])])[0].reshape(res, res, 3))
         except (IndexError, ValueError):
             return None
         return None
@@ -358,7 +370,15 @@ class Session:
         rgb = diverging(V / np.where(m > 0, m, 1.0))
         maps = {k: rgba_b64(rgb[i].reshape(20, 20, 3)) for i, k in enumerate(keys)}
         maps["out"] = rgba_b64(self._surface(z).reshape(20, 20, 3))
+        if self.n_out > 1:
+            for k, rgb_k in enumerate(self._class_maps(z, range(self.n_out))):
+                maps[f"out:{k}"] = rgba_b64(rgb_k.reshape(20, 20, 3))
         return maps
+
+    def _class_maps(self, z: np.ndarray, classes) -> list[np.ndarray]:
+        """softmax(z)_k over the grid for each class k, 0 orange .. 1 blue."""
+        p = F.softmax(z.astype(np.float64), -1)
+        return [diverging(2.0 * p[:, k] - 1.0) for k in classes]
 
     def record(self) -> tuple[float, float]:
         """The current losses, appended to the history (thinned by halves past HISTORY points)."""

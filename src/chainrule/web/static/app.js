@@ -80,7 +80,7 @@ function onFrame(f) {
   CR.drawLossChart($("loss-chart"), f.history);
   const heat = f.hover && f.hover.rgba ? { size: f.heatmap.size, rgba: f.hover.rgba } : f.heatmap;
   CR.drawBoundary($("boundary"), heat, CR.points, $("show-test").checked);
-  CR.layout = CR.networkLayout($("network"), f.features, f.hidden);
+  CR.layout = CR.networkLayout($("network"), f.features, f.hidden, f.weights[f.weights.length - 1].length);
   CR.drawNetwork($("network"), f, CR.layout);
   drawLayerButtons(f.hidden);
 }
@@ -117,11 +117,13 @@ function drawLayerButtons(hidden) {
 function neuronTex(id) {
   const f = CR.frame, feats = f.features.map((k) => FEATURE_TEX[k]);
   if (id.startsWith("f:")) return `\\phi_{${+id.slice(2) + 1}}(x) = ${feats[+id.slice(2)]}`;
-  const [l, j] = id === "out" ? [f.hidden.length, 0] : id.slice(2).split(":").map(Number);
+  const out = id.startsWith("out"), k = id === "out" ? 0 : +id.split(":").pop();
+  const [l, j] = out ? [f.hidden.length, k] : id.slice(2).split(":").map(Number);
   const W = f.weights[l][j], b = f.biases[l][j];
   const inputs = l === 0 ? feats : W.map((_, i) => `h^{(${l})}_{${i + 1}}`);
   const sum = W.map((w, i) => `${i && w >= 0 ? "+" : ""}${w.toFixed(2)}\\,${inputs[i]}`).join(" ") + `${b >= 0 ? "+" : ""}${b.toFixed(2)}`;
-  if (id === "out") {
+  if (out && id !== "out") return `P(y{=}${CR.points.classes[k]} \\mid x) = \\operatorname{softmax}(z)_{${k + 1}},\\quad z_{${k + 1}} = ${sum}`;
+  if (out) {
     const head = CR.task === "regression" ? "\\hat y = z" : "P(y{=}1 \\mid x) = \\sigma(z)";
     return `${head},\\quad z = ${sum}`;
   }

@@ -72,15 +72,15 @@ CR.drawLossChart = (canvas, history) => {
 };
 
 // the network: columns of nodes (features, hidden layers, output); returns the hit-test layout
-CR.networkLayout = (canvas, features, hidden) => {
-  const cols = [features.length, ...hidden, 1], W = canvas.width, H = canvas.height, box = 30;
+CR.networkLayout = (canvas, features, hidden, nOut) => {
+  const cols = [features.length, ...hidden, nOut], W = canvas.width, H = canvas.height, box = 30;
   const dx = (W - 2 * box) / Math.max(1, cols.length - 1);
   const nodes = [];
   cols.forEach((n, c) => {
     const dy = Math.min(44, (H - box) / Math.max(1, n));
     const y0 = (H - dy * (n - 1)) / 2 - box / 2;
     for (let j = 0; j < n; j++) {
-      const id = c === 0 ? `f:${j}` : c === cols.length - 1 ? "out" : `h:${c - 1}:${j}`;
+      const last = c === cols.length - 1, id = c === 0 ? `f:${j}` : last ? (nOut > 1 ? `out:${j}` : "out") : `h:${c - 1}:${j}`;
       nodes.push({ id, col: c, j, x: box / 2 + c * dx, y: y0 + j * dy, w: box, h: box });
     }
   });
