@@ -383,3 +383,18 @@ def test_every_static_file_ships_in_the_wheel():
     assert len(files) > 20
     for f in files:
         assert any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs), f
+
+
+def test_training_pace():
+    """Each frame trains the steps the tab's speed owes since the last one, at most BURST seconds' worth."""
+    from chainrule.web.server import BURST, steps_owed
+
+    owed, total = 0.0, 0
+    for _ in range(60):  # one second of 60 frames at 30 steps/s: a step every other frame
+        n, owed = steps_owed(owed, 30, 1 / 60, 1e-3)
+        total += n
+        assert n in (0, 1)
+    assert total in (29, 30)
+    n, owed = steps_owed(0.0, 10_000, 1.0, 1e-3)  # far behind: only what fits in a burst, the debt dropped
+    assert n == int(BURST / 1e-3) and owed < 1
+    assert steps_owed(0.0, 10_000, 1.0, 10.0)[0] == 1  # Newton-slow steps: still one per frame

@@ -2,9 +2,10 @@
 
 Each websocket connection owns one :class:`~chainrule.web.session.Session` (its own data,
 network, optimizer and training loop); closing the tab closes the socket, which stops the loop and
-frees the session. Training runs in the server's event loop in short bursts (``steps_per_frame``
-steps, then one frame, at most 60 frames a second), so tabs take turns and a paused tab costs
-nothing. Routes:
+frees the session. Training runs in the server's event loop in short bursts: each frame trains
+the steps that the tab's ``steps_per_second`` owes since the last frame, then draws (at most 60
+frames a second). Tabs take turns; when several play at once each gets fewer frames but keeps its
+steps per second as long as the machine can train them; a paused tab costs nothing. Routes:
 
 - ``GET /``: the page; ``GET /static/...``: its scripts, styles and the vendored KaTeX;
 - ``GET /api/state[?session=ID]``: JSON with ``step``, ``train_loss``, ``test_loss`` (and the
@@ -44,6 +45,7 @@ from .session import Session
 
 STATIC = Path(__file__).parent / "static"
 FPS = 60  # frames a second at most: with one step per frame, 60 steps a second drawn
+BURST = 0.03  # seconds of training at most between two frames of a tab
 THUMBNAIL_PERIOD = 0.2  # seconds between the network drawing's neuron maps while playing
 MAX_MESSAGE = MAX_UPLOAD_BYTES + 4096
 
@@ -64,6 +66,15 @@ def dumps(obj) -> str:
         return json.dumps(obj, allow_nan=False)
     except ValueError:
         return json.dumps(_clean(obj), allow_nan=False)
+
+
+def steps_owed(owed: float, rate: float, elapsed: float, per_step: float) -> tuple[int, float]:
+    """(steps to train now, fraction still owed): ``rate`` steps a second over ``elapsed`` seconds,
+    but no more than fit in BURST seconds at ``per_step`` seconds a step, so a machine that cannot
+    keep up slows down smoothly (the debt is dropped) and the other tabs get their turns."""
+    owed = min(owed + rate * elapsed, max(1.0, BURST / per_step))
+    n = int(owed)
+    return n, owed - n
 
 
 class Tab:
@@ -89,12 +100,17 @@ class Tab:
 
     async def _loop(self) -> None:
         s = self.session
+        owed, last, per_step = 0.0, time.perf_counter(), 2e-3
         while s.playing:
             t0 = time.perf_counter()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run shows NaN; no log spam
-                s.step(s.config["steps_per_frame"])
-            await self.send_frame()
+            n, owed = steps_owed(owed, s.config["steps_per_second"], t0 - last, per_step)
+            last = t0
+            if n:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run shows NaN; no log spam
+                    s.step(n)
+                per_step = 0.8 * per_step + 0.2 * (time.perf_counter() - t0) / n
+                await self.send_frame()
             await asyncio.sleep(max(0.0, 1.0 / FPS - (time.perf_counter() - t0)))
 
     def play(self) -> None:

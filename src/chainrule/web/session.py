@@ -43,14 +43,14 @@ REGULARIZATION = ("none", "l1", "l2")
 DEFAULTS: dict[str, Any] = {
     "dataset": "circle", "noise": 0.1, "train_ratio": 0.5, "features": ["x1", "x2"], "hidden": [4, 4],
     "activation": "tanh", "dropout": 0.0, "regularization": "none", "reg_rate": 0.001, "optimizer": "adam",
-    "learning_rate": 0.03, "momentum": 0.9, "batch_size": 16, "schedule": "constant", "steps_per_frame": 5,
+    "learning_rate": 0.03, "momentum": 0.9, "batch_size": 16, "schedule": "constant", "steps_per_second": 100,
     "seed": 0,
 }
 # numeric setting -> (type, lowest, highest)
 LIMITS: dict[str, tuple] = {
     "noise": (float, 0.0, 1.0), "train_ratio": (float, 0.1, 0.9), "dropout": (float, 0.0, 0.9),
     "reg_rate": (float, 0.0, 10.0), "learning_rate": (float, 1e-6, 10.0), "momentum": (float, 0.0, 0.999),
-    "batch_size": (int, 1, 1000), "steps_per_frame": (int, 1, 100), "seed": (int, 0, 2 ** 31 - 1),
+    "batch_size": (int, 1, 1000), "steps_per_second": (int, 1, 10000), "seed": (int, 0, 2 ** 31 - 1),
 }
 CHOICES: dict[str, tuple] = {"dataset": D.CLASSIFICATION + D.REGRESSION + ("csv",), "activation": tuple(ACTIVATIONS),
                              "regularization": REGULARIZATION, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}

@@ -90,7 +90,7 @@ function syncControls(c) {
   set("dataset", c.dataset); set("optimizer", c.optimizer); set("learning-rate", c.learning_rate);
   set("momentum", c.momentum); set("batch-size", c.batch_size); set("schedule", c.schedule);
   set("activation", c.activation); set("regularization", c.regularization); set("reg-rate", c.reg_rate);
-  set("dropout", c.dropout); set("steps-per-frame", c.steps_per_frame); set("noise", c.noise); set("train-ratio", c.train_ratio);
+  set("dropout", c.dropout); set("steps-per-second", c.steps_per_second); set("noise", c.noise); set("train-ratio", c.train_ratio);
   $("noise-v").textContent = c.noise; $("train-ratio-v").textContent = `${Math.round(c.train_ratio * 100)}%`;
   document.querySelectorAll("#features input").forEach((el) => { el.checked = c.features.includes(el.value); });
   $("net-title").textContent = `${c.hidden.length} hidden layer${c.hidden.length === 1 ? "" : "s"}`;
@@ -152,7 +152,7 @@ function initControls() {
   LEARNING_RATES.forEach((v) => { const o = document.createElement("option"); o.value = o.textContent = String(v); $("learning-rate").appendChild(o); });
   const numeric = { optimizer: null, "learning-rate": "learning_rate", momentum: "momentum", "batch-size": "batch_size",
     schedule: null, activation: null, regularization: null, "reg-rate": "reg_rate", dropout: "dropout",
-    "steps-per-frame": "steps_per_frame", dataset: null };
+    "steps-per-second": "steps_per_second", dataset: null };
   for (const [id, key] of Object.entries(numeric)) {
     $(id).addEventListener("change", (ev) => {
       const k = key || id, v = key ? Number(ev.target.value) : ev.target.value;
