@@ -39,10 +39,22 @@ def test_bad_settings_are_refused_with_the_range(changes, words):
 def test_a_refused_change_leaves_the_session_as_it_was():
     s = Session()
     s.step(3)
-    with pytest.raises(ValueError, match="P = "):
+    w = s.linears[0].weight.numpy().copy()
+    with pytest.raises(ValueError, match="P = 393 parameters"):
         s.configure({"hidden": [8, 8, 8, 8, 8, 8], "optimizer": "newton"})
-    assert s.config["hidden"] == [4, 4] and s.config["optimizer"] == "adam"
-    s.step(1)  # still trains
+    s.configure({"hidden": [8, 8, 8, 8, 8, 8]})
+    with pytest.raises(ValueError, match="P = 393 parameters"):
+        s.configure({"optimizer": "newton"})
+    with pytest.raises(ValueError, match="upload a CSV file first"):
+        s.configure({"dataset": "csv"})
+    assert s.config["hidden"] == [8] * 6 and s.config["optimizer"] == "adam" and s.config["dataset"] == "circle"
+    s.step(4)
+    assert s.steps == 4
+    s.configure({"hidden": [4, 4]})
+    np.testing.assert_array_equal(s.linears[0].weight.numpy(), w)  # same seed, same initial weights
+    with pytest.raises(ValueError):
+        s.configure({"optimizer": "newton", "hidden": [8] * 6})
+    assert s.steps == 0 and s.config["hidden"] == [4, 4]
 
 
 def test_optimizer_change_keeps_the_weights_and_network_change_rebuilds():

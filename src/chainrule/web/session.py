@@ -190,10 +190,7 @@ class Session:
     def _build_optimizer(self) -> None:
         c = self.config
         name, lr, params = c["optimizer"], c["learning_rate"], list(self.model.parameters())
-        if name == "newton":
-            if self.n_params > NEWTON_MAX_PARAMS:
-                raise ValueError(f"newton: this network has P = {self.n_params} parameters; an exact Hessian is kept "
-                                 f"for P <= {NEWTON_MAX_PARAMS} (fewer neurons or layers, or another optimizer)")
+        if name == "newton":  # its size limit is checked by _check, before anything is rebuilt
             self.opt = optim.Newton(params, lr=lr, damping=1e-3, line_search=True)  # lr = 1: the pure Newton step
         elif name in ("sgd", "momentum", "nesterov"):
             mu = 0.0 if name == "sgd" else c["momentum"]
@@ -207,29 +204,38 @@ class Session:
             "cosine": lambda o: optim.lr_scheduler.CosineAnnealingLR(o, T_max=2000),
         }[sched](self.opt)
 
+    def _check(self, c: dict) -> None:
+        """Refuse a configuration that cannot be built, before anything changes."""
+        if c["dataset"] == "csv" and self.csv is None:
+            raise ValueError("dataset csv: upload a CSV file first")
+        if c["optimizer"] == "newton":
+            data = self.csv if c["dataset"] == "csv" else None
+            n_out = data.n_classes if data is not None and data.n_classes > 2 else 1
+            sizes = [len(c["features"]), *c["hidden"], n_out]
+            P = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
+            if P > NEWTON_MAX_PARAMS:
+                raise ValueError(f"newton: this network has P = {P} parameters; an exact Hessian is kept for "
+                                 f"P <= {NEWTON_MAX_PARAMS} (fewer neurons or layers, or another optimizer)")
+
     def configure(self, changes: dict) -> set[str]:
-        """Apply settings; returns what was rebuilt (``data``, ``model``, ``optimizer``). On an error
-        the previous configuration stays in force."""
+        """Apply settings; returns what was rebuilt (``data``, ``model``, ``optimizer``). A refused
+        change (ValueError) leaves everything as it was, training progress included."""
         changes = validate(changes)
-        old = dict(self.config)
-        self.config.update(changes)
-        keys = {k for k, v in changes.items() if old.get(k) != v}
-        try:
-            if keys & _DATA_KEYS:
-                self._build_data()
-                return {"data", "model", "optimizer"}
-            if keys & _NET_KEYS:
-                self._build_model()
-                return {"model", "optimizer"}
-            if keys & _OPT_KEYS:
-                self._build_optimizer()
-                return {"optimizer"}
-            if "dropout" in keys:
-                self._set_dropout()
-        except ValueError:
-            self.config = old
-            self._build_data() if keys & _DATA_KEYS else self._build_model()
-            raise
+        new = {**self.config, **changes}
+        self._check(new)
+        keys = {k for k, v in changes.items() if self.config.get(k) != v}
+        self.config = new
+        if keys & _DATA_KEYS:
+            self._build_data()
+            return {"data", "model", "optimizer"}
+        if keys & _NET_KEYS:
+            self._build_model()
+            return {"model", "optimizer"}
+        if keys & _OPT_KEYS:
+            self._build_optimizer()
+            return {"optimizer"}
+        if "dropout" in keys:
+            self._set_dropout()
         return set()
 
     def upload_csv(self, text: str, filename: str) -> None:
