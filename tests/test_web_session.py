@@ -38,8 +38,8 @@ def test_bad_settings_are_refused_with_the_range(changes, words):
 
 def test_a_refused_change_leaves_the_session_as_it_was():
     s = Session()
-    s.step(3)
     w = s.linears[0].weight.numpy().copy()
+    s.step(3)
     with pytest.raises(ValueError, match="P = 393 parameters"):
         s.configure({"hidden": [8, 8, 8, 8, 8, 8], "optimizer": "newton"})
     s.configure({"hidden": [8, 8, 8, 8, 8, 8]})
