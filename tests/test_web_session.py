@@ -410,3 +410,27 @@ def test_training_pace():
     n, owed = steps_owed(0.0, 10_000, 1.0, 1e-3)  # far behind: only what fits in a burst, the debt dropped
     assert n == int(BURST / 1e-3) and owed < 1
     assert steps_owed(0.0, 10_000, 1.0, 10.0)[0] == 1  # Newton-slow steps: still one per frame
+
+
+def test_tabs_have_their_own_sessions(playground_server):
+    import websockets
+
+    url, app = playground_server
+    ws_url = url.replace("http", "ws") + "/ws"
+
+    async def go():
+        async with websockets.connect(ws_url, max_size=None) as a, websockets.connect(ws_url, max_size=None) as b:
+            sa, sb = (await _recv(a, "hello"))["session"], (await _recv(b, "hello"))["session"]
+            assert sa != sb
+            await a.send(json.dumps({"type": "config", "changes": {"optimizer": "sgd", "dataset": "xor"}}))
+            await a.send(json.dumps({"type": "step"}))
+            while (await _recv(a, "frame"))["step"] != 1:
+                pass
+            got_a = json.loads((await asyncio.to_thread(_get, f"{url}/api/state?session={sa}"))[2])
+            got_b = json.loads((await asyncio.to_thread(_get, f"{url}/api/state?session={sb}"))[2])
+            assert (got_a["optimizer"], got_a["dataset"], got_a["step"]) == ("sgd", "xor", 1)
+            assert (got_b["optimizer"], got_b["dataset"], got_b["step"]) == ("adam", "circle", 0)
+            hub = app.state.hub
+            assert hub.sessions[sa].model is not hub.sessions[sb].model
+
+    asyncio.run(go())
