@@ -74,6 +74,7 @@ CR.drawBackprop = () => {
   });
   svg.setAttribute("width", Math.max(W, 12 + (maxD + 1) * (bw + 26)));
   const cr = rows[cur - 1];
+  CR.renderChainRule(cr);
   let html = "";
   for (const n of nodes) for (const i of n.inputs) {
     const a = pos[i], b = pos[n.index], on = cr && cr.input_index === i && cr.output_index === n.index;
@@ -96,6 +97,17 @@ CR.drawBackprop = () => {
     box.scrollLeft = Math.max(0, mid - box.clientWidth / 2);
   }
   svg.setAttribute("height", Math.max(H, 16 + Math.max(...Object.values(perCol)) * (bh + 10)));
+};
+
+// the current ledger row as the lecture writes it, with its numbers (arrays by shape and norm)
+CR.renderChainRule = (r) => {
+  const el = document.getElementById("bp-current");
+  if (!r) { el.textContent = "step 0: nothing visited yet; next ▶ applies the seed dL/dL = 1"; return; }
+  const t = (s) => String(s).replace(/[#_{}\\^$&%]/g, (c) => "\\" + (c === "\\" ? "backslash " : c));
+  const v = (a) => `\\texttt{${t(CR.fmtArray(a))}}`;
+  CR.renderTex(el, `\\text{step ${r.step}: } \\frac{\\partial L}{\\partial\\, \\texttt{${t(r.input)}}} \\mathrel{+}= ` +
+    `\\underbrace{${v(r.incoming)}}_{\\partial L / \\partial\\, \\texttt{${t(r.output)}}} \\cdot ` +
+    `\\underbrace{${r.local === null ? "\\text{(too big to show)}" : v(r.local)}}_{\\partial\\, \\text{${t(r.op)}} / \\partial\\, \\text{arg ${r.arg}}} = ${v(r.contribution)}`, true);
 };
 
 CR.fmtCost = (v, unit) => {
