@@ -17,6 +17,7 @@ COMMANDS = {
     "cost": ("cost", "estimate (and measure) parameters, memory and compute of a network"),
     "analyze": ("analyze", "feature importance, sample complexity and error correlation"),
     "export": ("export", "export a trained run's model to ONNX"),
+    "playground": ("playground", "the lecture, live: an interactive page in the browser, driven by the engine"),
 }
 
 

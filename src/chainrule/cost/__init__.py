@@ -37,7 +37,7 @@ from .layers import ACTIVATIONS, LayerCost, register
 from .measurement import Measurement, measure
 from .optimizers import OPTIMIZERS
 from . import reporting
-from .reporting import Report, report
+from .reporting import Report, comparison_rows, report
 
 __all__ = ["ACTIVATIONS", "OPTIMIZERS", "Estimate", "LayerCost", "Measurement", "Report", "estimate", "estimate_mlp",
            "human_bytes", "measure", "register", "report"]

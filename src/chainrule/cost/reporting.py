@@ -35,7 +35,7 @@ class Report:
         return f"<cost.Report batch={self.estimate.batch_size} optimizer={self.estimate.optimizer} ({m})>"
 
 
-def _comparison_rows(e: Estimate, m: Measurement | None):
+def comparison_rows(e: Estimate, m: Measurement | None):
     """(label, unit, lecture, estimate, measured, why-if-gap) rows."""
     isz, B, s = e.dtype.itemsize, e.batch_size, e.sizes
     lec, mem, c = e.lecture, e.memory, e.compute
@@ -145,7 +145,7 @@ def report(model: Any, batch_size: int | None = None, optimizer: Any = None, mea
 
 def text(est: Estimate, meas: Measurement | None) -> str:
     """The report as text: the comparison table, the gaps explained, the lecture's formulas."""
-    rows = _comparison_rows(est, meas)
+    rows = comparison_rows(est, meas)
     head = ["quantity", "lecture", "estimate"] + (["measured", "meas/est"] if meas else ["est/lecture"])
     cells, gaps = [], []
     for label, unit, lec, e, m, why in rows:
