@@ -16,7 +16,8 @@ Launch::
 
     pip install "chainrule[distributed]"       # mpi4py + the mpich wheel: mpiexec comes with pip
     mpiexec -n 4 python train.py                # your script, calling cr.distributed.fit
-    mpiexec -n 4 python -m chainrule.distributed train --data mnist1d ...   # the `chainrule train` CLI
+    mpiexec -n 4 chainrule train --distributed --data mnist1d ...          # the `chainrule train` CLI
+    mpiexec -n 4 python -m chainrule.distributed train --data mnist1d ...  # the same
 
 Without ``mpiexec`` (or without mpi4py installed) everything here still works as world size 1,
 and ``import chainrule`` never imports mpi4py: it is imported lazily by :func:`init`.
@@ -34,12 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from . import train as T
+from .callbacks import Printer
+from .data import DataLoader
+from .metrics import metric
 from .tensor import Tensor, manual_seed
 
 __all__ = [
     "init", "rank", "world_size", "is_main", "is_initialized", "barrier", "abort", "require_mpi",
     "allreduce", "broadcast_object", "broadcast_parameters", "broadcast_optimizer",
-    "DistributedSampler", "GradientAllreducer", "guard", "fit", "evaluate", "shard_bounds",
+    "DistributedSampler", "GradientAllreducer", "DistributedTrainer", "guard", "fit", "evaluate", "shard_bounds",
+    "allgather_object", "check_consistent",
     "INSTALL_HINT",
 ]
 
@@ -425,11 +431,9 @@ def _dropout_seed(seed: int, epoch: int, step: int, r: int) -> int:
 def evaluate(model, loss_fn, data, metrics: Sequence = ("accuracy",), batch_size: int = 4096) -> dict[str, float]:
     """:func:`chainrule.train.evaluate` over all ranks: each rank evaluates a disjoint slice of ``data``
     and the sums are combined with one Allreduce, so every rank gets the exact global means."""
-    from . import train as T
-
-    X, y = (data.X, data.y) if isinstance(data, T.DataLoader) else data
-    X, y = getattr(X, "data", X), getattr(y, "data", y)
-    names = ["loss"] + [T._metric(m)[0] for m in metrics]
+    X, y = (data.X, data.y) if isinstance(data, DataLoader) else data
+    X, y = (v._data if isinstance(v, Tensor) else v for v in (X, y))
+    names = ["loss"] + [metric(m)[0] for m in metrics]
     lo, hi = shard_bounds(len(y), world_size(), rank())
     sums = np.zeros(len(names) + 1)
     if hi > lo:
@@ -440,117 +444,135 @@ def evaluate(model, loss_fn, data, metrics: Sequence = ("accuracy",), batch_size
     return {k: float(v / total[-1]) for k, v in zip(names, total[:-1])}
 
 
-def _trainer_class():
-    """Build :class:`DistributedTrainer` on first use: chainrule.train is only imported when
-    distributed training is actually requested (``import chainrule`` stays light)."""
-    global _DistributedTrainerClass
-    if _DistributedTrainerClass is not None:
-        return _DistributedTrainerClass
-    from . import train as T
-
-    class _DistributedTrainer(T.Trainer):
-        """``cr.train.Trainer`` with data parallelism: same callbacks, history and checkpoint files.
-
-        Differences from the single-process Trainer, all in overridden methods:
-        ``_step`` averages gradients over ranks between ``backward()`` and ``optimizer.step()``;
-        ``_run_epoch`` feeds each rank its shard of every global batch and reduces the metrics;
-        ``fit`` broadcasts rank 0's state (or its checkpoint on resume), evaluates on shards, and
-        makes the stop decision global; ``save_checkpoint`` writes on rank 0 only.
-        """
-
-        def __init__(self, *args, bucket_bytes: int = 4 << 20, **kwargs):
-            super().__init__(*args, **kwargs)
-            if getattr(self.optimizer, "requires_closure", False):
-                raise ValueError(f"distributed fit: {type(self.optimizer).__name__} re-evaluates the loss in "
-                                 "step(closure) (line search), which needs a globally reduced loss; use a first-order "
-                                 "optimizer (SGD, Adam, ...) for data-parallel training")
-            if not is_main():   # one voice: rank 0 prints, shows the bar and writes the files
-                self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, T.Checkpoint | T._Printer)]
-                self.progress = False
-            self.reducer = GradientAllreducer(self.model, bucket_bytes)
-            self._n_global, self._seed = 0, 0
-
-        def _step(self, xb, yb):
-            n_local = len(yb)
-            self.optimizer.zero_grad()
-            loss_value, out = float("nan"), None
-            if n_local:   # an empty shard (last batch smaller than K) contributes a zero gradient
-                out = self.model(xb)
-                loss = self.loss_fn(out, yb)
-                if self.penalty is not None:
-                    loss = loss + self.penalty()
-                loss.backward()
-                loss_value = float(T._arr(loss))
-            self.reducer.reduce(n_local, self._n_global)
-            self.optimizer.step()
-            return loss_value, out
-
-        def _run_epoch(self, loader):
-            r, k = rank(), world_size()
-            names = ["loss"] + [n for n, _ in self.metrics]
-            sums = np.zeros(len(names) + 1)
-            self.model.train()
-            for b, (xb, yb) in enumerate(loader):       # the global batch, identical on every rank
-                self._n_global = n_global = len(yb)
-                lo, hi = shard_bounds(n_global, k, r)
-                xl, yl = Tensor(xb._data[lo:hi]), Tensor(yb._data[lo:hi])
-                manual_seed(_dropout_seed(self._seed, self.epoch, b, r))
-                loss, out = self._step(xl, yl)
-                if hi > lo:
-                    if not np.isfinite(loss):
-                        raise FloatingPointError(f"the loss became {loss} at epoch {self.epoch + 1}, batch {b}: "
-                                                 "lower the learning rate or scale the inputs")
-                    sums[0] += loss * (hi - lo)
-                    for j, (_, f) in enumerate(self.metrics, start=1):
-                        sums[j] += f(out, yl) * (hi - lo)
-                    sums[-1] += hi - lo
-                for cb in self.callbacks:
-                    cb.on_batch_end(b, {"loss": loss})
-            total = allreduce(sums)
-            return {n: float(v / total[-1]) for n, v in zip(names, total[:-1])}
-
-        def save_checkpoint(self, directory):
-            return super().save_checkpoint(directory) if is_main() else ""
-
-        # The epoch loop is Trainer.fit's; these are its seams.
-        def _make_loader(self, train, batch_size, seed):
-            loader = T._loader(train, batch_size, True, seed)
-            # Same shuffling on every rank: rank 0's loader seed and generator state win.
-            loader.load_state_dict(broadcast_object(loader.state_dict()))
-            self._seed = loader.seed
-            return loader
-
-        def _read_checkpoint(self, path):
-            # Rank 0 reads the checkpoint (it need not exist on other hosts) and sends it to all.
-            state = broadcast_object(T.load_checkpoint(path) if is_main() else None)
-            if is_main() and any(isinstance(c, T._Printer) for c in self.callbacks):
-                print(f"resumed from {path} at epoch {state['epoch']} with {world_size()} rank(s)", flush=True)
-            return state
-
-        def _sync_replicas(self):
-            broadcast_parameters(self.model)
-            broadcast_optimizer(self.optimizer)
-
-        def _evaluate(self, val_data, metric_names):
-            return evaluate(self.model, self.loss_fn, val_data, metric_names)
-
-        def _agree_to_stop(self, stop):
-            # Every rank must leave the loop together, or the others wait forever in Allreduce.
-            return bool(allreduce(int(stop), "max"))
-
-    _DistributedTrainer.__name__ = _DistributedTrainer.__qualname__ = "DistributedTrainer"
-    _DistributedTrainerClass = _DistributedTrainer
-    return _DistributedTrainerClass
+def allgather_object(obj: Any) -> list:
+    """Every rank's ``obj``, as a list indexed by rank (pickled; for small start-up facts)."""
+    c = _get_comm()
+    return [obj] if c is None or c.Get_size() == 1 else c.allgather(obj)
 
 
-_DistributedTrainerClass: Any = None
+def _signature(model, loader) -> dict:
+    """What every rank must agree on before the first collective, or the job ends in raw MPI errors
+    ("Message truncated") or trains silently on inconsistent data."""
+    return {"training rows": loader.n, "feature shape": tuple(loader.X.shape[1:]), "feature dtype": str(loader.X.dtype),
+            "target dtype": None if loader.y is None else str(loader.y.dtype),
+            "parameter count": sum(p.numel() for p in model.parameters()),
+            "parameter shapes": [tuple(p.shape) for p in model.parameters()],
+            "parameter dtypes": sorted({str(p.dtype) for p in model.parameters()}),
+            "batch size": loader.batch_size, "batches per epoch": len(loader)}
 
 
-def __getattr__(name: str):
-    # `cr.distributed.DistributedTrainer` is built on first access (it subclasses chainrule.train.Trainer).
-    if name == "DistributedTrainer":
-        return _trainer_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def check_consistent(model, loader) -> None:
+    """Compare :func:`_signature` across ranks; rank 0 raises a ValueError naming the first field
+    that differs and each rank's value (the others are then ended by the abort)."""
+    sigs = allgather_object(_signature(model, loader))
+    for key in sigs[0]:
+        values = [s[key] for s in sigs]
+        if any(v != values[0] for v in values) and is_main():
+            shown = ", ".join(f"rank {r}: {v!r:.60}" for r, v in enumerate(values))
+            raise ValueError(f"distributed fit: the ranks disagree on the {key} ({shown}); every rank must build "
+                             "the same model and hold the same full training set (each trains on its slice of "
+                             "every global batch)")
+
+
+class DistributedTrainer(T.Trainer):
+    """``cr.train.Trainer`` with data parallelism: same callbacks, history and checkpoint files.
+
+    Differences from the single-process Trainer, all in overridden methods:
+    ``_step`` averages gradients over ranks between ``backward()`` and ``optimizer.step()``;
+    ``_run_epoch`` feeds each rank its shard of every global batch and reduces the metrics;
+    ``fit`` checks that the ranks agree (data, model, schedule), broadcasts rank 0's state (or its
+    checkpoint on resume), evaluates on shards, and makes the stop decision global;
+    ``save_checkpoint`` writes on rank 0 only.
+    """
+
+    def __init__(self, *args, bucket_bytes: int = 4 << 20, **kwargs):
+        init()
+        super().__init__(*args, **kwargs)
+        if T.closure_kind(self.optimizer) is not None:
+            raise ValueError(f"distributed fit: {type(self.optimizer).__name__} re-evaluates the loss in "
+                             "step(closure) (line search), which needs a globally reduced loss; use a first-order "
+                             "optimizer (SGD, Adam, ...) for data-parallel training")
+        if not is_main():   # one voice: rank 0 prints, shows the bar and writes the files
+            self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, T.Checkpoint | Printer)]
+            self.progress = False
+        self.reducer = GradientAllreducer(self.model, bucket_bytes)
+        self._n_global, self._seed = 0, 0
+
+    def fit(self, *args, **kwargs) -> T.History:
+        with guard():
+            return super().fit(*args, **kwargs)
+
+    def _step(self, xb, yb):
+        n_local = len(yb)
+        self.optimizer.zero_grad()
+        loss_value, out = float("nan"), None
+        if n_local:   # an empty shard (last batch smaller than K) contributes a zero gradient
+            out = self.model(xb)
+            loss = self.loss_fn(out, yb)
+            if self.penalty is not None:
+                loss = loss + self.penalty()
+            loss.backward()
+            loss_value = float(loss._data)
+        self.reducer.reduce(n_local, self._n_global)
+        self.optimizer.step()
+        return loss_value, out
+
+    def _run_epoch(self, loader):
+        r, k = rank(), world_size()
+        names = ["loss"] + [n for n, _ in self.metrics]
+        sums = np.zeros(len(names) + 1)
+        self.model.train()
+        for b, (xb, yb) in enumerate(loader):       # the global batch, identical on every rank
+            self._n_global = n_global = len(yb)
+            lo, hi = shard_bounds(n_global, k, r)
+            xl, yl = Tensor(xb._data[lo:hi]), Tensor(yb._data[lo:hi])
+            manual_seed(_dropout_seed(self._seed, self.epoch, b, r))
+            loss, out = self._step(xl, yl)
+            if hi > lo:
+                if not np.isfinite(loss):
+                    raise FloatingPointError(f"the loss became {loss} at epoch {self.epoch + 1}, batch {b}: "
+                                             "lower the learning rate or scale the inputs")
+                sums[0] += loss * (hi - lo)
+                for j, (_, f) in enumerate(self.metrics, start=1):
+                    sums[j] += f(out, yl) * (hi - lo)
+                sums[-1] += hi - lo
+            for cb in self.callbacks:
+                cb.on_batch_end(b, {"loss": loss})
+        total = allreduce(sums)
+        return {n: float(v / total[-1]) for n, v in zip(names, total[:-1])}
+
+    def save_checkpoint(self, directory):
+        return super().save_checkpoint(directory) if is_main() else ""
+
+    # The epoch loop is Trainer.fit's; these are its seams.
+    def _make_loader(self, train, batch_size, seed):
+        loader = T._loader(train, batch_size, True, seed)
+        check_consistent(self.model, loader)
+        # Same shuffling on every rank: rank 0's loader seed and generator state win.
+        loader.load_state_dict(broadcast_object(loader.state_dict()))
+        self._seed = loader.seed
+        return loader
+
+    def _read_checkpoint(self, resume):
+        # Rank 0 reads the checkpoint (it need not exist on other hosts) and sends it to all.
+        state, path = broadcast_object(super()._read_checkpoint(resume) if is_main() else None)
+        if is_main() and any(isinstance(c, Printer) for c in self.callbacks):
+            print(f"resumed from {path} at epoch {state['epoch']} with {world_size()} rank(s)", flush=True)
+        return state, path
+
+    def _sync_replicas(self):
+        broadcast_parameters(self.model)
+        broadcast_optimizer(self.optimizer)
+
+    def _evaluate(self, val_data, metric_names):
+        return evaluate(self.model, self.loss_fn, val_data, metric_names)
+
+    def _agree_to_stop(self, stop):
+        # Every rank must leave the loop together, or the others wait forever in Allreduce.
+        return bool(allreduce(int(stop), "max"))
+
+
+T.PARALLEL.setdefault("mpi", DistributedTrainer)  # cr.fit(..., distributed=True); setdefault: `python -m` runs a second copy
 
 
 def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size: int | None = 32, scheduler=None,
@@ -566,9 +588,11 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
     and gradients are averaged weighted by slice size, so the weights follow a 1-process
     ``cr.fit(..., batch_size=batch_size)`` up to float rounding (without dropout).
 
-    - Start: rank 0's parameters and optimizer state (or, with ``resume``, the checkpoint rank 0
-      reads) are broadcast to all ranks. Checkpoints hold no per-rank state: a run checkpointed with
-      K ranks resumes with any number of ranks, or with plain ``cr.fit``.
+    - Start: the ranks must agree on the training rows, feature shape and dtype, the parameters'
+      count, shapes and dtypes, and the batch schedule (a ValueError names the first difference).
+      Rank 0's parameters and optimizer state (or, with ``resume``, the checkpoint rank 0 reads)
+      are then broadcast. Checkpoints hold no per-rank state: a run checkpointed with K ranks
+      resumes with any number of ranks, or with plain ``cr.fit``.
     - Metrics (training and validation) are reduced over ranks; every rank gets the same History.
     - Rank 0 alone prints (``verbose``), shows the progress bar and writes checkpoints. Other
       callbacks run on every rank, so early-stopping decisions agree; guard your own side effects
@@ -582,83 +606,23 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
     """
     init()
     with guard():
-        cls = _trainer_class()
         if checkpoint_dir is None and resume is not None:
             checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(os.fspath(resume))
-        trainer = cls(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty,
-                      verbose, bucket_bytes=bucket_bytes)
+        trainer = DistributedTrainer(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir,
+                                     penalty, verbose, bucket_bytes=bucket_bytes)
         return trainer.fit(train, val, epochs, batch_size, resume, seed)
 
 
-# ----- command line -------------------------------------------------------------------------------------
-
-_CLI_USAGE = """usage: mpiexec -n K python -m chainrule.distributed train [chainrule train options]
-
-Runs `chainrule train` data-parallel over the K ranks: --batch-size is the global batch, rank 0
-prints and writes the run directory (--out), the other ranks compute. --resume works with any K."""
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m chainrule.distributed train ...``: ``chainrule train`` on every rank of ``mpiexec``
-    (the stand-in for ``chainrule train --distributed`` until the train subcommand has that flag)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["train"]:
-        print(_CLI_USAGE, file=sys.stderr)
-        return 2
-    from . import cli
-    return run_train(cli.build_parser().parse_args(argv))   # --help and usage errors end every rank alike
-
-
-def run_train(args) -> int:
-    """Run ``chainrule train`` (parsed ``args``) data-parallel: the body of ``--distributed``.
-
-    It runs chainrule.train's own ``run_train`` with :func:`fit` in place of ``chainrule.train.fit``.
-    Ranks other than 0 get a private scratch run directory (rank 0's config.json is broadcast to
-    them on ``--resume``, so the run directory need only exist on rank 0's host) and a silent
-    stdout: only rank 0 prints and writes files. A user error is one line and ends every rank.
-    """
-    import tempfile
-
-    try:
-        require_mpi()
-    except ImportError as e:
-        print(f"chainrule train --distributed: {e}", file=sys.stderr)
-        return 2
-    init()
-    from . import train as T
-
-    args.distributed = False   # chainrule.train.run_train must not dispatch back here
-    with guard(), tempfile.TemporaryDirectory(prefix=f"chainrule-rank{rank()}-") as scratch:
-        try:
-            config = None
-            if args.resume and is_main():
-                with open(os.path.join(args.resume, "config.json")) as f:
-                    config = f.read()
-            config = broadcast_object(config) if args.resume else None
-            if not is_main():
-                if args.resume:
-                    with open(os.path.join(scratch, "config.json"), "w") as f:
-                        f.write(config)
-                    args.resume = scratch
-                else:
-                    args.out = scratch
-                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of this process
-            saved, T.fit = T.fit, fit
-            try:
-                rc = int(T.run_train(args) or 0)
-            finally:
-                T.fit = saved
-        except (ValueError, FileNotFoundError, KeyError) as e:   # user errors: one line, like `chainrule`
-            if world_size() == 1:
-                print(f"chainrule train: error: {e}", file=sys.stderr)
-                return 2
-            abort(f"chainrule train: error: {e}", 2)
-        if rc and world_size() > 1:
-            abort(f"chainrule train exited with status {rc}", rc)
-        return rc
-
-
 if __name__ == "__main__":
-    from chainrule.distributed import main as _main  # the package's module object, not this __main__ copy
+    # `mpiexec -n K python -m chainrule.distributed train ...` is `chainrule train --distributed ...`.
+    # This entry point is a script at the top of the stack; the library code above never imports the CLI.
+    from chainrule.cli import main as _main
 
-    sys.exit(_main())
+    _argv = sys.argv[1:]
+    if _argv[:1] != ["train"]:
+        print("usage: mpiexec -n K python -m chainrule.distributed train [chainrule train options]\n\n"
+              "Runs `chainrule train` data-parallel over the K ranks: --batch-size is the global batch, rank 0\n"
+              "prints and writes the run directory (--out), the other ranks compute. --resume works with any K.",
+              file=sys.stderr)
+        sys.exit(2)
+    sys.exit(_main([*_argv, "--distributed"]))
