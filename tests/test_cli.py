@@ -72,8 +72,8 @@ def test_train_evaluate_predict_on_a_csv(tmp_path, iris_csv, capsys):
     # the same predictions as the saved model gives directly
     from chainrule.io import load_model
     model = load_model(out / "model.safetensors")
-    from chainrule.datasets import read_csv_features
     from chainrule.cli.rundir import standardize
+    from chainrule.datasets import read_csv_features
     X = standardize(read_csv_features(iris_csv, cfg["feature_names"]), cfg["scaler"])
     assert [r[0] for r in rows[1:]] == [cfg["target_names"][k] for k in model.predict(X)]
 

@@ -97,7 +97,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     Raises FileNotFoundError when there is none and ValueError, naming the file and the problem,
     for anything that is not a valid chainrule checkpoint."""
     path = os.fspath(path)
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not _NAME.match(os.path.basename(path)):  # epoch-0003.safetensors/ is refused below
         path = latest_checkpoint(path)
     arrays, meta = read_safetensors(path)
     if meta.get("format") != FORMAT or "state" not in meta:

@@ -201,6 +201,9 @@ def _read_csv(path) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _numeric(path, header, body, cols) -> np.ndarray:
     X = np.empty((len(body), len(cols)), np.float64)
     for j, c in enumerate(cols):
@@ -209,11 +212,14 @@ def _numeric(path, header, body, cols) -> np.ndarray:
             try:
                 X[i, j] = float(cell)
             except ValueError:
-                what = "an empty value" if not cell else f"the non-numeric value {cell!r}"
+                what = "an empty value" if not cell else f"the non-numeric value {cell[:40]!r}"
                 raise ValueError(f"{path}: column {header[c]!r} has {what} at line {i + 2}: features must be "
                                  "numbers (encode categories, impute missing values)") from None
             if not math.isfinite(X[i, j]):
-                raise ValueError(f"{path}: column {header[c]!r} has {cell} at line {i + 2}: impute or drop it")
+                raise ValueError(f"{path}: column {header[c]!r} has {cell[:40]} at line {i + 2}: impute or drop it")
+            if abs(X[i, j]) > _F32_MAX:  # chainrule computes in float32: this would become inf
+                raise ValueError(f"{path}: column {header[c]!r} has {X[i, j]:.4g} at line {i + 2}, beyond float32's "
+                                 f"range (|x| <= {_F32_MAX:.4g}): rescale the column (log, or a unit)")
     return X
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 
@@ -44,10 +45,15 @@ def _csv_data(path: str, run: R.Run):
 
 def run(args) -> int:
     try:
-        return _evaluate(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            code = _evaluate(args)
     except OSError as e:
         print(f"chainrule evaluate: error: {e}", file=sys.stderr)
         return 2
+    for w in caught:  # e.g. NaN weights: one line each, not the warnings module's two
+        print(f"chainrule evaluate: warning: {w.message}", file=sys.stderr)
+    return code
 
 
 def _evaluate(args) -> int:
@@ -67,6 +73,6 @@ def _evaluate(args) -> int:
         res = T.evaluate(run_.model, loss, data)
         print(f"accuracy {res['accuracy']:.4f}  loss {res['loss']:.4f}  ({len(data[1])} samples of {where})")
     if not np.isfinite(res["loss"]):
-        print(f"chainrule evaluate: warning: the loss is {res['loss']}: the weights in {run_.source} are not all "
-              "finite numbers", file=sys.stderr)
+        warnings.warn(f"the loss is {res['loss']}: the model in {run_.source} does not compute finite numbers",
+                      RuntimeWarning, stacklevel=2)
     return 0

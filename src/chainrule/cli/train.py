@@ -186,9 +186,10 @@ def _train(args, fit, main: bool) -> int:
     optimizer = T.make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     cfg.update(n_features=ds.n_features, n_classes=ds.n_classes, feature_names=ds.feature_names,
                target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config())
+    config = _WriteConfig(os.path.join(out, "config.json"), cfg)
     if not args.resume:
         _claim_out(out, args.overwrite)
-    R.write_json(os.path.join(out, "config.json"), cfg)  # before training: an interrupted run can resume
+        config.on_train_begin()  # a new run's directory is marked as taken at once
     es = [T.EarlyStopping(patience=cfg["early_stopping"])] if cfg["early_stopping"] else []
     ckpt = os.path.join(out, "checkpoints")
     if main:
@@ -201,7 +202,8 @@ def _train(args, fit, main: bool) -> int:
                   flush=True)
     try:
         history = fit(model, R.loss_for(model, cfg["task"]), optimizer, train, val, epochs=cfg["epochs"],
-                      batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]), callbacks=es,
+                      batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
+                      callbacks=[*es, config] if args.resume else es,
                       checkpoint_dir=ckpt, resume=ckpt if args.resume else None, seed=cfg["seed"],
                       verbose=main and not args.quiet)
     except KeyboardInterrupt:
@@ -213,6 +215,17 @@ def _train(args, fit, main: bool) -> int:
     if main:
         _report_early_stopping(es)
     return _finish(out, cfg, model, ds, history, test, main)
+
+
+class _WriteConfig(T.Callback):
+    """config.json is written when training begins: after a resumed run's checkpoint was read and
+    checked (a bad checkpoint changes nothing), before the first epoch (an interrupted run can resume)."""
+
+    def __init__(self, path: str, cfg: dict):
+        self.path, self.cfg = path, cfg
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        R.write_json(self.path, self.cfg)
 
 
 def _interrupted(out: str, ckpt: str) -> None:
