@@ -202,7 +202,7 @@ def read_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarr
             hint = " (a pickle or zip file, e.g. from torch.save? chainrule never unpickles)" \
                 if first[:1] in (b"\x80", b"P") else ""
             raise _fail(path, f"its header claims {n} bytes but the file has {size - 8} after the length field "
-                              f"and the limit is {MAX_HEADER:,}{hint}")
+                              f"(limit {MAX_HEADER:,}){hint}")
         header = parse_json(f.read(n), f"{os.fspath(path)!r} is not a valid safetensors file: the header")
         if not isinstance(header, dict):
             raise _fail(path, f"the header must be a JSON object, got {type(header).__name__}")

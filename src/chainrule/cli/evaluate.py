@@ -49,7 +49,7 @@ def run(args) -> int:
             warnings.simplefilter("always", RuntimeWarning)
             code = _evaluate(args)
     except OSError as e:
-        print(f"chainrule evaluate: error: {e}", file=sys.stderr)
+        print(f"chainrule evaluate: error: {R.os_error(e)}", file=sys.stderr)
         return 2
     for w in caught:  # e.g. NaN weights: one line each, not the warnings module's two
         print(f"chainrule evaluate: warning: {w.message}", file=sys.stderr)

@@ -42,7 +42,7 @@ def run(args) -> int:
     try:
         return _predict(args)
     except OSError as e:
-        print(f"chainrule predict: error: {e}", file=sys.stderr)
+        print(f"chainrule predict: error: {R.os_error(e)}", file=sys.stderr)
         return 2
 
 

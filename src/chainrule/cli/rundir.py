@@ -138,6 +138,11 @@ def read_config(run_dir: str) -> dict:
     return check_config(io.parse_json(raw, path), path)
 
 
+def os_error(e: OSError) -> str:
+    """An OSError as one line: ours carry the whole sentence in ``strerror``; the system's keep their path."""
+    return e.strerror if e.errno is not None and e.strerror and e.filename is None else str(e)
+
+
 def write_json(path: str, obj: Any) -> None:
     """Standard JSON (NaN/Inf refused: other readers reject them), written atomically."""
     io.write_atomic(path, json.dumps(obj, indent=2, allow_nan=False).encode(), os.path.basename(path))

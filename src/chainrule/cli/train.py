@@ -164,7 +164,7 @@ def run(args, fit=None, main: bool = True) -> int:
     try:
         return _train(args, fit or T.fit, main)
     except OSError as e:  # a full disk, a file-size limit, a permission: what, where, and what survived
-        print(f"chainrule train: error: {e}", file=sys.stderr)
+        print(f"chainrule train: error: {R.os_error(e)}", file=sys.stderr)
         return 2
 
 
@@ -294,10 +294,11 @@ def _run_distributed(args) -> int:
             _scratch_for_other_ranks(args, scratch, D)
             rc = _train(args, D.fit, D.is_main())
         except (ValueError, OSError, KeyError) as e:
+            msg = R.os_error(e) if isinstance(e, OSError) else e
             if D.world_size() == 1:
-                print(f"chainrule train: error: {e}", file=sys.stderr)
+                print(f"chainrule train: error: {msg}", file=sys.stderr)
                 return 2
-            D.abort(f"chainrule train: error: {e}", 2)
+            D.abort(f"chainrule train: error: {msg}", 2)
         if rc and D.world_size() > 1:
             D.abort(f"chainrule train exited with status {rc}", rc)
         return rc
