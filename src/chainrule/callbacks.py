@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .checkpoint import clean, list_checkpoints
 from .tensor import Tensor
-
-if TYPE_CHECKING:  # the trainer is above callbacks in the layers; only its type is named here
-    from .train import Trainer
 
 __all__ = ["Callback", "EarlyStopping", "LRSchedulerCallback", "Checkpoint", "Printer"]
 
@@ -28,9 +25,9 @@ class Callback:
     Stop training by returning True from ``on_epoch_end`` or setting ``self.trainer.stop_training``.
     """
 
-    trainer: Trainer
+    trainer: Any  # a chainrule.train.Trainer (a layer above: not imported here)
 
-    def set_trainer(self, trainer: Trainer) -> None:
+    def set_trainer(self, trainer: Any) -> None:
         self.trainer = trainer
 
     def on_train_begin(self, logs: dict | None = None) -> None: ...

@@ -315,10 +315,10 @@ class Trainer:
         logs["lr"], logs["time"] = lr, time.perf_counter() - t0
         self.epoch += 1
         self.history.append(logs)
-        stop = False
         for cb in self.callbacks:  # every callback sees the epoch, even after one asked to stop
-            stop = bool(cb.on_epoch_end(self.epoch, logs)) or stop
-        self.stop_training = self._agree_to_stop(stop or self.stop_training)
+            if cb.on_epoch_end(self.epoch, logs):
+                self.stop_training = True  # the callbacks after it (a Checkpoint) see the decision
+        self.stop_training = self._agree_to_stop(self.stop_training)
 
 
 # chainrule.distributed puts its Trainer subclass here when it is imported (``import chainrule`` does).

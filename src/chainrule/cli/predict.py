@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
+import warnings
 
 import numpy as np
 
@@ -40,7 +41,9 @@ def _rows(run: R.Run, X: np.ndarray, proba: bool):
 
 def run(args) -> int:
     try:
-        return _predict(args)
+        with warnings.catch_warnings(record=True):  # NaN weights: the refusal below says it in one line
+            warnings.simplefilter("always", RuntimeWarning)
+            return _predict(args)
     except OSError as e:
         print(f"chainrule predict: error: {R.os_error(e)}", file=sys.stderr)
         return 2

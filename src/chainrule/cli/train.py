@@ -186,7 +186,7 @@ def _train(args, fit, main: bool) -> int:
     optimizer = T.make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     cfg.update(n_features=ds.n_features, n_classes=ds.n_classes, feature_names=ds.feature_names,
                target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config())
-    config = _WriteConfig(os.path.join(out, "config.json"), cfg)
+    config = _WriteConfig(os.path.join(out, "config.json"), cfg, main)
     if not args.resume:
         _claim_out(out, args.overwrite)
         config.on_train_begin()  # a new run's directory is marked as taken at once
@@ -195,11 +195,6 @@ def _train(args, fit, main: bool) -> int:
     if main:
         print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} "
               f"parameters; {cfg['optimizer']} lr={cfg['lr']}; run directory {out}", flush=True)
-        if args.resume:
-            done = _done_epochs(ckpt)
-            print(f"resuming {out} from {os.path.basename(list_checkpoints(ckpt)[-1])}: epochs {done + 1}..{cfg['epochs']}"
-                  if cfg["epochs"] > done else f"resuming {out}: all {done} epochs are done; writing the results",
-                  flush=True)
     try:
         history = fit(model, R.loss_for(model, cfg["task"]), optimizer, train, val, epochs=cfg["epochs"],
                       batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
@@ -219,13 +214,24 @@ def _train(args, fit, main: bool) -> int:
 
 class _WriteConfig(T.Callback):
     """config.json is written when training begins: after a resumed run's checkpoint was read and
-    checked (a bad checkpoint changes nothing), before the first epoch (an interrupted run can resume)."""
+    checked (a bad checkpoint changes nothing), before the first epoch (an interrupted run can resume).
+    A resumed run then says where it continues."""
 
-    def __init__(self, path: str, cfg: dict):
-        self.path, self.cfg = path, cfg
+    def __init__(self, path: str, cfg: dict, main: bool = True):
+        self.path, self.cfg, self.main = path, cfg, main
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         R.write_json(self.path, self.cfg)
+        t = getattr(self, "trainer", None)
+        if not (self.main and t is not None and t.resumed_from):
+            return
+        where = f"resuming {os.path.dirname(self.path)} from {os.path.basename(t.resumed_from)}"
+        if t.stop_training:
+            print(f"{where}: early stopping had ended it after epoch {t.epoch}; nothing more to train", flush=True)
+        elif t.epoch < t.target_epochs:
+            print(f"{where}: epochs {t.epoch + 1}..{t.target_epochs}", flush=True)
+        else:
+            print(f"{where}: all {t.epoch} epochs are done; writing the results", flush=True)
 
 
 def _interrupted(out: str, ckpt: str) -> None:
