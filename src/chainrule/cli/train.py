@@ -102,14 +102,19 @@ def _holds_run(out: str) -> bool:
     return any(os.path.lexists(os.path.join(out, f)) for f in (*R.RUN_FILES, "checkpoints"))
 
 
-def _claim_out(out: str, overwrite: bool) -> None:
+def _check_out(out: str, overwrite: bool) -> None:
     """A new run gets a directory of its own: never mix two runs' checkpoints."""
     if os.path.lexists(out) and not os.path.isdir(out):
         raise ValueError(f"--out {out} exists and is not a directory")
+    if os.path.isdir(out) and _holds_run(out) and not overwrite:
+        raise ValueError(f"--out {out} already holds a run: continue it with --resume {out}, pick another "
+                         "--out, or pass --overwrite to replace it")
+
+
+def _claim_out(out: str, overwrite: bool) -> None:
+    """Make ``out`` the new run's directory (with ``overwrite``, remove the old run's files first)."""
+    _check_out(out, overwrite)
     if os.path.isdir(out) and _holds_run(out):
-        if not overwrite:
-            raise ValueError(f"--out {out} already holds a run: continue it with --resume {out}, pick another "
-                             "--out, or pass --overwrite to replace it")
         for f in R.RUN_FILES:
             if os.path.lexists(p := os.path.join(out, f)):
                 os.remove(p)
@@ -119,7 +124,7 @@ def _claim_out(out: str, overwrite: bool) -> None:
 
 def _done_epochs(ckpt_dir: str) -> int:
     found = list_checkpoints(ckpt_dir)
-    return int(os.path.basename(found[-1])[6:10]) if found else 0
+    return int(os.path.basename(found[-1])[6:].split(".")[0]) if found else 0  # epoch-NNNN.safetensors
 
 
 def _resume_config(args, given: dict, main: bool = True) -> dict:
@@ -150,6 +155,7 @@ def _new_config(args, given: dict) -> tuple[dict, str]:
     R.check_config({**cfg, "task": "classification"}, "the options", trained=False)
     out = args.out or os.path.join("runs", f"{cfg['data'].replace('csv:', '').replace(os.sep, '_')}-{cfg['model']}-"
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
+    _check_out(out, args.overwrite)  # before the data is loaded: refusing should be quick
     return cfg, out
 
 
@@ -175,12 +181,11 @@ def _train(args, fit, main: bool) -> int:
     else:
         cfg, out = _new_config(args, given)
     ds, scaler, y_scaler, train, val, test = R.prepare(cfg)
-    if cfg["task"] == "auto" or not args.resume:
-        if ds.task == "regression" and cfg["task"] == "auto" and main:
-            print(f"chainrule train: the target {ds.target_names[0]!r} is numeric with "
-                  f"{len(set(ds.y_train.tolist()))} distinct values: training a regressor (R^2, MAE); "
-                  "pass --task classification to treat it as classes", file=sys.stderr)
-        cfg["task"] = ds.task
+    if ds.task == "regression" and cfg["task"] == "auto" and main:
+        print(f"chainrule train: the target {ds.target_names[0]!r} is numeric with "
+              f"{len(set(ds.y_train.tolist()))} distinct values: training a regressor (R^2, MAE); "
+              "pass --task classification to treat it as classes", file=sys.stderr)
+    cfg["task"] = ds.task
     T.manual_seed(cfg["seed"])
     model = R.build_model(cfg, ds.n_features, ds.n_classes)
     optimizer = T.make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
