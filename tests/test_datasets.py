@@ -73,11 +73,24 @@ def test_numeric_labels_sort_numerically(tmp_path):
     ("", None, "empty"),
     ("a,y\n", None, "no data rows"),
     ("a,y\n1,0\n2\n", None, "line 3 has 1 fields"),
-    ("a,y\n1,0\n2,1.5\n", None, "target column 'y' holds non-integer numbers \\(1.5 at line 3\\)"),
+    ("a,a,y\n1,2,0\n2,3,1\n", None, r"duplicate column name\(s\) \['a'\]"),
 ])
 def test_load_csv_errors(tmp_path, text, target, match):
     with pytest.raises(ValueError, match=match):
         datasets.load_csv(_write(tmp_path, text), target=target)
+
+
+def test_continuous_target_is_regression_unless_classification_is_asked_for(tmp_path):
+    rows = "\n".join(f"{i},{0.37 * i:.2f}" for i in range(50))
+    path = _write(tmp_path, "a,y\n" + rows)
+    ds = datasets.load_csv(path)
+    assert ds.task == "regression" and ds.y_train.dtype == np.float32 and ds.target_names == ["y"]
+    np.testing.assert_allclose(np.sort(ds.y), np.round(0.37 * np.arange(50), 2), rtol=1e-6)
+    with pytest.raises(ValueError, match="target column 'y' holds non-integer numbers \\(0.37 at line 3\\)"):
+        datasets.load_csv(path, task="classification")
+    many = _write(tmp_path, "a,y\n" + "\n".join(f"{i},{(i * 7919) % 300}" for i in range(400)))
+    assert datasets.load_csv(many).task == "regression"  # 300 distinct integers in 400 rows: not classes
+    assert datasets.load_csv(many, task="classification").n_classes > 100
 
 
 def test_missing_file_and_unknown_name(tmp_path):

@@ -147,3 +147,42 @@ def test_errors_and_cost_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Newton([big])  # default: Newton-CG above 2,000 parameters, no warning
+
+
+def test_pytorch_style_closure_that_calls_backward_works_in_the_line_search():
+    """Issue 17: the line search ran the closure under no_grad, so a closure calling backward() crashed."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3)).astype(np.float64)
+    y = (X[:, 0] - X[:, 1] > 0).astype(np.int64)
+    runs = []
+    for style in ("returns", "backward"):
+        cr.manual_seed(0)
+        m = cr.models.SoftmaxRegression(3, 2).to(np.float64)
+        opt = cr.optim.Newton(m.parameters(), lr=1.0, line_search=True)
+
+        def closure():
+            loss = cr.functional.cross_entropy(m(X), y)
+            if style == "backward":
+                opt.zero_grad()
+                loss.backward(retain_graph=True)
+            return loss
+        losses = [float(opt.step(closure)._data) for _ in range(4)]
+        runs.append((losses, [p.numpy().copy() for p in m.parameters()], [p.grad.numpy().copy() for p in m.parameters()]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-12)
+    assert runs[0][0][-1] < runs[0][0][0]
+    for a, b in zip(runs[0][1] + runs[0][2], runs[1][1] + runs[1][2]):  # same steps, same gradient left in .grad
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_closure_that_frees_the_graph_gets_a_clear_error():
+    m = cr.models.SoftmaxRegression(2, 2)
+    opt = cr.optim.Newton(m.parameters())
+    X, y = np.ones((4, 2), np.float32), np.array([0, 1, 0, 1])
+
+    def closure():
+        opt.zero_grad()
+        loss = cr.functional.cross_entropy(m(X), y)
+        loss.backward()
+        return loss
+    with pytest.raises(ValueError, match=r"closure called backward\(\), which freed the graph"):
+        opt.step(closure)

@@ -8,6 +8,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import datasets, models, optim
+from chainrule.checkpoint import _decode, _encode
 from chainrule.train import (
     Callback,
     Checkpoint,
@@ -15,8 +16,6 @@ from chainrule.train import (
     History,
     LRSchedulerCallback,
     Trainer,
-    _decode,
-    _encode,
     evaluate,
     fit,
     latest_checkpoint,
@@ -164,14 +163,14 @@ def test_checkpoint_is_safetensors_not_pickle_and_atomic(tmp_path, monkeypatch):
     assert list(load_file(path)) == ["state.w"]  # a plain safetensors file: no pickle anywhere
     assert load_checkpoint(tmp_path)["epoch"] == 1
 
-    import safetensors.numpy as stn
+    import errno
 
-    def crash(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"half a file")
-        raise OSError("disk full")
+    import chainrule.io as crio
 
-    monkeypatch.setattr(stn, "save_file", crash)
+    def crash(fd):  # the data is in the temporary file, the disk fills before it is durable
+        raise OSError(errno.ENOSPC, "disk full")
+
+    monkeypatch.setattr(crio.os, "fsync", crash)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint({"w": np.zeros(3, np.float32), "epoch": 2}, path)
     monkeypatch.undo()

@@ -18,7 +18,7 @@ import numpy as np
 from .creation import get_rng
 from .tensor import Tensor
 
-__all__ = ["DataLoader", "check_features", "check_targets", "check_X_y", "train_test_split"]
+__all__ = ["DataLoader", "check_finite", "check_features", "check_targets", "check_X_y", "train_test_split"]
 
 
 def _array(a, name: str) -> np.ndarray:
@@ -27,6 +27,34 @@ def _array(a, name: str) -> np.ndarray:
 
 def _float32(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) if a.dtype.kind == "f" and a.dtype != np.float32 else a
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _where(idx) -> str:
+    r, *c = (int(i) for i in idx)
+    return f"row {r}" + (f", column {c[0] if len(c) == 1 else tuple(c)}" if c else "")
+
+
+def check_finite(X, name: str = "X", float32: bool = False) -> None:
+    """Refuse NaN/Inf (and, with ``float32``, magnitudes above float32's maximum, which would turn
+    into Inf when cast) with a ValueError naming the row and column of the first one."""
+    X = _array(X, name)
+    if X.dtype.kind not in "fc" or X.size == 0:
+        return
+    bad = ~np.isfinite(X)
+    if bad.any():
+        idx = np.argwhere(bad)[0]
+        what = "NaN" if np.isnan(X[tuple(idx)]) else "Inf"
+        raise ValueError(f"{name} contains {what} at {_where(idx)} ({int(bad.sum())} non-finite values in all): "
+                         "impute or drop them first")
+    if float32 and X.dtype.itemsize > 4:
+        big = np.abs(X) > _F32_MAX
+        if big.any():
+            idx = np.argwhere(big)[0]
+            raise ValueError(f"{name} has {X[tuple(idx)]:.4g} at {_where(idx)}, beyond float32's range "
+                             f"(|x| <= {_F32_MAX:.4g}): rescale the column (e.g. log or divide by a unit)")
 
 
 def check_features(X, name: str = "X") -> np.ndarray:
@@ -53,12 +81,7 @@ def check_features(X, name: str = "X") -> np.ndarray:
                     raise ValueError(f"{name} has a non-numeric value {v!r} at row {r}, column {c}: "
                                      "encode categorical columns as numbers first") from None
             raise
-    bad = ~np.isfinite(X)
-    if bad.any():
-        r, *c = np.argwhere(bad)[0]
-        what = "NaN" if np.isnan(X[(r, *c)]) else "Inf"
-        raise ValueError(f"{name} contains {what} at row {r}, column {c[0] if len(c) == 1 else tuple(c)} "
-                         f"({int(bad.sum())} non-finite values in all): impute or drop them first")
+    check_finite(X, name, float32=True)
     return X.astype(np.float32, copy=False)
 
 

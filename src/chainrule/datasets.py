@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from .data import check_features, check_targets
+from .io import open_regular
 
 __all__ = ["Dataset", "load_digits", "load_iris", "load_breast_cancer", "make_mnist1d", "make_moons",
            "make_spirals", "make_xor", "load_csv", "read_csv_features", "load", "NAMES"]
@@ -44,6 +45,7 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     target_names: list[str] = field(default_factory=list)
     name: str = ""
+    task: str = "classification"  # or "regression": float y, target_names = [the target column]
 
     def __iter__(self):
         return iter((self.X_train, self.X_test, self.y_train, self.y_test))
@@ -63,11 +65,13 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
+        """Classes of a classification set; 1 (one output) for regression."""
         return len(self.target_names)
 
     def __repr__(self) -> str:
+        what = f"{self.n_classes} classes" if self.task == "classification" else f"regression of {self.target_names[0]!r}"
         return (f"Dataset({self.name!r}: {len(self.y_train)} train / {len(self.y_test)} test, "
-                f"{self.n_features} features, {self.n_classes} classes)")
+                f"{self.n_features} features, {what})")
 
 
 def _encode(y_raw: np.ndarray, what: str) -> tuple[np.ndarray, list[str]]:
@@ -169,21 +173,35 @@ def make_xor(n_samples: int = 400, noise: float = 0.1, test_size: float = 0.2, s
 
 
 # ----- CSV ----------------------------------------------------------------------------------------
+CELL_LIMIT = 1 << 20  # characters per CSV cell (the csv module's default is 128 KB)
+
+
 def _read_csv(path) -> tuple[list[str], list[list[str]]]:
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no such CSV file: {path}")
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    fd = open_regular(path, "CSV file")
+    csv.field_size_limit(max(csv.field_size_limit(), CELL_LIMIT))
+    try:
+        with os.fdopen(fd, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise ValueError(f"{path}: not a readable CSV file ({e}; cells are limited to {CELL_LIMIT:,} characters)") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e})") from None
     if not rows:
         raise ValueError(f"{path}: the CSV file is empty")
     header, body = [h.strip() for h in rows[0]], rows[1:]
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise ValueError(f"{path}: duplicate column name(s) {dup}: every column needs its own name")
     if not body:
         raise ValueError(f"{path}: the CSV file has a header but no data rows")
     for i, r in enumerate(body):
         if len(r) != len(header):
             raise ValueError(f"{path}: line {i + 2} has {len(r)} fields, the header has {len(header)}")
     return header, body
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _numeric(path, header, body, cols) -> np.ndarray:
@@ -194,20 +212,55 @@ def _numeric(path, header, body, cols) -> np.ndarray:
             try:
                 X[i, j] = float(cell)
             except ValueError:
-                what = "an empty value" if not cell else f"the non-numeric value {cell!r}"
+                what = "an empty value" if not cell else f"the non-numeric value {cell[:40]!r}"
                 raise ValueError(f"{path}: column {header[c]!r} has {what} at line {i + 2}: features must be "
                                  "numbers (encode categories, impute missing values)") from None
             if not math.isfinite(X[i, j]):
-                raise ValueError(f"{path}: column {header[c]!r} has {cell} at line {i + 2}: impute or drop it")
+                raise ValueError(f"{path}: column {header[c]!r} has {cell[:40]} at line {i + 2}: impute or drop it")
+            if abs(X[i, j]) > _F32_MAX:  # chainrule computes in float32: this would become inf
+                raise ValueError(f"{path}: column {header[c]!r} has {X[i, j]:.4g} at line {i + 2}, beyond float32's "
+                                 f"range (|x| <= {_F32_MAX:.4g}): rescale the column (log, or a unit)")
     return X
 
 
-def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int = 0) -> Dataset:
-    """Your own classification data: a CSV with a header row, numeric feature columns and a target
-    column (default: the last one) whose labels may be of any type (strings too).
+TASKS = ("auto", "classification", "regression")
+
+
+def _looks_continuous(y: np.ndarray) -> bool:
+    """A numeric target is a regression target if it has non-integer values, or more distinct
+    integers than a classification set plausibly has (over 20, and over 5% of the rows)."""
+    distinct = np.unique(y).size
+    return bool(np.any(y != np.round(y))) or (distinct > 20 and distinct > 0.05 * y.size)
+
+
+def _task(path, target, y_raw, task: str) -> tuple[str, np.ndarray | None]:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
+    try:
+        as_num = y_raw.astype(np.float64)
+    except ValueError:
+        as_num = None
+    if task == "regression" and (as_num is None or not np.isfinite(as_num).all()):
+        raise ValueError(f"{path}: regression needs a numeric target, but column {target!r} has non-numbers")
+    if task == "auto":
+        task = "regression" if as_num is not None and _looks_continuous(as_num) else "classification"
+    elif task == "classification" and as_num is not None:
+        frac = np.flatnonzero(as_num != np.round(as_num))
+        if frac.size:  # a continuous target would silently become hundreds of "classes"
+            raise ValueError(f"{path}: target column {target!r} holds non-integer numbers ({y_raw[frac[0]]} at line "
+                             f"{frac[0] + 2}): train a regressor (task 'regression'), or round or bin the target")
+    return task, as_num
+
+
+def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int = 0, task: str = "auto") -> Dataset:
+    """Your own data: a CSV with a header row, numeric feature columns and a target column
+    (default: the last one). ``task='auto'`` treats a numeric target with non-integer values or
+    many distinct values (see :func:`_looks_continuous`) as regression (float32 ``y``), anything
+    else as classification (labels of any type, strings too); ``'classification'`` or
+    ``'regression'`` force it.
 
     Raises ValueError naming the line and column for non-numeric or missing feature values, a
-    missing target column, fewer than two classes or an empty file.
+    missing target column, duplicate column names, fewer than two classes or an empty file.
     """
     header, body = _read_csv(path)
     if target is None:
@@ -222,19 +275,22 @@ def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int 
     y_raw = np.array([r[t].strip() for r in body])
     if any(v == "" for v in y_raw):
         raise ValueError(f"{path}: target column {target!r} is empty at line {int(np.argmax(y_raw == '')) + 2}")
-    # Numeric labels sort numerically (2 < 10), not as strings.
-    try:
-        as_num = y_raw.astype(np.float64)
-    except ValueError:
-        as_num = None
-    if as_num is not None:
-        frac = np.flatnonzero(as_num != np.round(as_num))
-        if frac.size:  # a continuous target would silently become hundreds of "classes"
-            raise ValueError(f"{path}: target column {target!r} holds non-integer numbers ({y_raw[frac[0]]} at line "
-                             f"{frac[0] + 2}): load_csv is for classification; round or bin the target first")
-        y_raw = as_num.astype(np.int64)
+    task, as_num = _task(path, target, y_raw, task)
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
-    return _split(X, y_raw, name, [header[j] for j in cols], test_size, seed)
+    features = [header[j] for j in cols]
+    if task == "regression":
+        return _split_regression(X, as_num, name, features, target, test_size, seed)
+    if as_num is not None and not np.any(as_num != np.round(as_num)):
+        y_raw = as_num.astype(np.int64)  # numeric labels sort numerically (2 < 10), not as strings
+    return _split(X, y_raw, name, features, test_size, seed)
+
+
+def _split_regression(X, y, name, feature_names, target, test_size, seed) -> Dataset:
+    from sklearn.model_selection import train_test_split
+    X = check_features(X, f"{name}: X")
+    y = check_features(np.asarray(y).reshape(-1, 1), f"{name}: target {target!r}")[:, 0]
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=test_size, random_state=seed)
+    return Dataset(Xtr, Xte, ytr, yte, list(feature_names), [target], name, task="regression")
 
 
 def read_csv_features(path, feature_names: list[str]) -> np.ndarray:
@@ -251,12 +307,15 @@ NAMES = {"digits": load_digits, "iris": load_iris, "breast_cancer": load_breast_
          "moons": make_moons, "spirals": make_spirals, "xor": make_xor}
 
 
-def load(spec: str, target: str | None = None, seed: int = 0) -> Dataset:
-    """A data set by name (``digits``, ``iris``, ..., or ``csv:PATH``), as the CLI's ``--data``."""
+def load(spec: str, target: str | None = None, seed: int = 0, task: str = "auto") -> Dataset:
+    """A data set by name (``digits``, ``iris``, ..., or ``csv:PATH``), as the CLI's ``--data``.
+    The bundled sets are classification problems; ``task`` applies to CSV files."""
     if spec.startswith("csv:"):
-        return load_csv(spec[4:], target=target, seed=seed)
+        return load_csv(spec[4:], target=target, seed=seed, task=task)
     if spec not in NAMES:
         raise ValueError(f"unknown data set {spec!r}: choose one of {sorted(NAMES)} or csv:PATH")
+    if task == "regression":
+        raise ValueError(f"{spec} is a classification data set; --task regression needs csv:PATH")
     if spec == "mnist1d":
         return make_mnist1d()
     return NAMES[spec](seed=seed)

@@ -13,10 +13,14 @@ and every failure, ours or the library's, is a ``ValueError`` naming the file an
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
+import stat
 import struct
-import tempfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -27,8 +31,13 @@ from .nn.module import Module
 from .tensor import Tensor
 
 ARCH_KEY = "chainrule.model"
-MAX_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
-_DTYPES = {"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"}
+MAX_HEADER = 16 * 1024 * 1024   # bytes of JSON header; real files (thousands of tensors) need well under 1 MB
+MAX_TENSORS = 65_536             # a million zero-size tensors would take minutes and gigabytes to index
+MAX_DEPTH = 64                   # JSON nesting; our deepest (a checkpoint's state tree) is about 10
+TMP_MARK = ".tmp-"               # write_atomic's temporaries: .NAME.tmp-PID
+_DTYPES = {k: np.dtype(v) for k, v in {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2",
+                                       "I32": "<i4", "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4",
+                                       "U64": "<u8", "BOOL": "?"}.items()}
 
 
 def _safetensors():
@@ -71,66 +80,223 @@ def save(obj: Module | Mapping[str, Any], path: str | os.PathLike, metadata: Map
     config = getattr(obj, "config", None)
     if isinstance(obj, Module) and callable(config) and config() is not None:
         meta[ARCH_KEY] = json.dumps(config())
-    data = _safetensors().save(dict(_arrays(obj)), metadata=meta)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".chainrule-", suffix=".tmp")
+    write_atomic(path, _safetensors().save(dict(_arrays(obj)), metadata=meta), "model file")
+
+
+def _fail(path, problem: str) -> ValueError:
+    return ValueError(f"{os.fspath(path)!r} is not a valid safetensors file: {problem}")
+
+
+def open_regular(path: str | os.PathLike, what: str = "file") -> int:
+    """A read-only descriptor of ``path`` if it is a regular file, else a one-line error.
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open; ``fstat`` on the open descriptor (not the
+    name, which could change in between) then refuses FIFOs, devices (a symlink to /dev/zero would
+    read forever) and directories."""
+    p = os.fspath(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such {what}: {p}") from None
+    except OSError as e:
+        raise ValueError(f"cannot open the {what} {p}: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
+        raise ValueError(f"{p} is {kind}, not a {what} (only regular files are read)")
+    return fd
+
+
+def read_regular(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> bytes:
+    """The bytes of a regular file (see :func:`open_regular`), refusing files over ``limit`` bytes."""
+    fd = open_regular(path, what)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if limit is not None and size > limit:
+            raise ValueError(f"{os.fspath(path)}: the {what} has {size:,} bytes, more than the limit of {limit:,}")
+        return f.read(size if limit is None else min(size, limit))
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` outside JSON strings (json.loads would recurse that deep)."""
+    if "[" not in text and "{" not in text:
+        return 0
+    bare = _STRINGS.sub("", text).encode()
+    a = np.frombuffer(bare, np.uint8)
+    step = np.isin(a, _OPEN).astype(np.int64) - np.isin(a, _CLOSE)
+    return int(np.cumsum(step).max(initial=0))
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
+def parse_json(text: str | bytes, where: str, max_depth: int = MAX_DEPTH, constants: bool = False) -> Any:
+    """``json.loads`` that refuses nesting deeper than ``max_depth`` (instead of a RecursionError)
+    and, unless ``constants``, the non-standard ``NaN``/``Infinity``: every failure is a ValueError
+    naming ``where``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{where} is not JSON (not UTF-8: {e})") from None
+    if _depth(text) > max_depth:
+        raise ValueError(f"{where}: JSON nested deeper than {max_depth} levels")
+
+    def constant(name):
+        raise ValueError(f"{where}: JSON holds the non-standard constant {name}")
+    try:
+        return json.loads(text) if constants else json.loads(text, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where} is not JSON ({e})") from None
+    except RecursionError:  # pragma: no cover - _depth caught it first
+        raise ValueError(f"{where}: JSON nested too deeply") from None
+
+
+def _check_entry(path, name, spec, data_len: int) -> None:
+    ok = (isinstance(spec, dict) and spec.get("dtype") in _DTYPES
+          and isinstance(spec.get("shape"), list) and all(type(s) is int and s >= 0 for s in spec["shape"])
+          and isinstance(spec.get("data_offsets"), list) and len(spec["data_offsets"]) == 2
+          and all(type(o) is int and o >= 0 for o in spec["data_offsets"]))
+    if not ok:
+        raise _fail(path, f"bad entry for tensor {name!r}: {spec!r:.200} (need dtype in {sorted(_DTYPES)}, a "
+                          "shape of non-negative ints and two data offsets)")
+    lo, hi = spec["data_offsets"]
+    need = math.prod(spec["shape"]) * _DTYPES[spec["dtype"]].itemsize
+    if hi < lo or hi - lo != need or hi > data_len:
+        raise _fail(path, f"tensor {name!r} ({spec['dtype']} {spec['shape']}) needs {need} bytes but its offsets "
+                          f"are [{lo}, {hi}) in a data section of {data_len} bytes (truncated or corrupt?)")
+
+
+def _check_cover(path, header: dict, data_len: int) -> None:
+    """The format's rule: the tensors tile the data section exactly (no overlap, no hole)."""
+    end = 0
+    for name, spec in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"]):
+        lo, hi = spec["data_offsets"]
+        if lo != end:
+            raise _fail(path, f"tensor {name!r} starts at byte {lo} of the data, expected {end} "
+                              f"({'an overlap' if lo < end else 'a hole'} between tensors)")
+        end = hi
+    if end != data_len:
+        raise _fail(path, f"the tensors cover {end} bytes but the data section has {data_len}")
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarray], dict[str, str]]:
+    """The one reader of every safetensors file chainrule opens (models, weights, checkpoints).
+
+    Refuses, with a ValueError naming the file: anything but a regular file, a header longer than
+    :data:`MAX_HEADER` or than the file, JSON nested deeper than :data:`MAX_DEPTH`, more than
+    :data:`MAX_TENSORS` tensors, entries whose dtype, shape or offsets do not fit the file. Reads
+    are bounded by the file's size; tensors are copied out (writable, owned), in header order.
+    """
+    fd = open_regular(path, "safetensors file")
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < 8:
+            raise _fail(path, f"it has {size} bytes, fewer than the 8-byte header length (truncated?)")
+        first = f.read(8)
+        (n,) = struct.unpack("<Q", first)
+        if n > size - 8 or n > MAX_HEADER:
+            hint = " (a pickle or zip file, e.g. from torch.save? chainrule never unpickles)" \
+                if first[:1] in (b"\x80", b"P") else ""
+            raise _fail(path, f"its header claims {n} bytes but the file has {size - 8} after the length field "
+                              f"(limit {MAX_HEADER:,}){hint}")
+        header = parse_json(f.read(n), f"{os.fspath(path)!r} is not a valid safetensors file: the header")
+        if not isinstance(header, dict):
+            raise _fail(path, f"the header must be a JSON object, got {type(header).__name__}")
+        if len(header) > MAX_TENSORS + 1:
+            raise _fail(path, f"it declares {len(header) - 1:,} tensors, more than the limit of {MAX_TENSORS:,}")
+        meta = header.pop("__metadata__", {})
+        if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+            raise _fail(path, f"__metadata__ must map strings to strings, got {meta!r:.200}")
+        data_len = size - 8 - n
+        for name, spec in header.items():
+            _check_entry(path, name, spec, data_len)
+        _check_cover(path, header, data_len)
+        data = f.read(data_len)
+    arrays: OrderedDict[str, np.ndarray] = OrderedDict()
+    for name, spec in header.items():
+        lo, hi = spec["data_offsets"]
+        a = np.frombuffer(data, _DTYPES[spec["dtype"]], count=(hi - lo) // _DTYPES[spec["dtype"]].itemsize, offset=lo)
+        arrays[name] = a.reshape(spec["shape"]).copy()
+    return arrays, meta
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, what: str = "file") -> str:
+    """Write ``data`` to ``path`` so that a crash, a full disk or a file-size limit never leaves a
+    partial file: write a hidden temporary beside it, fsync, ``os.replace``, fsync the directory
+    (so the rename itself survives a power cut). On failure the temporary is removed, the old
+    ``path`` is untouched, and the OSError says what could not be written and why."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}{TMP_MARK}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        _fsync_dir(directory)
+    except OSError as e:
+        raise OSError(e.errno, f"could not write the {what} {path}: {e.strerror or e}") from None
+    finally:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise
+    return path
 
 
-def _read(path: str | os.PathLike) -> tuple[bytes, dict]:
-    """The file's bytes and its parsed header, after checks that refuse anything malformed."""
-    where = f"{os.fspath(path)!r} is not a valid safetensors file"
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        raise ValueError(f"{where}: it has {len(raw)} bytes, fewer than the 8-byte header length (truncated?)")
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n > len(raw) - 8 or n > MAX_HEADER:
-        hint = " (a pickle or zip file, e.g. from torch.save? chainrule never unpickles)" if raw[:1] in (b"\x80", b"P") else ""
-        raise ValueError(f"{where}: its header claims {n} bytes but the file has {len(raw) - 8} after the "
-                         f"length field{hint}")
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):  # some file systems (and Windows) cannot open a directory
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def remove_stale_tmp(directory: str | os.PathLike) -> list[str]:
+    """Delete temporaries that :func:`write_atomic` left in ``directory`` when a process was
+    killed mid-write (those whose process is gone); returns their paths."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            head, sep, pid = name.rpartition(TMP_MARK)
+            if sep and head.startswith(".") and pid.isdigit() and not _alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, name))
+                    removed.append(os.path.join(os.fspath(directory), name))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
-        header = json.loads(raw[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{where}: the header is not JSON ({e})") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{where}: the header must be a JSON object, got {type(header).__name__}")
-    meta = header.get("__metadata__", {})
-    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
-        raise ValueError(f"{where}: __metadata__ must map strings to strings, got {meta!r:.200}")
-    for name, spec in header.items():
-        if name == "__metadata__":
-            continue
-        ok = (isinstance(spec, dict) and spec.get("dtype") in _DTYPES
-              and isinstance(spec.get("shape"), list) and all(type(s) is int and s >= 0 for s in spec["shape"])
-              and isinstance(spec.get("data_offsets"), list) and len(spec["data_offsets"]) == 2
-              and all(type(o) is int and o >= 0 for o in spec["data_offsets"]))
-        if not ok:
-            raise ValueError(f"{where}: bad entry for tensor {name!r}: {spec!r:.200} (need dtype in "
-                             f"{sorted(_DTYPES)}, a shape of non-negative ints and two data offsets)")
-    return raw, header
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours
+        return True
+    return True
+
+
+def warn_nonfinite(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """Warn (once per file) when float tensors hold NaN or Inf: such weights load, but every
+    prediction made with them is NaN."""
+    bad = {k: int(np.count_nonzero(~np.isfinite(a))) for k, a in arrays.items() if a.dtype.kind == "f"}
+    bad = {k: n for k, n in bad.items() if n}
+    if bad:
+        first = next(iter(bad))
+        warnings.warn(f"{where}: {sum(bad.values()):,} NaN/Inf values in {len(bad)} tensor(s) (first: {first!r}); "
+                      "predictions made with these weights are not numbers", RuntimeWarning, stacklevel=3)
 
 
 def _deserialize(path: str | os.PathLike) -> tuple[OrderedDict[str, Tensor], dict[str, str]]:
-    raw, header = _read(path)
-    try:
-        arrays = _safetensors().load(raw)
-    except Exception as e:  # noqa: BLE001 - the library's SafetensorError is not a ValueError
-        raise ValueError(f"{os.fspath(path)!r} is not a valid safetensors file: {e}") from None
-    out: OrderedDict[str, Tensor] = OrderedDict()
-    for name in header:  # header order (the order the tensors were written in, for our files)
-        if name != "__metadata__":
-            out[name] = Tensor(np.array(arrays[name], copy=True))  # writable, owned, dtype kept
-    return out, dict(header.get("__metadata__", {}))
+    arrays, meta = read_safetensors(path)
+    warn_nonfinite(arrays, os.fspath(path))
+    return OrderedDict((k, Tensor(v)) for k, v in arrays.items()), meta
 
 
 def load(path: str | os.PathLike) -> OrderedDict[str, Tensor]:
@@ -143,7 +309,7 @@ def load(path: str | os.PathLike) -> OrderedDict[str, Tensor]:
 
 def load_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The header's ``__metadata__`` map (validated, without reading the tensors)."""
-    return dict(_read(path)[1].get("__metadata__", {}))
+    return read_safetensors(path)[1]
 
 
 _ARGS = {  # constructor arguments load_model accepts, with their JSON types
@@ -199,10 +365,7 @@ def load_model(path: str | os.PathLike) -> Module:
     if ARCH_KEY not in meta:
         raise ValueError(f"{where}: the file stores no chainrule architecture; build the model and call "
                          "model.load_state_dict(cr.load(path))")
-    try:
-        arch = json.loads(meta[ARCH_KEY])
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{where}: the stored architecture is not JSON ({e})") from None
+    arch = parse_json(meta[ARCH_KEY], f"{where}: the stored architecture")
     model = _build(arch, where, sum(t.numel() for t in state.values()))
     floats = {t.dtype for t in state.values() if t.dtype.kind == "f"}
     if len(floats) == 1:

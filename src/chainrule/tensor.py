@@ -582,4 +582,3 @@ from . import creation as _creation  # noqa: E402
 from . import device as _device  # noqa: E402
 from . import functional as _fn  # noqa: E402
 from . import ops as _ops  # noqa: E402
-from .creation import get_rng, manual_seed  # noqa: E402,F401 - where they used to live

@@ -15,52 +15,13 @@ import numpy as np
 
 import chainrule as cr
 import chainrule.distributed as dist
+from chainrule import optim
 from chainrule.train import Callback
 from chainrule.train import fit as plain_fit
 
 
-class _ManualOpt:
-    """Fallback when chainrule.optim is not importable: SGD / momentum (torch's form) / Adam."""
-
-    def __init__(self, params, kind, lr):
-        self.params, self.kind, self.lr, self.t = list(params), kind, lr, 0
-        self.m = [np.zeros_like(p._data) for p in self.params]
-        self.v = [np.zeros_like(p._data) for p in self.params]
-
-    def zero_grad(self):
-        for p in self.params:
-            p.grad = None
-
-    def step(self):
-        self.t += 1
-        for p, m, v in zip(self.params, self.m, self.v):
-            g = p.grad._data
-            if self.kind == "sgd":
-                p._data -= self.lr * g
-            elif self.kind == "momentum":
-                m *= 0.9; m += g
-                p._data -= self.lr * m
-            else:
-                m *= 0.9; m += 0.1 * g
-                v *= 0.999; v += 0.001 * g * g
-                p._data -= (self.lr * (m / (1 - 0.9 ** self.t)) / (np.sqrt(v / (1 - 0.999 ** self.t)) + 1e-8)).astype(p.dtype)
-
-    def state_dict(self):
-        return {"state": {i: {"m": m.copy(), "v": v.copy()} for i, (m, v) in enumerate(zip(self.m, self.v))},
-                "param_groups": [{"lr": self.lr, "t": self.t}]}
-
-    def load_state_dict(self, sd):
-        for i in range(len(self.params)):
-            self.m[i][...] = sd["state"][i]["m"]; self.v[i][...] = sd["state"][i]["v"]
-        self.t = sd["param_groups"][0]["t"]
-
-
 def make_optimizer(params, kind):
     lr = 0.01 if kind == "adam" else 0.1
-    try:
-        from chainrule import optim
-    except ImportError:
-        return _ManualOpt(params, kind, lr)
     if kind == "adam":
         return optim.Adam(params, lr=lr)
     return optim.SGD(params, lr=lr, momentum=0.9 if kind == "momentum" else 0.0)

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import cost
 from ..models import MLP
-from ..train import _load_run  # the run-directory reader chainrule evaluate and predict use
 from ._types import at_least
+from .rundir import load_run  # the run-directory reader chainrule evaluate and predict use
 
 _DEFAULT_BATCH = 128
 
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_model(run_dir: str):
     """(model, batch size, optimizer name) of a ``chainrule train`` run directory (its final model,
     or the latest checkpoint of an interrupted run)."""
-    model, cfg = _load_run(run_dir)
+    run = load_run(run_dir)
+    model, cfg = run.model, run.config
     batch_size = cfg.get("batch_size")
     if not batch_size:  # 0 means full-batch gradient descent: the batch is the training set
         batch_size = _DEFAULT_BATCH

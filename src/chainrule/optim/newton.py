@@ -48,9 +48,11 @@ def hessian_cost(P: int) -> str:  # noqa: N803
 class Newton(Optimizer):
     r"""Newton's method: ``theta = theta - lr * (H + damping I)^-1 grad f(theta)``.
 
-    ``step(closure)`` needs a closure that re-evaluates the model and *returns the loss* (it may
-    not call ``backward()``: Newton differentiates the loss twice itself). The closure is also
-    what the line search evaluates. The gradient is left in each ``p.grad``.
+    ``step(closure)`` needs a closure that re-evaluates the model and *returns the loss*: Newton
+    differentiates the loss twice itself. A PyTorch-style closure that also calls
+    ``loss.backward(retain_graph=True)`` works too (plain ``backward()`` frees the graph Newton
+    needs: a ValueError says so). The closure is also what the line search evaluates. The gradient
+    at the starting point is left in each ``p.grad``.
 
     Arguments:
         lr: step length along the Newton direction (1 is the pure Newton step; with
@@ -105,16 +107,26 @@ class Newton(Optimizer):
                              "call backward()")
         group = self.param_groups[0]
         params = [p for g in self.param_groups for p in g["params"]]
+        marks = [p.grad for p in params]
         with enable_grad():
             loss = closure()
+        # A PyTorch-style closure (zero_grad; loss.backward(); return loss) replaces the .grad objects.
+        calls_backward = any(p.grad is not m for p, m in zip(params, marks))
         if not isinstance(loss, Tensor) or loss._data.size != 1:
             raise ValueError(f"Newton.step: the closure must return the scalar loss Tensor, got {type(loss).__name__}"
                              + (f" of shape {loss.shape}" if isinstance(loss, Tensor) else ""))
         if not loss.requires_grad:
             raise ValueError("Newton.step: the closure's loss does not depend on the parameters (requires_grad=False): "
                              "was it computed under no_grad(), or did the closure call backward()?")
-        with enable_grad():
-            gs = grad(loss, params, create_graph=True, allow_unused=True)
+        try:
+            with enable_grad():
+                gs = grad(loss, params, create_graph=True, allow_unused=True)
+        except RuntimeError as e:
+            if not calls_backward:
+                raise
+            raise ValueError("Newton.step: the closure called backward(), which freed the graph that Newton "
+                             "differentiates twice: return the loss without backward(), or call "
+                             f"loss.backward(retain_graph=True) ({e})") from None
         g = self._flat([None if gi is None else gi._data for gi in gs], params)
         for p, gi in zip(params, gs):
             p.grad = Tensor(np.zeros_like(p._data) if gi is None else np.array(gi._data, dtype=p.dtype))
@@ -130,9 +142,15 @@ class Newton(Optimizer):
             state["cg_iters"] = 0
         else:
             d, state["cg_iters"] = self._cg(gs, params, g, damping, group)
-        with no_grad():
+        # The line search only needs loss values; a closure that calls backward() needs a graph for it,
+        # and its gradients at the trial points must not replace the ones at the accepted point.
+        newton_grads = [p.grad for p in params]
+        with enable_grad() if calls_backward else no_grad():
             t = self._line_search(closure, params, float(loss._data), g, d, group) if group["line_search"] else group["lr"]
+        with no_grad():
             self._move(params, d, t)
+        for p, gi in zip(params, newton_grads):
+            p.grad = gi
         state["step"] += 1
         state["t"] = t
         return loss

@@ -28,8 +28,9 @@ import numpy as np
 from .. import functional as F
 from .. import models, ops, optim
 from ..autograd import no_grad
+from ..creation import manual_seed
 from ..nn import layers as L
-from ..tensor import Tensor, manual_seed
+from ..tensor import Tensor
 from . import data as D
 
 MAX_LAYERS, MAX_NEURONS = 6, 8
