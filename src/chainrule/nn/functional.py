@@ -4,8 +4,9 @@
 
 Everything here is a composite of primitives, so every function is differentiable to any order:
 
-- ``conv1d`` / ``conv2d``: ``unfold`` (im2col, :mod:`chainrule.ops_conv`) and ONE batched matrix product
-  ``y[n, g] = W[g] (O/G, C/G prod K) @ cols[n, g] (C/G prod K, prod L)`` over the G groups, plus the bias.
+- ``conv1d`` / ``conv2d``: ``unfold`` (im2col, :mod:`chainrule.ops_conv`) and ONE matrix product
+  ``y = W (O, C prod K) @ cols (C prod K, prod L * N)``, batched over the G groups when ``groups > 1``,
+  plus the bias. Results are (N, C, *L) views of (C, *L, N) arrays (see :mod:`chainrule.ops_conv`).
 - ``max_pool*`` / ``avg_pool*``: ``unfold`` and a max or a mean over the kernel axes; ``adaptive_avg_pool*``:
   ``P_h x P_w^T`` with constant averaging matrices P (torch's bins ``[floor(i S/O), ceil((i+1) S/O))``).
 - ``batch_norm`` / ``layer_norm``: ``(x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance.
@@ -67,6 +68,12 @@ def _unbatch(y, squeeze: bool):
     return _ops.reshape(y, shape=_shape(y)[1:]) if squeeze else y
 
 
+def _to_batch_first(y, squeeze: bool):
+    """(C, *L, N) -> the (N, C, *L) view (then without N for an unbatched input)."""
+    nd = np.ndim(y) - 2
+    return _unbatch(_ops.transpose(y, axes=(nd + 1,) + tuple(range(nd + 1))), squeeze)
+
+
 def _same_dtype(name: str, *xs) -> None:
     dts = {np.asarray(x._data if isinstance(x, _Tensor) else x).dtype for x in xs if x is not None}
     floats = {d for d in dts if d.kind == "f"}
@@ -90,7 +97,7 @@ def _conv_padding(name: str, padding: Any, kernel: tuple, dilation: tuple, strid
     return tuple((p, p) for p in _ntuple(name, "padding", padding, len(kernel), low=0))
 
 
-def _convnd(nd: int, input, weight, bias, stride, padding, dilation, groups: int):
+def _convnd(nd: int, input, weight, bias, stride, padding, dilation, groups: int, activation: str | None = None):
     name = f"conv{nd}d"
     x, squeeze = _batched(name, input, nd)
     _same_dtype(name, x, weight, bias)
@@ -116,14 +123,22 @@ def _convnd(nd: int, input, weight, bias, stride, padding, dilation, groups: int
     if any(s < 1 for s in out):
         raise ValueError(f"{name}: kernel {k} (dilation {dilation}, padding {pad}) is larger than the padded "
                          f"input {_shape(input)}: the output would be {out}")
-    cols = _unfold(x, kernel_size=k, stride=stride, padding=pad, dilation=dilation)  # (N, C, *K, *L)
+    cols = _unfold(x, kernel_size=k, stride=stride, padding=pad, dilation=dilation)  # (C, *K, *L, N)
     ck = (c // groups) * math.prod(k)
-    cols = _ops.reshape(cols, shape=(n, groups, ck, math.prod(out)))
-    y = _ops.matmul(_ops.reshape(weight, shape=(groups, o // groups, ck)), cols)  # (N, G, O/G, prod L)
-    y = _ops.reshape(y, shape=(n, o) + out)
-    if bias is not None:
-        y = _ops.add(y, _ops.reshape(bias, shape=(o,) + (1,) * nd))
-    return _unbatch(y, squeeze)
+    if groups == 1:
+        # One 2-D GEMM, through the fused linear primitive: rows = cols^T (prod L * N, C prod K) is a
+        # transposed view, and linear computes (W cols)^T with the bias (and the activation) in place.
+        rows = _ops.transpose(_ops.reshape(cols, shape=(ck, -1)))
+        y = _ops.linear_act(rows, _ops.reshape(weight, shape=(o, ck)), bias, activation=activation)
+        y = _ops.transpose(y)  # (O, prod L * N), contiguous
+    else:  # one GEMM batched over the groups: (G, O/G, C/G prod K) @ (G, C/G prod K, prod L * N)
+        y = _ops.matmul(_ops.reshape(weight, shape=(groups, o // groups, ck)),
+                        _ops.reshape(cols, shape=(groups, ck, -1)))
+        if bias is not None:
+            y = _ops.add(y, _ops.reshape(bias, shape=(groups, o // groups, 1)))
+        if activation is not None:
+            y = _ops.REGISTRY[activation](y)
+    return _to_batch_first(_ops.reshape(y, shape=(o,) + out + (n,)), squeeze)
 
 
 def conv1d(input, weight, bias=None, stride: _IntOrTuple = 1, padding: _IntOrTuple | str = 0,  # noqa: A002
@@ -149,9 +164,9 @@ def unfold(input, kernel_size: _IntOrTuple, dilation: _IntOrTuple = 1, padding: 
     k = _ntuple("unfold", "kernel_size", kernel_size, 2)
     pad = tuple((p, p) for p in _ntuple("unfold", "padding", padding, 2, low=0))
     cols = _unfold(x, kernel_size=k, stride=_ntuple("unfold", "stride", stride, 2),
-                   padding=pad, dilation=_ntuple("unfold", "dilation", dilation, 2))
+                   padding=pad, dilation=_ntuple("unfold", "dilation", dilation, 2))  # (C, kH, kW, *L, N)
     n, c = _shape(x)[:2]
-    return _ops.reshape(cols, shape=(n, c * math.prod(k), -1))
+    return _ops.reshape(_ops.transpose(cols, axes=(5, 0, 1, 2, 3, 4)), shape=(n, c * math.prod(k), -1))
 
 
 def fold(input, output_size: _IntOrTuple, kernel_size: _IntOrTuple, dilation: _IntOrTuple = 1,  # noqa: A002
@@ -167,21 +182,27 @@ def fold(input, output_size: _IntOrTuple, kernel_size: _IntOrTuple, dilation: _I
         raise ValueError(f"fold: expected an (N, C * {kk}, {math.prod(out)}) input for kernel {k} and output "
                          f"{size}, got shape {_shape(input)}")
     n, c = _shape(input)[0], _shape(input)[1] // kk
-    cols = _ops.reshape(input, shape=(n, c) + k + out)
+    cols = _ops.transpose(_ops.reshape(input, shape=(n, c) + k + out), axes=(1, 2, 3, 4, 5, 0))
     return _fold(cols, shape=(n, c) + size, kernel_size=k, stride=st, padding=pad, dilation=dil)
 
 
 # ----- pooling ------------------------------------------------------------------------------------
-def _pool_geometry(name: str, x, nd: int, kernel_size, stride, padding, dilation, ceil_mode: bool):
-    """(kernel, stride, ((before, after), ...), dilation, out): torch's output size, with the windows
-    that ceil_mode adds at the end served by extra padding after the input."""
+def _pool_args(name: str, nd: int, kernel_size, stride, padding) -> tuple[tuple[int, ...], ...]:
+    """(kernel, stride, padding) as n-tuples; stride defaults to the kernel, padding is at most half of it."""
     k = _ntuple(name, "kernel_size", kernel_size, nd)
     st = k if stride is None or (isinstance(stride, (tuple, list)) and not stride) else _ntuple(name, "stride", stride, nd)
     p = _ntuple(name, "padding", padding, nd, low=0)
-    d = _ntuple(name, "dilation", dilation, nd)
     if any(pi > ki // 2 for pi, ki in zip(p, k)):
         raise ValueError(f"{name}: pad should be at most half of kernel size, but got pad={padding} and "
                          f"kernel_size={kernel_size}")
+    return k, st, p
+
+
+def _pool_geometry(name: str, x, nd: int, kernel_size, stride, padding, dilation, ceil_mode: bool):
+    """(kernel, stride, ((before, after), ...), dilation, out): torch's output size, with the windows
+    that ceil_mode adds at the end served by extra padding after the input."""
+    k, st, p = _pool_args(name, nd, kernel_size, stride, padding)
+    d = _ntuple(name, "dilation", dilation, nd)
     spatial = _shape(x)[2:]
     out = []
     for s, ki, ti, pi, di in zip(spatial, k, st, p, d):
@@ -199,7 +220,7 @@ def _pool_geometry(name: str, x, nd: int, kernel_size, stride, padding, dilation
 
 
 def _kernel_axes(nd: int) -> tuple[int, ...]:
-    return tuple(range(2, 2 + nd))
+    return tuple(range(1, 1 + nd))
 
 
 def _max_poolnd(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
@@ -210,7 +231,7 @@ def _max_poolnd(nd, input, kernel_size, stride, padding, dilation, ceil_mode, re
     x, squeeze = _batched(name, input, nd)
     k, st, pads, d, _ = _pool_geometry(name, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
     cols = _unfold(x, kernel_size=k, stride=st, padding=pads, dilation=d, value=-np.inf)
-    return _unbatch(_ops.max(cols, axis=_kernel_axes(nd)), squeeze)
+    return _to_batch_first(_ops.max(cols, axis=_kernel_axes(nd)), squeeze)
 
 
 def max_pool1d(input, kernel_size: _IntOrTuple, stride: _IntOrTuple | None = None,  # noqa: A002
@@ -238,7 +259,7 @@ def _avg_poolnd(nd, input, kernel_size, stride, padding, ceil_mode, count_includ
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, numbers.Integral) \
                 or divisor_override < 1:
             raise ValueError(f"{name}: divisor_override must be a positive int, got {divisor_override!r}")
-        return _unbatch(_ops.div(s, float(divisor_override)), squeeze)
+        return _to_batch_first(_ops.div(s, float(divisor_override)), squeeze)
     spatial = _shape(x)[2:]
     sym = tuple((a, a) for a, _ in pads)
     if not count_include_pad:  # the real elements of each window
@@ -247,8 +268,8 @@ def _avg_poolnd(nd, input, kernel_size, stride, padding, ceil_mode, count_includ
         padded = tuple(sp + 2 * a for sp, (a, _) in zip(spatial, pads))
         count = _window_count(padded, k, st, tuple((0, b - a) for a, b in pads), d, dtype)
     else:
-        return _unbatch(_ops.div(s, float(math.prod(k))), squeeze)
-    return _unbatch(_ops.div(s, count), squeeze)
+        return _to_batch_first(_ops.div(s, float(math.prod(k))), squeeze)
+    return _to_batch_first(_ops.div(s, count), squeeze)  # count (*L, 1) against s (C, *L, N)
 
 
 def avg_pool1d(input, kernel_size: _IntOrTuple, stride: _IntOrTuple | None = None,  # noqa: A002

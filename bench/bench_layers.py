@@ -1,0 +1,124 @@
+"""Convolution layers: chainrule against PyTorch eager on the CPU, side by side in one run.
+
+    python bench/bench_layers.py            # full run
+    python bench/bench_layers.py --quick    # a few seconds, noisier
+
+Two training steps (forward, cross-entropy, backward, optimizer step), each with the same initial
+weights in both libraries (copied through ``state_dict``; the first losses are checked to agree):
+
+- LeNet-5 on 28 x 28 images at batch 64: conv 1->6 (5x5, padding 2), ReLU, 2x2 max-pool,
+  conv 6->16 (5x5), ReLU, 2x2 max-pool, 400-120-84-10 with ReLU; SGD.
+- The MNIST-1D CNN (``chainrule.models.CNN1d``, the paper's ConvBase): three Conv1d of 25 channels
+  (stride 2) on 40-sample signals and a linear read-out, at batch 100 (the paper's); Adam.
+
+Each figure is the median over alternating rounds (``bench_core.compare``: both libraries run the same
+number of steps back to back, alternating which goes first). Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+import chainrule as cr  # noqa: E402
+from bench_core import blas_threads, compare  # noqa: E402
+from chainrule import models  # noqa: E402
+from chainrule import nn  # noqa: E402
+
+
+def lenet(lib):
+    """LeNet-5 for 28 x 28 inputs in ``lib`` (``chainrule.nn`` or ``torch.nn``): the same layer names."""
+    return lib.Sequential(lib.Conv2d(1, 6, 5, padding=2), lib.ReLU(), lib.MaxPool2d(2),
+                          lib.Conv2d(6, 16, 5), lib.ReLU(), lib.MaxPool2d(2), lib.Flatten(),
+                          lib.Linear(400, 120), lib.ReLU(), lib.Linear(120, 84), lib.ReLU(), lib.Linear(84, 10))
+
+
+def torch_cnn1d(torch, channels: int = 25):
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Unflatten(1, (1, 40)), tnn.Conv1d(1, channels, 5, stride=2, padding=1), tnn.ReLU(),
+                          tnn.Conv1d(channels, channels, 3, stride=2, padding=1), tnn.ReLU(),
+                          tnn.Conv1d(channels, channels, 3, stride=2, padding=1), tnn.ReLU(),
+                          tnn.Flatten(), tnn.Linear(channels * 5, 10))
+
+
+def training_steps(torch, ours, theirs, x0, y0, optimizer: str, lr: float):
+    """(chainrule step, torch step) from the same weights; checks the first losses agree."""
+    theirs.load_state_dict({k.removeprefix("layers."): torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    opt = getattr(cr.optim, optimizer)(ours.parameters(), lr=lr)
+    topt = getattr(torch.optim, optimizer)(theirs.parameters(), lr=lr)
+    x, tx, ty = cr.tensor(x0), torch.tensor(x0), torch.tensor(y0)
+
+    def run_cr():
+        opt.zero_grad()
+        loss = cr.functional.cross_entropy(ours(x), y0)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def run_torch():
+        topt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(theirs(tx), ty)
+        loss.backward()
+        topt.step()
+        return loss
+
+    a, b = run_cr().item(), run_torch().item()
+    assert abs(a - b) < 1e-4 * max(1.0, abs(b)), (a, b)
+    return run_cr, run_torch
+
+
+def lenet_case(torch):
+    rng = np.random.default_rng(0)
+    cr.manual_seed(0)
+    x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    return training_steps(torch, lenet(nn), lenet(torch.nn), x0, rng.integers(0, 10, 64), "SGD", 0.01)
+
+
+def cnn1d_case(torch):
+    rng = np.random.default_rng(0)
+    cr.manual_seed(0)
+    x0 = rng.standard_normal((100, 40)).astype(np.float32)
+    return training_steps(torch, models.CNN1d(), torch_cnn1d(torch), x0, rng.integers(0, 10, 100), "Adam", 1e-2)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="short run (fewer rounds), for a smoke test")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="pin both torch and NumPy's BLAS to this many threads (default: both libraries' defaults)")
+    args = ap.parse_args(argv)
+    import torch
+
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.threads, user_api="blas")
+        torch.set_num_threads(args.threads)
+    q = args.quick
+    print(f"chainrule {cr.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
+          f"python {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(f"threads: torch {torch.get_num_threads()}, numpy BLAS {blas_threads()}; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
+    rows = []
+    for name, case, inner in (("LeNet-5 training step, 28x28, batch 64 (SGD)", lenet_case, 10),
+                              ("MNIST-1D CNN training step, batch 100 (Adam)", cnn1d_case, 20)):
+        run_cr, run_torch = case(torch)
+        c, t = compare(run_cr, run_torch, rounds=5 if q else 31, inner=max(1, inner // 5) if q else inner)
+        rows.append((name, c, t))
+    print("| benchmark | chainrule median (min) | PyTorch median (min) | chainrule / PyTorch (medians) |")
+    print("|---|---:|---:|---:|")
+    for name, c, t in rows:
+        mc, mt = statistics.median(c), statistics.median(t)
+        print(f"| {name} | {mc * 1e3:.2f} ({min(c) * 1e3:.2f}) ms | {mt * 1e3:.2f} ({min(t) * 1e3:.2f}) ms "
+              f"| {mc / mt:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
