@@ -26,10 +26,10 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-import chainrule as cr  # noqa: E402
 from bench_core import blas_threads, compare  # noqa: E402
-from chainrule import models  # noqa: E402
-from chainrule import nn  # noqa: E402
+
+import chainrule as cr  # noqa: E402
+from chainrule import models, nn  # noqa: E402
 
 
 def lenet(lib):

@@ -29,6 +29,11 @@ def _positive(cls: str, name: str, v: Any) -> int:
     return int(v)
 
 
+def _param(a: np.ndarray) -> Parameter:
+    """A Parameter of ``a``'s dtype (``Parameter(ndarray)`` would make a float64 array float32)."""
+    return Parameter(Tensor(a))
+
+
 def _check_device(cls: str, device: Any) -> None:
     """torch's ``device=`` argument: chainrule computes with NumPy, on the CPU only."""
     if device is not None and str(device) != "cpu":
@@ -70,8 +75,8 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = Parameter(np.empty(shape, dtype))
-        self.bias = Parameter(np.empty((self.out_channels,), dtype)) if bias else None
+        self.weight = _param(np.empty(shape, dtype))
+        self.bias = _param(np.empty((self.out_channels,), dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

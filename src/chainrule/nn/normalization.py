@@ -17,9 +17,9 @@ import numpy as np
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import functional as F
 from . import init
-from .conv import _check_device
+from .conv import _check_device, _param
 from .layers import _match_dtype
-from .module import Module, Parameter
+from .module import Module
 
 
 def _check_eps(cls: str, eps: Any) -> float:
@@ -48,8 +48,8 @@ class _BatchNorm(Module):
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         c = self.num_features
-        self.weight = Parameter(np.ones(c, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(c, dtype)) if affine and bias else None
+        self.weight = _param(np.ones(c, dtype)) if affine else None
+        self.bias = _param(np.zeros(c, dtype)) if affine and bias else None
         if self.track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(c, dtype)))
             self.register_buffer("running_var", Tensor(np.ones(c, dtype)))
@@ -135,8 +135,8 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(s) for s in ns)
         self.eps, self.elementwise_affine = _check_eps("LayerNorm", eps), bool(elementwise_affine)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
-        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
+        self.weight = _param(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = _param(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def reset_parameters(self) -> None:
         if self.weight is not None:

@@ -86,6 +86,8 @@ class AvgPool1d(_AvgPoolNd):
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True):
         super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        one = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731 - torch keeps 1-tuples here
+        self.kernel_size, self.stride, self.padding = one(self.kernel_size), one(self.stride), one(self.padding)
 
 
 class AvgPool2d(_AvgPoolNd):
