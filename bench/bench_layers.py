@@ -17,16 +17,14 @@ number of steps back to back, alternating which goes first). Prints a markdown t
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
 import statistics
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
-from bench_core import blas_threads, compare  # noqa: E402
+from bench_core import compare, setup  # noqa: E402
 
 import chainrule as cr  # noqa: E402
 from chainrule import models, nn  # noqa: E402
@@ -88,23 +86,8 @@ def cnn1d_case(torch):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="short run (fewer rounds), for a smoke test")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="pin both torch and NumPy's BLAS to this many threads (default: both libraries' defaults)")
-    args = ap.parse_args(argv)
-    import torch
-
-    if args.threads:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads, user_api="blas")
-        torch.set_num_threads(args.threads)
+    args, torch = setup(__doc__.split("\n")[0], argv)
     q = args.quick
-    print(f"chainrule {cr.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
-          f"python {platform.python_version()}, {os.cpu_count()} CPUs")
-    print(f"threads: torch {torch.get_num_threads()}, numpy BLAS {blas_threads()}; "
-          f"load average {os.getloadavg()[0]:.1f}\n")
     rows = []
     for name, case, inner in (("LeNet-5 training step, 28x28, batch 64 (SGD)", lenet_case, 10),
                               ("MNIST-1D CNN training step, batch 100 (Adam)", cnn1d_case, 20)):

@@ -8,6 +8,7 @@ round trips both ways, errors.
 
 import numpy as np
 import pytest
+from torch_oracle import check_against_torch
 
 import chainrule as cr
 import chainrule.nn.functional as F
@@ -17,16 +18,7 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol
 
 
 def _oracle(torch, ours, theirs, arrays, dtype, seed=0):
-    xs = [cr.tensor(a.astype(dtype), dtype=dtype, requires_grad=True) for a in arrays]
-    ts = [torch.tensor(a.astype(dtype), requires_grad=True) for a in arrays]
-    y, ty = ours(*xs), theirs(*ts)
-    assert y.shape == tuple(ty.shape) and y.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), **TOL[dtype])
-    u = np.random.default_rng(seed).standard_normal(y.shape).astype(dtype)
-    (y * cr.tensor(u, dtype=dtype)).sum().backward()
-    (ty * torch.tensor(u)).sum().backward()
-    for x, t in zip(xs, ts):
-        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), **TOL[dtype])
+    check_against_torch(torch, ours, theirs, arrays, dtype, TOL, seed)
 
 
 # ----- pooling ------------------------------------------------------------------------------------
