@@ -306,12 +306,14 @@ class CNN1d(_Classifier):
     On (N, n_features) signals: ``Unflatten`` to (N, 1, n_features), ``Conv1d(1, c, 5, stride=2,
     padding=1)``, ``Conv1d(c, c, 3, stride=2, padding=1)`` twice, each followed by ReLU, then
     ``Flatten`` and ``Linear(c * L, n_classes)`` (L = 5 for the 40-sample signals). Logits (N, n_classes).
+    The paper's model is ``CNN1d()`` (25 channels); ``dropout`` > 0 puts a Dropout before the read-out
+    (``examples/09_mnist1d_cnn.py`` trains ``CNN1d(channels=32, dropout=0.3)``).
 
     The layers live in ``self.layers``, a Sequential with the same structure as the torch Sequential of
     the same modules, so a chainrule key is ``"layers." + torch_key`` (``layers.1.weight`` <-> ``1.weight``).
     """
 
-    def __init__(self, n_features: int = 40, n_classes: int = 10, channels: int = 25):
+    def __init__(self, n_features: int = 40, n_classes: int = 10, channels: int = 25, dropout: float = 0.0):
         super().__init__()
         from .nn.conv import Conv1d, Unflatten
         from .ops_conv import out_sizes
@@ -324,12 +326,16 @@ class CNN1d(_Classifier):
             (length,) = out_sizes((length,), (k,), (2,), ((1, 1),), (1,))
         if length < 1:
             raise ValueError(f"CNN1d: n_features={n_features} is too short for three stride-2 convolutions")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"CNN1d: dropout must be in [0, 1), got {dropout}")
         self.n_features, self.n_classes, self.channels = int(n_features), int(n_classes), int(channels)
+        self.dropout = float(dropout)
         c = self.channels
+        head = [L.Dropout(self.dropout)] if self.dropout > 0 else []
         self.layers = L.Sequential(Unflatten(1, (1, n_features)), Conv1d(1, c, 5, stride=2, padding=1), L.ReLU(),
-                                    Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
-                                    Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
-                                    L.Flatten(), L.Linear(c * length, n_classes))
+                                   Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
+                                   Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
+                                   L.Flatten(), *head, L.Linear(c * length, n_classes))
 
     def forward(self, x: Any) -> Tensor:
         return self.layers(x)
