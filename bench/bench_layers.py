@@ -2,6 +2,7 @@
 
     python bench/bench_layers.py            # full run
     python bench/bench_layers.py --quick    # a few seconds, noisier
+    python bench/bench_layers.py --keep-freed-memory   # glibc keeps freed pages (see keep_freed_memory)
 
 Two training steps (forward, cross-entropy, backward, optimizer step), each with the same initial
 weights in both libraries (copied through ``state_dict``; the first losses are checked to agree):
@@ -85,8 +86,28 @@ def cnn1d_case(torch):
     return training_steps(torch, models.CNN1d(), torch_cnn1d(torch), x0, rng.integers(0, 10, 100), "Adam", 1e-2)
 
 
+def keep_freed_memory() -> bool:
+    """glibc only: keep freed memory in the heap instead of returning it to the OS (``mallopt``
+    M_TRIM_THRESHOLD and M_MMAP_THRESHOLD at 1 GiB, what MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_
+    do), so the step's large arrays (im2col columns of several MB) reuse pages instead of faulting in
+    fresh ones every step. Process-wide: it applies to both libraries. True if it took effect."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv=None) -> int:
+    keep = "--keep-freed-memory" in (sys.argv[1:] if argv is None else argv)
+    argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--keep-freed-memory"]
     args, torch = setup(__doc__.split("\n")[0], argv)
+    if keep:
+        print(f"glibc keeps freed memory (mallopt): {keep_freed_memory()}\n")
     q = args.quick
     rows = []
     for name, case, inner in (("LeNet-5 training step, 28x28, batch 64 (SGD)", lenet_case, 10),

@@ -241,7 +241,7 @@ def test_mnist1d_example_cnn_beats_the_mlp():
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     acc = example.main(quick=True)["acc"]
-    cnn, mlp, logistic = acc["CNN (3 x Conv1d, 32 channels)"], acc["MLP 40-100-100-10"], acc["logistic (softmax regression)"]
+    cnn, mlp, logistic = acc["CNN (3 x Conv1d + BatchNorm)"], acc["MLP 40-100-100-10"], acc["logistic (softmax regression)"]
     assert cnn >= 0.80 and cnn >= mlp + 0.15, acc
     assert 0.2 < logistic < 0.45, acc
 

@@ -306,16 +306,19 @@ class CNN1d(_Classifier):
     On (N, n_features) signals: ``Unflatten`` to (N, 1, n_features), ``Conv1d(1, c, 5, stride=2,
     padding=1)``, ``Conv1d(c, c, 3, stride=2, padding=1)`` twice, each followed by ReLU, then
     ``Flatten`` and ``Linear(c * L, n_classes)`` (L = 5 for the 40-sample signals). Logits (N, n_classes).
-    The paper's model is ``CNN1d()`` (25 channels); ``dropout`` > 0 puts a Dropout before the read-out
-    (``examples/09_mnist1d_cnn.py`` trains ``CNN1d(channels=32, dropout=0.3)``).
+    The paper's model is ``CNN1d()`` (25 channels); ``batch_norm=True`` puts a BatchNorm1d between each
+    convolution and its ReLU, ``dropout`` > 0 a Dropout before the read-out (``examples/09_mnist1d_cnn.py``
+    trains ``CNN1d(channels=32, dropout=0.3, batch_norm=True)``).
 
     The layers live in ``self.layers``, a Sequential with the same structure as the torch Sequential of
     the same modules, so a chainrule key is ``"layers." + torch_key`` (``layers.1.weight`` <-> ``1.weight``).
     """
 
-    def __init__(self, n_features: int = 40, n_classes: int = 10, channels: int = 25, dropout: float = 0.0):
+    def __init__(self, n_features: int = 40, n_classes: int = 10, channels: int = 25, dropout: float = 0.0,
+                 batch_norm: bool = False):
         super().__init__()
         from .nn.conv import Conv1d, Unflatten
+        from .nn.normalization import BatchNorm1d
         from .ops_conv import out_sizes
 
         for name, v in (("n_features", n_features), ("n_classes", n_classes), ("channels", channels)):
@@ -329,13 +332,13 @@ class CNN1d(_Classifier):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"CNN1d: dropout must be in [0, 1), got {dropout}")
         self.n_features, self.n_classes, self.channels = int(n_features), int(n_classes), int(channels)
-        self.dropout = float(dropout)
+        self.dropout, self.batch_norm = float(dropout), bool(batch_norm)
         c = self.channels
-        head = [L.Dropout(self.dropout)] if self.dropout > 0 else []
-        self.layers = L.Sequential(Unflatten(1, (1, n_features)), Conv1d(1, c, 5, stride=2, padding=1), L.ReLU(),
-                                   Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
-                                   Conv1d(c, c, 3, stride=2, padding=1), L.ReLU(),
-                                   L.Flatten(), *head, L.Linear(c * length, n_classes))
+        mods: list[Module] = [Unflatten(1, (1, n_features))]
+        for c_in, k in ((1, 5), (c, 3), (c, 3)):
+            mods += [Conv1d(c_in, c, k, stride=2, padding=1)] + ([BatchNorm1d(c)] if batch_norm else []) + [L.ReLU()]
+        mods += [L.Flatten()] + ([L.Dropout(self.dropout)] if self.dropout > 0 else [])
+        self.layers = L.Sequential(*mods, L.Linear(c * length, n_classes))
 
     def forward(self, x: Any) -> Tensor:
         return self.layers(x)
