@@ -265,3 +265,15 @@ def test_buffers_are_state_but_not_parameters():
     with pytest.raises(KeyError, match="already has an attribute 'eps'"):
         m[1].register_buffer("eps", np.zeros(1))
     assert list(nn.BatchNorm1d(3, track_running_stats=False).named_buffers()) == []
+
+
+def test_buffers_survive_save_and_load(tmp_path):
+    """num_batches_tracked is 0-d, as in torch: saving must not turn it into shape (1,) (regression)."""
+    m = nn.Sequential(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2))
+    m(np.random.default_rng(0).standard_normal((4, 1, 8)).astype(np.float32))
+    cr.save(m, tmp_path / "bn.safetensors")
+    state = cr.load(tmp_path / "bn.safetensors")
+    assert state["1.num_batches_tracked"].shape == () and int(state["1.num_batches_tracked"].item()) == 1
+    m2 = nn.Sequential(nn.Conv1d(1, 2, 3), nn.BatchNorm1d(2))
+    m2.load_state_dict(state)
+    np.testing.assert_array_equal(m2[1].running_mean.numpy(), m[1].running_mean.numpy())
