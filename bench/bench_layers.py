@@ -12,6 +12,10 @@ weights in both libraries (copied through ``state_dict``; the first losses are c
 - The MNIST-1D CNN (``chainrule.models.CNN1d``, the paper's ConvBase): three Conv1d of 25 channels
   (stride 2) on 40-sample signals and a linear read-out, at batch 100 (the paper's); Adam.
 
+``--keep-freed-memory`` makes glibc keep freed pages in the heap (both libraries, one process): the
+step's multi-MB arrays (the im2col columns, their gradients) then reuse memory instead of faulting in
+fresh pages every step, which is most of what separates the two LeNet figures.
+
 Each figure is the median over alternating rounds (``bench_core.compare``: both libraries run the same
 number of steps back to back, alternating which goes first). Prints a markdown table.
 """
