@@ -122,8 +122,10 @@ def mlp_case(torch, batch: int):
     return run_cr, run_torch
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def setup(description: str, argv=None):
+    """Parse ``--quick`` and ``--threads``, pin the threads, print versions and threads: (args, torch).
+    Shared by the benchmark scripts that compare with PyTorch in one process."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--quick", action="store_true", help="short run (fewer rounds), for a smoke test")
     ap.add_argument("--threads", type=int, default=None,
                     help="pin both torch and NumPy's BLAS to this many threads (default: both libraries' defaults)")
@@ -135,13 +137,17 @@ def main(argv=None) -> int:
 
         threadpool_limits(args.threads, user_api="blas")
         torch.set_num_threads(args.threads)
-
-    q = args.quick
     print(f"chainrule {cr.__version__}, numpy {np.__version__}, torch {torch.__version__}, "
           f"python {platform.python_version()}, {os.cpu_count()} CPUs")
     how = "pinned" if args.threads else "default"
     print(f"threads: torch {torch.get_num_threads()}, numpy BLAS {blas_threads()} ({how}); "
           f"load average {os.getloadavg()[0]:.1f}\n")
+    return args, torch
+
+
+def main(argv=None) -> int:
+    args, torch = setup(__doc__.split("\n")[0], argv)
+    q = args.quick
     rows = []
     run_cr, run_torch = op_overhead_case(torch)
     c, t = compare(run_cr, run_torch, rounds=9 if q else 41, inner=200 if q else 500)

@@ -28,6 +28,8 @@ MODULES = [
     ("chainrule.functional", "Composite functions (`import chainrule.nn.functional as F`)"),
     ("chainrule.losses", "Losses (also in `chainrule.functional` and `F`)"),
     ("chainrule.nn", "Module, Parameter, layers, losses, `l2_penalty`"),
+    ("chainrule.nn.functional", "Convolution, pooling and normalization functions (`F.conv2d`, `F.max_pool2d`, ...)"),
+    ("chainrule.ops_conv", "The im2col primitives behind convolution and pooling: `unfold` and its adjoint `fold`"),
     ("chainrule.nn.init", "Parameter initialisation (PyTorch's schemes)"),
     ("chainrule.optim", "Optimizers"),
     ("chainrule.optim.lr_scheduler", "Learning-rate schedules"),

@@ -108,6 +108,7 @@ def test_the_training_loop_never_trips_it():
 RNG = np.random.default_rng(1)
 A = RNG.uniform(0.5, 2.0, (3, 4))
 B = RNG.uniform(0.5, 2.0, (3, 4))
+CONV = {"kernel_size": (2, 2), "stride": (1, 1), "padding": ((1, 0), (0, 1)), "dilation": (1, 1)}
 SAMPLES = {
     "add": ((A, B), {}), "sub": ((A, B), {}), "neg": ((A,), {}), "exp": ((A,), {}), "sqrt": ((A,), {}),
     "tanh": ((A,), {}), "sigmoid": ((A,), {}), "relu": ((A - 1.2,), {}), "sum": ((A,), {"axis": 0}),
@@ -120,6 +121,9 @@ SAMPLES = {
     # reads (True, True): its rule reads every state it produced, so the sample only pins the declaration
     "rnn_scan": ((RNG.standard_normal((2, 3, 6)), RNG.standard_normal((3, 2)), RNG.standard_normal((6, 2))),
                  {"mode": "gru"}),
+    # ops_conv: im2col and col2im on a (2, 3, 4, 5) input, 2x2 kernel, padded to (5, 6): (3, 2, 2, 4, 5, 2) columns
+    "unfold": ((RNG.uniform(0.5, 2.0, (2, 3, 4, 5)),), dict(CONV)),
+    "fold": ((RNG.uniform(0.5, 2.0, (3, 2, 2, 4, 5, 2)),), dict(CONV, shape=(2, 3, 4, 5))),
 }
 
 

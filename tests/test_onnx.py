@@ -232,7 +232,7 @@ def test_cli_export_takes_raw_features(tmp_path, capsys):
 
     from chainrule import datasets, io
     from chainrule.cli import main
-    from chainrule.train import _standardize
+    from chainrule.cli.rundir import standardize as _standardize
     run = tmp_path / "run"
     assert main(["train", "--data", "iris", "--epochs", "2", "--hidden", "8", "--out", str(run), "--quiet"]) == 0
     assert main(["export", str(run), "--format", "onnx"]) == 0

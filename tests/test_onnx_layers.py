@@ -113,7 +113,9 @@ def test_converter_matches_torch(case, torch, tmp_path):
     roundtrip(standin(tm, torch), shape, tmp_path, make=_inputs(case), reference=_reference(case))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# chainrule's recurrent layers are unidirectional (issue 16 does not ask for more): the bidirectional
+# converter is checked on the torch stand-ins above
+@pytest.mark.parametrize("case", sorted(c for c in CASES if not CASES[c][2].get("bidirectional")))
 def test_chainrule_layer_exports(case, torch, tmp_path):
     cls, args, kwargs, shape = CASES[case]
     if not hasattr(cr.nn, cls):

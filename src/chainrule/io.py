@@ -59,7 +59,7 @@ def _arrays(obj: Any) -> OrderedDict[str, np.ndarray]:
         arr = v._data if isinstance(v, Tensor) else np.asarray(v)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"save: {k!r} has dtype {arr.dtype}; only numeric arrays can be saved")
-        out[k] = np.ascontiguousarray(arr)
+        out[k] = arr if arr.flags.c_contiguous else arr.copy(order="C")  # np.ascontiguousarray makes 0-d 1-d
     return out
 
 

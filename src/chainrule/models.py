@@ -342,3 +342,54 @@ class GRUClassifier(_Classifier):
 
 
 MODELS["GRUClassifier"] = GRUClassifier
+class CNN1d(_Classifier):
+    """The MNIST-1D paper's convolutional network (Greydanus 2020, its ``ConvBase``): three 1-d
+    convolutions with ReLU and a linear read-out of the flattened features.
+
+    On (N, n_features) signals: ``Unflatten`` to (N, 1, n_features), ``Conv1d(1, c, 5, stride=2,
+    padding=1)``, ``Conv1d(c, c, 3, stride=2, padding=1)`` twice, each followed by ReLU, then
+    ``Flatten`` and ``Linear(c * L, n_classes)`` (L = 5 for the 40-sample signals). Logits (N, n_classes).
+    The paper's model is ``CNN1d()`` (25 channels); ``batch_norm=True`` puts a BatchNorm1d between each
+    convolution and its ReLU, ``dropout`` > 0 a Dropout before the read-out (``examples/09_mnist1d_cnn.py``
+    trains ``CNN1d(channels=32, dropout=0.3, batch_norm=True)``).
+
+    The layers live in ``self.layers``, a Sequential with the same structure as the torch Sequential of
+    the same modules, so a chainrule key is ``"layers." + torch_key`` (``layers.1.weight`` <-> ``1.weight``).
+    """
+
+    def __init__(self, n_features: int = 40, n_classes: int = 10, channels: int = 25, dropout: float = 0.0,
+                 batch_norm: bool = False):
+        super().__init__()
+        from .nn.conv import Conv1d, Unflatten
+        from .nn.normalization import BatchNorm1d
+        from .ops_conv import out_sizes
+
+        for name, v in (("n_features", n_features), ("n_classes", n_classes), ("channels", channels)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"CNN1d: {name} must be a positive integer, got {v!r}")
+        length = n_features
+        for k in (5, 3, 3):
+            (length,) = out_sizes((length,), (k,), (2,), ((1, 1),), (1,))
+        if length < 1:
+            raise ValueError(f"CNN1d: n_features={n_features} is too short for three stride-2 convolutions")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"CNN1d: dropout must be in [0, 1), got {dropout}")
+        self.n_features, self.n_classes, self.channels = int(n_features), int(n_classes), int(channels)
+        self.dropout, self.batch_norm = float(dropout), bool(batch_norm)
+        c = self.channels
+        mods: list[Module] = [Unflatten(1, (1, n_features))]
+        for c_in, k in ((1, 5), (c, 3), (c, 3)):
+            mods += [Conv1d(c_in, c, k, stride=2, padding=1)] + ([BatchNorm1d(c)] if batch_norm else []) + [L.ReLU()]
+        mods += [L.Flatten()] + ([L.Dropout(self.dropout)] if self.dropout > 0 else [])
+        self.layers = L.Sequential(*mods, L.Linear(c * length, n_classes))
+
+    def forward(self, x: Any) -> Tensor:
+        return self.layers(x)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """``softmax(z)``, shape (N, n_classes)."""
+        return F.softmax(self._logits(x)._data, -1)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """``argmax_k z_k``, int64 of shape (N,)."""
+        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)

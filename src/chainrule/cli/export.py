@@ -11,6 +11,7 @@ import numpy as np
 from .. import onnx as cr_onnx
 from ..nn import Module, Sequential
 from ..tensor import Tensor
+from .rundir import read_config
 
 EXAMPLES = """examples:
   chainrule export runs/mine --format onnx                  # writes runs/mine/model.onnx
@@ -24,7 +25,7 @@ run in onnxruntime on random rows and compared with chainrule."""
 
 
 class Standardize(Module):
-    """``(x - mean) / scale``: the CLI's feature scaling (chainrule.train's _standardize) as a layer."""
+    """``(x - mean) / scale``: the CLI's feature scaling (chainrule.cli.rundir.standardize) as a layer."""
 
     def __init__(self, mean: Any, scale: Any):
         super().__init__()
@@ -41,6 +42,7 @@ def _standardize(g, m, name, inp, x):
     return g.node("Div", [centred, g.const(f"{name}.scale", m.scale)], name)
 
 
+
 def configure(p) -> None:
     p.description = "Export a trained run's model (ONNX), including its feature standardisation."
     p.epilog = EXAMPLES
@@ -55,14 +57,11 @@ def configure(p) -> None:
 
 def run(args) -> int:
     from .. import io
-    cfg_path, model_path = (os.path.join(args.run_dir, f) for f in ("config.json", "model.safetensors"))
-    if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"no {cfg_path}: {args.run_dir} is not a chainrule run directory")
+    cfg = read_config(args.run_dir)  # the validated reader every run command uses
+    model_path = os.path.join(args.run_dir, "model.safetensors")
     if not os.path.exists(model_path):
         raise FileNotFoundError(f"no {model_path}: the run has not finished; complete it with "
                                 f"chainrule train --resume {args.run_dir}")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
     model = io.load_model(model_path)
     scaler = cfg.get("scaler")
     if not args.no_standardize and scaler:

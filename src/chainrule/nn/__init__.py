@@ -4,7 +4,10 @@ Names and semantics follow ``torch.nn``; parameter names match its state_dict ke
 """
 
 from . import functional, init
+from .conv import Conv1d, Conv2d, Unflatten
 from .module import IncompatibleKeys, Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .pooling import AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .layers import (
     BCELoss,
     BCEWithLogitsLoss,

@@ -306,8 +306,8 @@ class Sequential(ModuleList):
     """Apply modules in order: ``Sequential(f1, f2, f3)(x) = f3(f2(f1(x)))``; children are named
     0, 1, 2, ... (or by the keys of an OrderedDict), as in ``torch.nn.Sequential``.
 
-    A :class:`Linear` directly followed by :class:`ReLU`, :class:`Tanh` or :class:`Sigmoid` runs
-    through ``ops.linear_act``: the same nodes, numbers and gradients, but the activation runs in
+    A :class:`Linear` (or a ``Conv1d`` / ``Conv2d``) directly followed by :class:`ReLU`, :class:`Tanh`
+    or :class:`Sigmoid` runs through ``ops.linear_act``: the same nodes, numbers and gradients, but the activation runs in
     place on the product, so the pre-activation is not kept for backward (one batch x width array
     less per hidden layer, as in PyTorch). Calling the modules one by one keeps it."""
 
@@ -336,7 +336,7 @@ class Sequential(ModuleList):
         i, n = 0, len(mods)
         while i < n:
             m = mods[i]
-            act = _FUSED.get(type(mods[i + 1])) if i + 1 < n and type(m) is Linear else None
+            act = _FUSED.get(type(mods[i + 1])) if i + 1 < n and type(m) in _FUSES_ACTIVATION else None
             if act is None:
                 x = m(x)
                 i += 1
@@ -349,6 +349,8 @@ class Sequential(ModuleList):
 # Activation modules that Sequential folds into the Linear before them (exact types: a subclass
 # may override forward).
 _FUSED = {ReLU: "relu", Tanh: "tanh", Sigmoid: "sigmoid"}
+# Layers whose forward takes ``activation=`` (exact types again); nn/conv.py adds Conv1d and Conv2d.
+_FUSES_ACTIVATION: set[type] = {Linear}
 
 
 # ----- losses -------------------------------------------------------------------------------------

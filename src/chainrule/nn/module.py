@@ -4,6 +4,9 @@ A :class:`Parameter` is a marker subclass of :class:`~chainrule.tensor.Tensor`. 
 does not register anything in ``__setattr__``: :meth:`Module.named_parameters` looks at the
 instance's attributes (in insertion order) and recurses into modules, lists, tuples and dicts. The
 dotted names match ``torch.nn``'s (``layers.0.weight``), so weights copy across both ways.
+Buffers (state that is not learned, like BatchNorm's running statistics) are the one thing declared:
+:meth:`Module.register_buffer` names an attribute, and the state_dict lists it after the module's
+parameters, as torch does (``bn.running_mean``).
 """
 
 from __future__ import annotations
@@ -158,6 +161,47 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
+    # ----- buffers -----------------------------------------------------------------------------
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Keep ``tensor`` as the attribute ``name``: saved in the state_dict (unless ``persistent=False``)
+        and cast by :meth:`to`, but not a parameter (no gradient, not optimized). ``None`` declares the
+        buffer without state (torch's ``running_mean`` when ``track_running_stats=False``)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name must be a non-empty string without '.', got {name!r}")
+        buffers = self.__dict__.setdefault("_buffers", {})  # name -> persistent
+        if name not in buffers and name in vars(self):
+            raise KeyError(f"register_buffer: {type(self).__name__} already has an attribute {name!r} "
+                           "that is not a buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            tensor = Tensor(np.asarray(tensor))
+        buffers[name] = bool(persistent)
+        setattr(self, name, tensor)
+
+    def _own_buffers(self, persistent_only: bool = False) -> Iterator[tuple[str, Tensor]]:
+        for name, persistent in self.__dict__.get("_buffers", {}).items():
+            b = getattr(self, name, None)
+            if b is not None and (persistent or not persistent_only):
+                yield name, b
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """``(dotted_name, buffer)`` pairs of this module and its descendants (None buffers skipped)."""
+        for mname, m in self.named_modules(prefix):
+            for bname, b in m._own_buffers():
+                yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self) -> Iterator[Tensor]:
+        for _, b in self.named_buffers():
+            yield b
+
+    def _state_items(self) -> Iterator[tuple[str, Tensor]]:
+        """What the state_dict holds, in torch's order: per module its parameters, then its persistent buffers."""
+        for mname, m in self.named_modules():
+            for pname, p in m._members():
+                if isinstance(p, Parameter):
+                    yield (f"{mname}.{pname}" if mname else pname), p
+            for bname, b in m._own_buffers(persistent_only=True):
+                yield (f"{mname}.{bname}" if mname else bname), b
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         """Total number of scalar parameters (shared parameters counted once)."""
         return int(sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only))
@@ -211,7 +255,7 @@ class Module:
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
         """``to(dtype)``, ``to(device)``, ``to(device, dtype)``, as ``torch.nn.Module.to``: cast every
-        floating parameter to ``dtype`` (gradients are dropped; the parameters keep their identity but
+        floating parameter and buffer to ``dtype`` (gradients are dropped; the parameters keep their identity but
         get new arrays, so cast before creating the optimizer). The only device is the CPU."""
         dtype = kwargs.pop("dtype", None)
         as_device(kwargs.pop("device", None))
@@ -225,7 +269,7 @@ class Module:
                 dtype = a
         if dtype is not None:
             dtype = np.dtype(dtype)
-            for p in self.parameters():
+            for p in [*self.parameters(), *self.buffers()]:
                 if p._data.dtype.kind == "f" and p._data.dtype != dtype:
                     p._data, p.grad = p._data.astype(dtype), None
         return self
@@ -248,18 +292,18 @@ class Module:
 
     # ----- state -------------------------------------------------------------------------------
     def state_dict(self, keep_vars: bool = False) -> OrderedDict[str, Tensor]:
-        """Ordered ``name -> Tensor`` sharing each parameter's data (torch's keys and semantics:
-        editing the arrays edits the model). ``keep_vars=True`` returns the Parameters themselves."""
-        return OrderedDict((n, p if keep_vars else Tensor(p._data)) for n, p in self._named_parameters_all())
+        """Ordered ``name -> Tensor`` sharing each parameter's and buffer's data (torch's keys and
+        semantics: editing the arrays edits the model). ``keep_vars=True`` returns the Parameters themselves."""
+        return OrderedDict((n, p if keep_vars else Tensor(p._data)) for n, p in self._state_items())
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays into the parameters (cast to each parameter's dtype), in place.
+        """Copy arrays into the parameters and buffers (cast to each one's dtype), in place.
 
         Values may be Tensors, ndarrays or torch tensors. With ``strict=True`` a missing or
         unexpected key is an error; a shape mismatch always is. Nothing is copied unless every
         entry checks out.
         """
-        own = OrderedDict(self._named_parameters_all())
+        own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

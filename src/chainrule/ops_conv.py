@@ -1,0 +1,142 @@
+"""The two primitives behind convolution and pooling: ``unfold`` (im2col) and its adjoint ``fold`` (col2im).
+
+For an input x of shape (N, C, *S) (S the spatial sizes: one or two of them, or more) and a kernel of
+size K, ``unfold`` gathers every kernel window into columns::
+
+    cols[c, *k, *l, n] = xpad[n, c, *(l * stride + k * dilation)]        shape (C, *K, *L, N)
+
+where ``xpad`` is x padded with ``value`` (0 for convolution, -inf for max-pooling) and
+``L_i = (S_i + before_i + after_i - dilation_i (K_i - 1) - 1) // stride_i + 1`` are the output sizes.
+A convolution is then ONE matrix product ``W (O, C prod K) @ cols (C prod K, prod L * N)``, and its
+result (O, *L, N) is the output (N, O, *L) as a transposed view (:mod:`chainrule.nn.functional`).
+
+Why the batch axis last: it makes every product one 2-D GEMM (no per-sample loop: the backward
+products ``G cols^T`` and ``W^T G`` are single GEMMs too), and it makes the contiguous runs of the
+copies long (``Wout * N`` elements instead of ``Wout``), which is what NumPy's strided copies and
+adds cost per run. The layers keep activations in this (C, *S, N) memory order between layers;
+their logical shape is torch's (N, C, *S) throughout.
+
+Both maps are linear, and each is the other's adjoint: ``<unfold(x), c> = <x, fold(c)>``. So the
+gradient of ``unfold`` is ``fold`` and the gradient of ``fold`` is ``unfold`` (the padding value is a
+constant and drops out): second derivatives (``gradgradcheck``, ``hessian``, Newton) need nothing more.
+
+The forward of ``unfold`` is one strided view of the padded input (``as_strided``: the kernel axes
+stepping by ``dilation``, the output axes by ``stride``) and one copy into contiguous columns;
+``fold`` adds the columns back with one strided ``+=`` per kernel offset (prod K of them, never a
+loop over pixels), or one strided assignment when windows do not overlap
+(``stride >= dilation (K - 1) + 1`` on every axis: non-overlapping pooling).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .primitive import primitive
+
+__all__ = ["unfold", "fold", "out_sizes", "window_count"]
+
+
+def out_sizes(spatial, kernel_size, stride, padding, dilation) -> tuple[int, ...]:
+    """Output sizes ``(S + before + after - dilation (K - 1) - 1) // stride + 1`` per spatial axis."""
+    return tuple((s + a + b - d * (k - 1) - 1) // st + 1
+                 for s, k, st, (a, b), d in zip(spatial, kernel_size, stride, padding, dilation))
+
+
+def _window_view(xp: np.ndarray, kernel_size, stride, dilation, out, writeable=False) -> np.ndarray:
+    """The (C, *K, *L, N) strided view of the padded (C, *S, N) array ``xp``: no copy."""
+    st = xp.strides
+    sp = st[1:-1]
+    return as_strided(xp, xp.shape[:1] + tuple(kernel_size) + tuple(out) + xp.shape[-1:],
+                      st[:1] + tuple(d * s for d, s in zip(dilation, sp)) + tuple(t * s for t, s in zip(stride, sp))
+                      + st[-1:], writeable=writeable)
+
+
+def _interior(spatial, padding) -> tuple:
+    """The index of the unpadded input inside a padded (C, *S, N) array."""
+    return (slice(None),) + tuple(slice(a, a + s) for s, (a, _) in zip(spatial, padding)) + (slice(None),)
+
+
+def _disjoint(kernel_size, stride, dilation) -> bool:
+    """True when no two windows share an element: ``stride >= dilation (K - 1) + 1`` on every axis."""
+    return all(t >= d * (k - 1) + 1 for t, d, k in zip(stride, dilation, kernel_size))
+
+
+def _check(name, x, kernel_size, out):
+    if np.ndim(x) != 2 + len(kernel_size):
+        raise ValueError(f"{name}: expected a ({', '.join(['N', 'C'] + ['S'] * len(kernel_size))}) input for a "
+                         f"{len(kernel_size)}-d kernel {tuple(kernel_size)}, got shape {np.shape(x)}")
+    if any(o < 1 for o in out):
+        raise ValueError(f"{name}: kernel {tuple(kernel_size)} (with dilation and padding) does not fit in the "
+                         f"input of shape {np.shape(x)}: output size would be {tuple(out)}")
+
+
+def _unfold_flops(out, x, **attrs):  # a gather: no arithmetic
+    return 0
+
+
+@primitive("unfold", flops=_unfold_flops, reads="nothing")
+def unfold(x, kernel_size, stride, padding, dilation, value=0.0):
+    """im2col: (N, C, *S) -> (C, *K, *L, N) windows of x padded with ``value``.
+
+    Without padding and with disjoint windows (non-overlapping pooling) the result is a read-only
+    strided view of x, not a copy. ``padding`` is ((before, after), ...) per spatial axis; ``kernel_size``, ``stride`` and
+    ``dilation`` one int per spatial axis. See the module docstring for the formula."""
+    out = out_sizes(np.shape(x)[2:], kernel_size, stride, padding, dilation)
+    _check("unfold", x, kernel_size, out)
+    nd = len(kernel_size)
+    xt = x.transpose(tuple(range(1, nd + 2)) + (0,))  # (C, *S, N): a view
+    if not any(a or b for a, b in padding) and _disjoint(kernel_size, stride, dilation):
+        return _window_view(xt, kernel_size, stride, dilation, out)  # each element once: a read-only view suffices
+    if any(a or b for a, b in padding):
+        padded = tuple(s + a + b for s, (a, b) in zip(x.shape[2:], padding))
+        xp = np.full(x.shape[1:2] + padded + x.shape[:1], value, x.dtype)
+        xp[_interior(x.shape[2:], padding)] = xt
+    else:
+        xp = xt
+    cols = np.empty(x.shape[1:2] + tuple(kernel_size) + out + x.shape[:1], x.dtype)
+    np.copyto(cols, _window_view(xp, kernel_size, stride, dilation, out))
+    return cols
+
+
+def _fold_flops(out, cols, **attrs):  # one addition per column element
+    return cols.size
+
+
+@primitive("fold", inputs="columns", flops=_fold_flops, reads="nothing")
+def fold(cols, shape, kernel_size, stride, padding, dilation):
+    """col2im, the adjoint of :func:`unfold`: (C, *K, *L, N) columns summed back into an input of
+    ``shape`` (N, C, *S), returned as a view of a (C, *S, N) array.
+
+    ``x[n, c, *p] = sum over (k, l) with l * stride + k * dilation - before = p of cols[c, *k, *l, n]``
+    (what lands in the padding is dropped)."""
+    nd = len(kernel_size)
+    out = cols.shape[1 + nd:-1]
+    padded = tuple(s + a + b for s, (a, b) in zip(shape[2:], padding))
+    xp = np.zeros(tuple(shape[1:2]) + padded + tuple(shape[:1]), cols.dtype)
+    if _disjoint(kernel_size, stride, dilation):
+        _window_view(xp, kernel_size, stride, dilation, out, writeable=True)[...] = cols
+    else:
+        for k in itertools.product(*(range(n) for n in kernel_size)):
+            dst = tuple(slice(ki * d, ki * d + t * (o - 1) + 1, t) for ki, d, t, o in zip(k, dilation, stride, out))
+            xp[(slice(None),) + dst + (slice(None),)] += cols[(slice(None),) + k]
+    if any(a or b for a, b in padding):
+        xp = xp[_interior(shape[2:], padding)]
+    return xp.transpose((nd + 1,) + tuple(range(nd + 1)))
+
+
+# Each is the other's adjoint (the padding value of unfold is a constant: it has no gradient).
+unfold.defgrad(lambda g, out, x, kernel_size, stride, padding, dilation, value=0.0: (
+    fold(g, shape=x.shape, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation),))
+fold.defgrad(lambda g, out, cols, shape, kernel_size, stride, padding, dilation: (
+    unfold(g, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation),))
+
+
+def window_count(spatial, kernel_size, stride, padding, dilation, dtype) -> np.ndarray:
+    """How many real (unpadded) input elements each window covers, shape (*L, 1): ``unfold`` of ones,
+    summed over the kernel axes. The divisor of average pooling with ``count_include_pad=False``."""
+    ones = np.ones((1, 1) + tuple(spatial), dtype)
+    cols = unfold.forward(ones, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+    return cols.sum(axis=tuple(range(1, 1 + len(kernel_size))))[0]
