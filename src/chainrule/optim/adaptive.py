@@ -55,7 +55,7 @@ class Adagrad(Optimizer):
         for k in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             check_range(k, group[k])
 
-    def _new_state(self, key, x, kw):
+    def _initial(self, key, x, kw):
         return np.full_like(x, kw["initial_accumulator_value"])  # G_0
 
 

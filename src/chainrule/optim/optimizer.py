@@ -178,51 +178,49 @@ class Optimizer:
         state = self.state.get(p)
         if state is None:
             state = self.state[p] = {}
-        t, first = self._advance(state)
+        first = not state  # this parameter's first step (or the first since its state was switched on)
+        t = None
+        if self._counts_steps:
+            t = state["step"] = state.get("step", 0) + 1
         entry = prepared.get((t, first, x.dtype))
         if entry is None:  # once per group and step (t moves), not per parameter
             if len(prepared) > 16:
                 prepared.clear()
             entry = prepared[t, first, x.dtype] = self.rule.prepare({**kw, "t": t, "first": first}, x.dtype)
         program, consts = entry
-        try:
-            arrays = [state[k] for k in program.state_keys]
-        except KeyError:  # the first step (or a flag switched on later): the state starts here
-            for k in program.state_keys:
-                if k not in state:
-                    state[k] = self._new_state(k, x, kw)
-            arrays = [state[k] for k in program.state_keys]
-        if (self._kernel is not None and (arrays or x.size >= self.UFUNCS_BELOW)
-                and _fused.usable(x, g, *arrays)):
+        keys = program.state_keys
+        arrays = [state[k] if k in state else self._new_state(state, k, x, kw) for k in keys] if keys else []
+        if self._kernel is not None and (keys or x.size >= self.UFUNCS_BELOW) and _fused.usable(x, g, *arrays):
             kernel = self._kernel.get(program.name) or _fused.kernel(self._kernel, program)
             kernel(x.reshape(-1), g.reshape(-1), *[a.reshape(-1) for a in arrays], *consts)
-        else:
-            self._run_numpy(p, x, g, arrays, program, consts, state)
-
-    def _run_numpy(self, p, x, g, arrays, program, consts, state) -> None:
-        n, k = x.size, program.n_scratch
-        if x.flags.c_contiguous and n <= self.CHUNK:  # small parameters (the common case in the lecture's models)
+        elif x.size <= self.CHUNK and x.flags.c_contiguous:  # small parameters (the common case in the lecture's models)
             views = self._views.get((x.dtype, x.shape))
-            if views is None or len(views) < k:
-                views = self._views[x.dtype, x.shape] = [s[:n].reshape(x.shape) for s in self._shared_scratch(x.dtype, k)]
-            program.numpy(x, g, *arrays, views, consts)
-            return
+            if views is None or len(views) < program.n_scratch:
+                views = self._views[x.dtype, x.shape] = [s[:x.size].reshape(x.shape)
+                                                         for s in self._shared_scratch(x.dtype, program.n_scratch)]
+            program.numpy(x, g, arrays, views, consts)
+        else:
+            self._run_big(p, x, g, arrays, program, consts, state)
+
+    def _run_big(self, p, x, g, arrays, program, consts, state) -> None:
+        """The NumPy program on a big parameter, block by block, or on a non-contiguous one whole."""
+        k = program.n_scratch
         if not x.flags.c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
             bufs = self._scratch.get(p)
             if bufs is None or len(bufs) < k or bufs[0].shape != x.shape:
                 bufs = self._scratch[p] = [np.empty_like(x) for _ in range(k)]
-            program.numpy(x, g, *arrays, bufs, consts)
+            program.numpy(x, g, arrays, bufs, consts)
             return
         scratch = self._shared_scratch(x.dtype, k)
         for key, v in zip(program.state_keys, arrays):
             if not v.flags.c_contiguous:
                 state[key] = np.ascontiguousarray(v)
         flat = [state[key].reshape(-1) for key in program.state_keys]
-        xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
+        xf, gf, n = x.reshape(-1), np.ascontiguousarray(g).reshape(-1), x.size
         for a in range(0, n, self.CHUNK):
             b = min(a + self.CHUNK, n)
             blocks = scratch if b - a == self.CHUNK else [s[:b - a] for s in scratch]
-            program.numpy(xf[a:b], gf[a:b], *[v[a:b] for v in flat], blocks, consts)
+            program.numpy(xf[a:b], gf[a:b], [v[a:b] for v in flat], blocks, consts)
 
     def _shared_scratch(self, dtype, k: int) -> list[np.ndarray]:
         """At least ``k`` scratch blocks of ``CHUNK`` elements shared by all parameters of a dtype,
@@ -239,14 +237,16 @@ class Optimizer:
         """The rule's keyword arguments from a parameter group (Adam splits ``betas``)."""
         return group
 
-    def _advance(self, state: dict) -> tuple[int | None, bool]:
-        """Once per parameter per step, before the update: ``(t, first)`` for the rule; advances the
-        step count ``t`` (torch's ``state["step"]``)."""
-        t = state["step"] = state.get("step", 0) + 1
-        return t, t == 1
+    #: whether the state holds torch's step count ``t`` (``state["step"]``); SGD's does not
+    _counts_steps = True
 
-    def _new_state(self, key: str, x: np.ndarray, kw: dict) -> np.ndarray:
-        """A state array on the parameter's first step: zeros (Adagrad starts its sum elsewhere)."""
+    def _new_state(self, state: dict, key: str, x: np.ndarray, kw: dict) -> np.ndarray:
+        """``state[key]`` created on the parameter's first step (or when a flag that needs it is
+        switched on): zeros; Adagrad starts its sum at ``initial_accumulator_value``."""
+        v = state[key] = self._initial(key, x, kw)
+        return v
+
+    def _initial(self, key: str, x: np.ndarray, kw: dict) -> np.ndarray:
         return np.zeros_like(x)
 
     # ----- describe ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ called) and, for each combination of its flags, builds a :class:`Program` with
 - ``constants(kw, f)``: every maximal scalar subexpression (``1 - beta1``, ``1 - beta1**t``,
   ``lr``) evaluated in Python floats and rounded once to the parameter's dtype ``f``. That is what
   NumPy does with a Python scalar in ``beta1 * m``, so the programs give the direct call's bits.
-- ``numpy(theta, g, *state, scratch, consts)``: one ufunc per operation, in place: ``out=`` the
+- ``numpy(theta, g, state, scratch, consts)``: one ufunc per operation, in place: ``out=`` the
   parameter, the state arrays and a few scratch buffers the optimizer allocates once.
 - ``kernel_source(name)``: the same operations on one element inside a loop over the arrays, which
   numba compiles into one pass (optim/_fused.py). Same operations in the same order: same bits.
@@ -239,9 +239,6 @@ class Program:
         self.numpy_source, self.n_scratch = self._numpy_source()
         self.numpy = define(self.numpy_source, "numpy_" + rule.name)
 
-    def _signature(self, extra: list[str]) -> list[str]:
-        return ["theta", "g", *self._low.state] + extra
-
     def _numpy_source(self) -> tuple[str, int]:
         """Ufunc calls with ``out=``: a result goes into its array's storage when it is that array's
         final value, else into a storage whose value is no longer needed (an operand's, if it can be
@@ -281,9 +278,10 @@ class Program:
                     raise TypeError(f"update rule {low.rule.name}: {a}'s new value is in {where[j]}, which is "
                                     "itself overwritten: compute it separately")
                 lines.append(f"np.copyto({a}, {where[j]})")
-        head = [f"s{i} = scratch[{i}]" for i in range(len(scratch))]
+        head = [f"{', '.join(low.state)}, = state"] if low.state else []
+        head += [f"s{i} = scratch[{i}]" for i in range(len(scratch))]
         head += [f"{', '.join(f'k{i}' for i in range(len(low.consts)))}, = consts"] if low.consts else []
-        return _function("numpy_" + low.rule.name, self._signature(["scratch", "consts"]), head + lines), len(scratch)
+        return _function("numpy_" + low.rule.name, ["theta", "g", "state", "scratch", "consts"], head + lines), len(scratch)
 
     def kernel_source(self, name: str) -> str:
         """The operations on element ``i`` of every array, in a loop: what numba compiles."""
@@ -296,7 +294,7 @@ class Program:
                 f"np.{fn}({', '.join(a)})"
             lines.append(f"{var[r]} = {expr}")
         lines += [f"{a}[i] = {var[j]}" for a, j in low.outputs.items()]
-        params = self._signature([f"k{i}" for i in range(len(low.consts))])
+        params = ["theta", "g", *low.state] + [f"k{i}" for i in range(len(low.consts))]
         return _function(name, params, ["for i in range(theta.size):"] + ["    " + x for x in lines])
 
     @property

@@ -83,5 +83,4 @@ class SGD(Optimizer):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0, got momentum={group['momentum']!r}, "
                              f"dampening={group['dampening']!r}")
 
-    def _advance(self, state):
-        return None, "momentum_buffer" not in state  # torch's SGD counts no steps; b = g on the first
+    _counts_steps = False  # torch's SGD keeps no step count; b = g on a parameter's first step
