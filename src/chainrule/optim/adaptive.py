@@ -43,6 +43,7 @@ class Adagrad(Optimizer):
     """
 
     rule = UpdateRule(adagrad, state={"G": "sum"})
+    _n_scratch = 1
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10, *, maximize: bool = False,
@@ -97,6 +98,7 @@ class RMSprop(Optimizer):
 
     rule = UpdateRule(rmsprop, state={"Eg2": "square_avg", "Eg": "grad_avg", "b": "momentum_buffer"},
                       symbols={"Eg2": "E[g^2]", "Eg": "E[g]"})
+    _n_scratch = 1
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, centered: bool = False, *, maximize: bool = False, eps_in_sqrt: bool = False,
