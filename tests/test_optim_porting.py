@@ -153,3 +153,11 @@ def test_a_scheduler_drives_the_same_trajectory_as_torchs(torch, name, kw):
     _steps(torch, ours, opt, theirs, topt, 12, each=schedule)
     _same(ours, theirs)
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups]
+
+
+def test_newton_leaves_frozen_parameters_alone():
+    """Newton differentiates the closure's loss itself: only with respect to the parameters that require grad."""
+    w, frozen = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0])
+    optim.Newton([w, frozen]).step(lambda: ((w - 5.0) ** 2).sum() + (frozen * w).sum())
+    np.testing.assert_allclose(w._data, [3.5, 3.5])  # the quadratic's minimum, 5 - 3 / 2, in one step
+    np.testing.assert_array_equal(frozen._data, [3.0])
