@@ -161,3 +161,23 @@ def test_newton_leaves_frozen_parameters_alone():
     optim.Newton([w, frozen]).step(lambda: ((w - 5.0) ** 2).sum() + (frozen * w).sum())
     np.testing.assert_allclose(w._data, [3.5, 3.5])  # the quadratic's minimum, 5 - 3 / 2, in one step
     np.testing.assert_array_equal(frozen._data, [3.0])
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_an_optimizer_pickles_and_deep_copies_mid_run(fused):
+    """(sklearn clones and pickles estimators that hold one.) The copy carries on exactly as the original."""
+    import copy
+    import pickle
+
+    w = cr.Tensor(np.linspace(-1, 1, 12).reshape(3, 4), requires_grad=True)
+    opt = optim.Adam([w], lr=0.1, fused=fused)
+    for copier in (lambda o: pickle.loads(pickle.dumps(o)), copy.deepcopy):
+        w.grad = cr.Tensor(np.ones((3, 4)))
+        opt.step()
+        twin = copier(opt)
+        (v,) = twin.param_groups[0]["params"]
+        assert (twin._kernel is None) == (opt._kernel is None)
+        for o, p in ((opt, w), (twin, v)):
+            p.grad = cr.Tensor(np.full((3, 4), 0.5))
+            o.step()
+        np.testing.assert_array_equal(v._data, w._data)

@@ -83,6 +83,15 @@ class Optimizer:
         self.fused = fused
         self._kernel = _fused.select(type(self).__name__, fused)
 
+    def __getstate__(self) -> dict:
+        """For pickle and deepcopy (an sklearn estimator holding an optimizer): the prepared programs
+        and the compiled kernels are remade at the next step, not copied."""
+        return {**self.__dict__, "_prepared": {}, "_kernel": self._kernel is not None}
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._kernel = _fused.kernels() if d["_kernel"] else None
+
     # ----- parameter groups -------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters with its own hyperparameters (missing ones take the defaults)."""
