@@ -183,6 +183,9 @@ def adam_two_threads(batch_size: int = 128, steps: int = 300) -> str:
         opt = cr.optim.Adam(model.parameters(), lr=1e-3)
         if opt._kernel is None:
             raise SystemExit("adam_two_threads needs the compiled kernels: pip install -e '.[fast]'")
+        opt.zero_grad()
+        cross_entropy(model(xt), y).backward()
+        opt.step()  # compiles (or loads) the kernel of Adam's default program, "adam"
         if split:
             opt._kernel = {**opt._kernel, "adam": halves(opt._kernel["adam"])}
         times = []

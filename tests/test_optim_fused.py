@@ -1,4 +1,4 @@
-"""The compiled one-pass optimizer kernels (optim/_fused.py, numba): bit-identical to the NumPy rules.
+"""The compiled one-pass optimizer kernels (optim/_fused.py, numba): bit-identical to the NumPy programs.
 
 test_optim.py checks every SGD/Adagrad/RMSprop/Adam/AdamW case against torch.optim with the default ``fused=None``,
 which takes the kernel when numba is installed (CI installs it with the test extra); here the kernel
@@ -43,6 +43,32 @@ def kernels():
     return _fused.kernels()
 
 
+class _Spy(dict):
+    """A kernel registry that records (program name, elements) for every kernel call."""
+
+    def __init__(self, real, fail=False):
+        super().__init__()
+        self.real, self.fail, self.calls = real, fail, []
+
+    def get(self, name, default=None):
+        if self.fail:
+            pytest.fail(f"kernel {name} called")
+        real = self.real.get(name)
+        if real is None:
+            return None  # compiled into self.real by _fused.kernel(self, program) below
+        return lambda *a: self.calls.append((name, a[0].size)) or real(*a)
+
+    def __setitem__(self, name, k):
+        self.real[name] = k
+
+
+@pytest.fixture
+def spy(kernels, monkeypatch):
+    s = _Spy(kernels)
+    monkeypatch.setattr(_fused, "_KERNELS", s)
+    return s
+
+
 def _trajectory(name, kw, dtype, fused, steps=30):
     rng = np.random.default_rng(0)
     params = [cr.Tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in SHAPES]
@@ -71,21 +97,18 @@ def test_kernel_is_bit_identical_to_numpy_rule(kernels, name, kw, dtype):
             np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
 
 
-def test_default_uses_the_kernel_when_numba_is_there(kernels, monkeypatch):
-    calls = []
-    adam = kernels["adam"]
-    monkeypatch.setitem(kernels, "adam", lambda *a: calls.append(a[0].size) or adam(*a))
+def test_default_uses_the_kernel_when_numba_is_there(spy):
     w = cr.Tensor(np.ones((4, 5), np.float32), requires_grad=True)
     w.grad = cr.Tensor(np.ones((4, 5), np.float32))
     opt = optim.Adam([w], lr=0.1)
-    opt.step()
-    assert calls == [20]  # one pass over the whole parameter, not block by block
-    np.testing.assert_allclose(w._data, 0.9, rtol=1e-6)  # first Adam step moves every weight by lr
+    opt.step()  # the first step may compile the kernel (registered under its program's name)...
+    opt.step()  # ... the second calls it: one pass over the whole parameter, not block by block
+    assert spy.calls[-1] == ("adam", 20) and set(spy.calls) == {("adam", 20)}
+    assert w._data.dtype == np.float32 and np.all(w._data < 0.81)  # two Adam steps of ~lr each
 
 
 def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
-    calls = []
-    monkeypatch.setitem(kernels, "adam", lambda *a: calls.append(1))
+    monkeypatch.setattr(_fused, "_KERNELS", _Spy(kernels, fail=True))
     rng = np.random.default_rng(1)
     w = cr.Tensor(rng.standard_normal((6, 4)).astype(np.float32).T, requires_grad=True)
     assert not w._data.flags.c_contiguous
@@ -94,36 +117,31 @@ def test_non_contiguous_parameter_takes_the_numpy_rule(kernels, monkeypatch):
         p.grad = cr.Tensor(np.full((4, 6), 0.5, np.float32))
     optim.Adam([w], lr=0.1).step()
     optim.Adam([ref], lr=0.1, fused=False).step()
-    assert calls == []
     np.testing.assert_array_equal(w._data, ref._data)
 
 
-@pytest.mark.parametrize("name,kw,kernel", [
-    ("SGD", dict(lr=0.1), "sgd"),
-    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), "sgd_momentum"),
+@pytest.mark.parametrize("name,kw,program", [
+    ("SGD", dict(lr=0.1), "sgd[momentum == 0]"),
+    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True), "sgd[nesterov]"),
     ("Adagrad", dict(), "adagrad"),
     ("RMSprop", dict(), "rmsprop"),
-    ("RMSprop", dict(centered=True), "rmsprop_centered"),
-    ("RMSprop", dict(momentum=0.9), "rmsprop_momentum"),
-    ("RMSprop", dict(momentum=0.9, centered=True), "rmsprop_centered_momentum"),
-    ("AdamW", dict(amsgrad=True), "adam_amsgrad"),
+    ("RMSprop", dict(centered=True), "rmsprop[centered]"),
+    ("RMSprop", dict(momentum=0.9), "rmsprop[momentum > 0]"),
+    ("RMSprop", dict(momentum=0.9, centered=True), "rmsprop[centered][momentum > 0]"),
+    ("AdamW", dict(amsgrad=True), "adam[decoupled_weight_decay and weight_decay != 0][amsgrad]"),
 ])
-def test_each_state_layout_has_its_kernel(kernels, monkeypatch, name, kw, kernel):
-    calls = []
-    real = kernels[kernel]
-    monkeypatch.setitem(kernels, kernel, lambda *a: calls.append(a[0].size) or real(*a))
+def test_each_variant_has_its_kernel(spy, name, kw, program):
     w = cr.Tensor(np.ones((300, 200), np.float32), requires_grad=True)  # > Optimizer.CHUNK: still one call
     opt = getattr(optim, name)([w], **kw)
-    for _ in range(2):
+    for _ in range(3):
         w.grad = cr.Tensor(np.ones((300, 200), np.float32))
         opt.step()
-    assert calls == [60000, 60000]
+    assert spy.calls[-2:] == [(program, 60000), (program, 60000)]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_float16_and_non_contiguous_take_the_numpy_rule(kernels, monkeypatch, name):
-    for k in list(kernels):
-        monkeypatch.setitem(kernels, k, lambda *a: pytest.fail("kernel called"))
+    monkeypatch.setattr(_fused, "_KERNELS", _Spy(kernels, fail=True))
     rng = np.random.default_rng(2)
     params = [cr.Tensor(rng.standard_normal((6, 4)).T, requires_grad=True),
               cr.Tensor(rng.standard_normal((4, 6)).astype(np.float16), requires_grad=True)]
@@ -139,7 +157,7 @@ def test_float16_and_non_contiguous_take_the_numpy_rule(kernels, monkeypatch, na
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_fused_true_without_numba_says_how_to_get_it(monkeypatch, name):
-    monkeypatch.setattr(_fused, "_KERNELS", {})  # as if numba were missing
+    monkeypatch.setattr(_fused, "_AVAILABLE", False)  # as if numba were missing
     w = cr.Tensor(np.ones(3, np.float32), requires_grad=True)
     with pytest.raises(RuntimeError, match=rf"{name}\(fused=True\) needs numba.*chainrule\[fast\]"):
         getattr(optim, name)([w], fused=True)
@@ -155,9 +173,9 @@ def test_fused_must_be_none_or_bool(name):
 
 
 def test_switched_off_by_environment(monkeypatch):
-    monkeypatch.setattr(_fused, "_KERNELS", None)
+    monkeypatch.setattr(_fused, "_AVAILABLE", None)
     monkeypatch.setenv("CHAINRULE_FUSED", "0")
-    assert not _fused.available()  # monkeypatch puts the loaded kernels back afterwards
+    assert not _fused.available() and _fused.kernels() is None  # monkeypatch puts the old answer back afterwards
 
 
 def test_fused_matches_torch_fused_adam_on_a_training_run(kernels, torch):
@@ -181,16 +199,16 @@ def test_fused_matches_torch_fused_adam_on_a_training_run(kernels, torch):
         np.testing.assert_allclose(v, tmodel.state_dict()[k].numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
 
 
-def test_plain_sgd_takes_the_kernel_only_for_big_parameters(kernels, monkeypatch):
+def test_plain_sgd_takes_the_kernel_only_for_big_parameters(spy):
     """Two ufunc passes beat the kernel's call overhead below 8K elements (same bits either way)."""
-    calls = []
-    sgd = kernels["sgd"]
-    monkeypatch.setitem(kernels, "sgd", lambda *a: calls.append(a[0].size) or sgd(*a))
     small = cr.Tensor(np.ones((10, 64), np.float32), requires_grad=True)
     big = cr.Tensor(np.ones((100, 100), np.float32), requires_grad=True)
-    for p in (small, big):
-        p.grad = cr.Tensor(np.full(p.shape, 0.5, np.float32))
-    optim.SGD([small, big], lr=0.1).step()
-    assert calls == [10_000]
-    np.testing.assert_array_equal(small._data, np.float32(1) - np.float32(0.5) * np.float32(0.1))
+    opt = optim.SGD([small, big], lr=0.1)
+    for _ in range(2):
+        for p in (small, big):
+            p.grad = cr.Tensor(np.full(p.shape, 0.5, np.float32))
+        opt.step()
+    assert spy.calls[-1:] == [("sgd[momentum == 0]", 10_000)] and all(n == 10_000 for _, n in spy.calls)
+    one = np.float32(1) - np.float32(0.1) * np.float32(0.5)
+    np.testing.assert_array_equal(small._data, one - np.float32(0.1) * np.float32(0.5))
     np.testing.assert_array_equal(big._data, small._data[0, 0])

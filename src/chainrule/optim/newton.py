@@ -106,7 +106,7 @@ class Newton(Optimizer):
                              "opt.step(lambda: loss_fn(model(x), y)); it is differentiated twice, so it must not "
                              "call backward()")
         group = self.param_groups[0]
-        params = [p for g in self.param_groups for p in g["params"]]
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]  # frozen ones stay put
         marks = [p.grad for p in params]
         with enable_grad():
             loss = closure()

@@ -2,10 +2,13 @@
 
 An optimizer owns a list of *parameter groups*, each a dict with ``"params"`` (the tensors) and
 its own hyperparameters (``lr``, ``momentum``...), and a per-parameter ``state`` dict (momentum
-buffers, moment estimates, step counts). Subclasses write ``_update(p, g, group,
-state, scratch)``: the lecture's update rule for one parameter, in place, on ndarrays (big
-tensors are handed over block by block), and ``_begin(p, group, state)``, which creates the state
-on the first step and advances the step count ``t``.
+buffers, moment estimates, step counts). A subclass gives its update as ``rule``, an
+:class:`~chainrule.optim.rule.UpdateRule` made from a function written as the lecture writes it
+(``m = beta1 * m + (1 - beta1) * g``); the base class runs that rule's compiled kernel or its NumPy
+program on each parameter (big tensors block by block), creates the state arrays the rule reads on
+a parameter's first step, and prints the rule's lines in :meth:`describe`. Parameter groups are
+read at every step, so editing ``opt.param_groups[i]["lr"]`` (what schedulers do) takes effect at
+the next one.
 
 ``state_dict()`` has PyTorch's shape, so a run can stop and resume exactly::
 
@@ -30,6 +33,7 @@ from ..autograd import _stamp, enable_grad
 from ..autograd import state as _grad_state
 from ..tensor import Tensor
 from . import _fused
+from .rule import UpdateRule, _fmt  # noqa: F401 - _fmt: newton.py formats its equations with it
 
 
 def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open: bool = False) -> None:
@@ -43,15 +47,19 @@ def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open
         raise ValueError(f"{name} must be in [{lo:g}, {hi:g}{')' if hi_open else ']'}, got {value!r}")
 
 
-def _fmt(x) -> str:
-    """A hyperparameter as it should read in an equation: 0.001, 1e-08, 0.9."""
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
 class Optimizer:
     """Base class. ``params`` is a Tensor, an iterable of Tensors that require grad, or an
     iterable of dicts (parameter groups) each holding ``"params"`` and optional per-group
-    hyperparameters that override ``defaults``."""
+    hyperparameters that override ``defaults``. Parameters that do not require grad are kept and
+    skipped while they have no gradient, as in torch (a frozen layer can stay in the list)."""
+
+    #: the update rule (None for an optimizer that writes its own step(), like Newton)
+    rule: UpdateRule | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.rule is not None and cls.__doc__:  # the docstring shows the rule's source at "{rule}"
+            cls.__doc__ = cls.rule.document(cls.__doc__)
 
     def __init__(self, params, defaults: dict, fused: bool | None = False):
         self.defaults = dict(defaults)
@@ -59,6 +67,7 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self._scratch: dict = {}  # dtype (shared blocks) or parameter (non-contiguous) -> work arrays
         self._views: dict = {}  # (dtype, shape) -> views of the shared blocks, made once
+        self._prepared: dict = {}  # group index -> (its hyperparameters, {(t, first, dtype): (program, constants)})
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, dict):
@@ -73,6 +82,15 @@ class Optimizer:
         # torch's argument; optimizers with compiled kernels pass theirs (default None), the rest False
         self.fused = fused
         self._kernel = _fused.select(type(self).__name__, fused)
+
+    def __getstate__(self) -> dict:
+        """For pickle and deepcopy (an sklearn estimator holding an optimizer): the prepared programs
+        and the compiled kernels are remade at the next step, not copied."""
+        return {**self.__dict__, "_prepared": {}, "_kernel": self._kernel is not None}
+
+    def __setstate__(self, d: dict) -> None:
+        self.__dict__.update(d)
+        self._kernel = _fused.kernels() if d["_kernel"] else None
 
     # ----- parameter groups -------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:
@@ -91,9 +109,6 @@ class Optimizer:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{type(self).__name__} can only optimize Tensors, but parameter {i} of the "
                                 f"group is a {type(p).__name__}")
-            if not p.requires_grad:
-                raise ValueError(f"parameter {i} of the group (shape {p.shape}) does not require grad: "
-                                 "create it with requires_grad=True or use nn.Parameter")
             if not p.is_leaf:
                 raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i}, shape {p.shape}): "
                                  "optimize the leaf it was computed from, or .detach().requires_grad_()")
@@ -118,7 +133,7 @@ class Optimizer:
 
     # ----- the update loop --------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget the gradients: ``p.grad = None`` (default), or fill them with zeros in place."""
+        """Forget the gradients: ``p.grad = None`` (default, as torch 2.x), or fill them with zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -139,20 +154,32 @@ class Optimizer:
                 loss = closure()
         prev, _grad_state.enabled = _grad_state.enabled, False  # no_grad(), without a context object per step
         try:
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        self._step_param(p, group)
+            for i, group in enumerate(self.param_groups):
+                self._step_group(i, group)
         finally:
             _grad_state.enabled = prev
         return loss
 
-    #: Elements per block. Big tensors are updated block by block so that the dozen passes of an
-    #: update rule run over arrays that sit in cache (about 1.5x faster than whole-array passes on 1M parameters).
+    #: Elements per block. Big tensors are updated block by block so that the dozen passes of a NumPy
+    #: program run over arrays that sit in cache (docs/performance.md).
     CHUNK = 32768
+    #: A stateless update (plain SGD: two ufuncs) runs as ufuncs below this many elements, where they
+    #: cost less than a kernel call (``bench/bench_optim.py --elements``); both give the same bits.
+    UFUNCS_BELOW = 8192
 
-    def _step_param(self, p: Tensor, group: dict) -> None:
-        g, x = p.grad._data, p._data
+    def _step_group(self, i: int, group: dict) -> None:
+        kw = self._rule_kwargs(group)
+        key = self.rule.hyper(kw)
+        cached = self._prepared.get(i)
+        if cached is None or cached[0] != key:  # new hyperparameters (a scheduler's lr): new constants
+            cached = self._prepared[i] = (key, {})
+        for p in group["params"]:
+            gt = p.grad
+            if gt is not None:
+                self._step_param(p, gt._data, kw, cached[1])
+
+    def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict) -> None:
+        x = p._data
         _stamp(p)  # updated in place: a graph recorded before this step must not backpropagate through p
         if g.shape != x.shape:
             raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match its "
@@ -160,61 +187,76 @@ class Optimizer:
         state = self.state.get(p)
         if state is None:
             state = self.state[p] = {}
-        extra = self._begin(x, group, state)  # lazy state, t = t + 1: once per step, not per block
-        step_state = {**state, **extra} if extra else state
-        if self._kernel is not None and self._fused_update(x, g, group, step_state):
-            return
-        n = x.size
-        c_contiguous = x.flags.c_contiguous
-        if c_contiguous and n <= self.CHUNK:  # small parameters (the common case in the lecture's models): one call
+        first = not state  # this parameter's first step (or the first since its state was switched on)
+        t = None
+        if self._counts_steps:
+            t = state["step"] = state.get("step", 0) + 1
+        entry = prepared.get((t, first, x.dtype))
+        if entry is None:  # once per group and step (t moves), not per parameter
+            if len(prepared) > 16:
+                prepared.clear()
+            entry = prepared[t, first, x.dtype] = self.rule.prepare({**kw, "t": t, "first": first}, x.dtype)
+        program, consts = entry
+        keys = program.state_keys
+        arrays = [state[k] if k in state else self._new_state(state, k, x, kw) for k in keys] if keys else []
+        if self._kernel is not None and (keys or x.size >= self.UFUNCS_BELOW) and _fused.usable(x, g, *arrays):
+            kernel = self._kernel.get(program.name) or _fused.kernel(self._kernel, program)
+            kernel(x.reshape(-1), g.reshape(-1), *[a.reshape(-1) for a in arrays], *consts)
+        elif x.size <= self.CHUNK and x.flags.c_contiguous:  # small parameters (the common case in the lecture's models)
             views = self._views.get((x.dtype, x.shape))
-            if views is None:
-                views = self._views[x.dtype, x.shape] = [s[:n].reshape(x.shape) for s in self._shared_scratch(x.dtype)]
-            self._update(x, g, group, step_state, views)
-            return
-        if not c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
+            if views is None or len(views) < program.n_scratch:
+                views = self._views[x.dtype, x.shape] = [s[:x.size].reshape(x.shape)
+                                                         for s in self._shared_scratch(x.dtype, program.n_scratch)]
+            program.numpy(x, g, arrays, views, consts)
+        else:
+            self._run_big(p, x, g, arrays, program, consts, state)
+
+    def _run_big(self, p, x, g, arrays, program, consts, state) -> None:
+        """The NumPy program on a big parameter, block by block, or on a non-contiguous one whole."""
+        k = program.n_scratch
+        if not x.flags.c_contiguous:  # rare (a transposed view): whole-array passes, own scratch
             bufs = self._scratch.get(p)
-            if bufs is None or bufs[0].shape != x.shape:
-                bufs = self._scratch[p] = [np.empty_like(x) for _ in range(self._n_scratch)]
-            self._update(x, g, group, step_state, bufs)
+            if bufs is None or len(bufs) < k or bufs[0].shape != x.shape:
+                bufs = self._scratch[p] = [np.empty_like(x) for _ in range(k)]
+            program.numpy(x, g, arrays, bufs, consts)
             return
-        scratch = self._shared_scratch(x.dtype)
-        xf, gf = x.reshape(-1), np.ascontiguousarray(g).reshape(-1)
-        arrays = {}
-        for k, v in state.items():
-            if isinstance(v, np.ndarray):
-                if not v.flags.c_contiguous:
-                    v = state[k] = np.ascontiguousarray(v)
-                arrays[k] = v.reshape(-1)
-        block = dict(step_state)
+        scratch = self._shared_scratch(x.dtype, k)
+        for key, v in zip(program.state_keys, arrays):
+            if not v.flags.c_contiguous:
+                state[key] = np.ascontiguousarray(v)
+        flat = [state[key].reshape(-1) for key in program.state_keys]
+        xf, gf, n = x.reshape(-1), np.ascontiguousarray(g).reshape(-1), x.size
         for a in range(0, n, self.CHUNK):
             b = min(a + self.CHUNK, n)
-            for k, v in arrays.items():
-                block[k] = v[a:b]
-            self._update(xf[a:b], gf[a:b], group, block, scratch if b - a == self.CHUNK else [s[:b - a] for s in scratch])
+            blocks = scratch if b - a == self.CHUNK else [s[:b - a] for s in scratch]
+            program.numpy(xf[a:b], gf[a:b], [v[a:b] for v in flat], blocks, consts)
 
-    def _shared_scratch(self, dtype) -> list[np.ndarray]:
-        """Scratch blocks shared by all parameters of a dtype, allocated once: ``_n_scratch`` arrays
-        of ``CHUNK`` elements (so scratch memory does not grow with the model)."""
-        bufs = self._scratch.get(dtype)
-        if bufs is None:
-            bufs = self._scratch[dtype] = [np.empty(self.CHUNK, dtype) for _ in range(self._n_scratch)]
+    def _shared_scratch(self, dtype, k: int) -> list[np.ndarray]:
+        """At least ``k`` scratch blocks of ``CHUNK`` elements shared by all parameters of a dtype,
+        allocated once (so scratch memory does not grow with the model)."""
+        bufs = self._scratch.setdefault(dtype, [])
+        while len(bufs) < k:
+            bufs.append(np.empty(self.CHUNK, dtype))
         return bufs
 
-    _n_scratch = 1
+    #: Shared scratch blocks the default program uses (cost.py's memory estimate; a test checks it).
+    _n_scratch = 2
 
-    def _fused_update(self, x: np.ndarray, g: np.ndarray, group: dict, state: dict) -> bool:
-        """Run the compiled kernel on the whole parameter; False when it cannot (then the NumPy rule runs)."""
-        return False
+    def _rule_kwargs(self, group: dict) -> dict:
+        """The rule's keyword arguments from a parameter group (Adam splits ``betas``)."""
+        return group
 
-    def _begin(self, p: np.ndarray, group: dict, state: dict) -> dict | None:
-        """Once per parameter per step, before the update: create the state on the first step,
-        advance the step count. May return per-step extras handed to ``_update`` in ``state``."""
+    #: whether the state holds torch's step count ``t`` (``state["step"]``); SGD's does not
+    _counts_steps = True
 
-    def _update(self, p: np.ndarray, g: np.ndarray, group: dict, state: dict, scratch: list[np.ndarray]) -> None:
-        """The update rule on (a block of) one parameter, in place. ``state`` holds the state
-        arrays (views of the same block) and scalars; ``scratch`` two or so work arrays."""
-        raise NotImplementedError
+    def _new_state(self, state: dict, key: str, x: np.ndarray, kw: dict) -> np.ndarray:
+        """``state[key]`` created on the parameter's first step (or when a flag that needs it is
+        switched on): zeros; Adagrad starts its sum at ``initial_accumulator_value``."""
+        v = state[key] = self._initial(key, x, kw)
+        return v
+
+    def _initial(self, key: str, x: np.ndarray, kw: dict) -> np.ndarray:
+        return np.zeros_like(x)
 
     # ----- describe ---------------------------------------------------------------------------
     def describe(self) -> str:
@@ -230,7 +272,9 @@ class Optimizer:
         return "\n".join(lines)
 
     def _equations(self, group: dict) -> list[str]:
-        return []
+        """The rule's statements for this group (as after the first step), numbers substituted."""
+        kw = {**self._rule_kwargs(group), "t": 2, "first": False}
+        return ["g = grad f(theta)"] + self.rule.program(self.rule.flags(kw)).equations(kw)
 
     def __repr__(self) -> str:
         parts = [f"{type(self).__name__} ("]
@@ -274,7 +318,7 @@ class Optimizer:
             p = id_map.get(int(idx))
             if p is None:
                 continue
-            self.state[p] = {key: self._load_value(key, v, p) for key, v in s.items()}
+            self.state[p] = {key: self._load_value(key, v, p) for key, v in s.items() if v is not None}
         for i, theirs in enumerate(saved):
             group = {key: v for key, v in self.param_groups[i].items() if key != "params"}  # keys torch lacks
             group.update({key: copy.deepcopy(v) for key, v in theirs.items() if key != "params"})
@@ -284,7 +328,7 @@ class Optimizer:
 
     @staticmethod
     def _load_value(key, v, p: Tensor):
-        if v is None or isinstance(v, (bool, numbers.Number)):
+        if isinstance(v, (bool, numbers.Number)):
             return v
         arr = np.array(v.detach().cpu().numpy() if hasattr(v, "detach") else v)  # torch tensors too
         if key == "step" or (arr.ndim == 0 and p._data.ndim != 0):
