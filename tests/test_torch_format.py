@@ -198,3 +198,27 @@ def test_crafted_geometry_and_storage_sizes_are_checked(tmp_path):
         cr.load(_archive(tmp_path, _tensor("1", 4, 0, (4,), (1,)), {"0": data}))
     with pytest.raises(pickle.UnpicklingError, match="persistent id"):
         cr.load(_archive(tmp_path, [PID(("storage", "x"))]))
+
+
+class RS(R):
+    """A reduce with a state: pickle writes BUILD after it."""
+
+    def __init__(self, fn, args, state):
+        super().__init__(fn, args)
+        self.state = state
+
+    def __reduce__(self):
+        return (self.fn, self.args, self.state)
+
+
+def test_setting_state_is_refused_except_a_state_dicts_metadata(tmp_path):
+    data = np.arange(4, dtype=np.float32).tobytes()
+    ok = cr.load(_archive(tmp_path, RS(G("collections", "OrderedDict"), (), {"_metadata": {"": {"version": 1}}})))
+    assert ok == {} and ok._metadata == {"": {"version": 1}}
+    t = _tensor("0", 4, 0, (4,), (1,))
+    for target, state in [(R(G("builtins", "bytearray"), (b"ab",)), {"x": 1}),
+                          (RS(t.fn, t.args, (None, {"_ctx": 1})), None),
+                          (RS(G("torch", "Size"), ((2,),), {"x": 1}), None)]:
+        obj = target if state is None else RS(target.fn, target.args, state)
+        with pytest.raises(pickle.UnpicklingError, match="refused to set the state"):
+            cr.load(_archive(tmp_path, obj, {"0": data}))

@@ -152,8 +152,25 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves global names only from ``_ALLOWED``; storages come from the archive via ``persistent_load``."""
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Resolves global names only from ``_ALLOWED``; storages come from the archive via ``persistent_load``.
+
+    The pure-Python unpickler, so that BUILD (``__setstate__``/attribute assignment) can be limited
+    to what torch writes: the ``_metadata`` attributes of a state_dict's OrderedDict. Setting state
+    on anything else (a Tensor's slots, the allowlist's own objects) is refused.
+    """
+
+    dispatch = pickle._Unpickler.dispatch.copy()
+
+    def _load_build(self) -> None:
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if type(inst) is not OrderedDict or not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise pickle.UnpicklingError(f"{self.where}: refused to set the state of a {type(inst).__name__} "
+                                         "(only a state_dict's _metadata can be set)")
+        inst.__dict__.update(state)
+
+    dispatch[pickle.BUILD[0]] = _load_build
 
     def __init__(self, file: IO[bytes], archive: zipfile.ZipFile, prefix: str, byteorder: str, where: str):
         super().__init__(file)
@@ -167,11 +184,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         elif module in IMPORT_MAPPING:
             module = IMPORT_MAPPING[module]
         try:
-            return _ALLOWED[(module, name)]
+            found = _ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
                 f"{self.where}: refused to load the global {module}.{name}: only tensors, state_dicts and "
                 "plain containers can be read (weights_only=True semantics; nothing in the file is executed)") from None
+        # Markers are handed out fresh, so nothing a file does to them can reach another load.
+        if isinstance(found, _StorageType):
+            return _StorageType(found.dtype)
+        return _DType(found.name) if isinstance(found, _DType) else found
 
     def persistent_load(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)):
