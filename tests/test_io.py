@@ -189,11 +189,15 @@ def test_pickle_renamed_safetensors_is_refused_and_not_executed(tmp_path, protoc
     assert not marker.exists()
 
 
-def test_torch_save_file_is_refused(torch, tmp_path):
+def test_torch_save_file_is_read_by_content_not_by_name(torch, tmp_path):
+    # cr.load reads a torch.save archive with a restricted unpickler (tests/test_torch_format.py);
+    # load_model and load_metadata read safetensors only, and refuse it.
     p = tmp_path / "model.safetensors"
     torch.save({"w": torch.zeros(3)}, str(p))
-    with pytest.raises(ValueError, match="chainrule never unpickles|not a valid"):
-        cr.load(p)
+    assert cr.load(p)["w"].numpy().tolist() == [0.0, 0.0, 0.0]
+    for fn in (cr.load_model, io.load_metadata):
+        with pytest.raises(ValueError, match="chainrule never unpickles|not a valid"):
+            fn(p)
 
 
 @pytest.mark.parametrize("arch,match", [

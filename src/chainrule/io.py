@@ -299,11 +299,21 @@ def _deserialize(path: str | os.PathLike) -> tuple[OrderedDict[str, Tensor], dic
     return OrderedDict((k, Tensor(v)) for k, v in arrays.items()), meta
 
 
-def load(path: str | os.PathLike) -> OrderedDict[str, Tensor]:
-    """Read a safetensors file into an ordered ``name -> Tensor`` dict (dtypes as stored).
+def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool = True) -> Any:
+    """Read a safetensors file into an ordered ``name -> Tensor`` dict (dtypes as stored), or a file
+    that ``torch.save`` wrote (a zip archive, told apart by its magic bytes and ``data.pkl`` entry)
+    into the object it holds, as ``torch.load(path, weights_only=True)`` would.
 
-    ``model.load_state_dict(cr.load(path))`` restores weights. A truncated, corrupt or hostile file
-    raises ``ValueError``; nothing in it is ever executed."""
+    ``model.load_state_dict(cr.load(path))`` restores weights from either. A truncated, corrupt or
+    hostile file raises ``ValueError`` (``pickle.UnpicklingError`` for a torch file naming anything
+    but tensors and containers); nothing in it is ever executed, so ``weights_only=False`` is
+    refused. ``map_location`` may be ``None`` or ``"cpu"``. See :mod:`chainrule.torch_format`."""
+    from . import torch_format
+
+    if hasattr(path, "read") or torch_format.is_torch_file(path):
+        return torch_format.load(path, map_location=map_location, weights_only=weights_only)
+    if not weights_only:
+        raise ValueError("load: weights_only=False is not supported: chainrule never executes code from a file")
     return _deserialize(path)[0]
 
 
