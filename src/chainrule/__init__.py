@@ -13,8 +13,9 @@ from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .functional import (amin, cat, clamp, clip, concatenate, dot, expand, flatten, log_softmax, logsumexp, mean, mm,
                          norm, one_hot, pad, permute, softmax, squeeze, stack, std, t, transpose, unsqueeze, var, where)
 from .functional import max, min  # noqa: A004 - mirror torch.max / torch.min
-from .ops import (abs, argmax, argmin, broadcast_to, cos, exp, floor, log, log1p, matmul, maximum, minimum, neg, prod,
-                  relu, reshape, sigmoid, sign, sin, sqrt, swapaxes, tanh)
+from .ops import (abs, add, argmax, argmin, broadcast_to, cos, div, exp, floor, log, log1p, matmul, maximum, minimum, mul,
+                  neg, prod, relu, reshape, sigmoid, sign, sin, sqrt, sub, swapaxes, tanh)
+from .ops import round  # noqa: A004 - mirrors torch.round
 from .ops import max as amax
 from .ops import sum  # noqa: A004 - mirrors torch.sum
 from .tensor import Size, Tensor, bool_, float16, float32, float64, int32, int64
@@ -32,7 +33,7 @@ from ._blas import use as set_blas
 
 # Models, optimizers, training, and the tools around them.
 from . import models, nn, optim
-from . import data, datasets
+from . import data, datasets, utils  # utils.data: torch.utils.data's Dataset/DataLoader
 from .io import load, load_model, save
 from .train import History, Trainer, evaluate, fit
 from . import cost  # street-fighting math: estimate and measure parameters, memory, compute

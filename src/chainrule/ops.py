@@ -229,8 +229,8 @@ def normal_cdf(x):
 normal_cdf.defgrad(lambda g, out, x: (mul(mul(g, exp(mul(mul(x, x), -0.5))), 0.3989422804014327),))
 
 # Non-differentiable elementwise ops: results never require grad.
-sign, logical_not, isfinite, floor = (_unary(n, u) for n, u in (
-    ("sign", np.sign), ("logical_not", np.logical_not), ("isfinite", np.isfinite), ("floor", np.floor)))
+sign, logical_not, isfinite, floor, round = (_unary(n, u) for n, u in (  # noqa: A001 - mirrors torch.round
+    ("sign", np.sign), ("logical_not", np.logical_not), ("isfinite", np.isfinite), ("floor", np.floor), ("round", np.round)))
 less, less_equal, greater, greater_equal, equal, not_equal, logical_and, logical_or = (_binary(n, u) for n, u in (
     ("less", np.less), ("less_equal", np.less_equal), ("greater", np.greater), ("greater_equal", np.greater_equal),
     ("equal", np.equal), ("not_equal", np.not_equal), ("logical_and", np.logical_and), ("logical_or", np.logical_or)))

@@ -104,6 +104,8 @@ class Primitive:
 
     def __call__(self, *args, **attrs):
         if not self.min_in <= len(args) <= self.n_in or (attrs and not self.attrs.keys() >= attrs.keys()):
+            if "out" in attrs and "out" not in self.attrs:
+                return _into(attrs.pop("out"), self(*args, **attrs))
             args, attrs = self._bind(args, attrs)
         for a in args:
             if isinstance(a, Tensor):
@@ -177,6 +179,18 @@ class Primitive:
         if _state.anomaly:
             _ag._check_finite(self.name, "forward", out, t._ctx)
         return t
+
+
+def _into(out, result):
+    """torch's ``out=``: the result written into the tensor ``out`` (resized when its shape differs)."""
+    value = result._data if isinstance(result, Tensor) else np.asarray(result)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out= must be a Tensor, got {type(out).__name__}")
+    if out._data.shape == value.shape and out._data.flags.writeable:
+        np.copyto(out._data, value, casting="unsafe")
+    else:
+        out._data = value.astype(out._data.dtype, copy=True)
+    return out
 
 
 def primitive(name: str, inputs=("input",), flops=None, macs=None, reads: str = "inputs", saves: bool = False):

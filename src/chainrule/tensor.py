@@ -502,6 +502,7 @@ class Tensor:
     def cos(self): return _ops.cos(self)
     def log1p(self): return _ops.log1p(self)
     def floor(self): return _ops.floor(self)
+    def round(self): return _ops.round(self)
     def clip(self, min=None, max=None): return _fn.clip(self, min, max)  # noqa: A002
     clamp = clip
     def clamp_min(self, min): return _fn.clip(self, min, None)  # noqa: A002

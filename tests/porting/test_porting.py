@@ -15,36 +15,7 @@ from runner import SCRIPTS, ChainruleRunFailed, run_both, to_chainrule  # noqa: 
 
 # What each script needs that chainrule lacks today (found by running it; the later items with a throwaway
 # stand-in for the earlier ones). Remove a script's entry when its needs have landed: strict xfail fails then.
-NEEDS: dict[str, str] = {
-    "basics_autograd": "Tensor.t(); backward(gradient=)",
-    "basics_buildmodel": "torch.accelerator.is_available/current_accelerator; torch.from_numpy; Tensor.to(device); Module.to(device)",
-    "basics_optimization": "torch.from_numpy; dtype aliases (torch.float); Tensor.type(dtype)",
-    "basics_quickstart": "torch.from_numpy; torch.accelerator; dtype aliases (torch.float); Tensor.type(dtype); Tensor.to(device); Module.to(device)",
-    "basics_tensors": "torch.from_numpy; torch.rand_like; Tensor.device; torch.accelerator; torch.cat(dim=); torch.matmul(out=); torch.mul(out=); Tensor.mul; dtype aliases (torch.float)",
-    "blitz_autograd": "torch.from_numpy; backward(gradient=); an optimizer given requires_grad=False parameters skips them",
-    "blitz_nn": "torch.from_numpy; backward(gradient=); grad_fn.next_functions; Tensor.sub_",
-    "loeber_linear_regression": "torch.from_numpy",
-    "loeber_logistic_regression": "torch.from_numpy; Tensor.round; Tensor.eq",
-    "loeber_training_pipeline": "torch.from_numpy",
-    "lpwe_autograd": "dtype aliases (torch.float); torch.set_default_device",
-    "lpwe_custom_function": "torch.autograd.Function (ctx.save_for_backward, ctx.saved_tensors, .apply); dtype aliases (torch.float); torch.device; device= on creation functions",
-    "lpwe_nn": "torch.from_numpy",
-    "lpwe_optim": "torch.from_numpy",
-    "lpwe_tensors": "dtype aliases (torch.float); torch.device; device= on creation functions",
-    "lpwe_two_layer_autograd": "dtype aliases (torch.float); torch.device; device= on creation functions; Tensor.mm",
-    "lpwe_two_layer_tensors": "dtype aliases (torch.float); torch.device; torch.from_numpy; Tensor.to(device); Tensor.to(device, dtype); Tensor.type(dtype); Tensor.mm; Tensor.t()",
-    "micrograd_moons": "torch.from_numpy",
-    "micrograd_more_ops_inplace": "in-place += on a non-leaf tensor that requires grad; Tensor.__format__ with a format spec",
-    "nn_really_fit": "torch.from_numpy",
-    "nn_really_functional": "torch.from_numpy; torch.argmax(x, dim=)",
-    "nn_really_linear_optim": "torch.from_numpy",
-    "nn_really_scratch": "torch.from_numpy; torch.argmax(x, dim=)",
-    "yunjey_feedforward": "torch.utils attribute (`from . import utils` in chainrule/__init__.py); torch.from_numpy; torch.device; torch.cuda.is_available; Tensor.to(device); Module.to(device); torch.max(x, dim) -> (values, indices)",
-    "yunjey_linear_regression": "torch.from_numpy",
-    "yunjey_logistic_regression": "torch.utils attribute (`from . import utils` in chainrule/__init__.py); torch.from_numpy; torch.max(x, dim) -> (values, indices)",
-    "zero_to_gans_linear_builtins": "torch.from_numpy",
-    "zero_to_gans_linear_regression": "torch.from_numpy; Tensor.t()",
-}
+NEEDS: dict[str, str] = {}  # every script runs on chainrule now; a script that cannot yet goes here with what it needs
 
 SCRIPT_NAMES = sorted(p.stem for p in SCRIPTS.glob("*.py") if not p.name.startswith("_"))
 

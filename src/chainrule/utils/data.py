@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from .. import functional as _fn
-from ..tensor import Tensor, get_rng
+from ..creation import get_rng
+from ..tensor import Tensor
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler",
            "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "default_convert",
