@@ -157,3 +157,20 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"chainrule {cr.__version__}"
+
+
+def test_train_the_mnist1d_cnn_and_gru_and_reload_them(tmp_path, capsys):
+    """`--model cnn|gru` (the MNIST-1D paper's models): they train, save, evaluate from disk and export their width."""
+    import json
+    for model in ("cnn", "gru"):
+        out = tmp_path / model
+        code, stdout, _ = _run(["train", "--data", "mnist1d", "--model", model, "--hidden", "8", "--epochs", "1",
+                                "--batch-size", "200", "--lr", "0.01", "--out", str(out), "--quiet"], capsys)
+        assert code == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["model"] == model and cfg["hidden"] == [8]
+        code, stdout, _ = _run(["evaluate", str(out)], capsys)
+        assert code == 0 and "accuracy" in stdout
+    code, _, err = _run(["train", "--data", "mnist1d", "--model", "gru", "--activation", "tanh", "--out",
+                         str(tmp_path / "bad")], capsys)
+    assert code == 2 and "--activation" in err

@@ -326,6 +326,9 @@ _ARGS = {  # constructor arguments load_model accepts, with their JSON types
     "MLP": {"sizes": list, "activation": str, "dropout": (int, float), "bias": bool, "feature_fn": (dict, type(None))},
     "LogisticRegression": {"n_features": int, "bias": bool, "feature_fn": (dict, type(None))},
     "SoftmaxRegression": {"n_features": int, "n_classes": int, "bias": bool, "feature_fn": (dict, type(None))},
+    "CNN1d": {"n_features": int, "n_classes": int, "channels": int, "dropout": (int, float), "batch_norm": bool},
+    "GRUClassifier": {"n_features": int, "n_classes": int, "hidden_size": int, "num_layers": int, "input_size": int,
+                      "readout": str, "dropout": (int, float)},
 }
 
 
@@ -345,6 +348,9 @@ def _build(arch: Any, where: str, n_stored: int) -> Module:
         if len(fcfg) != 1 or not isinstance(pf, dict) or set(pf) - {"degree", "interaction_only", "include_bias"}:
             raise ValueError(f"{where}: unknown feature function {fcfg!r:.200}")
         kwargs["feature_fn"] = models.PolynomialFeatures(**pf)
+    cls = models.MODELS[arch["class"]]
+    if hasattr(cls, "state_numel"):  # the model computes its size from its arguments
+        return _build_counted(cls, kwargs, where, n_stored)
     if "sizes" in kwargs and not all(type(s) is int for s in kwargs["sizes"]):
         raise ValueError(f"{where}: MLP sizes must be integers, got {kwargs['sizes']!r:.100}")
     dims = kwargs.get("sizes", [kwargs.get("n_features"), kwargs.get("n_classes", 1)])
@@ -363,6 +369,24 @@ def _build(arch: Any, where: str, n_stored: int) -> Module:
         return models.MODELS[arch["class"]](**kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: cannot build {arch['class']} from the stored architecture: {e}") from None
+
+
+def _build_counted(cls, kwargs: dict, where: str, n_stored: int) -> Module:
+    """Build a model whose ``state_numel(**kwargs)`` says its size, after checking that size
+    against the numbers in the file (a hostile header must not make us allocate a huge model)."""
+    if not all(v >= 1 for v in kwargs.values() if type(v) is int):
+        raise ValueError(f"{where}: {cls.__name__} sizes must be positive integers, got {kwargs!r:.200}")
+    try:
+        count = cls.state_numel(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: cannot build {cls.__name__} from the stored architecture: {e}") from None
+    if count != n_stored:
+        raise ValueError(f"{where}: the architecture {cls.__name__}({kwargs!r:.120}) holds {count} numbers but the "
+                         f"file holds {n_stored}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: cannot build {cls.__name__} from the stored architecture: {e}") from None
 
 
 def load_model(path: str | os.PathLike) -> Module:

@@ -341,6 +341,17 @@ class GRUClassifier(_Classifier):
                 "input_size": self.input_size, "readout": self.readout, "dropout": self.rnn.dropout}
 
 
+    @staticmethod
+    def state_numel(n_features: int = 40, n_classes: int = 10, hidden_size: int = 32, num_layers: int = 1,
+                    input_size: int = 1, readout: str = "all", dropout: float = 0.0) -> int:
+        """The numbers in ``GRUClassifier(...)``'s state_dict (its parameters), computed without building it
+        (load_model checks a file against it before allocating)."""
+        H, gates = hidden_size, 3 * hidden_size
+        rnn = sum(gates * (input_size if k == 0 else H) + gates * H + 2 * gates for k in range(num_layers))
+        features = H * (n_features // input_size if readout == "all" else 1)
+        return rnn + features * n_classes + n_classes
+
+
 MODELS["GRUClassifier"] = GRUClassifier
 class CNN1d(_Classifier):
     """The MNIST-1D paper's convolutional network (Greydanus 2020, its ``ConvBase``): three 1-d
@@ -393,3 +404,22 @@ class CNN1d(_Classifier):
     def predict(self, x: Any) -> np.ndarray:
         """``argmax_k z_k``, int64 of shape (N,)."""
         return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
+
+    def config(self) -> dict:
+        return {"class": "CNN1d", "n_features": self.n_features, "n_classes": self.n_classes, "channels": self.channels,
+                "dropout": self.dropout, "batch_norm": self.batch_norm}
+
+    @staticmethod
+    def state_numel(n_features: int = 40, n_classes: int = 10, channels: int = 25, dropout: float = 0.0,
+                    batch_norm: bool = False) -> int:
+        """The numbers in ``CNN1d(...)``'s state_dict (parameters, and BatchNorm's running mean, variance and
+        batch count), computed without building it (load_model checks a file against it before allocating)."""
+        from .ops_conv import out_sizes
+        length, c = n_features, channels
+        for k in (5, 3, 3):
+            (length,) = out_sizes((length,), (k,), (2,), ((1, 1),), (1,))
+        convs = (5 * c + c) + 2 * (3 * c * c + c) + (3 * (2 * c + 2 * c + 1) if batch_norm else 0)
+        return convs + c * length * n_classes + n_classes
+
+
+MODELS["CNN1d"] = CNN1d

@@ -45,12 +45,17 @@ def _strings(v) -> bool:
     return isinstance(v, list) and all(isinstance(s, str) for s in v)
 
 
+#: ``--model`` choices. cnn and gru are the MNIST-1D paper's convolutional and recurrent models
+#: (models.CNN1d with BatchNorm, models.GRUClassifier); their width is ``--hidden`` (its first entry).
+MODELS = ("logreg", "softmax", "mlp", "cnn", "gru")
+
+
 _NUM = (int, float)
 SCHEMA: dict[str, tuple[Any, str]] = {  # key -> (check, what it must be)
     "data": (_is(str), "a data set name or csv:PATH"),
     "target": (_is(str, none=True), "a column name or null"),
     "task": (lambda v: v in TASKS, f"one of {list(TASKS)}"),
-    "model": (lambda v: v in ("logreg", "softmax", "mlp"), "logreg, softmax or mlp"),
+    "model": (lambda v: v in MODELS, ", ".join(MODELS)),
     "hidden": (_ints, "a list of positive integers"),
     "activation": (lambda v: v in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
     "dropout": (_is(_NUM, 0, 1), "a number in [0, 1)"),
@@ -73,8 +78,21 @@ TRAINED: dict[str, tuple[Any, str]] = {  # written once the data is known
 }
 
 
+def _sequence_model(cfg: dict, n_features: int, n_outputs: int):
+    """(class, keyword arguments) of the cnn or gru model a config describes."""
+    from .. import models
+    width = int(cfg["hidden"][0]) if cfg["hidden"] else 32
+    if cfg["model"] == "cnn":
+        return models.CNN1d, dict(n_features=n_features, n_classes=n_outputs, channels=width,
+                                  dropout=float(cfg["dropout"]), batch_norm=True)
+    return models.GRUClassifier, dict(n_features=n_features, n_classes=n_outputs, hidden_size=width)
+
+
 def parameter_count(cfg: dict, n_features: int, n_outputs: int) -> int:
     """Weights and biases of the model a config describes (for the size limit, before allocating)."""
+    if cfg["model"] in ("cnn", "gru"):
+        cls, kw = _sequence_model(cfg, n_features, n_outputs)
+        return cls.state_numel(**kw)
     sizes = [n_features, *cfg["hidden"], n_outputs] if cfg["model"] == "mlp" else [n_features, n_outputs]
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
@@ -160,6 +178,9 @@ def build_model(cfg: dict, n_features: int, n_classes: int):
     check_size(cfg, n_features, outputs)
     if cfg["model"] == "mlp":
         return models.MLP([n_features, *cfg["hidden"], outputs], activation=cfg["activation"], dropout=cfg["dropout"])
+    if cfg["model"] in ("cnn", "gru"):
+        cls, kw = _sequence_model(cfg, n_features, outputs)
+        return cls(**kw)
     if cfg["model"] == "logreg" and outputs == 2:
         return models.LogisticRegression(n_features)
     return models.SoftmaxRegression(n_features, outputs)

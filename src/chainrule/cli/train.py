@@ -73,7 +73,8 @@ def configure(p) -> None:
     g.add_argument("--task", choices=["auto", "classification", "regression"],
                    help="auto: a numeric target with fractions or many distinct values is regression (default auto)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=["logreg", "softmax", "mlp"], help=f"default {d['model']}")
+    g.add_argument("--model", choices=list(R.MODELS),
+                   help=f"default {d['model']}; cnn and gru: the MNIST-1D paper's models, --hidden sets their width")
     g.add_argument("--hidden", type=_hidden, help="hidden layer sizes of the MLP, e.g. 128,64 (default 128)")
     g.add_argument("--activation", help=f"MLP activation: relu, tanh, sigmoid, ... (default {d['activation']})")
     g.add_argument("--dropout", type=_positive(float), help="drop probability after each hidden layer (default 0)")
@@ -146,8 +147,15 @@ def _resume_config(args, given: dict, main: bool = True) -> dict:
 
 def _new_config(args, given: dict) -> tuple[dict, str]:
     cfg = {**DEFAULTS, **given}
-    if cfg["model"] != "mlp" and ("hidden" in given or "dropout" in given or "activation" in given):
-        raise ValueError(f"--hidden/--dropout/--activation apply to --model mlp, not {cfg['model']}")
+    if cfg["model"] in ("logreg", "softmax") and ("hidden" in given or "dropout" in given or "activation" in given):
+        raise ValueError(f"--hidden/--dropout/--activation apply to --model mlp (and --hidden/--dropout to cnn, "
+                         f"--hidden to gru), not {cfg['model']}")
+    if cfg["model"] in ("cnn", "gru") and ("activation" in given or (cfg["model"] == "gru" and "dropout" in given)):
+        raise ValueError(f"--model {cfg['model']} takes --hidden (its width)"
+                         + (" and --dropout" if cfg["model"] == "cnn" else "") + ", not --activation"
+                         + ("/--dropout" if cfg["model"] == "gru" else ""))
+    if cfg["model"] in ("cnn", "gru") and "hidden" not in given:
+        cfg["hidden"] = [32]  # the MNIST-1D recipes' width (the MLP's default of 128 is not theirs)
     if not 0.0 <= cfg["dropout"] < 1.0:
         raise ValueError(f"--dropout must be in [0, 1), got {cfg['dropout']}")
     if cfg["epochs"] < 1:
