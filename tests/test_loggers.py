@@ -144,3 +144,32 @@ def test_progress_bar_shows_each_epochs_batches_and_logs():
         assert f"epoch {e}/2" in text and f"{n_batches}/{n_batches}" in text
     final = text.rsplit("\r", 1)[-1]  # the last redraw: epoch 2's bar with its logs
     assert "epoch 2/2" in final and f"val_loss={h['val_loss'][-1]:.4f}" in final
+
+
+def test_fit_verbose_levels_and_history_to_pandas(capsys):
+    """Keras's verbose levels: 0 silent, 1 a bar per epoch (even off a terminal), 2 one line per epoch."""
+    import chainrule as cr
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)).astype(np.float32), rng.integers(0, 2, 40)
+    outs = {}
+    for level in (0, 1, 2):
+        m = cr.models.MLP([3, 4, 2])
+        h = cr.fit(m, cr.nn.functional.cross_entropy, cr.optim.SGD(m.parameters(), lr=0.1), (X, y), epochs=2,
+                   batch_size=20, verbose=level)
+        outs[level] = capsys.readouterr()
+    assert outs[0].out == "" and outs[0].err == ""
+    assert "epoch 2/2" in outs[1].err and outs[1].out == ""
+    assert outs[2].out.count("\n") >= 2 and "loss" in outs[2].out
+    df = h.to_pandas()
+    assert list(df.index) == [1, 2] and df["loss"].tolist() == h["loss"]
+    with pytest.raises(ValueError, match="verbose"):
+        cr.fit(m, cr.nn.functional.cross_entropy, cr.optim.SGD(m.parameters(), lr=0.1), (X, y), epochs=1, verbose=3)
+
+
+def test_cli_log_writes_csv_and_tensorboard(tmp_path):
+    from chainrule.cli import main
+    out = tmp_path / "run"
+    assert main(["train", "--data", "iris", "--epochs", "2", "--log", "csv,tensorboard", "--out", str(out), "--quiet"]) == 0
+    rows = (out / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch") and len(rows) == 3
+    assert any((out / "tensorboard").iterdir())

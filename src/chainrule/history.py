@@ -14,6 +14,11 @@ class History:
     ``history["val_loss"]`` is the list over epochs; ``history.epochs`` the list of per-epoch dicts.
     """
 
+    def to_pandas(self):
+        """The per-epoch logs as a ``pandas.DataFrame``, one row per epoch, indexed by ``epoch`` (columns
+        ``loss``, ``accuracy``, ``val_loss``, ..., ``lr``, ``time``). Needs pandas."""
+        return to_dataframe(self)
+
     def __init__(self, epochs: list[dict] | None = None):
         self.epochs: list[dict] = list(epochs or [])
 
@@ -70,3 +75,15 @@ class History:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return os.fspath(path)
+
+
+def to_dataframe(history: History | dict | list):
+    """A History, its ``to_dict()`` or its list of epoch dicts as a ``pandas.DataFrame`` (see :meth:`History.to_pandas`)."""
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise ImportError('History.to_pandas needs pandas: pip install pandas (or "chainrule[logs]")') from e
+    epochs = history.epochs if isinstance(history, History) else history.get("epochs", []) if isinstance(
+        history, dict) else list(history)
+    df = pd.DataFrame(list(epochs))
+    return df.set_index("epoch") if "epoch" in df.columns else df

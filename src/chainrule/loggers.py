@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .history import to_dataframe
 from .train import Callback, History
 
 __all__ = ["CSVLogger", "TensorBoard", "ProgressBar", "history_to_dataframe", "from_spec"]
@@ -200,17 +201,9 @@ class ProgressBar(Callback):
 
 # ----- the History as a table ---------------------------------------------------------------------
 def history_to_dataframe(history: History | dict | list):
-    """The per-epoch logs as a ``pandas.DataFrame``, one row per epoch, indexed by ``epoch`` when the
-    logs have it (columns ``loss``, ``accuracy``, ``val_loss``, ..., ``lr``, ``time``). Accepts a
-    History, its ``to_dict()`` or the list of epoch dicts. Needs pandas."""
-    try:
-        import pandas as pd
-    except ImportError as e:
-        raise ImportError('History.to_pandas needs pandas: pip install pandas (or "chainrule[logs]")') from e
-    epochs = history.epochs if isinstance(history, History) else history.get("epochs", []) if isinstance(
-        history, dict) else list(history)
-    df = pd.DataFrame(list(epochs))
-    return df.set_index("epoch") if "epoch" in df.columns else df
+    """The per-epoch logs as a ``pandas.DataFrame`` (see :meth:`History.to_pandas`); also accepts a
+    History's ``to_dict()`` or the list of epoch dicts."""
+    return to_dataframe(history)
 
 
 # ----- the CLI's --log csv,tensorboard ------------------------------------------------------------

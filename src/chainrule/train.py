@@ -126,23 +126,29 @@ class Trainer:
     Args:
         penalty: optional ``() -> scalar Tensor`` added to every step's loss, e.g.
             ``lambda: cr.nn.l2_penalty(model, lam)`` (the lecture's ``lam/2 ||W||^2``).
-        verbose: print one line per epoch (the tqdm bar is for terminals only).
+        verbose: Keras's levels: ``"auto"`` (the default) a tqdm bar per epoch when stderr is a terminal;
+            0 (or False) nothing; 1 a bar per epoch everywhere (tqdm's notebook widget in Jupyter),
+            left in place with the epoch's logs; 2 (or True) one line per epoch.
     """
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, metrics: Sequence = ("accuracy",),
                  callbacks: Iterable[Callback] = (), progress: bool = True, checkpoint_dir: str | os.PathLike | None = None,
-                 penalty: Callable[[], Any] | None = None, verbose: bool = False):
+                 penalty: Callable[[], Any] | None = None, verbose: bool | int | str = "auto"):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.loss_fn = _loss(loss_fn)
         self.metrics = [metric(m) for m in metrics]
         self.callbacks: list[Callback] = list(callbacks)
         if scheduler is not None:
             self.callbacks.insert(0, LRSchedulerCallback(scheduler))
-        if verbose:
+        level = (2 if verbose else 0) if isinstance(verbose, bool) else verbose
+        if level not in ("auto", 0, 1, 2):
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2 (or a bool), got {verbose!r}")
+        if level == 2:
             self.callbacks.append(Printer())
         if checkpoint_dir is not None:
             self.callbacks.append(Checkpoint(checkpoint_dir))
-        self.progress, self.penalty = progress, penalty
+        self.progress, self.penalty = progress and level in ("auto", 1), penalty
+        self.bar_everywhere = level == 1  # not only on a terminal
         self.history = History()
         self.epoch = 0
         self.target_epochs = 0
@@ -178,9 +184,10 @@ class Trainer:
 
     def _run_epoch(self, loader: DataLoader) -> dict[str, float]:
         bar = None
-        if self.progress and sys.stderr.isatty():
+        if self.progress and (self.bar_everywhere or sys.stderr.isatty()):
             from tqdm.auto import tqdm
-            bar = tqdm(total=len(loader), desc=f"epoch {self.epoch + 1}/{self.target_epochs}", leave=False, file=sys.stderr)
+            bar = tqdm(total=len(loader), desc=f"epoch {self.epoch + 1}/{self.target_epochs}", leave=self.bar_everywhere,
+                       file=sys.stderr)
         total, sums = 0, {"loss": 0.0, **{n: 0.0 for n, _ in self.metrics}}
         self.model.train()
         for b, (xb, yb) in enumerate(loader):
@@ -328,7 +335,7 @@ PARALLEL: dict[str, type[Trainer]] = {}
 def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size: int | None = 32, scheduler=None,
         metrics: Sequence = ("accuracy",), callbacks: Iterable[Callback] = (), progress: bool = True,
         resume: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
-        seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool = False,
+        seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool | int | str = "auto",
         distributed: bool = False) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs and return the :class:`History`.
 
@@ -350,7 +357,8 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
         seed: reseed chainrule's global generator (dropout) and seed the shuffling. Model initialisation
             happens before ``fit``: seed that with ``cr.manual_seed`` yourself.
         penalty: ``() -> scalar Tensor`` added to each step's loss (e.g. L2).
-        verbose: print one line per epoch.
+        verbose: "auto" (a bar on a terminal), 0 silent, 1 a bar per epoch everywhere, 2 one line per epoch
+            (Keras's levels; True is 2, False 0).
         distributed: data-parallel over the MPI ranks of ``mpiexec -n K python script.py``
             (:class:`chainrule.distributed.DistributedTrainer`; needs ``pip install "chainrule[distributed]"``).
     """

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from .. import io
+from .. import io, loggers
 from .. import train as T
 from ..checkpoint import list_checkpoints
 from . import rundir as R
@@ -96,6 +96,8 @@ def configure(p) -> None:
                    help="data-parallel over MPI ranks: mpiexec -n 2 chainrule train --distributed ... "
                         '(needs pip install "chainrule[distributed]")')
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    g.add_argument("--log", metavar="csv,tensorboard", default=None,
+                   help="also log every epoch to RUN_DIR/history.csv (csv) and RUN_DIR/tensorboard/ (tensorboard)")
 
 
 # ----- the run directory ------------------------------------------------------------------------
@@ -205,13 +207,14 @@ def _train(args, fit, main: bool) -> int:
         config.on_train_begin()  # a new run's directory is marked as taken at once
     es = [T.EarlyStopping(patience=cfg["early_stopping"])] if cfg["early_stopping"] else []
     ckpt = os.path.join(out, "checkpoints")
+    logs = loggers.from_spec(args.log, out)
     if main:
         print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} "
               f"parameters; {cfg['optimizer']} lr={cfg['lr']}; run directory {out}", flush=True)
     try:
         history = fit(model, R.loss_for(model, cfg["task"]), optimizer, train, val, epochs=cfg["epochs"],
                       batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
-                      callbacks=[*es, config] if args.resume else es,
+                      callbacks=[*es, config, *logs] if args.resume else [*es, *logs],
                       checkpoint_dir=ckpt, resume=ckpt if args.resume else None, seed=cfg["seed"],
                       verbose=main and not args.quiet)
     except KeyboardInterrupt:
