@@ -224,7 +224,7 @@ CONFIGS = {
     "missing_key": (lambda c: {k: v for k, v in c.items() if k != "scaler"}, "the key 'scaler' is missing"),
     "lr_a_string": (lambda c: c | {"lr": "fast"}, "lr must be a number >= 0, got 'fast'"),
     "hidden_strings": (lambda c: c | {"hidden": ["8"]}, "hidden must be a list of positive integers"),
-    "bad_model": (lambda c: c | {"model": "resnet"}, "model must be logreg, softmax or mlp"),
+    "bad_model": (lambda c: c | {"model": "resnet"}, "model must be logreg, softmax, mlp, cnn, gru"),
     "short_scaler": (lambda c: c | {"scaler": {"mean": [0], "scale": [1]}}, "scaler.mean must be 4 finite numbers"),
     "zero_scale": (lambda c: c | {"scaler": {"mean": [0] * 4, "scale": [0] * 4}}, "scaler.scale must be positive"),
 }

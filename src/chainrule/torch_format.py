@@ -242,11 +242,18 @@ def _pickle_name(buf: IO[bytes]) -> str | None:
         return next((n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")), None)
 
 
+def _open(path: str | os.PathLike) -> IO[bytes]:
+    """``path`` opened for reading through io's one reader: regular files only (a FIFO or a device is
+    refused at once, never read)."""
+    from .io import open_regular
+    return os.fdopen(open_regular(path, "model file"), "rb")
+
+
 def is_torch_file(f: str | os.PathLike | IO[bytes]) -> bool:
     """True for a zip archive holding ``<name>/data.pkl`` (what ``torch.save`` writes). Nothing is unpickled."""
     if hasattr(f, "read"):
         return _pickle_name(f) is not None
-    with open(f, "rb") as fh:
+    with _open(f) as fh:
         return _pickle_name(fh) is not None
 
 
@@ -265,7 +272,7 @@ def load(f: str | os.PathLike | IO[bytes], map_location: Any = None, weights_onl
     if hasattr(f, "read"):
         buf = f if hasattr(f, "seek") and f.seekable() else io.BytesIO(f.read())
         return _load_archive(buf, f"torch file {getattr(f, 'name', type(f).__name__)!r}")
-    with open(f, "rb") as fh:
+    with _open(f) as fh:
         return _load_archive(fh, repr(os.fspath(f)))
 
 
