@@ -45,7 +45,7 @@ def analyse(quick, out):
     figures = {"weights": weights.plot(os.path.join(out, "08_weight_importance.png"), image_shape=(8, 8)),
                "curve": curve.plot(os.path.join(out, "08_sample_complexity.png")),
                "errors": errors.plot(os.path.join(out, "08_error_correlation.png"))}
-    print("figures:", ", ".join(figures.values()))
+    print("figures:", ", ".join(map(str, figures.values())))
     val = {r["model"]: [] for r in curve.records()}
     for r in curve.records():
         val[r["model"]].append(r["val_mean"])

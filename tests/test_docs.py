@@ -14,7 +14,8 @@ Conventions (also in docs/architecture.md, "Docs that run"):
   example and compares. Other ``text`` blocks are displays (a file tree) and are not compared.
 * Comparison: blank lines and all whitespace are ignored; numbers (``1.`` = ``1.0``, ``2,048`` = ``2048``)
   are compared to a relative precision of 1e-3 (absolute 1e-8); an expected line that is exactly ``...``
-  matches any number of lines (for figures that vary run to run, such as timings).
+  matches any number of lines; ``<!-- vary: REGEX -->`` above a block compares the numbers of the lines
+  matching REGEX (both sides) by position only, for figures that change run to run (timings, float noise).
 """
 
 from __future__ import annotations
@@ -83,13 +84,17 @@ def parse(text: str) -> list[Block]:
     return blocks
 
 
-def tokens(line: str) -> list:
-    """A line as text pieces (whitespace removed) and floats."""
+ANY = object()                                    # a number whose value is not compared (a `vary:` line)
+
+
+def tokens(line: str, vary: re.Pattern | None = None) -> list:
+    """A line as text pieces (whitespace removed) and floats (``ANY`` on a ``vary`` line)."""
+    any_number = vary is not None and vary.search(line) is not None
     line = re.sub(r"(?<=\d),(?=\d{3}\b)", "", line)
     out, pos = [], 0
     for m in NUMBER.finditer(line):
         out.append(re.sub(r"\s+", "", line[pos:m.start()]))
-        out.append(float(m.group()))
+        out.append(ANY if any_number else float(m.group()))
         pos = m.end()
     out.append(re.sub(r"\s+", "", line[pos:]))
     return [t for t in out if t != ""]
@@ -99,6 +104,10 @@ def same_line(expected: list, actual: list) -> bool:
     if len(expected) != len(actual):
         return False
     for e, a in zip(expected, actual):
+        if e is ANY or a is ANY:
+            if not (isinstance(e, float) or isinstance(a, float) or e is a):
+                return False
+            continue
         if isinstance(e, float) != isinstance(a, float):
             return False
         if isinstance(e, float) and not abs(e - a) <= ATOL + RTOL * max(abs(e), abs(a)):
@@ -108,10 +117,11 @@ def same_line(expected: list, actual: list) -> bool:
     return True
 
 
-def matches(expected: str, actual: str) -> bool:
+def matches(expected: str, actual: str, vary: str | None = None) -> bool:
     """``actual`` shows what ``expected`` shows, up to whitespace, number formatting and ``...`` lines."""
+    pattern = re.compile(vary) if vary else None
     exp = [line.strip() for line in expected.splitlines() if line.strip()]
-    act = [tokens(line) for line in actual.splitlines() if line.strip()]
+    act = [tokens(line, pattern) for line in actual.splitlines() if line.strip()]
 
     @lru_cache(maxsize=None)
     def fit(i: int, j: int) -> bool:
@@ -119,7 +129,7 @@ def matches(expected: str, actual: str) -> bool:
             return j == len(act)
         if exp[i] == "...":
             return any(fit(i + 1, k) for k in range(j, len(act) + 1))
-        return j < len(act) and same_line(tokens(exp[i]), act[j]) and fit(i + 1, j + 1)
+        return j < len(act) and same_line(tokens(exp[i], pattern), act[j]) and fit(i + 1, j + 1)
 
     return fit(0, 0)
 
@@ -172,7 +182,7 @@ def example_output(stem: str) -> str:
 
 
 def check(expected: Block, actual: str, where: str) -> None:
-    assert matches(expected.code, actual), (
+    assert matches(expected.code, actual, expected.marker("vary")), (
         f"{where}: the output shown at line {expected.line} differs from what the code prints.\n"
         f"--- shown\n{expected.code}\n--- printed\n{actual}")
 
@@ -233,6 +243,8 @@ def test_matches_normalises_whitespace_and_numbers_but_not_values():
     assert not matches("loss", "loss 1")
     assert matches("a\n...\nz", "a\nb 1\nc 2\nz") and matches("a\n...\nz", "a\nz")
     assert not matches("a\n...\nz", "a\nb")
+    assert matches("step 1.5 ms", "step 99 ms", vary="ms$") and not matches("step 1.5 ms", "step 99 ms")
+    assert not matches("step 1.5 ms", "stop 99 ms", vary="ms$")
 
 
 def test_runner_fails_on_drift_and_honours_no_run(tmp_path, monkeypatch):

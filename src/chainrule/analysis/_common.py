@@ -97,6 +97,13 @@ class Result:
     def __str__(self) -> str:
         return self.table()
 
+    def _repr_html_(self) -> str:  # Jupyter: the main table as HTML, the same cells as table()
+        from .._html import table
+
+        rows = self.records()
+        columns = list(rows[0]) if rows else []
+        return table(columns, [[number(r.get(c, "")) for c in columns] for r in rows], caption=type(self).__name__)
+
     def to_dict(self) -> dict:
         return jsonable({k: v for k, v in vars(self).items() if not k.startswith("_")})
 
