@@ -12,7 +12,7 @@ Conventions (also in docs/architecture.md, "Docs that run"):
   is that block's expected stdout. A ``text`` block after ``<!-- output:NN -->`` in the guide is what
   ``examples/NN_*.py`` prints in full mode (pasted by ``python docs/make_figures.py``): the test runs the
   example and compares. Other ``text`` blocks are displays (a file tree) and are not compared.
-* Comparison: blank lines and all whitespace are ignored; numbers (``1.`` = ``1.0``, ``2,048`` = ``2048``)
+* Comparison: blank lines, all whitespace and the lengths of ``----`` rules are ignored; numbers (``1.`` = ``1.0``, ``2,048`` = ``2048``)
   are compared to a relative precision of 1e-3 (absolute 1e-8); an expected line that is exactly ``...``
   matches any number of lines; ``<!-- vary: REGEX -->`` above a block compares the numbers of the lines
   matching REGEX (both sides) by position only, for figures that change run to run (timings, float noise).
@@ -29,7 +29,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -91,6 +91,7 @@ def tokens(line: str, vary: re.Pattern | None = None) -> list:
     """A line as text pieces (whitespace removed) and floats (``ANY`` on a ``vary`` line)."""
     any_number = vary is not None and vary.search(line) is not None
     line = re.sub(r"(?<=\d),(?=\d{3}\b)", "", line)
+    line = re.sub(r"-{2,}", "--", line)          # a table's rule follows its column widths
     out, pos = [], 0
     for m in NUMBER.finditer(line):
         out.append(re.sub(r"\s+", "", line[pos:m.start()]))
@@ -123,7 +124,7 @@ def matches(expected: str, actual: str, vary: str | None = None) -> bool:
     exp = [line.strip() for line in expected.splitlines() if line.strip()]
     act = [tokens(line, pattern) for line in actual.splitlines() if line.strip()]
 
-    @lru_cache(maxsize=None)
+    @cache
     def fit(i: int, j: int) -> bool:
         if i == len(exp):
             return j == len(act)
@@ -165,7 +166,7 @@ def runnable_bash(code: str) -> bool:
     return bool(cmds) and all(c.startswith("chainrule ") and not re.search(r"[|;&<>]", c) for c in cmds)
 
 
-@lru_cache(maxsize=None)
+@cache
 def example_output(stem: str) -> str:
     """What ``examples/<stem>_*.py`` prints in full mode, its figures written to a temporary directory."""
     import tempfile
@@ -238,6 +239,7 @@ def test_matches_normalises_whitespace_and_numbers_but_not_values():
     assert matches("tensor([0.8, 0.8])", "tensor([0.8000, 0.8])")
     assert matches("x =  1.   2", "x = 1.0 2.0\n\n")
     assert matches("2,097,152 params", "2097152 params")
+    assert matches("ms\n--", "ms\n------")
     assert not matches("tensor([0.8, 0.8])", "tensor([1. , 0.8])")
     assert not matches("acc 0.97", "acc 0.95")
     assert not matches("loss", "loss 1")
