@@ -1,6 +1,6 @@
 """The docs run: every fenced block of README.md and docs/*.md is executed and its shown output compared.
 
-Conventions (also in docs/architecture.md, "Docs that run"):
+Conventions (also in docs/architecture.md, "A page of docs"):
 
 * Every fence carries a language: ``python``, ``bash`` or ``text``. Formulas are math (``$...$``), not fences.
 * ``python`` blocks of one file run in order, in one namespace, in a fresh temporary working directory.
@@ -12,10 +12,11 @@ Conventions (also in docs/architecture.md, "Docs that run"):
   is that block's expected stdout. A ``text`` block after ``<!-- output:NN -->`` in the guide is what
   ``examples/NN_*.py`` prints in full mode (pasted by ``python docs/make_figures.py``): the test runs the
   example and compares. Other ``text`` blocks are displays (a file tree) and are not compared.
-* Comparison: blank lines, all whitespace and the lengths of ``----`` rules are ignored; numbers (``1.`` = ``1.0``, ``2,048`` = ``2048``)
-  are compared to a relative precision of 1e-3 (absolute 1e-8); an expected line that is exactly ``...``
-  matches any number of lines; ``<!-- vary: REGEX -->`` above a block compares the numbers of the lines
-  matching REGEX (both sides) by position only, for figures that change run to run (timings, float noise).
+* Comparison: blank lines, all whitespace and the lengths of ``----`` rules are ignored; numbers (``1.``
+  = ``1.0``, ``2,048`` = ``2048``) are compared to a relative precision of 1e-3 (absolute 1e-8); an
+  expected line that is exactly ``...`` matches any number of lines; ``<!-- vary: REGEX -->`` above a
+  block compares the numbers of the lines matching REGEX (both sides) by position only, for figures that
+  change run to run (timings, float noise).
 """
 
 from __future__ import annotations

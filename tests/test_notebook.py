@@ -32,8 +32,9 @@ def _kernel_name(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
+    import nbclient  # the `test` extra: a missing one fails, as the notebook must run in CI
+    import nbformat
+
     kernel = _kernel_name(tmp_path_factory)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     old = os.environ.get("PYTHONPATH")

@@ -240,9 +240,9 @@ class Graph:
     def _repr_html_(self) -> str | None:  # Jupyter without dot (no SVG): the listing, and how to get the picture
         if self._svg() is not None:
             return None                   # the SVG is shown instead
-        from ._html import pre
+        from ._text import html_pre
 
-        return pre(self.text()) + f"<p>(no picture: {_INSTALL_HINT})</p>"
+        return html_pre(self.text()) + f"<p>(no picture: {_INSTALL_HINT})</p>"
 
 
 def _esc(s: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._text import grid, human_bytes
+from .._text import grid, html_pre, html_table, human_bytes
 from ..functional import cross_entropy
 from . import lecture
 from .estimation import Estimate, estimate
@@ -196,9 +196,7 @@ def text(est: Estimate, meas: Measurement | None) -> str:
 
 def html(est: Estimate, meas: Measurement | None) -> str:
     """The report as HTML (Jupyter): the comparison as a table, the notes and formulas as text."""
-    from .._html import pre, table
-
     head, cells, gaps = _cells(est, meas)
-    return table(head, cells, caption=_title(est)) + pre("\n".join(_notes(est, meas, gaps)).strip("\n"))
+    return html_table(head, cells, caption=_title(est)) + html_pre("\n".join(_notes(est, meas, gaps)).strip("\n"))
 
 
