@@ -24,6 +24,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 FIG = DOCS / "figures"
 GUIDE = DOCS / "guide.md"
+FIGURES = ("02", "05", "06", "08")   # the examples that write figures (their --out)
 
 
 def load(stem):
@@ -37,8 +38,7 @@ def load(stem):
 def run(stem):
     """Run example ``stem`` in full mode; returns its printed output."""
     module = load(stem)
-    kwargs = {"02": {"out": str(FIG / "02_xor_features.png")}, "05": {"out": str(FIG / "05_overfitting.png")},
-              "06": {"out": str(FIG / "06_optimizers.png")}, "08": {"out": str(FIG)}}.get(stem, {})
+    kwargs = {"out": str(FIG)} if stem in FIGURES else {}   # each writes docs/figures/<stem>_*.png
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         result = module.main(quick=False, **kwargs)
@@ -52,9 +52,6 @@ def run(stem):
             subprocess.run(["dot", "-Tpng", "-Gdpi=80", str(FIG / "04_graph.dot"), "-o", str(FIG / "04_graph.png")],
                            check=True)
             (FIG / "04_graph.dot").unlink()
-    if stem == "08":
-        for name in ("weight_importance", "sample_complexity", "error_correlation"):
-            (FIG / f"{name}.png").rename(FIG / f"08_{name}.png")
     return buf.getvalue().replace(str(ROOT) + "/", "")   # paths relative to the repository
 
 

@@ -5,6 +5,8 @@ One-hot word vectors make every pair of words equally different; hand-made featu
 chance, one on polynomial features phi(x) = (1, a, b, a^2, ab, b^2) solves it, and so does an MLP.
 """
 
+import os
+
 import numpy as np
 
 import chainrule as cr
@@ -39,9 +41,10 @@ def plot(models, ds, path):  # P(y = 1 | x) over the plane, and the test points
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+    return path
 
 
-def main(quick=False, out=None):
+def main(quick=False, out="."):
     onehot = cr.one_hot(cr.tensor(np.arange(len(WORDS))), len(WORDS)).numpy().astype(np.float32)
     sim_onehot, sim_hand = cosine(onehot), cosine(HAND)
     print(f"cosine(cat, cats): one-hot {sim_onehot[3, 4]:.2f}  hand-made {sim_hand[3, 4]:.2f}")
@@ -58,10 +61,15 @@ def main(quick=False, out=None):
     mlp = models["MLP (learned phi)"]
     hidden = mlp.layers[1](mlp.layers[0](cr.tensor(ds.X_test))).numpy()     # the learned features
     print(f"learned features: {hidden.shape[1]} hidden units, {(hidden[0] > 0).sum()} active on the first test point")
-    if out:
-        plot(models, ds, out)
-    return dict(sim_onehot=sim_onehot, sim_hand=sim_hand, acc=acc, figure=out)
+    figure = plot(models, ds, os.path.join(out, "02_xor_features.png"))
+    print(f"figure: {figure}")
+    return dict(sim_onehot=sim_onehot, sim_hand=sim_hand, acc=acc, figure=figure)
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--out", default=".", help="directory for the figure (default: the current directory)")
+    cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")
+    main(**vars(cli.parse_args()))

@@ -5,6 +5,8 @@ stopping (the best validation epoch's weights), L2 (lam/2 sum_l ||W_l||_F^2) and
 shrink the train-validation gap. Curves go to overfitting.png (or ``out``).
 """
 
+import os
+
 import chainrule as cr
 
 SIZES = [64, 256, 256, 10]
@@ -39,7 +41,7 @@ def plot(histories, path):
     return path
 
 
-def main(quick=False, out=None):
+def main(quick=False, out="."):
     ds = cr.datasets.load_digits()
     n_train, n_val = 100, 200 if quick else 360         # a small training set: easy to memorise
     Xtr, ytr = ds.X_train[:n_train] / 16, ds.y_train[:n_train]   # pixels 0..16 -> 0..1
@@ -50,12 +52,16 @@ def main(quick=False, out=None):
         r = results[name]
         print(f"{name:<18} epochs {r['epochs']:3d}  train loss {r['train_loss']:.3f} acc {r['train_acc']:.3f}"
               f"  val loss {r['val_loss']:.3f} acc {r['val_acc']:.3f}  gap {r['gap']:.3f}")
-    out = out or "overfitting.png"
-    results["figure"] = plot(histories, out)
+    results["figure"] = plot(histories, os.path.join(out, "05_overfitting.png"))
     best = min((k for k in results if k != "figure"), key=lambda k: results[k]["gap"])
-    print(f"smallest train-validation gap: {best}; curves in {out}")
+    print(f"smallest train-validation gap: {best}; curves in {results['figure']}")
     return results
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--out", default=".", help="directory for the figure (default: the current directory)")
+    cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")
+    main(**vars(cli.parse_args()))

@@ -5,6 +5,8 @@ SGD down the ravine, next to Adagrad, RMSProp and Adam; Newton's method (the cur
 L2-regularised logistic regression in a handful of steps where gradient descent needs hundreds.
 """
 
+import os
+
 import numpy as np
 
 import chainrule as cr
@@ -68,7 +70,7 @@ def plot(curves, ravine, newton, path):   # batch sizes | the ravine | Newton ag
     plt.close(fig)
 
 
-def main(quick=False, out=None):
+def main(quick=False, out="."):
     ds = cr.datasets.load_breast_cancer()
     n = 200 if quick else len(ds.y_train)
     X, y = ((ds.X_train - ds.X_train.mean(0)) / ds.X_train.std(0))[:n], ds.y_train[:n]
@@ -79,11 +81,17 @@ def main(quick=False, out=None):
     print(pg.table("ravine", ravine))
     newton, best, steps = newton_vs_gd(X, y, max_steps=1000 if quick else 3000)
     print(f"steps to within 1e-6 of the optimum: Newton {steps['Newton']}, gradient descent {steps['GD']}")
-    out = out or "optimizers.png"
-    plot(curves, ravine, {k: np.maximum(c - best, 1e-16) for k, c in newton.items()}, out)
+    figure = os.path.join(out, "06_optimizers.png")
+    plot(curves, ravine, {k: np.maximum(c - best, 1e-16) for k, c in newton.items()}, figure)
+    print(f"figure: {figure}")
     return dict(batch_curves=curves, ravine_steps={k: r.steps_to_tol for k, r in ravine.items()},
-                newton_steps=steps["Newton"], gd_steps=steps["GD"], gd_steps_run=len(newton["GD"]), figure=out)
+                newton_steps=steps["Newton"], gd_steps=steps["GD"], gd_steps_run=len(newton["GD"]), figure=figure)
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--out", default=".", help="directory for the figure (default: the current directory)")
+    cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")
+    main(**vars(cli.parse_args()))

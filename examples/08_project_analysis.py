@@ -7,14 +7,13 @@
 """
 
 import os
-import tempfile
 import warnings
 
 import chainrule as cr
 from chainrule import analysis
 
 
-def main(quick=False, out=None):
+def main(quick=False, out="."):
     with warnings.catch_warnings():   # fixed epoch budgets: the estimators warn they could go on
         warnings.filterwarnings("ignore", message=".*max_epochs=.* reached")
         return analyse(quick, out)
@@ -27,7 +26,6 @@ def analyse(quick, out):
     names = [f"px{r}{c}" for r in range(8) for c in range(8)]
     models = {m: analysis.make_estimator(m, random_state=0, max_epochs=epochs)
               for m in ("logreg", "mlp", "mlp-dropout")}   # standardise, then a chainrule estimator
-    out = out or tempfile.mkdtemp()
 
     weights = analysis.weight_importance(models["logreg"].fit(X, y), feature_names=names, X=X)
     print(weights.table(top=5))
@@ -44,9 +42,10 @@ def analyse(quick, out):
 
     errors = analysis.error_correlation(models, X, y, cv=cv)
     print(errors.table())
-    figures = {"weights": weights.plot(os.path.join(out, "weight_importance.png"), image_shape=(8, 8)),
-               "curve": curve.plot(os.path.join(out, "sample_complexity.png")),
-               "errors": errors.plot(os.path.join(out, "error_correlation.png"))}
+    figures = {"weights": weights.plot(os.path.join(out, "08_weight_importance.png"), image_shape=(8, 8)),
+               "curve": curve.plot(os.path.join(out, "08_sample_complexity.png")),
+               "errors": errors.plot(os.path.join(out, "08_error_correlation.png"))}
+    print("figures:", ", ".join(map(str, figures.values())))
     val = {r["model"]: [] for r in curve.records()}
     for r in curve.records():
         val[r["model"]].append(r["val_mean"])
@@ -56,4 +55,9 @@ def analyse(quick, out):
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--out", default=".", help="directory for the figures (default: the current directory)")
+    cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")
+    main(**vars(cli.parse_args()))

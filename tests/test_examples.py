@@ -37,7 +37,7 @@ def test_01_softmax_table_matches_the_slide_and_models_learn():
 
 
 def test_02_linear_on_raw_is_poor_features_fix_it(tmp_path):
-    r = run("02_feature_engineering.py", out=str(tmp_path / "xor.png"))
+    r = run("02_feature_engineering.py", out=str(tmp_path))
     acc = r["acc"]
     assert acc["linear on raw x"] < 0.7
     assert acc["linear on poly phi(x)"] > 0.9 and acc["MLP (learned phi)"] > 0.9
@@ -69,7 +69,7 @@ def test_04_backprop_matches_the_hand_derivation():
 
 
 def test_05_regularization_shrinks_the_gap(tmp_path):
-    r = run("05_overfitting.py", out=str(tmp_path / "curves.png"))
+    r = run("05_overfitting.py", out=str(tmp_path))
     regularized = [r[k]["gap"] for k in ("early stopping", "L2", "dropout")]
     assert r["no regularization"]["gap"] > min(regularized)
     assert r["no regularization"]["train_acc"] > 0.95        # it does memorise
@@ -77,7 +77,7 @@ def test_05_regularization_shrinks_the_gap(tmp_path):
 
 
 def test_06_momentum_beats_sgd_newton_beats_gd(tmp_path):
-    r = run("06_optimizers.py", out=str(tmp_path / "opt.png"))
+    r = run("06_optimizers.py", out=str(tmp_path))
     s = r["ravine_steps"]
     assert s["momentum"] is not None and s["momentum"] < s["sgd"]
     assert s["nesterov"] is not None and s["nesterov"] < s["sgd"]
@@ -142,3 +142,20 @@ def test_guide_links_figures_and_outputs_resolve():
     for stem in (f"{k:02d}" for k in range(1, 9)):
         block = re.search(rf"<!-- output:{stem} -->\n(.*?)<!-- /output:{stem} -->", guide, re.S)
         assert block and block.group(1).strip(), f"guide.md: example {stem}'s output is missing (python docs/make_figures.py)"
+
+
+def test_a_figure_writing_example_takes_out_and_says_where(tmp_path):
+    """`python examples/02_*.py --out DIR` writes its figure into DIR and prints the path (default: the cwd)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MPLBACKEND": "Agg"}
+    script = str(ROOT / "examples" / "02_feature_engineering.py")
+    run = subprocess.run([sys.executable, script, "--quick", "--out", str(tmp_path / "figs")], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, check=False)
+    assert run.returncode != 0 and "figs" in run.stderr     # a missing directory is an error, not a silent temp dir
+    (tmp_path / "figs").mkdir()
+    out = subprocess.run([sys.executable, script, "--quick", "--out", str(tmp_path / "figs")], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, check=True).stdout
+    figure = tmp_path / "figs" / "02_xor_features.png"
+    assert f"figure: {figure}" in out and figure.stat().st_size > 0

@@ -1,9 +1,10 @@
 """Plain-text formatting shared by the reports (cost, analysis, Newton's cost warning): byte
-counts in binary units, numbers as they read in a table, and aligned text grids. No chainrule
-imports: every layer may use it."""
+counts in binary units, numbers as they read in a table, and aligned text grids; the same tables as
+HTML for Jupyter's rich display (``_repr_html_``). No chainrule imports: every layer may use it."""
 
 from __future__ import annotations
 
+import html
 import math
 import numbers
 from collections.abc import Sequence
@@ -50,3 +51,18 @@ def grid(head: Sequence[str], rows: Sequence[Sequence[object]], align: str = "fi
         return "  ".join(c.rjust(w) if is_numeric(c) else c.ljust(w) for c, w in zip(r, widths)).rstrip()
 
     return "\n".join([line(cells[0]), line(["-" * w for w in widths]), *map(line, cells[1:])])
+
+
+def html_table(head: Sequence[object], rows: Sequence[Sequence[object]], caption: str | None = None) -> str:
+    """A ``<table>``: ``head`` as header cells, every cell escaped; numbers stay as the text tables print them."""
+    def row(cells, tag):
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    body = "".join(row(r, "td") for r in rows)
+    return f"<table>{cap}<thead>{row(head, 'th')}</thead><tbody>{body}</tbody></table>"
+
+
+def html_pre(text: str) -> str:
+    """Monospaced text, escaped (listings whose alignment matters)."""
+    return f"<pre>{html.escape(text)}</pre>"

@@ -227,11 +227,22 @@ class Graph:
             raise RuntimeError(f"dot -T{fmt} failed: {proc.stderr.decode(errors='replace').strip()}")
         return path
 
-    def _repr_svg_(self):  # inline pictures in Jupyter when Graphviz is there
-        if not dot_available():
+    def _svg(self) -> str | None:
+        exe = shutil.which("dot")
+        if exe is None:
             return None
-        proc = subprocess.run(["dot", "-Tsvg"], input=self.to_dot().encode(), capture_output=True, check=False)
+        proc = subprocess.run([exe, "-Tsvg"], input=self.to_dot().encode(), capture_output=True, check=False)
         return proc.stdout.decode() if proc.returncode == 0 else None
+
+    def _repr_svg_(self) -> str | None:  # Jupyter: the picture, drawn by Graphviz's dot when it is installed
+        return self._svg()
+
+    def _repr_html_(self) -> str | None:  # Jupyter without dot (no SVG): the listing, and how to get the picture
+        if self._svg() is not None:
+            return None                   # the SVG is shown instead
+        from ._text import html_pre
+
+        return html_pre(self.text()) + f"<p>(no picture: {_INSTALL_HINT})</p>"
 
 
 def _esc(s: str) -> str:

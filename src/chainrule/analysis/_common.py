@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._text import grid, number
+from .._text import grid, html_table, number
 
 
 def confidence_interval(values, confidence: float = 0.95, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +96,11 @@ class Result:
 
     def __str__(self) -> str:
         return self.table()
+
+    def _repr_html_(self) -> str:  # Jupyter: the main table as HTML, the same cells as table()
+        rows = self.records()
+        columns = list(rows[0]) if rows else []
+        return html_table(columns, [[number(r.get(c, "")) for c in columns] for r in rows], caption=type(self).__name__)
 
     def to_dict(self) -> dict:
         return jsonable({k: v for k, v in vars(self).items() if not k.startswith("_")})

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._text import grid, human_bytes
+from .._text import grid, html_pre, html_table, human_bytes
 from ..functional import cross_entropy
 from . import lecture
 from .estimation import Estimate, estimate
@@ -29,6 +29,9 @@ class Report:
 
     def __str__(self) -> str:
         return self.text
+
+    def _repr_html_(self) -> str:  # Jupyter: the table as HTML, the same cells as the text
+        return html(self.estimate, self.measurement)
 
     def __repr__(self) -> str:
         m = "measured" if self.measurement is not None else "estimate only"
@@ -143,8 +146,8 @@ def report(model: Any, batch_size: int | None = None, optimizer: Any = None, mea
     return Report(est, meas, out)
 
 
-def text(est: Estimate, meas: Measurement | None) -> str:
-    """The report as text: the comparison table, the gaps explained, the lecture's formulas."""
+def _cells(est: Estimate, meas: Measurement | None) -> tuple[list[str], list[list[str]], list[str]]:
+    """The comparison table's header and cells, and a sentence for every gap larger than 10%."""
     rows = comparison_rows(est, meas)
     head = ["quantity", "lecture", "estimate"] + (["measured", "meas/est"] if meas else ["est/lecture"])
     cells, gaps = [], []
@@ -162,9 +165,17 @@ def text(est: Estimate, meas: Measurement | None) -> str:
             gaps.append(f"  {label}: estimate/lecture = {'(lecture: 0)' if rl == math.inf else f'{rl:.2f}'}: {why_lec}")
         if meas is not None and e and (m is None or (r is not None and abs(r - 1) > 0.1)):
             gaps.append(f"  {label}: measured/estimate = {'-' if r is None else f'{r:.2f}'}: {why_meas}")
-    out = [f"chainrule cost: {' -> '.join(map(str, est.sizes))}, batch {est.batch_size}, {est.dtype}, "
-           f"optimizer {est.optimizer} (MACs = multiply-adds, FLOPs = 2 per MAC + elementwise; bytes in KiB/MiB)",
-           grid(head, cells)]
+    return head, cells, gaps
+
+
+def _title(est: Estimate) -> str:
+    return (f"chainrule cost: {' -> '.join(map(str, est.sizes))}, batch {est.batch_size}, {est.dtype}, "
+            f"optimizer {est.optimizer} (MACs = multiply-adds, FLOPs = 2 per MAC + elementwise; bytes in KiB/MiB)")
+
+
+def _notes(est: Estimate, meas: Measurement | None, gaps: list[str]) -> list[str]:
+    """The lines under the table: backward/forward ratio and timings (measured), gaps, the lecture's formulas."""
+    out = []
     if meas is not None:
         fw, bw = meas.flops.get("forward", {}), meas.flops.get("backward", {})
         ratio = bw.get("flops", 0) / max(fw.get("flops", 1), 1)
@@ -174,7 +185,18 @@ def text(est: Estimate, meas: Measurement | None) -> str:
         out.append("wall time (instrumented): " + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in meas.seconds.items()))
     if gaps:
         out += ["Gaps larger than 10%:", *gaps]
-    out += ["", *lecture.lines(est)]
-    return "\n".join(out)
+    return out + ["", *lecture.lines(est)]
+
+
+def text(est: Estimate, meas: Measurement | None) -> str:
+    """The report as text: the comparison table, the gaps explained, the lecture's formulas."""
+    head, cells, gaps = _cells(est, meas)
+    return "\n".join([_title(est), grid(head, cells), *_notes(est, meas, gaps)])
+
+
+def html(est: Estimate, meas: Measurement | None) -> str:
+    """The report as HTML (Jupyter): the comparison as a table, the notes and formulas as text."""
+    head, cells, gaps = _cells(est, meas)
+    return html_table(head, cells, caption=_title(est)) + html_pre("\n".join(_notes(est, meas, gaps)).strip("\n"))
 
 
