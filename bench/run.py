@@ -95,11 +95,12 @@ def machine_line(threads: int, peak: dict) -> str:
 def chainrule_blas_line() -> str:
     from chainrule import _blas
     info = _blas.info()
+    why = f"chosen by {info['chosen_by']}: {info['reason']}"
     if info["name"] == "numpy":
-        return "NumPy's BLAS (chainrule[mkl] not installed or CHAINRULE_BLAS=numpy)"
+        return f"NumPy's BLAS ({why})"
     version = (info["version"] or "").split(" Version ")[-1].split("-")[0] or "?"
     return (f"MKL {version} through ctypes from chainrule[mkl] ({info['threads']} thread(s), threadpoolctl) for "
-            f"products of >= 2^{info['min_macs'].bit_length() - 1} multiply-adds, NumPy below")
+            f"products of >= 2^{info['min_macs'].bit_length() - 1} multiply-adds, NumPy below ({why})")
 
 
 # ----- timing -------------------------------------------------------------------------------------
