@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -95,11 +96,12 @@ def machine_line(threads: int, peak: dict) -> str:
 def chainrule_blas_line() -> str:
     from chainrule import _blas
     info = _blas.info()
+    why = f"chosen by {info['chosen_by']}: {info['reason']}"
     if info["name"] == "numpy":
-        return "NumPy's BLAS (chainrule[mkl] not installed or CHAINRULE_BLAS=numpy)"
+        return f"NumPy's BLAS ({why})"
     version = (info["version"] or "").split(" Version ")[-1].split("-")[0] or "?"
     return (f"MKL {version} through ctypes from chainrule[mkl] ({info['threads']} thread(s), threadpoolctl) for "
-            f"products of >= 2^{info['min_macs'].bit_length() - 1} multiply-adds, NumPy below")
+            f"products of >= 2^{info['min_macs'].bit_length() - 1} multiply-adds, NumPy below ({why})")
 
 
 # ----- timing -------------------------------------------------------------------------------------
@@ -108,8 +110,11 @@ def time_workload(w: W.Workload, rounds: int, blocks: int, warmup: int) -> dict:
     live = [c for c in w.contenders if c.step is not None]
     res = {c.name: {"t": [], "wall": [], "cpu": [], "acc": []} for c in live}
     for c in live:  # jobs too: the first run pays one-time costs (torch's op dispatch, imports)
-        for _ in range(warmup):
+        for i in range(warmup):
+            t0 = time.perf_counter()
             c.step()
+            if i == 0 and c.first is None:
+                c.first = time.perf_counter() - t0
     n = len(live)
     for r in range(rounds):
         order = live[r % n:] + live[:r % n] if n else []
@@ -164,6 +169,9 @@ def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
         cols += ["GFLOP/s", "% of sgemm peak"]
     if w.job:
         cols += ["test acc (median over seeds)"]
+    firsts = any(c.first is not None and c.lib != "probe" for c in w.contenders)
+    if firsts:
+        cols += ["first call (s, wall)"]
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * 2 + "---:|" * (len(cols) - 2)]
     if w.job:
         lines.insert(-2, "Run n uses seed n (initial weights, shuffling, random_state), the same seeds for every library; "
@@ -198,13 +206,22 @@ def render(w: W.Workload, res: dict, peak_gflops: float) -> tuple[str, dict]:
                 ratios[(ref, c.name)] = r
             cell = f"**{r:.2f}**" if r is not None else ""
         row.append(cell)
-        if w.flops:
-            g = w.flops / med[c.name] / 1e9
-            row += [f"{g:.1f}", f"{100 * g / peak_gflops:.0f}%"]
-        if w.job:
-            row += [f"{statistics.median(res[c.name]['acc']):.3f}"]
-        lines.append("| " + " | ".join(row) + " |")
+        lines.append("| " + " | ".join(row + _extra_cells(w, c, res, med[c.name], peak_gflops, firsts)) + " |")
+    lines += [""] + [f"- {line}" for line in w.checks]
     return "\n".join(lines) + "\n", {"med": med, "ratios": ratios, "res": res, "peak": peak_gflops}
+
+
+def _extra_cells(w: W.Workload, c: W.Contender, res: dict, med: float, peak_gflops: float, firsts: bool) -> list:
+    """GFLOP/s and % of peak, test accuracy, first-call time: the columns this workload has."""
+    row = []
+    if w.flops:
+        g = w.flops / med / 1e9
+        row += [f"{g:.1f}", f"{100 * g / peak_gflops:.0f}%"]
+    if w.job:
+        row += [f"{statistics.median(res[c.name]['acc']):.3f}"]
+    if firsts:
+        row += ["" if c.first is None else f"{c.first:.3g}"]
+    return row
 
 
 # ----- targets ------------------------------------------------------------------------------------
@@ -326,8 +343,16 @@ def main(argv=None) -> int:
     global CLOCK
     CLOCK = a.clock or ("cpu" if a.threads == 1 else "wall")
 
+    if a.threads == 1:  # XLA's CPU client: one thread like the others (read when jax is first imported)
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     import torch
     from threadpoolctl import threadpool_limits
+
+    compile_skip = {}
+    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):  # inductor's CPU code needs one
+        why = "torch.compile needs a C++ compiler for its CPU kernels and none is on PATH (apt-get install g++)"
+        compile_skip = {"torch.compile model": why, "torch.compile step": why}
+        print(f"skipping torch.compile: {why}", flush=True)
 
     import chainrule  # noqa: F401 - loads MKL (chainrule[mkl]) before threadpool_limits, which then pins it too
     torch.set_num_threads(a.threads)
@@ -348,6 +373,9 @@ def main(argv=None) -> int:
             if key not in wanted:
                 continue
             w = build()
+            if w.spec is not None:
+                import peers
+                peers.add_peers(w, skip=compile_skip)
             if w.job:
                 # no warm-up run in a full run: torch is warm from the step workloads, and a median of 5
                 # alternating runs (seeds 0-4) drops a one-off slow first run. Five, not three: over 20 seeds

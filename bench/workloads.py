@@ -38,6 +38,7 @@ class Contender:
     blocks: int | None = None     # timed blocks per round, if not the workload's (the sgemm probe: 1)
     factory: Callable | None = None  # rebuilds step (fresh weights and optimizer state): see Workload.reset
     gflop: float | None = None    # work per call, for probes that are not the workload's step
+    first: float | None = None    # wall seconds of its first call (trace/compile time for jax.jit, torch.compile)
 
 
 @dataclass
@@ -55,6 +56,9 @@ class Workload:
     # hits 0, gradients underflow to subnormals and the timings measure subnormal arithmetic, not training.
     reset: bool = False
     data_source: str = ""
+    # (sizes, arrays, xs, ys, optimizer, lr) of a training-step workload: bench/peers.py builds its peers from it
+    spec: tuple | None = None
+    checks: list[str] = field(default_factory=list)  # the peers' parameter checks against torch eager
 
 
 def _try(fn, name, lib, note=""):
@@ -288,7 +292,7 @@ def mygrad_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
 # ----- 1. MLP training step -----------------------------------------------------------------------
 def _mkl_in_use() -> bool:
     from chainrule import _blas
-    return _blas.matmul is not np.matmul
+    return _blas.info()["name"] == "mkl"  # makes the measured choice if it is pending
 
 
 def _numpy_blas(build):
@@ -313,7 +317,8 @@ def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
     x, y = batches(batch_size, sizes[0])
     weights = sum(a.size for a in arrays[::2])
     w = Workload(f"mlp{batch_size}", f"MLP 784-512-512-10 train step, Adam, batch {batch_size}",
-                 "ms", 1, flops=6 * batch_size * weights, reset=True)
+                 "ms", 1, flops=6 * batch_size * weights, reset=True,
+                 spec=(sizes, arrays, x, y, "Adam", ADAM_LR))
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "chainrule", "chainrule"))
     if _mkl_in_use():  # what an install without the mkl extra runs, in the same round-robin
@@ -361,7 +366,8 @@ def sgemm_probes(n: int = 2048) -> list[Contender]:
 def logreg_step() -> Workload:
     sizes, arrays = (64, 10), init_mlp((64, 10))
     x, y = batches(32, 64)
-    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20, reset=True)
+    w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20, reset=True,
+                 spec=(sizes, arrays, x, y, "SGD", SGD_LR))
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "chainrule", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "torch", "torch"))

@@ -5,6 +5,15 @@ import os
 import numpy as np
 import pytest
 
+from chainrule import _blas
+
+# The suite pins chainrule's BLAS (MKL when the test extra installed it, else NumPy; subprocesses inherit
+# it): the default measured choice would time both libraries and write the user's cache directory, and
+# its outcome depends on the machine's load. tests/test_blas.py exercises that choice explicitly.
+if "CHAINRULE_BLAS" not in os.environ:
+    os.environ["CHAINRULE_BLAS"] = "mkl" if _blas._load() else "numpy"
+    _blas._from_environment()
+
 
 def require_torch():
     """Import torch for an oracle test: skip when absent, except in CI where absence fails."""

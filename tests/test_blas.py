@@ -1,9 +1,11 @@
-"""MKL matrix products (chainrule/_blas.py): same values as np.matmul, every layout, and the fallbacks.
+"""MKL matrix products (chainrule/_blas.py): same values as np.matmul, every layout, the fallbacks, and
+the measured choice between the libraries (decision from injected timings, its cache, the overrides).
 
 CI installs MKL with the test extra, so the rest of the suite (the PyTorch oracle tests included)
 runs its large products through MKL too; these tests pin the dispatch itself.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -118,25 +120,152 @@ def test_threshold_follows_mkls_thread_count(mkl, monkeypatch):
 def test_use_switches_and_reports(mkl):
     assert _blas.info()["name"] == "mkl" and "Math Kernel Library" in _blas.info()["version"]
     assert _blas.use("numpy") == "mkl"
-    assert _blas.matmul is np.matmul and _blas.info() == {"name": "numpy", "path": None, "version": None,
-                                                          "min_macs": None, "threads": None}
+    assert _blas.matmul is np.matmul and _blas.info() == {
+        "name": "numpy", "path": None, "version": None, "min_macs": None, "threads": None,
+        "chosen_by": "set_blas", "reason": "set_blas('numpy')", "gflops": None}
     assert _blas.use("mkl") == "numpy" and _blas.matmul is _blas._mkl_matmul
-    with pytest.raises(ValueError, match="'mkl' or 'numpy', got 'openblas'"):
+    assert _blas.info()["chosen_by"] == "set_blas"
+    with pytest.raises(ValueError, match="'mkl', 'numpy' or 'auto', got 'openblas'"):
         _blas.use("openblas")
 
 
-def test_environment_variable_chooses_at_import():
+def _seconds(numpy_gflops, mkl_gflops):
+    """Probe timings (seconds per product) that make each library run at the given sgemm rate."""
+    flops = [2.0 * m * k * n for m, k, n, _ in _blas.PROBE_PRODUCTS]
+    return {"numpy": [f / numpy_gflops / 1e9 for f in flops], "mkl": [f / mkl_gflops / 1e9 for f in flops]}
+
+
+@pytest.mark.parametrize("numpy_rate, mkl_rate, want", [(365, 175, "numpy"), (175, 365, "mkl"),
+                                                         (200, 206, "numpy"), (200, 212, "mkl")],
+                         ids=["amd", "intel", "tie-within-margin", "just-past-margin"])
+def test_decision_by_measured_rate(numpy_rate, mkl_rate, want):
+    name, why = _blas._decide(_seconds(numpy_rate, mkl_rate))
+    assert name == want and why["chosen_by"] == "probe"
+    assert why["gflops"] == {"numpy": pytest.approx(numpy_rate, abs=0.1), "mkl": pytest.approx(mkl_rate, abs=0.1)}
+    assert f"{want} {why['gflops'][want]:g} GFLOP/s" in why["reason"]
+
+
+def test_decision_weighs_products_by_their_flops():
+    # MKL wins the small products by far, NumPy the large ones by a little: the total time decides (a mean of
+    # the per-product rates would pick MKL).
+    flops = [2.0 * m * k * n for m, k, n, _ in _blas.PROBE_PRODUCTS]
+    big = [f > 1e8 for f in flops]
+    seconds = {"numpy": [f / (300e9 if b else 150e9) for f, b in zip(flops, big)],
+               "mkl": [f / (250e9 if b else 400e9) for f, b in zip(flops, big)]}
+    assert _blas._decide(seconds)[0] == "numpy"
+    with pytest.raises(ValueError, match="want seconds for numpy and mkl"):
+        _blas._decide({"numpy": seconds["numpy"]})
+    with pytest.raises(ValueError, match="positive each"):
+        _blas._decide({"numpy": seconds["numpy"], "mkl": [0.0] * len(flops)})
+
+
+@pytest.fixture
+def measured(mkl, monkeypatch, tmp_path):
+    """The auto choice with an injected probe (MKL at twice NumPy's rate) and a cache under tmp_path;
+    returns the list of probe calls."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    calls = []
+    monkeypatch.setattr(_blas, "_measure", lambda budget=None: calls.append(budget) or _seconds(100, 200))
+    return calls
+
+
+def _large():
+    return np.ones((256, 128), np.float32), np.ones((128, 64), np.float32)  # 2^21 multiply-adds
+
+
+def test_auto_probes_at_the_first_large_product_and_caches(measured, tmp_path):
+    assert _blas.use("auto") == "mkl" and _blas.matmul is _blas._auto_matmul and measured == []
+    np.testing.assert_array_equal(_blas.matmul(np.ones((4, 4), np.float32), np.ones((4, 4), np.float32)),
+                                  np.full((4, 4), 4, np.float32))
+    assert measured == [] and _blas.matmul is _blas._auto_matmul  # small products do not decide
+    np.testing.assert_array_equal(_blas.matmul(*_large()), np.full((256, 64), 128, np.float32))
+    assert len(measured) == 1 and _blas.matmul is _blas._mkl_matmul
+    got = _blas.info()
+    assert got["chosen_by"] == "probe" and got["gflops"] == {"numpy": 100.0, "mkl": 200.0}
+    assert "mkl 200 GFLOP/s, numpy 100" in got["reason"]
+    stored = json.loads((tmp_path / "chainrule" / "blas.json").read_text())
+    assert stored["decisions"][_blas._cache_key()]["name"] == "mkl"
+    # a second auto (a new process, in effect) takes the cached decision without measuring
+    _blas.use("numpy")
+    _blas.use("auto")
+    assert len(measured) == 1 and _blas.matmul is _blas._mkl_matmul
+    assert _blas.info()["chosen_by"] == "cache" and str(tmp_path) in _blas.info()["reason"]
+
+
+def test_asking_for_info_makes_the_pending_choice(measured):
+    _blas.use("auto")
+    assert _blas.info()["name"] == "mkl" and len(measured) == 1
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"decisions": 3}',
+                                     '{"decisions": {"KEY": {"name": "atlas"}}}'],
+                         ids=["not-json", "a-list", "wrong-type", "unknown-name"])
+def test_a_corrupt_cache_is_ignored_and_replaced(measured, tmp_path, content):
+    path = tmp_path / "chainrule" / "blas.json"
+    path.parent.mkdir()
+    path.write_text(content.replace("KEY", _blas._cache_key()))
+    _blas.use("auto")
+    _blas.matmul(*_large())
+    assert len(measured) == 1 and _blas.info()["chosen_by"] == "probe"
+    assert json.loads(path.read_text())["decisions"][_blas._cache_key()]["name"] == "mkl"
+
+
+def test_an_unwritable_cache_only_means_measuring_again(measured, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # a file where the directory would go
+    _blas.use("auto")
+    assert _blas.info()["name"] == "mkl" and len(measured) == 1
+    _blas.use("auto")
+    assert _blas.info()["name"] == "mkl" and len(measured) == 2
+
+
+def test_the_key_changes_with_the_thread_count(mkl):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        one = _blas._cache_key()
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        two = _blas._cache_key()
+    assert one != two and "x1" in one and "x2" in two
+
+
+def test_auto_without_mkl_is_numpy_without_a_probe(monkeypatch):
+    previous = _blas._current()
+    monkeypatch.setattr(_blas, "_load", lambda required=False: False)
+    monkeypatch.setattr(_blas, "_measure", lambda budget=None: pytest.fail("no probe without MKL"))
+    _blas.use("auto")
+    try:
+        assert _blas.matmul is np.matmul and "not installed" in _blas.info()["reason"]
+    finally:
+        monkeypatch.undo()
+        _blas.use(previous)
+
+
+def test_the_real_probe_measures_both(mkl):
+    # asked for explicitly: one timed round (budget 0), nothing applied or cached
+    before = _blas.matmul
+    got = _blas.probe(budget=0.0)
+    assert got["name"] in ("mkl", "numpy") and got["chosen_by"] == "probe" and _blas.matmul is before
+    assert set(got["gflops"]) == {"numpy", "mkl"} and min(got["gflops"].values()) > 0
+
+
+def test_environment_variable_chooses_at_import(tmp_path):
     def run(value):
-        env = {**os.environ, "CHAINRULE_BLAS": value}
-        return subprocess.run([sys.executable, "-c", "from chainrule import _blas; print(_blas.info()['name'])"],
-                              capture_output=True, text=True, env=env, timeout=120)
+        env = {**os.environ, "CHAINRULE_BLAS": value, "XDG_CACHE_HOME": str(tmp_path)}
+        code = "from chainrule import _blas; i = _blas.info(); print(i['name'], i['chosen_by'])"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     off = run("numpy")
-    assert off.returncode == 0 and off.stdout.strip() == "numpy", off.stderr
+    assert off.returncode == 0 and off.stdout.split() == ["numpy", "CHAINRULE_BLAS"], off.stderr
     bad = run("atlas")
     assert bad.returncode != 0 and "CHAINRULE_BLAS must be 'auto', 'mkl' or 'numpy', got 'atlas'" in bad.stderr
     if _blas._lib is not None:
-        assert run("mkl").stdout.strip() == "mkl"
-        assert run("auto").stdout.strip() == "mkl"
+        assert run("mkl").stdout.split() == ["mkl", "CHAINRULE_BLAS"]
+        # auto follows a cached decision for this machine, and CHAINRULE_BLAS=mkl overrides it
+        (tmp_path / "chainrule").mkdir()
+        entry = {"name": "numpy", "reason": "seeded by the test", "gflops": {"numpy": 2.0, "mkl": 1.0}}
+        (tmp_path / "chainrule" / "blas.json").write_text(json.dumps({"decisions": {_blas._cache_key(): entry}}))
+        assert run("auto").stdout.split() == ["numpy", "cache"]
+        assert run("mkl").stdout.split() == ["mkl", "CHAINRULE_BLAS"]
 
 
 def test_auto_takes_only_an_mkl_installed_in_this_environment(monkeypatch, tmp_path):

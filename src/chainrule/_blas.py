@@ -21,21 +21,34 @@ pthreads, MKL's OpenMP) spin-waiting on the same cores slow each other down badl
 :data:`MIN_MACS`; the same can happen with your own multi-threaded NumPy products in between
 (``OPENBLAS_NUM_THREADS=1``, or threadpoolctl's
 ``ThreadpoolController().select(internal_api="openblas").limit(limits=1)``, avoids it).
-By default (``CHAINRULE_BLAS=auto``) MKL is used when the ``mkl`` wheel is installed in the running
-environment; ``CHAINRULE_BLAS=numpy`` turns MKL off; ``CHAINRULE_BLAS=mkl`` also takes an MKL found
-elsewhere (the loader's path, the base interpreter's prefix), and makes a missing MKL an error instead
-of a silent fallback.
+**Which library, by measurement.** Neither library is faster everywhere: on Intel CPUs MKL's sgemm
+beats NumPy's OpenBLAS on the lecture's products, on AMD CPUs OpenBLAS's own kernels can run them at
+twice MKL's rate. So with ``CHAINRULE_BLAS=auto`` (the default) and the ``mkl`` wheel installed in the
+running environment, the choice is a one-time probe (:func:`probe`: both libraries' sgemm on the MLP's
+products, forward and both gradient layouts, alternating, medians; ~0.1-0.3 s), made at the first
+product MKL could take (never at import) and cached in ``$XDG_CACHE_HOME/chainrule/blas.json`` (else
+``~/.cache/chainrule/``) under a key of the CPU model, both libraries' versions, OpenBLAS's kernel and
+both thread counts, so a new NumPy, MKL, CPU or thread count measures again. MKL is chosen only when it
+is more than :data:`MARGIN` faster: NumPy's path needs no foreign call and no second thread pool.
+``cr.blas_info()`` says what was chosen and why (each library's measured GFLOP/s). Without the wheel,
+NumPy (nothing to choose). ``CHAINRULE_BLAS=numpy`` or ``cr.set_blas("numpy")`` turns MKL off;
+``CHAINRULE_BLAS=mkl`` / ``cr.set_blas("mkl")`` forces it, also taking an MKL found elsewhere (the
+loader's path, the base interpreter's prefix), and makes a missing MKL an error instead of a silent
+fallback; ``cr.set_blas("auto")`` goes back to the measured choice (the cache, else a probe).
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import statistics
 import sys
+import time
 
 import numpy as np
 
-__all__ = ["info", "use"]  # re-exported as cr.blas_info, cr.set_blas
+__all__ = ["info", "probe", "use"]  # info, use: re-exported as cr.blas_info, cr.set_blas
 
 #: Products with fewer multiply-adds (``m * n * k``) than this go to NumPy when MKL may use more
 #: than one thread. It is OpenBLAS's own threading threshold (65536 x 4): below it OpenBLAS runs on
@@ -148,47 +161,242 @@ def _min_macs() -> int:
     return MIN_MACS if _max_threads() > 1 else MIN_MACS_ONE_THREAD
 
 
+
+#: MKL is chosen by the probe only when its sgemm rate is more than this factor above NumPy's.
+MARGIN = 1.05
+#: The probe's products (m, k, n, layout): the MLP 784-512-512-10 step's at batches 1024 and 128, as
+#: the forward pass (``x W^T``: "NT"), the weight gradient (``G^T x``: "TN") and a plain product ("NN").
+PROBE_PRODUCTS = tuple((m, k, n, lay) for m, k, n in ((1024, 784, 512), (128, 512, 512))
+                       for lay in ("NN", "NT", "TN"))
+#: The probe's wall-clock budget: after its warm-up round it stops repeating once this is spent.
+PROBE_BUDGET = 0.25
+
 #: The product every 2-D matrix product of chainrule goes through (``ops.matmul``, ``ops.linear`` and
-#: their gradients): :func:`_mkl_matmul` when MKL is in use, else ``np.matmul`` itself, so the NumPy
-#: path costs no extra call.
+#: their gradients): :func:`_mkl_matmul` when MKL is in use, ``np.matmul`` itself with NumPy (so that
+#: path costs no extra call), :func:`_auto_matmul` until the measured choice is made.
 matmul = np.matmul
+#: How the current choice was made: chosen_by ('CHAINRULE_BLAS', 'set_blas', 'probe', 'cache',
+#: 'default'), reason (one sentence) and gflops ({'numpy': ..., 'mkl': ...} measured, or None).
+_choice: dict = {"chosen_by": "default", "reason": "not chosen yet", "gflops": None}
+
+
+def _auto_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.matmul`` until the first product MKL could take; that one makes the measured choice
+    (cache, else :func:`probe`) and every product from then on goes to the chosen library."""
+    if a.ndim == 2 and b.ndim == 2 and a.dtype in _GEMM and a.shape[0] * a.shape[1] * b.shape[1] >= MIN_MACS:
+        _choose_by_measurement()
+        return matmul(a, b)
+    return np.matmul(a, b)
+
+
+def _operands(m: int, k: int, n: int, layout: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """float32 (m, k) and (k, n) operands, each a transposed view of a C array where ``layout`` says T."""
+    a = rng.standard_normal((k, m), dtype=np.float32).T if layout[0] == "T" else rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k), dtype=np.float32).T if layout[1] == "T" else rng.standard_normal((k, n), dtype=np.float32)
+    return a, b
+
+
+def _measure(budget: float = PROBE_BUDGET, rounds: int = 3) -> dict[str, list[float]]:
+    """Median seconds of each :data:`PROBE_PRODUCTS` product, per library: ``{'numpy': [...], 'mkl': [...]}``.
+    The two libraries alternate product by product (so both see the same machine load and each other's
+    spinning threads); an untimed warm-up on the smallest product (MKL's first call loads its kernels),
+    then up to ``rounds`` timed rounds, as many as fit in ``budget`` seconds (at least one)."""
+    rng = np.random.default_rng(0)
+    pairs = [_operands(*p, rng) for p in PROBE_PRODUCTS]
+    libs = {"numpy": np.matmul, "mkl": _mkl_matmul}
+    for fn in libs.values():
+        fn(*pairs[-1])
+    times: dict[str, list[list[float]]] = {name: [[] for _ in pairs] for name in libs}
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for i, (a, b) in enumerate(pairs):
+            for name, fn in libs.items():
+                t0 = time.perf_counter()
+                fn(a, b)
+                times[name][i].append(time.perf_counter() - t0)
+        if time.perf_counter() - start > budget:
+            break
+    return {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
+
+
+def _decide(seconds: dict[str, list[float]]) -> tuple[str, dict]:
+    """The library to use from the probe's median seconds per product (as :func:`_measure` returns them):
+    the higher sgemm rate over all of :data:`PROBE_PRODUCTS` (total FLOPs / total time), MKL only when it
+    is more than :data:`MARGIN` ahead. Returns (name, {'chosen_by', 'reason', 'gflops'})."""
+    flops = [2.0 * m * k * n for m, k, n, _ in PROBE_PRODUCTS]
+    if set(seconds) != {"numpy", "mkl"} or any(len(v) != len(flops) or min(v) <= 0 for v in seconds.values()):
+        raise ValueError(f"blas probe: want seconds for numpy and mkl, {len(flops)} positive each, got {seconds!r}")
+    gflops = {name: round(sum(flops) / sum(s) / 1e9, 1) for name, s in seconds.items()}
+    name = "mkl" if gflops["mkl"] > MARGIN * gflops["numpy"] else "numpy"
+    other = "numpy" if name == "mkl" else "mkl"
+    rule = "more than" if name == "mkl" else "not more than"
+    reason = (f"measured sgemm on the MLP's products: {name} {gflops[name]:g} GFLOP/s, {other} {gflops[other]:g}; "
+              f"mkl is {rule} {MARGIN:g}x numpy")
+    return name, {"chosen_by": "probe", "reason": reason, "gflops": gflops}
+
+
+def probe(budget: float = PROBE_BUDGET) -> dict:
+    """Measure both libraries now (loads MKL; raises ImportError without it) and return the decision
+    ``{'name', 'chosen_by', 'reason', 'gflops'}`` without applying or caching it."""
+    _load(required=True)
+    name, why = _decide(_measure(budget))
+    return {"name": name, **why}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            head = f.read(4096)
+        fields = dict((k.strip(), v) for k, v in (line.split(":", 1) for line in head.split("\n\n")[0].splitlines()
+                                                   if ":" in line))
+        return " ".join(fields.get(k, "?").strip() for k in ("vendor_id", "model name", "cpu family", "model"))
+    except OSError:
+        import platform
+        return platform.processor() or platform.machine()
+
+
+def _openblas() -> str:
+    """NumPy's BLAS as built (name, version) and, for OpenBLAS, the kernel it runs and its thread count
+    (through its own entry points: ``OPENBLAS_CORETYPE`` changes the kernel, so it changes the key)."""
+    blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
+    out = f"{blas.get('name', '?')} {blas.get('version', '?')}"
+    import glob
+    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs", "*openblas*"))
+    try:
+        lib = ctypes.CDLL(libs[0]) if libs else None
+    except OSError:
+        lib = None
+    for prefix, suffix in (("scipy_openblas_", "64_"), ("openblas_", "64_"), ("openblas_", ""), ("scipy_openblas_", "")):
+        core, threads = (getattr(lib, f"{prefix}{what}{suffix}", None) for what in ("get_corename", "get_num_threads"))
+        if core is not None and threads is not None:
+            core.restype, threads.restype = ctypes.c_char_p, ctypes.c_int
+            return f"{out} {core().decode(errors='replace')} x{threads()}"
+    return out
+
+
+def _cache_key() -> str:
+    buf = ctypes.create_string_buffer(256)
+    _lib.MKL_Get_Version_String(buf, len(buf))
+    return (f"{_cpu_model()} | {os.cpu_count()} cpus | numpy {np.__version__} {_openblas()} | "
+            f"mkl {buf.value.decode(errors='replace').strip()} x{_max_threads()}")
+
+
+def _cache_path() -> str:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "chainrule", "blas.json")
+
+
+def _read_cache() -> dict:
+    """The cache file's decisions ({key: {'name', 'reason', 'gflops'}}), {} when missing or unreadable:
+    a corrupt or foreign file is ignored (and replaced at the next write), never an error."""
+    try:
+        with open(_cache_path()) as f:
+            data = json.load(f)
+        entries = data["decisions"]
+        return {k: v for k, v in entries.items() if isinstance(v, dict) and v.get("name") in ("mkl", "numpy")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_cache(key: str, entry: dict) -> None:
+    """Add ``entry`` under ``key``, atomically (a temporary file renamed over it); a cache directory that
+    cannot be written (read-only home) only means measuring again next time."""
+    path = _cache_path()
+    entries = {**_read_cache(), key: entry}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"format": 1, "decisions": entries}, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _cached_choice() -> bool:
+    """Apply the cached decision for this machine and libraries, if there is one; True when applied."""
+    hit = _read_cache().get(_cache_key())
+    if hit is None:
+        return False
+    where = f"cached in {_cache_path()}; delete it to measure again"
+    _apply(hit["name"], "cache", f"{hit.get('reason', '')} ({where})", hit.get("gflops"))
+    return True
+
+
+def _choose_by_measurement() -> None:
+    """The ``auto`` choice with MKL loaded: the cached decision, else :func:`probe`, then cached."""
+    if _cached_choice():
+        return
+    decision = probe()
+    entry = {k: decision[k] for k in ("name", "reason", "gflops")}
+    entry["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    _write_cache(_cache_key(), entry)
+    _apply(decision["name"], "probe", decision["reason"], decision["gflops"])
+
+
+def _apply(name: str, chosen_by: str, reason: str, gflops: dict | None = None) -> None:
+    global matmul
+    matmul = {"mkl": _mkl_matmul, "numpy": np.matmul, "auto": _auto_matmul}[name]
+    _choice.update(chosen_by=chosen_by, reason=reason, gflops=gflops)
+
+
+def _auto(chosen_by: str) -> None:
+    """``auto``: NumPy without an MKL in this environment; else the cached choice, else the probe at the
+    first product MKL could take."""
+    if not _load():
+        _apply("numpy", chosen_by, "MKL is not installed in this environment (pip install 'chainrule[mkl]')")
+    elif not _cached_choice():
+        _apply("auto", chosen_by, "to be measured at the first product MKL could take")
+
+
+def _current() -> str:
+    return {np.matmul: "numpy", _mkl_matmul: "mkl"}.get(matmul, "auto")
 
 
 def use(name: str) -> str:
-    """Switch the library for matrix products: 'mkl' (raises ImportError when MKL is missing) or
-    'numpy'. Returns the previous name. The environment variable ``CHAINRULE_BLAS`` sets the
-    choice at import."""
-    global matmul
-    if name not in ("mkl", "numpy"):
-        raise ValueError(f"blas: name must be 'mkl' or 'numpy', got {name!r}")
-    previous = "numpy" if matmul is np.matmul else "mkl"
-    if name == "mkl":
-        if _lib is None:
-            _load(required=True)
-        matmul = _mkl_matmul
+    """Switch the library for matrix products: 'mkl' (raises ImportError when MKL is missing), 'numpy',
+    or 'auto' (the measured choice: cached, else probed at the first large product). Returns the previous
+    name ('auto' while the measured choice is still to be made). ``CHAINRULE_BLAS`` sets it at import."""
+    if name not in ("mkl", "numpy", "auto"):
+        raise ValueError(f"blas: name must be 'mkl', 'numpy' or 'auto', got {name!r}")
+    previous = _current()
+    if name == "auto":
+        _auto("set_blas")
     else:
-        matmul = np.matmul
+        if name == "mkl":
+            _load(required=True)
+        _apply(name, "set_blas", f"set_blas({name!r})")
     return previous
 
 
 def info() -> dict:
-    """Which library multiplies chainrule's matrices: ``{'name': 'mkl' | 'numpy', 'path', 'version',
-    'min_macs', 'threads'}`` (``path``/``version``/``threads`` of MKL's runtime, None with NumPy;
-    ``min_macs``: the smallest product MKL takes now, which depends on its thread count)."""
+    """Which library multiplies chainrule's matrices, and why: ``{'name': 'mkl' | 'numpy', 'path',
+    'version', 'min_macs', 'threads', 'chosen_by', 'reason', 'gflops'}`` (``path``/``version``/``threads``
+    of MKL's runtime, None with NumPy; ``min_macs``: the smallest product MKL takes now, which depends on
+    its thread count; ``chosen_by``: 'probe', 'cache', 'CHAINRULE_BLAS', 'set_blas' or 'default';
+    ``gflops``: each library's measured sgemm rate when a probe decided). Asking makes a pending ``auto``
+    choice (from the cache, else by a probe)."""
+    if matmul is _auto_matmul:
+        _choose_by_measurement()
+    why = dict(_choice)
     if matmul is np.matmul:
-        return {"name": "numpy", "path": None, "version": None, "min_macs": None, "threads": None}
+        return {"name": "numpy", "path": None, "version": None, "min_macs": None, "threads": None, **why}
     buf = ctypes.create_string_buffer(256)
     _lib.MKL_Get_Version_String(buf, len(buf))
     return {"name": "mkl", "path": _path, "version": buf.value.decode(errors="replace").strip(),
-            "threads": _max_threads(), "min_macs": _min_macs()}
+            "threads": _max_threads(), "min_macs": _min_macs(), **why}
 
 
 def _from_environment() -> None:
     want = os.environ.get("CHAINRULE_BLAS", "auto").lower()
     if want not in ("auto", "mkl", "numpy"):
         raise ValueError(f"CHAINRULE_BLAS must be 'auto', 'mkl' or 'numpy', got {want!r}")
-    if want == "mkl" or (want == "auto" and _load()):
-        use("mkl")
+    if want == "auto":
+        _auto("default")
+    else:
+        if want == "mkl":
+            _load(required=True)
+        _apply(want, "CHAINRULE_BLAS", f"CHAINRULE_BLAS={want}")
 
 
 _from_environment()
