@@ -85,3 +85,23 @@ def test_memory_probe_runs_in_process():
     import bench_memory
     res = bench_memory.child("chainrule", 16, threads=1)
     assert res["peak"] > 0 and (res["rss_peak"] is None or res["rss_peak"] >= 0)
+
+
+@pytest.mark.parametrize("peer", ["hand NumPy", "jax.jit"])
+def test_peer_matches_torch_eager_after_three_steps(peer):
+    # the bench's parameter check itself, on the logistic regression (cheap to compile); torch.compile is
+    # left to the bench (tens of seconds of compilation)
+    import peers as P
+    lib, _, make = P.PEERS[peer]
+    if lib == "jax":
+        pytest.importorskip("jax", reason="jax not installed (pip install -e '.[bench]')")
+        pytest.importorskip("optax", reason="optax not installed (pip install -e '.[bench]')")
+    sizes, arrays = (64, 10), W.init_mlp((64, 10))
+    xs, ys = W.batches(32, 64)
+    ok, diff = P.check(make(sizes, arrays, xs, ys, "SGD", W.SGD_LR), P.TorchStep(sizes, arrays, xs, ys, "SGD", W.SGD_LR))
+    assert ok and diff < 1e-5, (peer, diff)
+    mlp = W.init_mlp(W.MLP_SIZES)
+    xs, ys = W.batches(16, 784, samples=64)
+    ok, diff = P.check(make(W.MLP_SIZES, mlp, xs, ys, "Adam", W.ADAM_LR),
+                       P.TorchStep(W.MLP_SIZES, mlp, xs, ys, "Adam", W.ADAM_LR), atol=0.1 * W.ADAM_LR)
+    assert ok, (peer, diff)  # np.allclose per parameter: atol a tenth of one Adam step, rtol 1e-4
