@@ -130,7 +130,7 @@ def _relu_backward(g, y):
     the comparison lands in the output buffer (bool -> float) and the product follows in place, so
     no boolean mask is allocated. Internal: relu's rule on ndarrays."""
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
-    # would make both passes stride across rows (8x slower at batch 1024).
+    # would make both passes stride across rows (much slower at large batches; docs/performance.md).
     d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
@@ -479,7 +479,7 @@ def linear(x, w, b=None):
     """Fused affine map ``y = x W^T + b`` with W of shape (out, in), as ``torch.nn.functional.linear``.
 
     Fused for speed: one node instead of three, and the bias is added in place. The product is
-    computed as ``(W x^T)^T``: the same numbers, but OpenBLAS is up to 2x faster on the skinny GEMMs
+    computed as ``(W x^T)^T``: the same numbers, but OpenBLAS is faster on the skinny GEMMs
     of small batches when the long dimension comes first (bench/bench_core.py). The result is an
     F-ordered view, which NumPy's elementwise ops keep and the next layer's product reads directly.
     See :func:`linear_act` for ``g(x W^T + b)`` without keeping the pre-activation.
