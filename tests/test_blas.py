@@ -263,7 +263,11 @@ def test_environment_variable_chooses_at_import(tmp_path):
         # auto follows a cached decision for this machine, and CHAINRULE_BLAS=mkl overrides it
         (tmp_path / "chainrule").mkdir()
         entry = {"name": "numpy", "reason": "seeded by the test", "gflops": {"numpy": 2.0, "mkl": 1.0}}
-        (tmp_path / "chainrule" / "blas.json").write_text(json.dumps({"decisions": {_blas._cache_key(): entry}}))
+        # the key as the subprocess computes it (thread counts in this test process may differ under xdist)
+        key = subprocess.run([sys.executable, "-c", "import json; from chainrule import _blas; "
+                              "print(json.dumps(_blas._cache_key()))"], capture_output=True, text=True,
+                             env={**os.environ, "CHAINRULE_BLAS": "auto", "XDG_CACHE_HOME": str(tmp_path)}, timeout=120)
+        (tmp_path / "chainrule" / "blas.json").write_text(json.dumps({"decisions": {json.loads(key.stdout): entry}}))
         assert run("auto").stdout.split() == ["numpy", "cache"]
         assert run("mkl").stdout.split() == ["mkl", "CHAINRULE_BLAS"]
 

@@ -192,13 +192,15 @@ def _state_arrays(optimizer) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return state, scratch
 
 
-def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmup: int = 1,
+def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmup: int = 2,
             restore: bool = True, use_tracemalloc: bool = True) -> Measurement:
     """Run one instrumented training step (forward, backward, optimizer step) and one inference
     forward under ``no_grad``, and report what actually ran and what was actually alive.
 
     ``warmup`` uninstrumented steps run first, so the optimizer's state exists (the steady state the
-    lecture describes; PyTorch and chainrule both create it lazily on the first step). With
+    lecture describes; PyTorch and chainrule both create it lazily on the first step) and every
+    compiled update kernel the measured step needs is compiled (momentum's first step and its later
+    ones run different kernels; compiling one inside the measurement would count numba's memory). With
     ``restore`` the parameters, gradients and optimizer state are put back afterwards, so measuring
     does not train the model. FLOPs of the optimizer step are counted only if it runs primitives
     (chainrule's optimizers update with NumPy in place, so their step is reported as not counted).
