@@ -15,6 +15,7 @@ import numpy as np
 
 from . import ops
 from .creation import get_rng
+from .primitive import ALIASES
 from .tensor import Tensor
 
 
@@ -26,10 +27,9 @@ def _torch_names(fn):
     """Let ``fn`` (written with NumPy's ``axis``/``keepdims``) also take torch's ``dim``/``keepdim``."""
     @functools.wraps(fn)
     def wrapper(*args, **kw):
-        if "dim" in kw:
-            kw["axis"] = kw.pop("dim")
-        if "keepdim" in kw:
-            kw["keepdims"] = kw.pop("keepdim")
+        for torch_name, name in ALIASES.items():  # the primitives' own alias table
+            if torch_name in kw:
+                kw[name] = kw.pop(torch_name)
         return fn(*args, **kw)
     return wrapper
 
