@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 from _offline import digits28, result, set_weights
 
+torch.manual_seed(0)  # each library's run is then reproducible; the two generators still differ, hence loose
+
 # Device configuration
 device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
