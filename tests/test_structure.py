@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     # made, torch's names for dtypes and devices, user-defined Functions, derivative checks), and text helpers
     {"primitive", "ops", "ops_conv", "ops_rnn", "_blas", "autograd", "tensor", "creation", "device", "compat", "losses",
      "function", "gradcheck", "functional", "_text", "_version"},
-    {"nn", "optim"},
+    {"nn", "optim", "compile", "replay"},
     {"data", "datasets", "io", "checkpoint", "models", "metrics", "history", "utils", "torch_format"},
     {"train", "callbacks", "cost", "analysis", "viz", "playground", "onnx", "sklearn"},
     {"distributed", "loggers"},  # loggers write on rank 0 only

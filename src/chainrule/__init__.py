@@ -26,6 +26,7 @@ from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, fu
 from .compat import *  # noqa: F403
 from .device import accelerator, backends, cuda, device, get_default_device, mps, set_default_device
 from . import autograd
+from .compile import Compiled, compile  # noqa: A004 - mirrors torch.compile
 
 # Which library multiplies the matrices: MKL with chainrule[mkl], else NumPy's BLAS.
 from ._blas import info as blas_info

@@ -13,6 +13,7 @@ as they are consumed, and the graph is released after backward unless ``retain_g
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import os
 import traceback
@@ -54,6 +55,8 @@ def _storage(a) -> int:
 
 def _stamp(t: Tensor) -> None:
     """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
+    if state.profiler is not None:
+        untraced("an in-place update of a tensor (+=, add_, copy_, zero_ ... outside an optimizer)")
     if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
         _INPLACE_STAMPS.clear()
     _INPLACE_STAMPS[_storage(t._data)] = state.last_inplace = next(_node_counter)
@@ -62,6 +65,36 @@ def _stamp(t: Tensor) -> None:
 def _updated_after(t: Tensor, seq: int) -> bool:
     """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
     return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq
+
+
+# ----- what a compiled step (chainrule.compile) must know about -------------------------------------
+def untraced(what: str) -> None:
+    """Tell a step being recorded by ``cr.compile`` that ``what`` happened outside the primitives it
+    records (it then runs that step eagerly). Callers check ``state.profiler is not None`` first."""
+    note = getattr(state.profiler, "untraced", None)
+    if note is not None:
+        note(what)
+
+
+def read(t: Tensor, value) -> None:
+    """A value leaves the tensor world (``item()``, ``numpy()``): a step being recorded must know."""
+    note = getattr(state.profiler, "read", None)
+    if note is not None:
+        note(t, value)
+
+
+def replayed(method):
+    """Decorator for a method whose effect a compiled step repeats by calling it again on replay
+    (an optimizer's ``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train``). While a step
+    is being recorded the call is noted, then runs with nothing inside it recorded."""
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        p = state.profiler
+        if p is None or not hasattr(p, "effect"):
+            return method(*args, **kwargs)
+        return p.effect(method, args, kwargs)
+    call.__replayed__ = method
+    return call
 
 
 # ----- grad mode ----------------------------------------------------------------------------------
@@ -244,6 +277,9 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
         # Leaves are written once, after the pass: a gradient array may still be pending for
         # another node (the add rule hands the same g to both inputs), so no in-place sums before.
         handed: set[int] = set()
+        if capture is None and hasattr(state.profiler, "accumulate"):  # a compiled step is being recorded
+            state.profiler.accumulate([(leaf, grads.pop(k)) for k, leaf in leaves.items()], create_graph)
+            leaves = {}
         for k, leaf in leaves.items():
             g = grads.pop(k)
             if capture is None:

@@ -14,7 +14,6 @@ from typing import NamedTuple
 import numpy as np
 
 from . import ops
-from .creation import get_rng
 from .primitive import ALIASES
 from .tensor import Tensor
 
@@ -337,10 +336,7 @@ def dropout(x, p: float = 0.5, training: bool = True, scale: bool = True, rng=No
         return x if scale or p == 0 else x * (1.0 - p)
     if p == 0:
         return x
-    keep = (rng or get_rng()).random(np.shape(x)) >= p
-    dtype = _data(x).dtype
-    mask = keep.astype(dtype) / dtype.type(1.0 - p) if scale and p < 1 else keep.astype(dtype)
-    return x * mask
+    return x * ops.dropout_mask(_data(x), p, scale, rng)
 
 
 def one_hot(labels, num_classes: int = -1, dtype=np.int64):

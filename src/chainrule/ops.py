@@ -14,6 +14,7 @@ import numbers
 import numpy as np
 
 from . import _blas
+from .creation import get_rng
 from .primitive import REGISTRY, Primitive, primitive
 from .tensor import Tensor
 
@@ -573,6 +574,16 @@ def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
     if reduction == "none":
         return mul(d, reshape(g, shape=g.shape + (1,))), None
     return mul(d, g if reduction == "sum" else div(g, logits.shape[0])), None
+
+
+@primitive("dropout_mask", reads="nothing")
+def dropout_mask(x, p, scale=True, rng=None):
+    """Dropout's random mask for ``x``: 1 (or ``1/(1-p)`` when ``scale``) where ``u >= p`` for
+    ``u ~ U[0, 1)`` drawn from chainrule's seeded generator (or ``rng``); ``x`` gives only shape and dtype.
+    A primitive with no gradient, so that a compiled step draws it again on every replay."""
+    keep = (rng or get_rng()).random(np.shape(x)) >= p
+    dtype = x.dtype
+    return keep.astype(dtype) / dtype.type(1.0 - p) if scale and p < 1 else keep.astype(dtype)
 
 
 def _array(x):

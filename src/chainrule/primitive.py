@@ -167,9 +167,7 @@ class Primitive:
         if out.dtype is _F64 and "dtype" not in attrs:  # only a float64 result can be a widening
             out = _int_does_not_widen(out, datas)
         if _state.profiler is not None:
-            _state.profiler(self, out, datas, attrs)
-            if saved is not None and hasattr(_state.profiler, "keep"):
-                _state.profiler.keep(saved)  # arrays the node keeps besides its output (cost.measure)
+            _profile(self, out, datas, attrs, args, saved)
         t = Tensor.__new__(Tensor)
         t._data, t._grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
         if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
@@ -181,8 +179,23 @@ class Primitive:
         return t
 
 
+def _profile(op, out, datas, attrs, args, saved):
+    """Report one op on Tensors to the profiler: a step recorder (``cr.compile``) gets everything;
+    ``cost.measure`` gets the op and, through ``keep``, the arrays the node keeps besides its output."""
+    p = _state.profiler
+    record = getattr(p, "record", None)
+    if record is not None:
+        record(op, out, datas, attrs, args, saved)
+        return
+    p(op, out, datas, attrs)
+    if saved is not None and hasattr(p, "keep"):
+        p.keep(saved)
+
+
 def _into(out, result):
     """torch's ``out=``: the result written into the tensor ``out`` (resized when its shape differs)."""
+    if _state.profiler is not None:
+        _ag.untraced("out=")
     value = result._data if isinstance(result, Tensor) else np.asarray(result)
     if not isinstance(out, Tensor):
         raise TypeError(f"out= must be a Tensor, got {type(out).__name__}")

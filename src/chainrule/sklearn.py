@@ -153,7 +153,7 @@ class _Base(BaseEstimator):
     def _new_trainer(self, callbacks=()):
         penalty = _L2(self.model_, float(self.alpha)) if self.alpha > 0 else None
         trainer = Trainer(self.model_, self._loss, self.optimizer_, metrics=(), callbacks=callbacks, progress=False,
-                          penalty=penalty, verbose=bool(self.verbose))
+                          penalty=penalty, verbose=bool(self.verbose), compile=True)  # replayed steps: same bits, faster
         old = getattr(self, "_trainer", None)
         if old is not None:  # continue the epoch count and the curves
             trainer.history, trainer.epoch = old.history, old.epoch

@@ -126,6 +126,8 @@ class Tensor:
                 f"bool() of a tensor with {self._data.size} elements is ambiguous: "
                 "use .any() or .all(), or compare a single element"
             )
+        if _autograd.state.profiler is not None:
+            _autograd.untraced("bool() of a tensor (Python control flow on a value)")
         return bool(self._data)
 
     # ----- basic properties -------------------------------------------------------------------
@@ -148,6 +150,8 @@ class Tensor:
     @grad.setter
     def grad(self, value) -> None:
         # Checked at once, as in torch: a wrong gradient would otherwise surface in the next backward.
+        if _autograd.state.profiler is not None:
+            _autograd.untraced("assigning .grad (use optimizer.zero_grad() or model.zero_grad())")
         if value is None:
             self._grad = None
             return
@@ -239,15 +243,22 @@ class Tensor:
     def numpy(self, force: bool = False) -> np.ndarray:
         """The underlying ndarray (shared memory, like ``torch.Tensor.numpy``; allowed on tensors that
         require grad too)."""
+        if _autograd.state.profiler is not None:
+            _autograd.read(self, self._data)
         return self._data
 
     def tolist(self):
+        if _autograd.state.profiler is not None:
+            _autograd.untraced("tolist()")
         return self._data.tolist()
 
     def item(self) -> float | int | bool:
         if self._data.size != 1:
             raise ValueError(f"item() needs a one-element tensor; this one has shape {self.shape}")
-        return self._data.item()
+        v = self._data.item()
+        if _autograd.state.profiler is not None:
+            _autograd.read(self, v)
+        return v
 
     def __float__(self) -> float:
         return float(self.item())

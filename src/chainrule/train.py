@@ -30,6 +30,7 @@ from typing import Any
 from .autograd import no_grad
 from .callbacks import Callback, Checkpoint, EarlyStopping, LRSchedulerCallback, Printer
 from .checkpoint import check_state, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .compile import compile as _compiled
 from .creation import get_rng, manual_seed
 from .data import DataLoader, check_finite
 from .history import History
@@ -133,8 +134,10 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, metrics: Sequence = ("accuracy",),
                  callbacks: Iterable[Callback] = (), progress: bool = True, checkpoint_dir: str | os.PathLike | None = None,
-                 penalty: Callable[[], Any] | None = None, verbose: bool | int | str = "auto"):
+                 penalty: Callable[[], Any] | None = None, verbose: bool | int | str = "auto", compile: bool = False):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        # the replayed step (chainrule.compile); second-order optimizers call a closure: they run eagerly
+        self.compiled = _compiled(self._first_order_step) if compile and closure_kind(optimizer) is None else None
         self.loss_fn = _loss(loss_fn)
         self.metrics = [metric(m) for m in metrics]
         self.callbacks: list[Callback] = list(callbacks)
@@ -159,9 +162,23 @@ class Trainer:
             cb.set_trainer(self)
 
     # -- one step ------------------------------------------------------------------------------
+    def _first_order_step(self, xb, yb):
+        """torch's step for first-order optimizers: zero_grad, forward, loss, backward, step."""
+        self.optimizer.zero_grad()
+        out = self.model(xb)
+        loss = self.loss_fn(out, yb)
+        if self.penalty is not None:
+            loss = loss + self.penalty()
+        loss.backward()
+        self.optimizer.step()
+        return loss, out
+
     def _step(self, xb, yb) -> tuple[float, Any]:
-        last: dict[str, Any] = {}
         kind = closure_kind(self.optimizer)
+        if kind is None:
+            loss, out = (self.compiled or self._first_order_step)(xb, yb)
+            return float(loss._data), out
+        last: dict[str, Any] = {}
 
         def closure():
             if kind != "second_order":
@@ -175,11 +192,7 @@ class Trainer:
             last["out"], last["loss"] = out, loss
             return loss
 
-        if kind is not None:
-            self.optimizer.step(closure)
-        else:  # torch's convention for first-order optimizers: closure(); step()
-            closure()
-            self.optimizer.step()
+        self.optimizer.step(closure)
         return float(last["loss"]._data), last["out"]
 
     def _run_epoch(self, loader: DataLoader) -> dict[str, float]:
@@ -336,7 +349,7 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
         metrics: Sequence = ("accuracy",), callbacks: Iterable[Callback] = (), progress: bool = True,
         resume: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None,
         seed: int | None = None, penalty: Callable[[], Any] | None = None, verbose: bool | int | str = "auto",
-        distributed: bool = False) -> History:
+        distributed: bool = False, compile: bool = False) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs and return the :class:`History`.
 
     Args:
@@ -359,11 +372,18 @@ def fit(model, loss_fn, optimizer, train, val=None, epochs: int = 10, batch_size
         penalty: ``() -> scalar Tensor`` added to each step's loss (e.g. L2).
         verbose: "auto" (a bar on a terminal), 0 silent, 1 a bar per epoch everywhere, 2 one line per epoch
             (Keras's levels; True is 2, False 0).
+        compile: replay each step's recorded primitives instead of running the engine (:func:`chainrule.compile`):
+            the same numbers bit for bit, less Python per step; a step it cannot replay runs eagerly and says why.
+            First-order optimizers only (a closure-calling optimizer runs eagerly); not with ``distributed``.
         distributed: data-parallel over the MPI ranks of ``mpiexec -n K python script.py``
             (:class:`chainrule.distributed.DistributedTrainer`; needs ``pip install "chainrule[distributed]"``).
     """
     if checkpoint_dir is None and resume is not None:
         checkpoint_dir = resume if os.path.isdir(resume) else os.path.dirname(os.fspath(resume))
     cls = PARALLEL["mpi"] if distributed else Trainer
-    trainer = cls(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty, verbose)
+    if compile and distributed:
+        raise ValueError("fit: compile=True and distributed=True cannot be combined yet (the gradient all-reduce "
+                         "runs between backward and step); drop one")
+    trainer = cls(model, loss_fn, optimizer, scheduler, metrics, callbacks, progress, checkpoint_dir, penalty, verbose,
+                  compile=compile)
     return trainer.fit(train, val, epochs, batch_size, resume, seed)

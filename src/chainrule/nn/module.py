@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..autograd import no_grad
+from ..autograd import no_grad, replayed
+from ..autograd import state as _engine
 from ..device import as_device, device
 from ..tensor import DEFAULT_DTYPE, Tensor
 
@@ -100,6 +101,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward(); define forward(self, x) in the subclass")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _engine.profiler is not None and hasattr(_engine.profiler, "module"):
+            _engine.profiler.module(self)  # a compiled step guards on this module's training flag
         return self.forward(*args, **kwargs)
 
     # ----- reflection --------------------------------------------------------------------------
@@ -224,6 +227,7 @@ class Module:
                           f"{total:,} parameters ({trainable:,} trainable)"])
 
     # ----- modes and gradients -----------------------------------------------------------------
+    @replayed
     def train(self, mode: bool = True) -> Module:
         """Training mode (dropout active) for this module and all descendants; returns self."""
         for m in self.modules():
@@ -234,6 +238,7 @@ class Module:
         """Evaluation mode (dropout off): ``train(False)``."""
         return self.train(False)
 
+    @replayed
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear parameter gradients: drop them (default, like torch >= 2.0) or fill them with 0."""
         for p in self.parameters():

@@ -18,7 +18,8 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from .optimizer import Optimizer
+from ..autograd import replayed
+from .optimizer import Optimizer, _replay_overrides
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR", "LambdaLR",
            "ReduceLROnPlateau"]
@@ -27,6 +28,10 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnea
 class LRScheduler:
     """Base class: subclasses write ``get_lr()`` (the recurrence) and optionally
     ``_closed_form()`` (used by the deprecated ``step(epoch)``)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _replay_overrides(cls)
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
@@ -56,6 +61,7 @@ class LRScheduler:
         """The learning rates this scheduler set last, one per parameter group."""
         return self._last_lr
 
+    @replayed
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (or jump to ``epoch``, using the closed form) and set the new rates."""
         self._step_count += 1

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..autograd import _stamp, enable_grad
+from ..autograd import _stamp, enable_grad, replayed
 from ..autograd import state as _grad_state
 from ..tensor import Tensor
 from . import _fused
@@ -47,6 +47,15 @@ def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open
         raise ValueError(f"{name} must be in [{lo:g}, {hi:g}{')' if hi_open else ']'}, got {value!r}")
 
 
+def _replay_overrides(cls) -> None:
+    """A subclass's own ``step`` / ``zero_grad`` (a user's optimizer too) are repeated by a compiled
+    step's replay like the base class's (``autograd.replayed``)."""
+    for name in ("step", "zero_grad"):
+        f = cls.__dict__.get(name)
+        if f is not None and not hasattr(f, "__replayed__"):
+            setattr(cls, name, replayed(f))
+
+
 class Optimizer:
     """Base class. ``params`` is a Tensor, an iterable of Tensors that require grad, or an
     iterable of dicts (parameter groups) each holding ``"params"`` and optional per-group
@@ -58,6 +67,7 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        _replay_overrides(cls)
         if cls.rule is not None and cls.__doc__:  # the docstring shows the rule's source at "{rule}"
             cls.__doc__ = cls.rule.document(cls.__doc__)
 
@@ -132,6 +142,7 @@ class Optimizer:
         """Check a group's hyperparameters; subclasses raise ``ValueError`` naming value and range."""
 
     # ----- the update loop --------------------------------------------------------------------
+    @replayed
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: ``p.grad = None`` (default, as torch 2.x), or fill them with zeros in place."""
         for group in self.param_groups:
@@ -145,6 +156,7 @@ class Optimizer:
                 else:
                     p.grad._data.fill(0)
 
+    @replayed
     def step(self, closure: Callable[[], Tensor] | None = None):
         """One update of every parameter that has a gradient. ``closure`` (optional) re-evaluates
         the model and returns the loss; it runs with gradients enabled and its loss is returned."""

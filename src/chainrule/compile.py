@@ -1,0 +1,433 @@
+"""``cr.compile(step)``: record a training step once, then replay it as straight-line NumPy.
+
+An eager step pays Python for every op twice over: a Tensor and a Node per forward op, a heap walk
+and a rule dispatch per backward op. For the lecture's small networks that bookkeeping costs more
+than the arithmetic. The compiled step does what ``jax.jit`` and tinygrad's ``TinyJit`` do: run the
+step eagerly while recording every primitive it executes (forward, backward, the leaves' gradient
+sums), then generate one Python function that calls the same NumPy forwards in the same order on new
+data, with no Tensor, Node or graph in between::
+
+    step = cr.compile(lambda x, y: train_step(model, opt, x, y))
+    for xb, yb in loader:
+        loss = step(xb, yb)           # calls 1 and 2 record, later calls replay
+    print(step.code)                  # the generated program, one line per primitive
+
+Effects the engine cannot see as primitives are repeated by calling them again: an optimizer's
+``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train`` / ``zero_grad``
+(:func:`chainrule.autograd.replayed`). Dropout draws its mask inside a primitive, so the random
+stream advances exactly as in eager mode. Replay calls the same functions on the same values, so
+its results equal eager's bit for bit.
+
+**When it runs eagerly.** The first two calls with a given signature (the shapes and dtypes of the
+arguments, grad mode) run eagerly and are recorded; the two recordings must agree op for op, and
+every array that comes from outside the recorded primitives must be the same object or hold the
+same values in both. Anything else means the step depends on something the replay cannot see, and
+that signature runs eagerly from then on, with a one-line warning saying why: Python control flow
+on a tensor's value (``bool()``, an ``item()`` the step does not return), an in-place update of a
+tensor outside an optimizer, assigning ``.grad``, ``create_graph=True``, a module buffer changed
+outside the recorded ops (BatchNorm's running statistics), NumPy computed on tensor values inside
+the step. A later call whose modules changed ``training`` mode since the recording runs eagerly.
+Python side effects of the step (printing, appending to a list) happen only in the eager calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import autograd as _ag
+from .autograd import _accumulate_leaf
+from .replay import fold, generate
+from .tensor import Tensor
+
+__all__ = ["compile", "Compiled"]
+
+
+class _NotReplayable(Exception):
+    """The step cannot be replayed; the message says why."""
+
+
+# ----- recording ------------------------------------------------------------------------------------
+class _Recorder:
+    """What one eager call of the step did, as lines over numbered values.
+
+    A reference to a value is ``("v", n)`` (value n of the program: an argument's array or an output
+    of an earlier line), ``("t", tensor)`` (the array a tensor holds when the line runs: parameters)
+    or ``("c", obj)`` (a constant: the same object, or equal values, on every call)."""
+
+    def __init__(self, arrays: list, tensors: list):
+        self.template_: tuple | None = None
+        self.lines: list[tuple] = []
+        self.ids: dict[int, tuple] = {}
+        self.alive: list = []  # every value seen stays alive while recording, so ids stay unique
+        self.ptrs: dict[int, list] = {}  # data pointer -> [(ref, array)]: finds views made by NumPy
+        self.n = 0
+        self.problems: list[str] = []
+        self.reads: dict[int, tuple] = {}  # id(value read by item()/numpy()) -> ref of its array
+        self.modules: dict[int, Any] = {}
+        self.guards: list[tuple] = []  # (module, training) at its first call
+        self.set_by_step: set[int] = set()  # modules whose mode the step itself sets (train()/eval())
+        self.tensor_args = {id(t): k for k, t in enumerate(tensors)}
+        for a in arrays:
+            self._new(a)
+
+    # -- values
+    def _new(self, value) -> tuple:
+        ref = ("v", self.n)
+        self.n += 1
+        self._bind(value, ref)
+        return ref
+
+    def _bind(self, value, ref) -> None:
+        self.ids[id(value)] = ref
+        self.alive.append(value)
+        if isinstance(value, np.ndarray) and value.size:
+            self.ptrs.setdefault(value.__array_interface__["data"][0], []).append((ref, value))
+
+    def ref(self, a) -> tuple:
+        r = self.ids.get(id(a))
+        if r is not None:
+            return r
+        if isinstance(a, np.ndarray) and a.size:
+            r = self._view(a)
+            if r is not None:
+                return r
+        self.alive.append(a)
+        return ("c", a)
+
+    def _view(self, a: np.ndarray) -> tuple | None:
+        """A view NumPy made of a known array (``w.T`` in a rule): a line that makes the same view."""
+        for src, k in self.ptrs.get(a.__array_interface__["data"][0], ()):
+            if k.dtype != a.dtype:
+                continue
+            if a.shape == k.shape[::-1] and a.strides == k.strides[::-1]:
+                how = "T"
+            elif a.flags.c_contiguous and k.flags.c_contiguous and a.size == k.size:
+                how = "reshape"
+            else:
+                how = "strided"
+            ref = self._new(a)
+            self.lines.append(("view", ref, src, how, a.shape, a.strides))
+            return ref
+        return None
+
+    def _tensor_ref(self, t: Tensor) -> tuple:
+        k = self.tensor_args.get(id(t))
+        return ("a", k) if k is not None else ("c", t)
+
+    # -- the profiler protocol (primitive.py, autograd.py, tensor.py, nn/module.py)
+    def __call__(self, op, out, args, attrs) -> None:  # a primitive on ndarrays (a backward rule's)
+        self.lines.append(("op", op, [self.ref(a) for a in args], attrs, [self._new(out)], None))
+
+    def record(self, op, out, datas, attrs, args, saved) -> None:  # a primitive on Tensors
+        for a, d in zip(args, datas):
+            if isinstance(a, Tensor) and id(d) not in self.ids:
+                self._bind(d, ("t", a))
+        refs = [self.ref(d) for d in datas]
+        outs = [self._new(out)] + ([self._new(saved)] if op.saves else [])
+        # what _apply did after the forward: a NumPy scalar made an array, a float64 result narrowed
+        post = (out.ndim == 0, out.dtype == np.float64 and "dtype" not in attrs)
+        self.lines.append(("op", op, refs, attrs, outs, post))
+
+    def accumulate(self, pairs, create_graph) -> None:
+        if create_graph:
+            self.problems.append("backward(create_graph=True) (a recorded backward)")
+        handed: set[int] = set()
+        done = []
+        for leaf, g in pairs:
+            _accumulate_leaf(leaf, g, create_graph, handed)
+            if g is not None:
+                done.append((self._tensor_ref(leaf), self.ref(g), self._new(leaf._grad._data)))
+        self.lines.append(("acc", done))
+
+    def effect(self, method, args, kwargs):
+        refs = [self._any_ref(a) for a in args]
+        kw = {k: self._any_ref(v) for k, v in kwargs.items()}
+        self.lines.append(("call", method, refs, kw))
+        prev, _ag.state.profiler = _ag.state.profiler, None
+        try:
+            result = method(*args, **kwargs)
+        finally:
+            _ag.state.profiler = prev
+        if method.__name__ == "train" and hasattr(args[0], "modules"):
+            self.set_by_step.update(id(m) for m in args[0].modules())
+        return result
+
+    def _any_ref(self, a) -> tuple:
+        if isinstance(a, Tensor):
+            r = self.ids.get(id(a._data))
+            return ("w", r) if r is not None and r[0] == "v" else self._tensor_ref(a)
+        return self.ref(a) if isinstance(a, np.ndarray) else ("c", a)
+
+    def module(self, m) -> None:
+        if id(m) not in self.modules:
+            self.modules[id(m)] = m
+            if id(m) not in self.set_by_step:
+                self.guards.append((m, m.training))
+
+    def read(self, t: Tensor, value) -> None:
+        self.alive.append(value)
+        self.reads[id(value)] = self.ref(t._data)
+
+    def untraced(self, what: str) -> None:
+        self.problems.append(what)
+
+    # -- the result
+    def template(self, out) -> tuple:
+        """How to rebuild the step's return value from the program's values."""
+        if isinstance(out, Tensor):
+            if out._ctx is not None and out._ctx.inputs is not None:
+                self.problems.append("it returns a tensor whose graph is still needed (backward outside the step)")
+            r = self.ids.get(id(out._data))
+            return ("tensor", r) if r is not None and r[0] == "v" else ("c", out)
+        if id(out) in self.reads:
+            return ("item" if not isinstance(out, np.ndarray) else "array", self.reads.pop(id(out)))
+        if isinstance(out, (tuple, list)):
+            return ("seq", type(out), [self.template(o) for o in out])
+        if isinstance(out, dict):
+            return ("dict", list(out), [self.template(o) for o in out.values()])
+        if isinstance(out, np.ndarray):
+            return ("array", self.ref(out))
+        return ("c", out)
+
+
+# ----- two recordings must agree ----------------------------------------------------------------------
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except (TypeError, ValueError):
+        return False
+
+
+def _merge(r1: tuple, r2: tuple, where: str) -> tuple:
+    """The reference the replay uses for two recordings' ``r1`` and ``r2`` of the same argument."""
+    if r1 == r2 if r1[0] == "v" else (r1[0] == r2[0] and r1[1] is r2[1]):
+        return r2
+    if r1[0] in "ct" and r2[0] in "ct":
+        a = r1[1]._data if r1[0] == "t" else r1[1]
+        b = r2[1]._data if r2[0] == "t" else r2[1]
+        if _same(a, b):
+            return ("c", b)
+    if r1[0] == "w" and r2[0] == "w":
+        return ("w", _merge(r1[1], r2[1], where))
+    raise _NotReplayable(f"{where} comes from outside the recorded primitives and changed between two calls "
+                         "(NumPy on tensor values, or a tensor created from data inside the step)")
+
+
+def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
+    """``second``'s lines with each reference that must stay fixed checked against ``first``."""
+    if len(first.lines) != len(second.lines):
+        raise _NotReplayable(f"two calls with the same shapes ran {len(first.lines)} and {len(second.lines)} "
+                             "operations (Python control flow that depends on values?)")
+    merged = []
+    for k, (a, b) in enumerate(zip(first.lines, second.lines)):
+        where = f"operation {k} ({_describe(b)})"
+        if a[0] != b[0] or a[1] is not b[1] and a[0] in ("op", "call"):
+            raise _NotReplayable(f"{where} differs between two calls (Python control flow that depends on values?)")
+        if b[0] == "op":
+            if not _same(a[3], b[3]) or len(a[2]) != len(b[2]):
+                raise _NotReplayable(f"{where}: its attributes changed between two calls")
+            refs = [_merge(x, y, f"{where}, input {i},") for i, (x, y) in enumerate(zip(a[2], b[2]))]
+            merged.append(("op", b[1], refs, b[3], b[4], b[5]))
+        elif b[0] == "view":
+            merged.append(("view", b[1], _merge(a[2], b[2], where), *b[3:]))
+        elif b[0] == "acc":
+            if len(a[1]) != len(b[1]):
+                raise _NotReplayable(f"{where}: gradients reached different tensors on two calls")
+            merged.append(("acc", [(_merge(x[0], y[0], where), _merge(x[1], y[1], where), y[2])
+                                   for x, y in zip(a[1], b[1])]))
+        else:
+            merged.append(("call", b[1], [_merge(x, y, where) for x, y in zip(a[2], b[2])],
+                           {k: _merge(a[3][k], v, where) for k, v in b[3].items()}))
+    return merged
+
+
+def _describe(line) -> str:
+    if line[0] == "op":
+        return line[1].name
+    if line[0] == "call":
+        return getattr(line[1], "__qualname__", "a call")
+    return {"acc": "the leaves' gradients", "view": "a view"}[line[0]]
+
+
+# ----- the compiled step ----------------------------------------------------------------------------------
+def _flatten(args, kwargs) -> tuple[tuple, list, list]:
+    """The call's signature (shapes, dtypes, plain values), its arrays and its Tensors."""
+    if not kwargs and all(type(a) is Tensor for a in args):  # the common call, step(x, y): the short way
+        arrays = [a._data for a in args]
+        key = tuple((d.shape, d.dtype, a.requires_grad) for a, d in zip(args, arrays))
+        return key + (_ag.state.enabled,), arrays, list(args)
+    key, arrays, tensors = [], [], []
+
+    def visit(a):
+        if isinstance(a, Tensor):
+            tensors.append(a)
+            arrays.append(a._data)
+            key.append(("T", a._data.shape, a._data.dtype.str, a.requires_grad))
+        elif isinstance(a, np.ndarray):
+            arrays.append(a)
+            key.append(("A", a.shape, a.dtype.str))
+        elif isinstance(a, (tuple, list)):
+            key.append((type(a), len(a)))
+            for x in a:
+                visit(x)
+        elif isinstance(a, dict):
+            key.append(("D", tuple(a)))
+            for x in a.values():
+                visit(x)
+        elif a is None or isinstance(a, (bool, int, float, str, np.generic)):
+            key.append(("P", type(a), a))
+        else:
+            raise _NotReplayable(f"an argument of type {type(a).__name__} (pass tensors, arrays or plain numbers)")
+
+    visit(args)
+    visit(kwargs)
+    key.append(("grad", _ag.state.enabled))
+    return tuple(key), arrays, tensors
+
+
+class _Plan:
+    __slots__ = ("replay", "code", "guards", "n_arrays")
+
+    def __init__(self, replay, code, guards, n_arrays):
+        self.replay, self.code, self.guards, self.n_arrays = replay, code, guards, n_arrays
+
+
+class Compiled:
+    """A training step that replays its recorded primitives (see :func:`compile`).
+
+    Attributes:
+        calls: how many calls ran each way: ``{"recorded": .., "replayed": .., "eager": ..}``.
+        reasons: for each signature that runs eagerly, why.
+    """
+
+    def __init__(self, fn: Callable, warn: bool = True):
+        self.fn, self.warn = fn, warn
+        self._plans: dict[tuple, Any] = {}  # signature -> first _Recorder | _Plan | reason (str)
+        self.calls = {"recorded": 0, "replayed": 0, "eager": 0}
+        self.reasons: dict[tuple, str] = {}
+        functools.update_wrapper(self, fn)
+
+    def __getstate__(self) -> dict:  # generated functions do not pickle: a copy records again
+        state = dict(self.__dict__)
+        state["_plans"] = {}
+        return state
+
+    @property
+    def code(self) -> str:
+        """The generated source of the latest replayable signature ('' before there is one)."""
+        plans = [p for p in self._plans.values() if isinstance(p, _Plan)]
+        return plans[-1].code if plans else ""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            key, arrays, tensors = _flatten(args, kwargs)
+        except _NotReplayable as e:
+            return self._eager(None, str(e), args, kwargs)
+        plan = self._plans.get(key)
+        if isinstance(plan, _Plan):
+            for m, training in plan.guards:
+                if m.training != training:
+                    return self._eager(None, f"{type(m).__name__}.training is {m.training} but was {training} "
+                                             "when the step was recorded", args, kwargs)
+            self.calls["replayed"] += 1
+            return plan.replay(*arrays, *tensors)
+        if isinstance(plan, str):
+            return self._eager(key, plan, args, kwargs)
+        if _ag.state.profiler is not None or _ag.state.anomaly:  # cost.measure, detect_anomaly: eager, unrecorded
+            return self._eager(None, None, args, kwargs)
+        return self._record(key, plan, arrays, tensors, args, kwargs)
+
+    def _eager(self, key, reason, args, kwargs):
+        self.calls["eager"] += 1
+        if reason is not None and (key is None or key not in self.reasons):
+            if key is not None:
+                self.reasons[key] = reason
+            if self.warn:
+                warnings.warn(f"cr.compile: {getattr(self.fn, '__name__', 'the step')} runs eagerly: {reason}",
+                              RuntimeWarning, stacklevel=3)
+        return self.fn(*args, **kwargs)
+
+    def _record(self, key, first, arrays, tensors, args, kwargs):
+        rec = _Recorder(arrays, tensors)
+        buffers = _buffers(first.modules.values()) if first is not None else []
+        before = [b.copy() for _, _, b in buffers]
+        _ag.state.profiler = rec
+        try:
+            out = self.fn(*args, **kwargs)
+        finally:
+            _ag.state.profiler = None
+        self.calls["recorded"] += 1
+        try:
+            template = rec.template(out)
+            if rec.reads:
+                rec.problems.append("it reads a tensor's value (item(), numpy()) that it does not return")
+            for (m, name, b), old in zip(buffers, before):
+                if not _same(b, old):
+                    rec.problems.append(f"{type(m).__name__}.{name} changes outside the recorded primitives")
+            if rec.problems:
+                raise _NotReplayable(rec.problems[0])
+            if first is None:
+                rec.template_ = template
+                self._plans[key] = rec
+            else:
+                if [(id(m), t) for m, t in first.guards] != [(id(m), t) for m, t in rec.guards]:
+                    raise _NotReplayable("its modules or their training modes differ between two calls")
+                lines = fold(_agree(first, rec))
+                if not _same_template(first.template_, template):
+                    raise _NotReplayable("it returns differently built results on two calls")
+                replay, code = generate(lines, template, len(arrays), len(tensors),
+                                         getattr(self.fn, "__name__", "step"))
+                self._plans[key] = _Plan(replay, code, rec.guards, len(arrays))
+        except _NotReplayable as e:
+            self._plans[key] = str(e)
+            self.reasons[key] = str(e)
+            if self.warn:
+                warnings.warn(f"cr.compile: {getattr(self.fn, '__name__', 'the step')} runs eagerly: {e}",
+                              RuntimeWarning, stacklevel=3)
+        return out
+
+
+def _same_template(a, b) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] in ("seq", "dict"):
+        return a[1] == b[1] and len(a[2]) == len(b[2]) and all(_same_template(x, y) for x, y in zip(a[2], b[2]))
+    if a[0] == "c":
+        return _same(a[1], b[1])
+    return a[1] == b[1]
+
+
+def _buffers(modules) -> list[tuple]:
+    found, seen = [], set()
+    for m in modules:
+        for name, b in m.named_buffers():
+            if id(b) not in seen and isinstance(b, Tensor):
+                seen.add(id(b))
+                found.append((m, name, b._data))
+    return found
+
+
+def compile(fn: Callable | None = None, *, warn: bool = True):  # noqa: A001 - torch.compile's name
+    """Compile a training step: calls 1 and 2 run eagerly and record, later calls replay the recorded
+    primitives as one generated NumPy function, bit for bit equal to eager (see the module docstring).
+
+    Usable as ``cr.compile(step)`` or as a decorator, ``@cr.compile`` / ``@cr.compile(warn=False)``.
+    ``warn=False`` keeps the one-line "runs eagerly: why" warnings quiet (``.reasons`` still has them).
+    """
+    if fn is None:
+        return lambda f: Compiled(f, warn)
+    return Compiled(fn, warn)

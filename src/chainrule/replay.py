@@ -1,0 +1,190 @@
+"""The replay program of a compiled step (:mod:`chainrule.compile`): straight-line Python source.
+
+The recorded lines (one per primitive the step ran, plus the leaves' gradient sums, NumPy views and
+effect calls) become one function, ``def replay(v0, v1, ...)``, whose lines call the primitives'
+NumPy forwards directly::
+
+    v2 = linear(v0, p._data, p3._data)
+    v3, v4 = softmax_cross_entropy(v2, v1, reduction=c5); v3 = _np.asarray(v3)
+    del v2
+
+Each value is deleted after its last use, so the replay's memory follows eager's. Ops whose inputs
+are all constants are run once, at generation (:func:`fold`). ``Compiled.code`` shows the source.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .autograd import _accumulate_leaf, _grad_tensor
+from .primitive import _int_does_not_widen
+
+#: primitives whose result is not a function of their inputs alone (never folded into a constant)
+IMPURE = {"dropout_mask"}
+
+
+def fold(lines: list[tuple]) -> list[tuple]:
+    """Run once, now, every op whose inputs are all constants (``g / n`` of a mean's backward): its
+    result becomes a constant of the program instead of a computation on every replay."""
+    known: dict[int, Any] = {}
+    kept = []
+    for line in lines:
+        if line[0] == "op" and line[1].name not in IMPURE and len(line[4]) == 1:
+            refs = [("c", known[r[1]]) if r[0] == "v" and r[1] in known else r for r in line[2]]
+            if all(r[0] == "c" for r in refs):
+                op, attrs, post = line[1], line[3], line[5]
+                value = op.forward(*[r[1] for r in refs], **attrs)
+                if post is not None:
+                    value = np.asarray(value)
+                    if post[1]:
+                        value = _int_does_not_widen(value, [r[1] for r in refs])
+                known[line[4][0][1]] = value
+                continue
+            line = ("op", line[1], refs, *line[3:])
+        elif line[0] in ("op", "view", "acc", "call"):
+            line = _substitute(line, known)
+        kept.append(line)
+    return kept
+
+
+def _substitute(line, known):
+    def sub(r):
+        if r[0] == "v" and r[1] in known:
+            return ("c", known[r[1]])
+        return ("w", sub(r[1])) if r[0] == "w" else r
+    if line[0] == "op":
+        return ("op", line[1], [sub(r) for r in line[2]], *line[3:])
+    if line[0] == "view":
+        return ("view", line[1], sub(line[2]), *line[3:])
+    if line[0] == "acc":
+        return ("acc", [(leaf, sub(g), n) for leaf, g, n in line[1]])
+    return ("call", line[1], [sub(r) for r in line[2]], {k: sub(r) for k, r in line[3].items()})
+
+
+class _Program:
+    """Straight-line Python source for the recorded lines, with its globals (functions, constants)."""
+
+    def __init__(self):
+        self.globals: dict[str, Any] = {"_acc": _accumulate_leaf, "_wrap": _grad_tensor, "_np": np,
+                                        "_strided": np.lib.stride_tricks.as_strided, "_widen": _int_does_not_widen}
+        self.names: dict[int, str] = {}
+        self.body: list[str] = []
+
+    def const(self, obj, hint: str = "c") -> str:
+        """The global name under which ``obj`` is passed to the program (``hint``, numbered when taken)."""
+        name = self.names.get(id(obj))
+        if name is None:
+            name = hint if hint not in self.globals and hint.isidentifier() else f"{hint}{len(self.names)}"
+            self.names[id(obj)] = name
+            self.globals[name] = obj
+        return name
+
+    def expr(self, ref) -> str:
+        kind, x = ref
+        if kind == "v":
+            return f"v{x}"
+        if kind == "a":
+            return f"t{x}"
+        if kind == "t":
+            return f"{self.const(x, x.name or 'p')}._data"
+        if kind == "w":
+            return f"_wrap({self.expr(x)})"
+        return self.const(x)
+
+
+def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
+    """One source line per recorded line, each with the values it reads."""
+    out = []
+    for line in lines:
+        kind = line[0]
+        if kind == "op":
+            _, op, refs, attrs, outs, post = line
+            args = [prog.expr(r) for r in refs] + [f"{k}={prog.const(v)}" for k, v in attrs.items()]
+            call = f"{prog.const(op.forward, op.name)}({', '.join(args)})"
+            names = [f"v{r[1]}" for r in outs]
+            src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
+            if post is not None and post[0]:
+                src += f"; {names[0]} = _np.asarray({names[0]})"
+            if post is not None and post[1]:
+                src += f"; {names[0]} = _widen({names[0]}, [{', '.join(prog.expr(r) for r in refs)}])"
+            out.append((src, _reads(refs), {r[1] for r in outs}))
+        elif kind == "view":
+            _, (_, n), src, how, shape, strides = line
+            e = prog.expr(src)
+            rhs = {"T": f"{e}.T", "reshape": f"{e}.reshape({shape!r})",
+                   "strided": f"_strided({e}, {shape!r}, {strides!r})"}[how]
+            out.append((f"v{n} = {rhs}", _reads([src]), {n}))
+        elif kind == "acc":
+            parts = ["_h = set()"]
+            reads: set[int] = set()
+            defs: set[int] = set()
+            for leaf, g, (_, n) in line[1]:
+                le = prog.const(leaf[1]) if leaf[0] == "c" else prog.expr(leaf)
+                parts.append(f"_acc({le}, {prog.expr(g)}, False, _h); v{n} = {le}._grad._data")
+                reads |= _reads([g])
+                defs.add(n)
+            out.append(("; ".join(parts), reads, defs))
+        else:
+            _, method, refs, kw = line
+            args = [prog.expr(r) for r in refs] + [f"{k}={prog.expr(r)}" for k, r in kw.items()]
+            name = prog.const(method, method.__qualname__.replace(".", "_"))
+            out.append((f"{name}({', '.join(args)})", _reads(refs + list(kw.values())), set()))
+    return out
+
+
+def _reads(refs) -> set[int]:
+    got = set()
+    for r in refs:
+        if r[0] == "v":
+            got.add(r[1])
+        elif r[0] == "w":
+            got |= _reads([r[1]])
+    return got
+
+
+def _result(template, prog: _Program) -> tuple[str, set[int]]:
+    kind = template[0]
+    if kind == "tensor":
+        return f"_wrap({prog.expr(template[1])})", _reads([template[1]])
+    if kind == "item":
+        return f"{prog.expr(template[1])}.item()", _reads([template[1]])
+    if kind == "array":
+        return prog.expr(template[1]), _reads([template[1]])
+    if kind in ("seq", "dict"):
+        parts = [_result(t, prog) for t in template[2]]
+        used = set().union(*(u for _, u in parts)) if parts else set()
+        items = ", ".join(p for p, _ in parts)
+        if kind == "dict":
+            return f"dict(zip({prog.const(template[1])}, ({items},)))", used
+        body = f"({items},)"
+        return (body if template[1] is tuple else f"{prog.const(template[1])}({body})"), used
+    return prog.const(template[1]), set()
+
+
+def generate(lines, template, n_arrays: int, n_tensors: int, name: str) -> tuple[Callable, str]:
+    """The replay function and its source; each value is deleted after its last use (eager's memory)."""
+    prog = _Program()
+    emitted = _emit(lines, prog)
+    ret, ret_reads = _result(template, prog)
+    last: dict[int, int] = {}
+    for i, (_, reads, defs) in enumerate(emitted):
+        for n in defs:
+            last.setdefault(n, i)  # a value nobody reads dies where it is made
+        for n in reads:
+            last[n] = i
+    params = [f"v{i}" for i in range(n_arrays)] + [f"t{i}" for i in range(n_tensors)]
+    body = []
+    for i, (src, _, _) in enumerate(emitted):
+        body.append(f"    {src}")
+        dead = sorted(n for n, k in last.items() if k == i and n not in ret_reads)
+        if dead:
+            body.append(f"    del {', '.join(f'v{n}' for n in dead)}")
+    body.append(f"    return {ret}")
+    source = f"def replay({', '.join(params)}):\n" + "\n".join(body) + "\n"
+    code = builtins.compile(source, f"<chainrule.compile {name}>", "exec")
+    exec(code, prog.globals)  # our own generated source, never text from a file or a user
+    return prog.globals["replay"], source
