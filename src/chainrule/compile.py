@@ -64,7 +64,7 @@ class _Recorder:
         self.lines: list[tuple] = []
         self.ids: dict[int, tuple] = {}
         self.alive: list = []  # every value seen stays alive while recording, so ids stay unique
-        self.ptrs: dict[int, list] = {}  # data pointer -> [(ref, array)]: finds views made by NumPy
+        self.owners: dict[int, list] = {}  # id(array owning the memory) -> [(ref, array)]: finds NumPy's views
         self.n = 0
         self.problems: list[str] = []
         self.reads: dict[int, tuple] = {}  # id(value read by item()/numpy()) -> ref of its array
@@ -86,7 +86,8 @@ class _Recorder:
         self.ids[id(value)] = ref
         self.alive.append(value)
         if isinstance(value, np.ndarray) and value.size:
-            self.ptrs.setdefault(value.__array_interface__["data"][0], []).append((ref, value))
+            owner = value if value.base is None else value.base
+            self.owners.setdefault(id(owner), []).append((ref, value))
 
     def ref(self, a) -> tuple:
         r = self.ids.get(id(a))
@@ -100,16 +101,22 @@ class _Recorder:
         return ("c", a)
 
     def _view(self, a: np.ndarray) -> tuple | None:
-        """A view NumPy made of a known array (``w.T`` in a rule): a line that makes the same view."""
-        for src, k in self.ptrs.get(a.__array_interface__["data"][0], ()):
-            if k.dtype != a.dtype:
+        """A view NumPy made of a known array (``w.T``, ``dx[1:]`` in a rule): a line that makes the same view."""
+        if a.base is None or min(a.strides, default=0) < 0:
+            return None
+        at = a.__array_interface__["data"][0]
+        for src, k in self.owners.get(id(a.base), ()):
+            offset = at - k.__array_interface__["data"][0]
+            if k.dtype != a.dtype or offset < 0:
                 continue
-            if a.shape == k.shape[::-1] and a.strides == k.strides[::-1]:
+            if offset == 0 and a.shape == k.shape[::-1] and a.strides == k.strides[::-1]:
                 how = "T"
-            elif a.flags.c_contiguous and k.flags.c_contiguous and a.size == k.size:
+            elif offset == 0 and a.flags.c_contiguous and k.flags.c_contiguous and a.size == k.size:
                 how = "reshape"
+            elif k.flags.c_contiguous and offset + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) < k.nbytes:
+                how = offset  # bytes into k's buffer
             else:
-                how = "strided"
+                continue
             ref = self._new(a)
             self.lines.append(("view", ref, src, how, a.shape, a.strides))
             return ref
@@ -121,7 +128,19 @@ class _Recorder:
 
     # -- the profiler protocol (primitive.py, autograd.py, tensor.py, nn/module.py)
     def __call__(self, op, out, args, attrs) -> None:  # a primitive on ndarrays (a backward rule's)
-        self.lines.append(("op", op, [self.ref(a) for a in args], attrs, [self._new(out)], None))
+        refs = [self.ref(a) for a in args]  # before the output: a view of an input is not one of the output
+        ref = self._new(out)
+        self.lines.append(("op", op, refs, attrs, [ref], None))
+        self._elements(out, ref)
+
+    def _elements(self, value, ref) -> None:
+        """A forward that returns a tuple (a backward's several gradients): its items are values too."""
+        if isinstance(value, (tuple, list)):
+            for k, item in enumerate(value):
+                if id(item) not in self.ids and item is not None:
+                    sub = self._new(item)
+                    self.lines.append(("elem", sub, ref, k))
+                    self._elements(item, sub)
 
     def record(self, op, out, datas, attrs, args, saved) -> None:  # a primitive on Tensors
         for a, d in zip(args, datas):
@@ -132,6 +151,8 @@ class _Recorder:
         # what _apply did after the forward: a NumPy scalar made an array, a float64 result narrowed
         post = (out.ndim == 0, out.dtype == np.float64 and "dtype" not in attrs)
         self.lines.append(("op", op, refs, attrs, outs, post))
+        if saved is not None:
+            self._elements(saved, outs[-1])
 
     def accumulate(self, pairs, create_graph) -> None:
         if create_graph:
@@ -242,8 +263,10 @@ def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
                 raise _NotReplayable(f"{where}: its attributes changed between two calls")
             refs = [_merge(x, y, f"{where}, input {i},") for i, (x, y) in enumerate(zip(a[2], b[2]))]
             merged.append(("op", b[1], refs, b[3], b[4], b[5]))
-        elif b[0] == "view":
-            merged.append(("view", b[1], _merge(a[2], b[2], where), *b[3:]))
+        elif b[0] in ("view", "elem"):
+            if a[3:] != b[3:]:
+                raise _NotReplayable(f"{where} differs between two calls")
+            merged.append((b[0], b[1], _merge(a[2], b[2], where), *b[3:]))
         elif b[0] == "acc":
             if len(a[1]) != len(b[1]):
                 raise _NotReplayable(f"{where}: gradients reached different tensors on two calls")
@@ -260,7 +283,7 @@ def _describe(line) -> str:
         return line[1].name
     if line[0] == "call":
         return getattr(line[1], "__qualname__", "a call")
-    return {"acc": "the leaves' gradients", "view": "a view"}[line[0]]
+    return {"acc": "the leaves' gradients", "view": "a view", "elem": "an item of a result"}[line[0]]
 
 
 # ----- the compiled step ----------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def fold(lines: list[tuple]) -> list[tuple]:
                 known[line[4][0][1]] = value
                 continue
             line = ("op", line[1], refs, *line[3:])
-        elif line[0] in ("op", "view", "acc", "call"):
+        else:
             line = _substitute(line, known)
         kept.append(line)
     return kept
@@ -58,8 +58,8 @@ def _substitute(line, known):
         return ("w", sub(r[1])) if r[0] == "w" else r
     if line[0] == "op":
         return ("op", line[1], [sub(r) for r in line[2]], *line[3:])
-    if line[0] == "view":
-        return ("view", line[1], sub(line[2]), *line[3:])
+    if line[0] in ("view", "elem"):
+        return (line[0], line[1], sub(line[2]), *line[3:])
     if line[0] == "acc":
         return ("acc", [(leaf, sub(g), n) for leaf, g, n in line[1]])
     return ("call", line[1], [sub(r) for r in line[2]], {k: sub(r) for k, r in line[3].items()})
@@ -69,8 +69,7 @@ class _Program:
     """Straight-line Python source for the recorded lines, with its globals (functions, constants)."""
 
     def __init__(self):
-        self.globals: dict[str, Any] = {"_acc": _accumulate_leaf, "_wrap": _grad_tensor, "_np": np,
-                                        "_strided": np.lib.stride_tricks.as_strided, "_widen": _int_does_not_widen}
+        self.globals: dict[str, Any] = {"_acc": _accumulate_leaf, "_wrap": _grad_tensor, "_np": np, "_widen": _int_does_not_widen}
         self.names: dict[int, str] = {}
         self.body: list[str] = []
 
@@ -115,9 +114,12 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
         elif kind == "view":
             _, (_, n), src, how, shape, strides = line
             e = prog.expr(src)
-            rhs = {"T": f"{e}.T", "reshape": f"{e}.reshape({shape!r})",
-                   "strided": f"_strided({e}, {shape!r}, {strides!r})"}[how]
+            rhs = {"T": f"{e}.T", "reshape": f"{e}.reshape({shape!r})"}.get(how) or \
+                f"_np.ndarray({shape!r}, {e}.dtype, {e}, {how}, {strides!r})"  # how: the offset in bytes
             out.append((f"v{n} = {rhs}", _reads([src]), {n}))
+        elif kind == "elem":
+            _, (_, n), src, k = line
+            out.append((f"v{n} = {prog.expr(src)}[{k}]", _reads([src]), {n}))
         elif kind == "acc":
             parts = ["_h = set()"]
             reads: set[int] = set()

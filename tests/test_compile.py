@@ -1,0 +1,296 @@
+"""cr.compile: the replayed step equals the eager step bit for bit, and falls back (saying why) when it cannot.
+
+Every equality here is exact (np.array_equal): the replay calls the same NumPy functions on the same
+values in the same order, so anything short of identical bits is a bug.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.nn import functional as F
+
+OPTIMIZERS = {
+    "sgd": lambda p: cr.optim.SGD(p, lr=0.1),
+    "momentum": lambda p: cr.optim.SGD(p, lr=0.05, momentum=0.9),
+    "nesterov": lambda p: cr.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adagrad": lambda p: cr.optim.Adagrad(p, lr=0.05),
+    "rmsprop": lambda p: cr.optim.RMSprop(p, lr=0.01),
+    "adam": lambda p: cr.optim.Adam(p, lr=0.01),
+    "adamw": lambda p: cr.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+}
+
+
+def _batches(n=7, b=16, d=12, k=4, seed=0, last=None):
+    rng = np.random.default_rng(seed)
+    sizes = [b] * n + ([last] if last else [])
+    return [(cr.tensor(rng.standard_normal((s, d)).astype(np.float32)), cr.tensor(rng.integers(0, k, s)))
+            for s in sizes]
+
+
+def _mlp(dropout=0.0, d=12, k=4):
+    cr.manual_seed(0)
+    layers = [nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Linear(16, k))
+
+
+def _train(compiled, make_opt, batches, dropout=0.0, l2=0.0, scheduler=None):
+    model = _mlp(dropout)
+    opt = make_opt(model.parameters())
+    sched = scheduler(opt) if scheduler else None
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if l2:
+            loss = loss + nn.l2_penalty(model, l2)
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        return loss
+
+    run = cr.compile(step) if compiled else step
+    cr.manual_seed(7)  # dropout's stream
+    losses = [run(x, y)._data.copy() for x, y in batches]
+    return losses, [p._data.copy() for p in model.parameters()], run
+
+
+def _equal(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_replay_equals_eager_for_every_optimizer(name):
+    batches = _batches()
+    le, pe, _ = _train(False, OPTIMIZERS[name], batches)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback allowed here
+        lc, pc, run = _train(True, OPTIMIZERS[name], batches)
+    assert run.calls == {"recorded": 2, "replayed": len(batches) - 2, "eager": 0}
+    assert _equal(le, lc) and _equal(pe, pc)
+
+
+def test_replay_draws_dropout_masks_from_the_same_stream_and_keeps_l2_and_schedules():
+    batches = _batches(n=8)
+    sched = lambda opt: cr.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)  # noqa: E731
+    args = dict(dropout=0.3, l2=1e-3, scheduler=sched)
+    le, pe, _ = _train(False, OPTIMIZERS["adam"], batches, **args)
+    lc, pc, run = _train(True, OPTIMIZERS["adam"], batches, **args)
+    assert run.calls["replayed"] == 6
+    assert _equal(le, lc) and _equal(pe, pc)
+    assert "dropout_mask(" in run.code and "LRScheduler_step(" in run.code
+
+
+def test_a_new_shape_records_its_own_program():
+    batches = _batches(n=6, last=5) * 3  # the short last batch comes back every "epoch"
+    le, pe, _ = _train(False, OPTIMIZERS["momentum"], batches)
+    lc, pc, run = _train(True, OPTIMIZERS["momentum"], batches)
+    assert run.calls["recorded"] == 4  # two signatures, two recordings each
+    assert _equal(le, lc) and _equal(pe, pc)
+
+
+def test_the_generated_program_is_readable_and_frees_values():
+    _, _, run = _train(True, OPTIMIZERS["sgd"], _batches(n=3))
+    code = run.code
+    assert code.startswith("def replay(") and "linear(" in code and "softmax_cross_entropy(" in code
+    assert "del " in code and "Optimizer_step(" in code and "Optimizer_zero_grad(" in code
+
+
+def _fallback(step, batches, match):
+    run = cr.compile(step)
+    with pytest.warns(RuntimeWarning, match=match):
+        outs = [run(x, y) for x, y in batches]
+    assert run.calls["replayed"] == 0 and run.reasons
+    return outs, run
+
+
+def test_value_reads_and_control_flow_run_eagerly():
+    model, batches = _mlp(), _batches(n=4)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def reads(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if loss.item() > 100:  # control flow on a value
+            return None
+        loss.backward()
+        opt.step()
+        return loss
+
+    _fallback(reads, batches, "item")
+
+    def branches(x, y):
+        out = model(x)
+        return out.sum() if bool(out.mean() > 0) else out.mean()
+
+    _fallback(branches, batches, r"bool\(\)")
+
+
+def test_returning_item_replays():
+    model, batches = _mlp(), _batches(n=5)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return {"loss": loss.item(), "n": len(y)}
+
+    eager = _mlp()
+    eopt = cr.optim.SGD(eager.parameters(), lr=0.1)
+    run = cr.compile(step)
+    for x, y in batches:
+        got = run(x, y)
+        eopt.zero_grad()
+        loss = F.cross_entropy(eager(x), y)
+        loss.backward()
+        eopt.step()
+        assert got == {"loss": loss.item(), "n": len(y)}
+    assert run.calls["replayed"] == 3
+
+
+def test_in_place_updates_and_grad_assignment_run_eagerly():
+    w = cr.zeros(12, 4, requires_grad=True)
+    batches = _batches(n=4)
+
+    def manual_sgd(x, y):
+        loss = F.cross_entropy(x @ w, y)
+        loss.backward()
+        with cr.no_grad():
+            w.sub_(0.1 * w.grad)
+        w.grad = None
+        return loss
+
+    outs, _ = _fallback(manual_sgd, batches, "in-place|assigning .grad")
+    v = cr.zeros(12, 4, requires_grad=True)  # the eager run of the same loop gives the same numbers
+    for (x, y), got in zip(batches, outs):
+        loss = F.cross_entropy(x @ v, y)
+        loss.backward()
+        with cr.no_grad():
+            v -= 0.1 * v.grad
+        v.grad = None
+        assert np.array_equal(loss._data, got._data)
+    assert np.array_equal(v._data, w._data)
+
+
+def test_numpy_on_values_inside_the_step_runs_eagerly():
+    model, batches = _mlp(), _batches(n=4)
+
+    def step(x, y):
+        scale = cr.tensor(np.abs(x.numpy()).max(axis=1, keepdims=True))  # computed outside the primitives
+        return F.cross_entropy(model(x / scale), y).detach()
+
+    _fallback(step, batches, "numpy|outside the recorded primitives")
+
+
+def test_batchnorm_running_statistics_run_eagerly():
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    _fallback(step, _batches(n=4), "running_mean|running_var")
+
+
+def test_a_changed_training_mode_runs_eagerly():
+    model = _mlp(dropout=0.5)
+
+    def step(x, y):
+        return F.cross_entropy(model(x), y).detach()
+
+    run = cr.compile(step)
+    batches = _batches(n=4)
+    for x, y in batches[:3]:
+        run(x, y)
+    assert run.calls["replayed"] == 1
+    model.eval()
+    with pytest.warns(RuntimeWarning, match="training"):
+        got = run(*batches[3])
+    assert np.array_equal(got._data, step(*batches[3])._data)  # eval mode: deterministic, so comparable
+
+
+def test_fit_compile_equals_eager_on_digits_and_mnist1d():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    mnist = pytest.importorskip("mnist1d")
+    args = mnist.data.get_dataset_args()
+    args.num_samples = 600
+    d = mnist.data.make_dataset(args)
+    jobs = [((X[:600], y[:600]), (X[600:800], y[600:800]), 64),
+            ((d["x"].astype(np.float32), d["y"]), (d["x_test"].astype(np.float32), d["y_test"]), 40)]
+    for train, val, n_in in jobs:
+        results = []
+        for compile in (False, True):
+            cr.manual_seed(0)
+            model = nn.Sequential(nn.Linear(n_in, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10))
+            opt = cr.optim.Adam(model.parameters(), lr=1e-2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                h = cr.fit(model, "cross_entropy", opt, train, val=val, epochs=3, batch_size=50, seed=3, verbose=0,
+                           compile=compile, penalty=lambda m=model: nn.l2_penalty(m, 1e-4))
+            curves = {k: h[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+            results.append((curves, [p._data.copy() for p in model.parameters()]))
+        assert results[0][0] == results[1][0]
+        assert _equal(results[0][1], results[1][1])
+
+
+def test_cnn_and_gru_steps_replay_exactly():
+    rng = np.random.default_rng(1)
+    x = [cr.tensor(rng.standard_normal((8, 40)).astype(np.float32)) for _ in range(5)]
+    y = [cr.tensor(rng.integers(0, 10, 8)) for _ in range(5)]
+    for make in (lambda: cr.models.CNN1d(), lambda: cr.models.GRUClassifier()):
+        params = []
+        for compile in (False, True):
+            cr.manual_seed(0)
+            model = make()
+            opt = cr.optim.Adam(model.parameters(), lr=1e-3)
+
+            def step(xb, yb, model=model, opt=opt):
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                return loss
+
+            run = cr.compile(step) if compile else step
+            losses = [run(a, b)._data.copy() for a, b in zip(x, y)]
+            params.append((losses, [p._data.copy() for p in model.parameters()]))
+            if compile:
+                assert run.calls["replayed"] == 3, run.reasons
+        assert _equal(params[0][0], params[1][0]) and _equal(params[0][1], params[1][1])
+
+
+def _sum_of_squares(x):
+    return (x * x).sum()
+
+
+def test_a_compiled_step_pickles_and_records_again():
+    import pickle
+
+    run = cr.compile(_sum_of_squares)
+    x = _batches(n=1)[0][0]
+    for _ in range(3):
+        run(x)
+    copy = pickle.loads(pickle.dumps(run))
+    assert copy.code == "" and run.code  # the generated function stays behind; the copy records anew
+    before = dict(copy.calls)
+    for _ in range(3):
+        assert np.array_equal(copy(x)._data, _sum_of_squares(x)._data)
+    assert copy.calls["recorded"] - before["recorded"] == 2 and copy.calls["replayed"] - before["replayed"] == 1
