@@ -37,6 +37,7 @@ MODULES = [
     ("chainrule.data", "DataLoader and input checks"),
     ("chainrule.datasets", "Offline data sets"),
     ("chainrule.train", "The fit loop, History, callbacks"),
+    ("chainrule.compile", "Compiled steps: record a step once, replay it as generated NumPy (`cr.compile`)"),
     ("chainrule.cost", "Street-fighting math: estimate and measure parameters, memory, compute"),
     ("chainrule.cost.layers", "What each layer costs: the rules the estimate reads, keyed by layer type"),
     ("chainrule.analysis", "Final-project analysis: importance, sample complexity, error correlation"),

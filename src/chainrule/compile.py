@@ -413,7 +413,7 @@ class Compiled:
                 if not _same_template(first.template_, template):
                     raise _NotReplayable("it returns differently built results on two calls")
                 replay, code = generate(lines, template, len(arrays), len(tensors),
-                                         getattr(self.fn, "__name__", "step"))
+                                        getattr(self.fn, "__name__", "step"), _labels(rec.modules.values()))
                 self._plans[key] = _Plan(replay, code, rec.guards, len(arrays))
         except _NotReplayable as e:
             self._plans[key] = str(e)
@@ -432,6 +432,15 @@ def _same_template(a, b) -> bool:
     if a[0] == "c":
         return _same(a[1], b[1])
     return a[1] == b[1]
+
+
+def _labels(modules) -> dict[int, str]:
+    """Readable names for the program's parameters: ``p_0_weight`` for the outermost module's ``0.weight``."""
+    labels: dict[int, str] = {}
+    for m in modules:  # outermost first: a module is noted when it is called
+        for name, p in m.named_parameters():
+            labels.setdefault(id(p), "p_" + name.replace(".", "_"))
+    return labels
 
 
 def _buffers(modules) -> list[tuple]:

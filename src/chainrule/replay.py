@@ -68,7 +68,8 @@ def _substitute(line, known):
 class _Program:
     """Straight-line Python source for the recorded lines, with its globals (functions, constants)."""
 
-    def __init__(self):
+    def __init__(self, labels: dict[int, str] | None = None):
+        self.labels = labels or {}  # id(tensor) -> a readable name (the module's parameter name)
         self.globals: dict[str, Any] = {"_acc": _accumulate_leaf, "_wrap": _grad_tensor, "_np": np, "_widen": _int_does_not_widen}
         self.names: dict[int, str] = {}
         self.body: list[str] = []
@@ -89,7 +90,7 @@ class _Program:
         if kind == "a":
             return f"t{x}"
         if kind == "t":
-            return f"{self.const(x, x.name or 'p')}._data"
+            return f"{self.const(x, self.labels.get(id(x)) or x.name or 'p')}._data"
         if kind == "w":
             return f"_wrap({self.expr(x)})"
         return self.const(x)
@@ -167,9 +168,9 @@ def _result(template, prog: _Program) -> tuple[str, set[int]]:
     return prog.const(template[1]), set()
 
 
-def generate(lines, template, n_arrays: int, n_tensors: int, name: str) -> tuple[Callable, str]:
+def generate(lines, template, n_arrays: int, n_tensors: int, name: str, labels=None) -> tuple[Callable, str]:
     """The replay function and its source; each value is deleted after its last use (eager's memory)."""
-    prog = _Program()
+    prog = _Program(labels)
     emitted = _emit(lines, prog)
     ret, ret_reads = _result(template, prog)
     last: dict[int, int] = {}
