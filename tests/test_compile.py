@@ -192,19 +192,43 @@ def test_numpy_on_values_inside_the_step_runs_eagerly():
     _fallback(step, batches, "numpy|outside the recorded primitives")
 
 
-def test_batchnorm_running_statistics_run_eagerly():
-    cr.manual_seed(0)
-    model = nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
-    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+def test_batchnorm_running_statistics_replay_exactly():
+    runs = []
+    for compile in (False, True):
+        cr.manual_seed(0)
+        model = nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
+        opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+        def step(x, y, model=model, opt=opt):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
 
-    _fallback(step, _batches(n=4), "running_mean|running_var")
+        run = cr.compile(step) if compile else step
+        losses = [run(x, y)._data.copy() for x, y in _batches(n=5)]
+        runs.append((losses, [t._data.copy() for t in (*model.parameters(), *model.buffers())]))
+        if compile:
+            assert run.calls["replayed"] == 3, run.reasons
+    assert _equal(runs[0][0], runs[1][0]) and _equal(runs[0][1], runs[1][1])  # running stats and count too
+
+
+class _Counts(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(12, 4)
+        self.register_buffer("seen", cr.zeros(1))
+
+    def forward(self, x):
+        self.seen._data += len(x)  # written with NumPy: nothing the replay could repeat
+        return self.lin(x)
+
+
+def test_a_buffer_written_outside_the_primitives_runs_eagerly():
+    model = _Counts()
+    _fallback(lambda x, y: F.cross_entropy(model(x), y).detach(), _batches(n=4), "seen changes outside")
+    assert model.seen.item() == 4 * 16
 
 
 def test_a_changed_training_mode_runs_eagerly():

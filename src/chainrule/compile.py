@@ -13,8 +13,8 @@ data, with no Tensor, Node or graph in between::
     print(step.code)                  # the generated program, one line per primitive
 
 Effects the engine cannot see as primitives are repeated by calling them again: an optimizer's
-``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train`` / ``zero_grad``
-(:func:`chainrule.autograd.replayed`). Dropout draws its mask inside a primitive, so the random
+``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train`` / ``zero_grad``, BatchNorm's
+running statistics (:func:`chainrule.autograd.replayed`). Dropout draws its mask inside a primitive, so the random
 stream advances exactly as in eager mode. Replay calls the same functions on the same values, so
 its results equal eager's bit for bit.
 
@@ -25,7 +25,7 @@ same values in both. Anything else means the step depends on something the repla
 that signature runs eagerly from then on, with a one-line warning saying why: Python control flow
 on a tensor's value (``bool()``, an ``item()`` the step does not return), an in-place update of a
 tensor outside an optimizer, assigning ``.grad``, ``create_graph=True``, a module buffer changed
-outside the recorded ops (BatchNorm's running statistics), NumPy computed on tensor values inside
+outside the recorded ops and effects, NumPy computed on tensor values inside
 the step. A later call whose modules changed ``training`` mode since the recording runs eagerly.
 Python side effects of the step (printing, appending to a list) happen only in the eager calls.
 """
@@ -70,6 +70,7 @@ class _Recorder:
         self.reads: dict[int, tuple] = {}  # id(value read by item()/numpy()) -> ref of its array
         self.modules: dict[int, Any] = {}
         self.guards: list[tuple] = []  # (module, training) at its first call
+        self.touched: set[int] = set()  # tensors an effect was given (BatchNorm's running statistics)
         self.set_by_step: set[int] = set()  # modules whose mode the step itself sets (train()/eval())
         self.tensor_args = {id(t): k for k, t in enumerate(tensors)}
         for a in arrays:
@@ -166,6 +167,7 @@ class _Recorder:
         self.lines.append(("acc", done))
 
     def effect(self, method, args, kwargs):
+        self.touched.update(id(a) for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
         refs = [self._any_ref(a) for a in args]
         kw = {k: self._any_ref(v) for k, v in kwargs.items()}
         self.lines.append(("call", method, refs, kw))
@@ -387,7 +389,7 @@ class Compiled:
     def _record(self, key, first, arrays, tensors, args, kwargs):
         rec = _Recorder(arrays, tensors)
         buffers = _buffers(first.modules.values()) if first is not None else []
-        before = [b.copy() for _, _, b in buffers]
+        before = [b._data.copy() for _, _, b in buffers]
         _ag.state.profiler = rec
         try:
             out = self.fn(*args, **kwargs)
@@ -399,7 +401,7 @@ class Compiled:
             if rec.reads:
                 rec.problems.append("it reads a tensor's value (item(), numpy()) that it does not return")
             for (m, name, b), old in zip(buffers, before):
-                if not _same(b, old):
+                if id(b) not in rec.touched and not _same(b._data, old):
                     rec.problems.append(f"{type(m).__name__}.{name} changes outside the recorded primitives")
             if rec.problems:
                 raise _NotReplayable(rec.problems[0])
@@ -449,7 +451,7 @@ def _buffers(modules) -> list[tuple]:
         for name, b in m.named_buffers():
             if id(b) not in seen and isinstance(b, Tensor):
                 seen.add(id(b))
-                found.append((m, name, b._data))
+                found.append((m, name, b))
     return found
 
 

@@ -96,6 +96,8 @@ def configure(p) -> None:
                    help="data-parallel over MPI ranks: mpiexec -n 2 chainrule train --distributed ... "
                         '(needs pip install "chainrule[distributed]")')
     g.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    g.add_argument("--eager", action="store_true",
+                   help="run every step through the engine instead of replaying it (cr.compile; same numbers)")
     g.add_argument("--log", metavar="csv,tensorboard", default=None,
                    help="also log every epoch to RUN_DIR/history.csv (csv) and RUN_DIR/tensorboard/ (tensorboard)")
 
@@ -216,7 +218,8 @@ def _train(args, fit, main: bool) -> int:
                       batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
                       callbacks=[*es, config, *logs] if args.resume else [*es, *logs],
                       checkpoint_dir=ckpt, resume=ckpt if args.resume else None, seed=cfg["seed"],
-                      verbose=main and not args.quiet)
+                      verbose=main and not args.quiet,
+                      **({"compile": not args.eager} if fit is T.fit else {}))  # data-parallel steps run eagerly
     except KeyboardInterrupt:
         if main:
             _interrupted(out, ckpt)

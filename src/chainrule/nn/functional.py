@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import functional as _functional
 from .. import ops as _ops
+from ..autograd import replayed as _replayed
 from ..functional import *  # noqa: F403
 from ..ops_conv import fold as _fold
 from ..ops_conv import out_sizes as _out_sizes
@@ -370,10 +371,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                              f"size {_shape(x)}")
         y, mean, var, n = _normalize(x, axes, eps)
         if running_mean is not None:
-            _data(running_mean)[...] = (1 - momentum) * _data(running_mean) + momentum * _data(mean).reshape(c)
+            track_running(running_mean, mean, momentum)
         if running_var is not None:
-            _data(running_var)[...] = ((1 - momentum) * _data(running_var)
-                                       + momentum * _data(var).reshape(c) * (n / (n - 1)))
+            track_running(running_var, var, momentum, n / (n - 1))
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: evaluation (training=False) needs running_mean and running_var")
@@ -381,6 +381,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                   for v in (running_mean, running_var))
         y = _ops.div(_ops.sub(x, rm), _ops.sqrt(_ops.add(rv, eps)))
     return _affine(y, weight, bias, shape)
+
+
+@_replayed
+def track_running(running, batch, momentum: float, correction: float = 1.0) -> None:
+    """``running = (1 - momentum) running + momentum * batch * correction``, in place (BatchNorm's running
+    statistics; ``correction = n / (n - 1)`` makes the variance unbiased). A compiled step repeats it."""
+    r = _data(running)
+    r[...] = (1 - momentum) * r + momentum * _data(batch).reshape(r.shape) * correction
 
 
 def layer_norm(input, normalized_shape: int | Sequence[int], weight=None, bias=None,  # noqa: A002

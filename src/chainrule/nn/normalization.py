@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import replayed
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import functional as F
 from . import init
@@ -85,7 +86,7 @@ class _BatchNorm(Module):
             x = _match_dtype(cls, x, ref)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked._data += 1
+            _count(self.num_batches_tracked)
             if self.momentum is None:  # cumulative moving average: the mean of all batches so far
                 factor = 1.0 / float(self.num_batches_tracked._data)
         use_batch = self.training or self.running_mean is None
@@ -152,3 +153,9 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, "
                 f"bias={self.bias is not None}")
+
+
+@replayed
+def _count(counter: Tensor) -> None:
+    """``num_batches_tracked += 1`` (a compiled step repeats it)."""
+    counter._data += 1
