@@ -274,31 +274,39 @@ def targets(summary: dict, mem: dict | None) -> str:
 
 
 def summary_table(summary: dict, mem: dict | None) -> str:
-    """One line per workload: chainrule / peer for each peer (time, or memory for the memory rows)."""
+    """One line per workload: chainrule / peer for each peer (time, or memory for the memory rows); the
+    compiled replay's column is chainrule compiled / torch."""
     def r(key, ref, peer):
         v = summary.get(key, {}).get("ratios", {}).get((ref, peer))
         return "" if v is None else f"{v:.2f}"
-    out = ["| workload | / torch | / torch fused Adam | / scikit-learn | / mygrad |", "|---|---:|---:|---:|---:|"]
+
+    def step_row(label, k, fused):
+        return (f"| {label} | {r(k, 'chainrule', 'torch')} | {r(k, 'chainrule', 'torch fused') if fused else ''} | "
+                f"{r(k, 'chainrule', 'hand NumPy')} | {r(k, 'chainrule', 'jax.jit')} | "
+                f"{r(k, 'chainrule', 'torch.compile step')} | {r(k, 'chainrule compiled', 'torch')} | | "
+                f"{r(k, 'chainrule', 'mygrad')} |")
+    out = ["| workload | / torch | / torch fused Adam | / hand NumPy | / jax.jit | / torch.compile step "
+           "| compiled / torch | / scikit-learn | / mygrad |", "|---|" + "---:|" * 8]
     for b in W.MLP_BATCHES:
         k = f"mlp{b}"
         if k in summary:
-            out.append(f"| MLP step, Adam, batch {b} | {r(k, 'chainrule', 'torch')} | {r(k, 'chainrule', 'torch fused')} "
-                       f"| | {r(k, 'chainrule', 'mygrad')} |")
-            out.append(f"| MLP forward+backward only, batch {b} | {r(k, 'chainrule fwd+bwd', 'torch fwd+bwd')} | | | |")
+            out.append(step_row(f"MLP step, Adam, batch {b}", k, True))
+            out.append(f"| MLP forward+backward only, batch {b} | {r(k, 'chainrule fwd+bwd', 'torch fwd+bwd')} |"
+                       + " |" * 7)
     if "logreg" in summary:
-        out.append(f"| logistic regression step, SGD | {r('logreg', 'chainrule', 'torch')} | | "
-                   f"| {r('logreg', 'chainrule', 'mygrad')} |")
+        out.append(step_row("logistic regression step, SGD", "logreg", False))
     if "add" in summary:
-        out.append(f"| (8, 8) add, forward+backward | {r('add', 'chainrule', 'torch')} | | | {r('add', 'chainrule', 'mygrad')} |")
+        out.append(f"| (8, 8) add, forward+backward | {r('add', 'chainrule', 'torch')} |" + " |" * 6
+                   + f" {r('add', 'chainrule', 'mygrad')} |")
     for k in ("digits", "mnist1d"):
         if k in summary:
-            out.append(f"| {k} job, 30 epochs | {r(k, 'chainrule', 'torch')} | | "
-                       f"{r(k, 'chainrule MLPClassifier', 'sklearn')} | {r(k, 'chainrule', 'mygrad')} |")
+            out.append(f"| {k} job, 30 epochs | {r(k, 'chainrule', 'torch')} |" + " |" * 5
+                       + f" {r(k, 'chainrule MLPClassifier', 'sklearn')} | {r(k, 'chainrule', 'mygrad')} |")
     for b, m in sorted((mem or {}).items()):
         c = m.get("chainrule", {}).get("peak")
         t, f = m.get("torch", {}).get("peak"), m.get("torch-fused", {}).get("peak")
         out.append(f"| peak memory of a step, batch {b} | {'' if not (c and t) else f'{c / t:.2f}'} | "
-                   f"{'' if not (c and f) else f'{c / f:.2f}'} | | |")
+                   f"{'' if not (c and f) else f'{c / f:.2f}'} |" + " |" * 6)
     return "\n".join(out) + "\n"
 
 
@@ -327,6 +335,20 @@ def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str,
     return "\n".join(lines) + "\n", mem
 
 
+def peer_skips() -> dict:
+    """Peers that cannot run here, name -> reason (pending rows), each said once on stdout as well."""
+    skip = {}
+    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):  # inductor's CPU code needs one
+        why = "torch.compile needs a C++ compiler for its CPU kernels and none is on PATH (apt-get install g++)"
+        skip = {"torch.compile model": why, "torch.compile step": why}
+        print(f"skipping torch.compile: {why}", flush=True)
+    import chainrule  # loads MKL (chainrule[mkl]) before main's threadpool_limits, which then pins it too
+    if not hasattr(chainrule, "compile"):  # the compiled replay's column fills in once cr.compile lands
+        skip["chainrule compiled"] = "chainrule.compile has not landed yet: this column fills in when it does"
+        print("skipping chainrule compiled: chainrule has no compile() yet", flush=True)
+    return skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few rounds, 3-epoch jobs: a smoke run, not results")
@@ -348,13 +370,7 @@ def main(argv=None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
-    compile_skip = {}
-    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):  # inductor's CPU code needs one
-        why = "torch.compile needs a C++ compiler for its CPU kernels and none is on PATH (apt-get install g++)"
-        compile_skip = {"torch.compile model": why, "torch.compile step": why}
-        print(f"skipping torch.compile: {why}", flush=True)
-
-    import chainrule  # noqa: F401 - loads MKL (chainrule[mkl]) before threadpool_limits, which then pins it too
+    compile_skip = peer_skips()
     torch.set_num_threads(a.threads)
     out = []
     with threadpool_limits(a.threads):
