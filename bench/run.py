@@ -226,7 +226,7 @@ def _extra_cells(w: W.Workload, c: W.Contender, res: dict, med: float, peak_gflo
 
 # ----- targets ------------------------------------------------------------------------------------
 def targets(summary: dict, mem: dict | None) -> str:
-    """One row per target of issue #8 that this run measured: met / NOT met / pending."""
+    """One row per target of issues #8 and #18 that this run measured: met / NOT met / pending."""
     rows = []
 
     def ratio(key, ref, peer):
@@ -268,9 +268,25 @@ def targets(summary: dict, mem: dict | None) -> str:
             cr, tc = m.get("chainrule", {}), m.get(peer, {})
             r = cr["peak"] / max(tc["peak"], 1) if "peak" in cr and "peak" in tc else None
             row(f"Peak memory of a step b={b}: <= torch {label}", r, lambda r: r <= 1.0)
+    _issue18_rows(summary, row)
     out = ["| target | measured (chainrule / peer) | status |", "|---|---:|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(out) + "\n"
+
+
+def _issue18_rows(summary: dict, row) -> None:
+    """Issue #18's step targets: within 1.2x of hand NumPy and faster than jax.jit, for chainrule eager and,
+    once it has landed, chainrule compiled (its own median over the peer's, from the same round-robin)."""
+    keys = [f"mlp{b}" for b in W.MLP_BATCHES] + ["logreg"]
+    for k in keys:
+        med = summary.get(k, {}).get("med", {})
+        for who in ("chainrule", "chainrule compiled"):
+            if who not in med:
+                continue
+            for peer, limit, op in (("hand NumPy", 1.2, "<="), ("jax.jit", 1.0, "<")):
+                r = med[who] / med[peer] if peer in med else None
+                row(f"{k} step: {who} / {peer} {op} {limit:g} (issue #18)", r,
+                    (lambda r, lim=limit: r <= lim) if op == "<=" else (lambda r, lim=limit: r < lim))
 
 
 def summary_table(summary: dict, mem: dict | None) -> str:
@@ -418,7 +434,7 @@ def main(argv=None) -> int:
             out.append(md)
         tmd = ("### Summary: chainrule / peer (below 1 = chainrule faster or smaller)\n\n"
                "Jobs: the hand loop against torch and mygrad, chainrule.sklearn.MLPClassifier against scikit-learn's.\n\n"
-               + summary_table(summary, mem) + "\n### Targets (issue #8)\n\n" + targets(summary, mem))
+               + summary_table(summary, mem) + "\n### Targets (issues #8 and #18)\n\n" + targets(summary, mem))
         print(tmd, flush=True)
         out.append(tmd)
         if "profile" in wanted:
