@@ -14,7 +14,8 @@ float32 itself is as far from the exact step: after 3 steps its parameters are u
 (2.7 lr) away from the same step run in float64. The cause is float32 rounding at ReLU's kink: among
 the 1024 x 512 pre-activations of a layer, one or two lie within rounding of 0, and each library's
 summation order (MKL's blocked sgemm, XLA's dot, OpenBLAS) puts a different one on the other side
-(at batch 1024, seed 0: torch one in layer 1, XLA one in layer 2, NumPy none). Each flip adds a rank-one
+(at batch 1024, the first batch and the initial weights, in one run: torch one in layer 1, XLA one in
+layer 2, NumPy none; which ones depends on the kernel and the thread count). Each flip adds a rank-one
 term to a weight gradient (relative gradient error ~1e-3), and Adam's scale-free ``m / sqrt(v)`` turns
 that into a difference of up to ``lr`` per step on every entry it touches. In float64 every peer equals
 torch eager's step to ~1e-14 (optax's Adam included: its ``eps`` is outside the square root, as torch's,

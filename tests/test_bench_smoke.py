@@ -118,8 +118,9 @@ def _no_compiled_peers():
 
 
 def test_compiled_column_is_pending_until_cr_compile_lands(monkeypatch):
-    import chainrule
     import peers as P
+
+    import chainrule
     monkeypatch.delattr(chainrule, "compile", raising=False)
     w = W.logreg_step()
     P.add_peers(w, skip=_no_compiled_peers())
@@ -129,8 +130,9 @@ def test_compiled_column_is_pending_until_cr_compile_lands(monkeypatch):
 
 def test_compiled_column_runs_and_is_checked_when_cr_compile_exists(monkeypatch):
     # the harness's wiring only: an identity "compile" replays nothing, so the row must equal eager bit for bit
-    import chainrule
     import peers as P
+
+    import chainrule
     monkeypatch.setattr(chainrule, "compile", lambda fn: fn, raising=False)
     w = W.logreg_step()
     P.add_peers(w, skip=_no_compiled_peers())
