@@ -368,3 +368,23 @@ def test_sizes_beyond_32_bits_go_to_numpy(mkl, monkeypatch):
     monkeypatch.setattr(np, "matmul", lambda x, y: calls.append(1) or real(a, y))
     mkl(huge, a)
     assert calls == [1]
+
+
+def test_the_probe_interleaves_the_libraries_and_honours_its_round_limits(mkl, monkeypatch):
+    # fake products and a fake clock (each call "takes" 1 tick): only the schedule is checked, nothing is timed
+    calls = []
+    monkeypatch.setattr(np, "matmul", lambda a, b: calls.append("numpy"))
+    monkeypatch.setattr(_blas, "_mkl_matmul", lambda a, b: calls.append("mkl"))
+    ticks = iter(range(10 ** 6))
+    monkeypatch.setattr(_blas, "_clock", lambda: ("fake clock", lambda: next(ticks)))
+    n = len(_blas.PROBE_PRODUCTS)
+    got = _blas._measure(budget=0.0, rounds=(3, 9))  # budget spent at once: the minimum rounds
+    assert got["clock"] == "fake clock"
+    assert {len(ts) for lib in ("numpy", "mkl") for ts in got["seconds"][lib]} == {3}
+    warmup, timed = calls[:2 * n], calls[2 * n:]
+    assert warmup == ["numpy"] * n + ["mkl"] * n
+    # every product by both libraries back to back, the one going first alternating round by round
+    assert timed == (["numpy", "mkl"] * n + ["mkl", "numpy"] * n) + ["numpy", "mkl"] * n
+    calls.clear()
+    got = _blas._measure(budget=1e9, rounds=(3, 4))  # budget never spent: the maximum
+    assert {len(ts) for ts in got["seconds"]["mkl"]} == {4} and len(calls) == 2 * n + 4 * 2 * n
