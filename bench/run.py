@@ -226,7 +226,7 @@ def _extra_cells(w: W.Workload, c: W.Contender, res: dict, med: float, peak_gflo
 
 # ----- targets ------------------------------------------------------------------------------------
 def targets(summary: dict, mem: dict | None) -> str:
-    """One row per target of issue #8 that this run measured: met / NOT met / pending."""
+    """One row per target of issues #8 and #18 that this run measured: met / NOT met / pending."""
     rows = []
 
     def ratio(key, ref, peer):
@@ -268,37 +268,61 @@ def targets(summary: dict, mem: dict | None) -> str:
             cr, tc = m.get("chainrule", {}), m.get(peer, {})
             r = cr["peak"] / max(tc["peak"], 1) if "peak" in cr and "peak" in tc else None
             row(f"Peak memory of a step b={b}: <= torch {label}", r, lambda r: r <= 1.0)
+    _issue18_rows(summary, row)
     out = ["| target | measured (chainrule / peer) | status |", "|---|---:|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(out) + "\n"
 
 
+def _issue18_rows(summary: dict, row) -> None:
+    """Issue #18's step targets: within 1.2x of hand NumPy and faster than jax.jit, for chainrule eager and,
+    once it has landed, chainrule compiled (its own median over the peer's, from the same round-robin)."""
+    keys = [f"mlp{b}" for b in W.MLP_BATCHES] + ["logreg"]
+    for k in keys:
+        med = summary.get(k, {}).get("med", {})
+        for who in ("chainrule", "chainrule compiled"):
+            if who not in med:
+                continue
+            for peer, limit, op in (("hand NumPy", 1.2, "<="), ("jax.jit", 1.0, "<")):
+                r = med[who] / med[peer] if peer in med else None
+                row(f"{k} step: {who} / {peer} {op} {limit:g} (issue #18)", r,
+                    (lambda r, lim=limit: r <= lim) if op == "<=" else (lambda r, lim=limit: r < lim))
+
+
 def summary_table(summary: dict, mem: dict | None) -> str:
-    """One line per workload: chainrule / peer for each peer (time, or memory for the memory rows)."""
+    """One line per workload: chainrule / peer for each peer (time, or memory for the memory rows); the
+    compiled replay's column is chainrule compiled / torch."""
     def r(key, ref, peer):
         v = summary.get(key, {}).get("ratios", {}).get((ref, peer))
         return "" if v is None else f"{v:.2f}"
-    out = ["| workload | / torch | / torch fused Adam | / scikit-learn | / mygrad |", "|---|---:|---:|---:|---:|"]
+
+    def step_row(label, k, fused):
+        return (f"| {label} | {r(k, 'chainrule', 'torch')} | {r(k, 'chainrule', 'torch fused') if fused else ''} | "
+                f"{r(k, 'chainrule', 'hand NumPy')} | {r(k, 'chainrule', 'jax.jit')} | "
+                f"{r(k, 'chainrule', 'torch.compile step')} | {r(k, 'chainrule compiled', 'torch')} | | "
+                f"{r(k, 'chainrule', 'mygrad')} |")
+    out = ["| workload | / torch | / torch fused Adam | / hand NumPy | / jax.jit | / torch.compile step "
+           "| compiled / torch | / scikit-learn | / mygrad |", "|---|" + "---:|" * 8]
     for b in W.MLP_BATCHES:
         k = f"mlp{b}"
         if k in summary:
-            out.append(f"| MLP step, Adam, batch {b} | {r(k, 'chainrule', 'torch')} | {r(k, 'chainrule', 'torch fused')} "
-                       f"| | {r(k, 'chainrule', 'mygrad')} |")
-            out.append(f"| MLP forward+backward only, batch {b} | {r(k, 'chainrule fwd+bwd', 'torch fwd+bwd')} | | | |")
+            out.append(step_row(f"MLP step, Adam, batch {b}", k, True))
+            out.append(f"| MLP forward+backward only, batch {b} | {r(k, 'chainrule fwd+bwd', 'torch fwd+bwd')} |"
+                       + " |" * 7)
     if "logreg" in summary:
-        out.append(f"| logistic regression step, SGD | {r('logreg', 'chainrule', 'torch')} | | "
-                   f"| {r('logreg', 'chainrule', 'mygrad')} |")
+        out.append(step_row("logistic regression step, SGD", "logreg", False))
     if "add" in summary:
-        out.append(f"| (8, 8) add, forward+backward | {r('add', 'chainrule', 'torch')} | | | {r('add', 'chainrule', 'mygrad')} |")
+        out.append(f"| (8, 8) add, forward+backward | {r('add', 'chainrule', 'torch')} |" + " |" * 6
+                   + f" {r('add', 'chainrule', 'mygrad')} |")
     for k in ("digits", "mnist1d"):
         if k in summary:
-            out.append(f"| {k} job, 30 epochs | {r(k, 'chainrule', 'torch')} | | "
-                       f"{r(k, 'chainrule MLPClassifier', 'sklearn')} | {r(k, 'chainrule', 'mygrad')} |")
+            out.append(f"| {k} job, 30 epochs | {r(k, 'chainrule', 'torch')} |" + " |" * 5
+                       + f" {r(k, 'chainrule MLPClassifier', 'sklearn')} | {r(k, 'chainrule', 'mygrad')} |")
     for b, m in sorted((mem or {}).items()):
         c = m.get("chainrule", {}).get("peak")
         t, f = m.get("torch", {}).get("peak"), m.get("torch-fused", {}).get("peak")
         out.append(f"| peak memory of a step, batch {b} | {'' if not (c and t) else f'{c / t:.2f}'} | "
-                   f"{'' if not (c and f) else f'{c / f:.2f}'} | | |")
+                   f"{'' if not (c and f) else f'{c / f:.2f}'} |" + " |" * 6)
     return "\n".join(out) + "\n"
 
 
@@ -327,6 +351,20 @@ def memory_section(threads: int, batches=(128, 1024), quick=False) -> tuple[str,
     return "\n".join(lines) + "\n", mem
 
 
+def peer_skips() -> dict:
+    """Peers that cannot run here, name -> reason (pending rows), each said once on stdout as well."""
+    skip = {}
+    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):  # inductor's CPU code needs one
+        why = "torch.compile needs a C++ compiler for its CPU kernels and none is on PATH (apt-get install g++)"
+        skip = {"torch.compile model": why, "torch.compile step": why}
+        print(f"skipping torch.compile: {why}", flush=True)
+    import chainrule  # loads MKL (chainrule[mkl]) before main's threadpool_limits, which then pins it too
+    if not hasattr(chainrule, "compile"):  # the compiled replay's column fills in once cr.compile lands
+        skip["chainrule compiled"] = "chainrule.compile has not landed yet: this column fills in when it does"
+        print("skipping chainrule compiled: chainrule has no compile() yet", flush=True)
+    return skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few rounds, 3-epoch jobs: a smoke run, not results")
@@ -348,13 +386,7 @@ def main(argv=None) -> int:
     import torch
     from threadpoolctl import threadpool_limits
 
-    compile_skip = {}
-    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):  # inductor's CPU code needs one
-        why = "torch.compile needs a C++ compiler for its CPU kernels and none is on PATH (apt-get install g++)"
-        compile_skip = {"torch.compile model": why, "torch.compile step": why}
-        print(f"skipping torch.compile: {why}", flush=True)
-
-    import chainrule  # noqa: F401 - loads MKL (chainrule[mkl]) before threadpool_limits, which then pins it too
+    compile_skip = peer_skips()
     torch.set_num_threads(a.threads)
     out = []
     with threadpool_limits(a.threads):
@@ -402,7 +434,7 @@ def main(argv=None) -> int:
             out.append(md)
         tmd = ("### Summary: chainrule / peer (below 1 = chainrule faster or smaller)\n\n"
                "Jobs: the hand loop against torch and mygrad, chainrule.sklearn.MLPClassifier against scikit-learn's.\n\n"
-               + summary_table(summary, mem) + "\n### Targets (issue #8)\n\n" + targets(summary, mem))
+               + summary_table(summary, mem) + "\n### Targets (issues #8 and #18)\n\n" + targets(summary, mem))
         print(tmd, flush=True)
         out.append(tmd)
         if "profile" in wanted:

@@ -164,6 +164,8 @@ def cr_mlp(sizes, arrays):
         if [tuple(p.shape) for p in params] != [a.shape for a in arrays]:
             raise RuntimeError(f"{how}: parameter shapes {[tuple(p.shape) for p in params]} are not "
                                f"{[a.shape for a in arrays]} (expected weight (out, in), bias per layer)")
+        if arrays[0].dtype != np.float32:  # the float64 run of the peers' numeric check
+            model.to(arrays[0].dtype)
         for p, a in zip(params, arrays):
             p.data[...] = a
         return model, params, how
@@ -180,36 +182,43 @@ def cr_mlp(sizes, arrays):
     return forward, params, "raw tensors + ops.linear"
 
 
-def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
-    """One chainrule training step closure; ``optimizer`` None means forward+backward only."""
-    import chainrule as cr
+def cr_step_body(sizes, arrays, optimizer: str | None, lr):
+    """A chainrule model loaded with ``arrays`` (their dtype) and its training step on a batch:
+    ``(body(x, y) -> loss, params, how)``. ``body`` is zero_grad, forward, cross-entropy, backward and
+    ``opt.step()``; with ``optimizer`` None, forward+backward only. It is what ``cr.compile`` records
+    for the "chainrule compiled" row (bench/peers.py), so both rows run the very same step."""
     from chainrule.functional import cross_entropy
 
-    opt = None
-    if optimizer is not None:
-        Opt = _cr_attr("optim", optimizer)
+    Opt = _cr_attr("optim", optimizer) if optimizer is not None else None
     forward, params, how = cr_mlp(sizes, arrays)
-    xs, ys = _pool(x, y)
-    nxt = _cycle([(cr.tensor(a), cr.tensor(b)) for a, b in zip(xs, ys)])
-    if optimizer is None:
-        def step():
+    if Opt is None:
+        def body(x, y):
             for p in params:
                 p.grad = None
-            xt, yt = nxt()
-            loss = cross_entropy(forward(xt), yt)
+            loss = cross_entropy(forward(x), y)
             loss.backward()
             return loss
-        return step, f"{how}, no optimizer"
+        return body, params, f"{how}, no optimizer"
     opt = Opt(params, lr=lr)
 
-    def step():
+    def body(x, y):
         opt.zero_grad()
-        xt, yt = nxt()
-        loss = cross_entropy(forward(xt), yt)
+        loss = cross_entropy(forward(x), y)
         loss.backward()
         opt.step()
         return loss
-    return step, f"{how} + optim.{optimizer}"
+    return body, params, f"{how} + optim.{optimizer}"
+
+
+def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
+    """One chainrule training step closure on the next batch of the pool; ``optimizer`` None means
+    forward+backward only. Returns (step, how)."""
+    import chainrule as cr
+
+    body, _, how = cr_step_body(sizes, arrays, optimizer, lr)
+    xs, ys = _pool(x, y)
+    nxt = _cycle([(cr.tensor(a), cr.tensor(b)) for a, b in zip(xs, ys)])
+    return (lambda: body(*nxt())), how
 
 
 # ----- PyTorch side -------------------------------------------------------------------------------

@@ -24,17 +24,25 @@ pthreads, MKL's OpenMP) spin-waiting on the same cores slow each other down badl
 **Which library, by measurement.** Neither library is faster everywhere: on Intel CPUs MKL's sgemm
 beats NumPy's OpenBLAS on the lecture's products, on AMD CPUs OpenBLAS's own kernels can run them at
 twice MKL's rate. So with ``CHAINRULE_BLAS=auto`` (the default) and the ``mkl`` wheel installed in the
-running environment, the choice is a one-time probe (:func:`probe`: both libraries' sgemm on the MLP's
-products, forward and both gradient layouts, alternating, medians; ~0.1-0.3 s), made at the first
-product MKL could take (never at import) and cached in ``$XDG_CACHE_HOME/chainrule/blas.json`` (else
-``~/.cache/chainrule/``) under a key of the CPU model, both libraries' versions, OpenBLAS's kernel and
-both thread counts, so a new NumPy, MKL, CPU or thread count measures again. MKL is chosen only when it
-is more than :data:`MARGIN` faster: NumPy's path needs no foreign call and no second thread pool.
-``cr.blas_info()`` says what was chosen and why (each library's measured GFLOP/s). Without the wheel,
-NumPy (nothing to choose). ``CHAINRULE_BLAS=numpy`` or ``cr.set_blas("numpy")`` turns MKL off;
-``CHAINRULE_BLAS=mkl`` / ``cr.set_blas("mkl")`` forces it, also taking an MKL found elsewhere (the
-loader's path, the base interpreter's prefix), and makes a missing MKL an error instead of a silent
-fallback; ``cr.set_blas("auto")`` goes back to the measured choice (the cache, else a probe).
+running environment, the choice is a one-time probe (:func:`probe`), made at the first product MKL could
+take (never at import). The probe times both libraries' sgemm on the MLP's products (forward and both
+gradient layouts) in interleaved rounds, the library going first alternating, 5-15 rounds in ~0.4 s, on
+this thread's CPU time when both run on one thread (time another process takes from us is not
+counted), and keeps each product's *best* round: load only ever adds time, so the minimum is the least
+disturbed figure (a median of 3 wall-clock rounds flipped with another process on a core). MKL is
+chosen only when it is more than :data:`MARGIN` faster *and* the faster one in :data:`AGREEMENT` of the
+paired trials (one product, one round, back to back); otherwise the default, NumPy's own BLAS (no foreign call, no second thread
+pool), is kept. The decision is cached in ``$XDG_CACHE_HOME/chainrule/blas.json`` (else
+``~/.cache/chainrule/``) with its figures (each library's rate per product, rounds, clock, load
+average, date) and its reason, under a key of the CPU model, both libraries' versions, OpenBLAS's
+kernel and both thread counts, so a new NumPy, MKL, CPU or thread count measures again; an
+inconclusive probe (best times and rounds disagree) is measured again by the next processes, up to
+:data:`PROBE_ATTEMPTS` in all. ``cr.blas_info()`` says what was chosen and why (``reason``, ``gflops``,
+``measurement``). Without the wheel, NumPy (nothing to choose). ``CHAINRULE_BLAS=numpy`` or
+``cr.set_blas("numpy")`` turns MKL off; ``CHAINRULE_BLAS=mkl`` / ``cr.set_blas("mkl")`` forces it, also
+taking an MKL found elsewhere (the loader's path, the base interpreter's prefix), and makes a missing MKL
+an error instead of a silent fallback; ``cr.set_blas("auto")`` goes back to the measured choice (the
+cache, else a probe).
 """
 
 from __future__ import annotations
@@ -42,7 +50,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -162,14 +169,25 @@ def _min_macs() -> int:
 
 
 
-#: MKL is chosen by the probe only when its sgemm rate is more than this factor above NumPy's.
-MARGIN = 1.05
+#: MKL is chosen by the probe only when its best-of sgemm rate is more than this factor above NumPy's.
+#: Below it the default, NumPy's own BLAS, is kept: it needs no foreign call and no second thread pool,
+#: and a smaller lead is within what a loaded machine moves a best-of measurement.
+MARGIN = 1.10
+#: ... and only when MKL was also the faster one in at least this share of the paired trials (the same
+#: product in the same round, back to back): a lead that shows in the best times but not pair after pair
+#: is noise, and the default is kept.
+AGREEMENT = 2 / 3
 #: The probe's products (m, k, n, layout): the MLP 784-512-512-10 step's at batches 1024 and 128, as
 #: the forward pass (``x W^T``: "NT"), the weight gradient (``G^T x``: "TN") and a plain product ("NN").
 PROBE_PRODUCTS = tuple((m, k, n, lay) for m, k, n in ((1024, 784, 512), (128, 512, 512))
                        for lay in ("NN", "NT", "TN"))
-#: The probe's wall-clock budget: after its warm-up round it stops repeating once this is spent.
-PROBE_BUDGET = 0.25
+#: Timed rounds of the probe: at least the first, at most the second.
+PROBE_ROUNDS = (5, 15)
+#: The probe's wall-clock budget: past its minimum rounds it stops repeating once this is spent.
+PROBE_BUDGET = 0.4
+#: An inconclusive probe (the rounds disagreed) keeps the default and is cached as such, but measured
+#: again by the next processes, up to this many probes in all; after that the cached default stays.
+PROBE_ATTEMPTS = 3
 
 #: The product every 2-D matrix product of chainrule goes through (``ops.matmul``, ``ops.linear`` and
 #: their gradients): :func:`_mkl_matmul` when MKL is in use, ``np.matmul`` itself with NumPy (so that
@@ -177,7 +195,8 @@ PROBE_BUDGET = 0.25
 matmul = np.matmul
 #: How the current choice was made: chosen_by ('CHAINRULE_BLAS', 'set_blas', 'probe', 'cache',
 #: 'default'), reason (one sentence) and gflops ({'numpy': ..., 'mkl': ...} measured, or None).
-_choice: dict = {"chosen_by": "default", "reason": "not chosen yet", "gflops": None}
+#: measurement: the probe's figures when a probe decided (rounds, clock, per-product rates; see _decide).
+_choice: dict = {"chosen_by": "default", "reason": "not chosen yet", "gflops": None, "measurement": None}
 
 
 def _auto_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -196,50 +215,96 @@ def _operands(m: int, k: int, n: int, layout: str, rng: np.random.Generator) -> 
     return a, b
 
 
-def _measure(budget: float = PROBE_BUDGET, rounds: int = 3) -> dict[str, list[float]]:
-    """Median seconds of each :data:`PROBE_PRODUCTS` product, per library: ``{'numpy': [...], 'mkl': [...]}``.
-    The two libraries alternate product by product (so both see the same machine load and each other's
-    spinning threads); an untimed warm-up on the smallest product (MKL's first call loads its kernels),
-    then up to ``rounds`` timed rounds, as many as fit in ``budget`` seconds (at least one)."""
+def _clock() -> tuple[str, object]:
+    """The probe's clock: this thread's CPU time when both libraries multiply on the calling thread (one
+    thread each): time another process takes from us is not counted. Wall time otherwise (the workers'
+    CPU time is not this thread's, and summing the process's would count their spin-waiting)."""
+    if _max_threads is not None and _max_threads() == 1 and _openblas_core()[1] in (1, None):
+        return "thread CPU time", time.thread_time
+    return "wall time", time.perf_counter
+
+
+def _measure(budget: float = PROBE_BUDGET, rounds: tuple[int, int] = PROBE_ROUNDS) -> dict:
+    """Time each :data:`PROBE_PRODUCTS` product with both libraries, interleaved: ``{'clock': name,
+    'seconds': {'numpy': [[round 0, round 1, ...] per product], 'mkl': [...]}}``. After an untimed
+    warm-up round (MKL's first call loads its kernels), every round runs every product with both
+    libraries back to back, the one going first alternating round by round, so load from other
+    processes falls on both alike; at least ``rounds[0]`` rounds, more until ``budget`` seconds of wall
+    time are spent, at most ``rounds[1]``."""
     rng = np.random.default_rng(0)
     pairs = [_operands(*p, rng) for p in PROBE_PRODUCTS]
-    libs = {"numpy": np.matmul, "mkl": _mkl_matmul}
-    for fn in libs.values():
-        fn(*pairs[-1])
-    times: dict[str, list[list[float]]] = {name: [[] for _ in pairs] for name in libs}
+    libs = [("numpy", np.matmul), ("mkl", _mkl_matmul)]
+    for _, fn in libs:
+        for a, b in pairs:
+            fn(a, b)
+    clock_name, clock = _clock()
+    seconds: dict[str, list[list[float]]] = {name: [[] for _ in pairs] for name, _ in libs}
     start = time.perf_counter()
-    for _ in range(rounds):
+    for r in range(rounds[1]):
         for i, (a, b) in enumerate(pairs):
-            for name, fn in libs.items():
-                t0 = time.perf_counter()
+            for name, fn in libs[::-1] if r % 2 else libs:
+                t0 = clock()
                 fn(a, b)
-                times[name][i].append(time.perf_counter() - t0)
-        if time.perf_counter() - start > budget:
+                seconds[name][i].append(clock() - t0)
+        if r + 1 >= rounds[0] and time.perf_counter() - start > budget:
             break
-    return {name: [statistics.median(t) for t in ts] for name, ts in times.items()}
+    return {"clock": clock_name, "seconds": seconds}
 
 
-def _decide(seconds: dict[str, list[float]]) -> tuple[str, dict]:
-    """The library to use from the probe's median seconds per product (as :func:`_measure` returns them):
-    the higher sgemm rate over all of :data:`PROBE_PRODUCTS` (total FLOPs / total time), MKL only when it
-    is more than :data:`MARGIN` ahead. Returns (name, {'chosen_by', 'reason', 'gflops'})."""
+def _best_rate(seconds: list[list[float]], flops: list[float]) -> float:
+    """GFLOP/s over all products, each at its best round."""
+    return sum(flops) / sum(min(ts) for ts in seconds) / 1e9
+
+
+def _mkl_share(seconds: dict, flops: list[float]) -> float:
+    """The share of the paired trials (one product, one round, both libraries back to back, so under the
+    same load) in which MKL was faster, each pair weighted by its product's FLOPs."""
+    won = sum(f * sum(m < n for m, n in zip(ms, ns)) for f, ms, ns in zip(flops, seconds["mkl"], seconds["numpy"]))
+    return won / sum(f * len(ns) for f, ns in zip(flops, seconds["numpy"]))
+
+
+def _decide(measured: dict) -> tuple[str, dict]:
+    """The library to use from :func:`_measure`'s timings. Each library's rate is total FLOPs over the sum
+    of each product's *best* round (load only ever adds time, so the minimum is the least disturbed
+    figure). MKL is chosen when that rate is more than :data:`MARGIN` above NumPy's *and* it was faster
+    in at least :data:`AGREEMENT` of the paired trials (:func:`_mkl_share`); otherwise NumPy (the default) is kept, and
+    when the best times said MKL but the rounds disagreed, the result is inconclusive (measured again by
+    the next process, :data:`PROBE_ATTEMPTS`). Returns (name, {'chosen_by', 'reason', 'gflops', 'measurement'})."""
     flops = [2.0 * m * k * n for m, k, n, _ in PROBE_PRODUCTS]
-    if set(seconds) != {"numpy", "mkl"} or any(len(v) != len(flops) or min(v) <= 0 for v in seconds.values()):
-        raise ValueError(f"blas probe: want seconds for numpy and mkl, {len(flops)} positive each, got {seconds!r}")
-    gflops = {name: round(sum(flops) / sum(s) / 1e9, 1) for name, s in seconds.items()}
-    name = "mkl" if gflops["mkl"] > MARGIN * gflops["numpy"] else "numpy"
-    other = "numpy" if name == "mkl" else "mkl"
-    rule = "more than" if name == "mkl" else "not more than"
-    reason = (f"measured sgemm on the MLP's products: {name} {gflops[name]:g} GFLOP/s, {other} {gflops[other]:g}; "
-              f"mkl is {rule} {MARGIN:g}x numpy")
-    return name, {"chosen_by": "probe", "reason": reason, "gflops": gflops}
+    seconds = measured.get("seconds", {}) if isinstance(measured, dict) else {}
+    if set(seconds) != {"numpy", "mkl"} or any(
+            len(v) != len(flops) or len({len(ts) for ts in v}) != 1 or min(min(ts, default=0) for ts in v) <= 0
+            for v in seconds.values()) or len(seconds["numpy"][0]) != len(seconds["mkl"][0]):
+        raise ValueError(f"blas probe: want seconds for numpy and mkl, {len(flops)} products with the same number "
+                         f"of positive round timings each, got {measured!r}")
+    numpy_best, mkl_best = _best_rate(seconds["numpy"], flops), _best_rate(seconds["mkl"], flops)
+    rounds, share = len(seconds["numpy"][0]), _mkl_share(seconds, flops)
+    ratio = mkl_best / numpy_best
+    conclusive = True
+    if ratio > MARGIN and share >= AGREEMENT:
+        name, rule = "mkl", f"mkl is more than {MARGIN:g}x numpy and faster in {share:.0%} of the paired trials"
+    elif ratio > MARGIN:
+        name, conclusive = "numpy", False
+        rule = (f"inconclusive: mkl is more than {MARGIN:g}x numpy at best but faster in only {share:.0%} of the "
+                "paired trials, so the default (numpy) is kept")
+    else:
+        name, rule = "numpy", f"mkl is not more than {MARGIN:g}x numpy, so the default (numpy) is kept"
+    clock = measured.get("clock", "?")
+    gflops = {"numpy": round(numpy_best, 1), "mkl": round(mkl_best, 1)}
+    reason = (f"measured sgemm on the MLP's products, best of {rounds} interleaved rounds ({clock}): "
+              f"numpy {gflops['numpy']:g} GFLOP/s, mkl {gflops['mkl']:g}; {rule}")
+    products = {f"{m}x{k}x{n} {lay}": {lib: round(f / min(seconds[lib][i]) / 1e9, 1) for lib in ("numpy", "mkl")}
+                for i, ((m, k, n, lay), f) in enumerate(zip(PROBE_PRODUCTS, flops))}
+    measurement = {"rounds": rounds, "clock": clock, "mkl_faster_share": round(share, 3), "ratio": round(ratio, 3),
+                   "conclusive": conclusive, "products": products}
+    return name, {"chosen_by": "probe", "reason": reason, "gflops": gflops, "measurement": measurement}
 
 
-def probe(budget: float = PROBE_BUDGET) -> dict:
+def probe(budget: float = PROBE_BUDGET, rounds: tuple[int, int] = PROBE_ROUNDS) -> dict:
     """Measure both libraries now (loads MKL; raises ImportError without it) and return the decision
-    ``{'name', 'chosen_by', 'reason', 'gflops'}`` without applying or caching it."""
+    ``{'name', 'chosen_by', 'reason', 'gflops', 'measurement'}`` without applying or caching it."""
     _load(required=True)
-    name, why = _decide(_measure(budget))
+    name, why = _decide(_measure(budget, rounds))
     return {"name": name, **why}
 
 
@@ -255,11 +320,9 @@ def _cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
-def _openblas() -> str:
-    """NumPy's BLAS as built (name, version) and, for OpenBLAS, the kernel it runs and its thread count
-    (through its own entry points: ``OPENBLAS_CORETYPE`` changes the kernel, so it changes the key)."""
-    blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
-    out = f"{blas.get('name', '?')} {blas.get('version', '?')}"
+def _openblas_core() -> tuple[str | None, int | None]:
+    """OpenBLAS's kernel name and thread count through its own entry points (None, None when NumPy's BLAS
+    is not an OpenBLAS that exports them). ``OPENBLAS_CORETYPE`` changes the kernel."""
     import glob
     libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs", "*openblas*"))
     try:
@@ -270,11 +333,21 @@ def _openblas() -> str:
         core, threads = (getattr(lib, f"{prefix}{what}{suffix}", None) for what in ("get_corename", "get_num_threads"))
         if core is not None and threads is not None:
             core.restype, threads.restype = ctypes.c_char_p, ctypes.c_int
-            return f"{out} {core().decode(errors='replace')} x{threads()}"
-    return out
+            return core().decode(errors="replace"), threads()
+    return None, None
+
+
+def _openblas() -> str:
+    """NumPy's BLAS as built (name, version) and, for OpenBLAS, the kernel it runs and its thread count
+    (a different kernel or thread count is a different cache key)."""
+    blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
+    out = f"{blas.get('name', '?')} {blas.get('version', '?')}"
+    core, threads = _openblas_core()
+    return out if core is None else f"{out} {core} x{threads}"
 
 
 def _cache_key() -> str:
+    """CPU model, NumPy's BLAS (version, kernel, threads), MKL's version and threads: a change measures again."""
     buf = ctypes.create_string_buffer(256)
     _lib.MKL_Get_Version_String(buf, len(buf))
     return (f"{_cpu_model()} | {os.cpu_count()} cpus | numpy {np.__version__} {_openblas()} | "
@@ -313,31 +386,50 @@ def _write_cache(key: str, entry: dict) -> None:
         pass
 
 
+def _usable(entry: dict | None) -> bool:
+    """A cached decision to apply: a conclusive one, or an inconclusive one after :data:`PROBE_ATTEMPTS` probes.
+    An entry without the probe's figures (written before they were recorded) is measured again."""
+    measurement = entry.get("measurement") if isinstance(entry, dict) else None
+    if not isinstance(measurement, dict):  # none, or made by the earlier median-of-3 probe: measure again
+        return False
+    return bool(measurement.get("conclusive", False)) or entry.get("attempts", 1) >= PROBE_ATTEMPTS
+
+
 def _cached_choice() -> bool:
-    """Apply the cached decision for this machine and libraries, if there is one; True when applied."""
+    """Apply the cached decision for this machine and libraries, if there is a usable one; True when applied."""
     hit = _read_cache().get(_cache_key())
-    if hit is None:
+    if not _usable(hit):
         return False
     where = f"cached in {_cache_path()}; delete it to measure again"
-    _apply(hit["name"], "cache", f"{hit.get('reason', '')} ({where})", hit.get("gflops"))
+    _apply(hit["name"], "cache", f"{hit.get('reason', '')} ({where})", hit.get("gflops"), hit.get("measurement"))
     return True
 
 
 def _choose_by_measurement() -> None:
-    """The ``auto`` choice with MKL loaded: the cached decision, else :func:`probe`, then cached."""
+    """The ``auto`` choice with MKL loaded: the cached decision, else :func:`probe`, then cached with its
+    figures, its reason, when and under what load it was measured, and how many probes it took."""
     if _cached_choice():
         return
+    key = _cache_key()
+    previous = _read_cache().get(key) or {}
     decision = probe()
-    entry = {k: decision[k] for k in ("name", "reason", "gflops")}
+    entry = {k: decision[k] for k in ("name", "reason", "gflops", "measurement")}
     entry["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    _write_cache(_cache_key(), entry)
-    _apply(decision["name"], "probe", decision["reason"], decision["gflops"])
+    entry["load_average"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    entry["attempts"] = previous.get("attempts", 0) + 1
+    _write_cache(key, entry)
+    reason = decision["reason"]
+    if not decision["measurement"]["conclusive"]:
+        left = PROBE_ATTEMPTS - entry["attempts"]
+        reason += f" (probe {entry['attempts']} of {PROBE_ATTEMPTS}" + (
+            f"; the next {left} process(es) measure again)" if left > 0 else "; kept from now on)")
+    _apply(decision["name"], "probe", reason, decision["gflops"], decision["measurement"])
 
 
-def _apply(name: str, chosen_by: str, reason: str, gflops: dict | None = None) -> None:
+def _apply(name: str, chosen_by: str, reason: str, gflops: dict | None = None, measurement: dict | None = None) -> None:
     global matmul
     matmul = {"mkl": _mkl_matmul, "numpy": np.matmul, "auto": _auto_matmul}[name]
-    _choice.update(chosen_by=chosen_by, reason=reason, gflops=gflops)
+    _choice.update(chosen_by=chosen_by, reason=reason, gflops=gflops, measurement=measurement)
 
 
 def _auto(chosen_by: str) -> None:
@@ -371,11 +463,12 @@ def use(name: str) -> str:
 
 def info() -> dict:
     """Which library multiplies chainrule's matrices, and why: ``{'name': 'mkl' | 'numpy', 'path',
-    'version', 'min_macs', 'threads', 'chosen_by', 'reason', 'gflops'}`` (``path``/``version``/``threads``
+    'version', 'min_macs', 'threads', 'chosen_by', 'reason', 'gflops', 'measurement'}`` (``path``/``version``/``threads``
     of MKL's runtime, None with NumPy; ``min_macs``: the smallest product MKL takes now, which depends on
     its thread count; ``chosen_by``: 'probe', 'cache', 'CHAINRULE_BLAS', 'set_blas' or 'default';
-    ``gflops``: each library's measured sgemm rate when a probe decided). Asking makes a pending ``auto``
-    choice (from the cache, else by a probe)."""
+    ``gflops``: each library's best-of sgemm rate when a probe decided, from it or from the cache;
+    ``measurement``: that probe's figures: rounds, clock, ratio, MKL's share of the paired trials, conclusive,
+    GFLOP/s per product). Asking makes a pending ``auto`` choice (from the cache, else by a probe)."""
     if matmul is _auto_matmul:
         _choose_by_measurement()
     why = dict(_choice)
