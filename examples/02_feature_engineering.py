@@ -5,8 +5,6 @@ One-hot word vectors make every pair of words equally different; hand-made featu
 chance, one on polynomial features phi(x) = (1, a, b, a^2, ab, b^2) solves it, and so does an MLP.
 """
 
-import os
-
 import numpy as np
 
 import chainrule as cr
@@ -29,21 +27,6 @@ def train(make, ds, epochs, lr=0.05):
     return model, float((model.predict(ds.X_test) == ds.y_test).mean())
 
 
-def plot(models, ds, path):  # P(y = 1 | x) over the plane, and the test points
-    import matplotlib.pyplot as plt
-    g = np.linspace(-2, 2, 121, dtype=np.float32)
-    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    fig, axes = plt.subplots(1, len(models), figsize=(3 * len(models), 2.9))
-    for ax, (name, m) in zip(axes, models.items()):
-        ax.contourf(g, g, m.predict_proba(grid)[:, 1].reshape(121, 121), levels=10, cmap="RdBu_r", alpha=0.6)
-        ax.scatter(*ds.X_test.T, c=ds.y_test, cmap="RdBu_r", s=8, edgecolors="k", linewidths=0.3)
-        ax.set_title(name, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 def main(quick=False, out="."):
     onehot = cr.one_hot(cr.tensor(np.arange(len(WORDS))), len(WORDS)).numpy().astype(np.float32)
     sim_onehot, sim_hand = cosine(onehot), cosine(HAND)
@@ -58,17 +41,15 @@ def main(quick=False, out="."):
     for name, make in makers.items():
         models[name], acc[name] = train(make, ds, epochs=40 if quick else 100)
         print(f"XOR test accuracy, {name:<22} {acc[name]:.3f}")
-    mlp = models["MLP (learned phi)"]
-    hidden = mlp.layers[1](mlp.layers[0](cr.tensor(ds.X_test))).numpy()     # the learned features
+    hidden = cr.relu(models["MLP (learned phi)"].layers[0](cr.tensor(ds.X_test))).numpy()     # the learned features
     print(f"learned features: {hidden.shape[1]} hidden units, {(hidden[0] > 0).sum()} active on the first test point")
-    figure = plot(models, ds, os.path.join(out, "02_xor_features.png"))
+    figure = cr.viz.plot_decision_regions(models, ds.X_test, ds.y_test, f"{out}/02_xor_features.png")  # P(y = 1 | x)
     print(f"figure: {figure}")
     return dict(sim_onehot=sim_onehot, sim_hand=sim_hand, acc=acc, figure=figure)
 
 
 if __name__ == "__main__":
     import argparse
-
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--out", default=".", help="directory for the figure (default: the current directory)")
     cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")

@@ -21,7 +21,9 @@ def log_example(x0=3.0):
     x = leaf(x0, "x")
     L = tag(cr.log(tag(x ** 2 + 1, "z")), "L")
     print(cr.viz.backprop_trace(L).text())
-    return float(cr.grad(L, [x])[0].item()), 2 * x0 / (x0 ** 2 + 1)
+    auto, hand = float(cr.grad(L, [x])[0].item()), 2 * x0 / (x0 ** 2 + 1)
+    print(f"d/dx log(x^2+1) at x={x0:g}: autograd {auto:.6f}, hand 2x/(x^2+1) = {hand:.6f}")
+    return dict(log_auto=auto, log_hand=hand)
 
 
 def network_example(x0=1.5, w10=2.0, w20=0.5, y0=1.0):
@@ -33,8 +35,7 @@ def network_example(x0=1.5, w10=2.0, w20=0.5, y0=1.0):
     print(graph.text())
     forward = [n.label for n in graph.nodes if n.kind != "const"]
     backward = [n.label for n in graph.backward_order]
-    print("forward (topological) order:", " -> ".join(forward))
-    print("backward (reverse) order:   ", " -> ".join(backward))
+    print("forward (topological) order:", " -> ".join(forward), "\nbackward (reverse) order:   ", " -> ".join(backward))
     trace = cr.viz.backprop_trace(L)
     print(trace.text())
     a1h = max(0.0, w10 * x0)                            # the hand derivation, one chain-rule step per line
@@ -47,15 +48,11 @@ def network_example(x0=1.5, w10=2.0, w20=0.5, y0=1.0):
     hand = {"w2": dL_dw2, "w1": dL_dz1 * x0, "x": dL_dz1 * w10}
     auto = {k: float(v) for k, v in trace.grads.items()}
     print("hand:", hand, "\nauto:", auto)
-    return dict(hand=hand, auto=auto, forward=forward, backward=backward, dot=graph.to_dot(),
-                steps={n.label: n.backward_step for n in graph.nodes},
-                edges=[(graph.nodes[i].label, graph.nodes[j].label) for i, j in graph.edges])
+    return dict(hand=hand, auto=auto, forward=forward, backward=backward, graph=graph, dot=graph.to_dot())
 
 
 def main(quick=False):
-    auto, hand = log_example()
-    print(f"d/dx log(x^2+1) at x=3: autograd {auto:.6f}, hand 2x/(x^2+1) = {hand:.6f}")
-    return dict(log_auto=auto, log_hand=hand, **network_example())
+    return {**log_example(), **network_example()}
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ stopping (the best validation epoch's weights), L2 (lam/2 sum_l ||W_l||_F^2) and
 shrink the train-validation gap. Curves go to overfitting.png (or ``out``).
 """
 
-import os
-
 import chainrule as cr
 
 SIZES = [64, 256, 256, 10]
@@ -25,22 +23,6 @@ def run(name, Xtr, ytr, Xva, yva, epochs):
                       train_acc=tr["accuracy"], val_acc=va["accuracy"], epochs=len(hist))
 
 
-def plot(histories, path):
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(histories), figsize=(3 * len(histories), 2.6), sharey=True)
-    for ax, (name, h) in zip(axes, histories.items()):
-        ax.plot(h["epoch"], h["loss"], label="train")
-        ax.plot(h["epoch"], h["val_loss"], "--", label="validation")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("epoch")
-    axes[0].set_ylabel("cross-entropy")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
-
-
 def main(quick=False, out="."):
     ds = cr.datasets.load_digits()
     n_train, n_val = 100, 200 if quick else 360         # a small training set: easy to memorise
@@ -52,7 +34,7 @@ def main(quick=False, out="."):
         r = results[name]
         print(f"{name:<18} epochs {r['epochs']:3d}  train loss {r['train_loss']:.3f} acc {r['train_acc']:.3f}"
               f"  val loss {r['val_loss']:.3f} acc {r['val_acc']:.3f}  gap {r['gap']:.3f}")
-    results["figure"] = plot(histories, os.path.join(out, "05_overfitting.png"))
+    results["figure"] = cr.history.plot_runs(histories, f"{out}/05_overfitting.png")   # train and val loss, per run
     best = min((k for k in results if k != "figure"), key=lambda k: results[k]["gap"])
     print(f"smallest train-validation gap: {best}; curves in {results['figure']}")
     return results
@@ -60,7 +42,6 @@ def main(quick=False, out="."):
 
 if __name__ == "__main__":
     import argparse
-
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--out", default=".", help="directory for the figure (default: the current directory)")
     cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")

@@ -6,7 +6,6 @@
 * Are the errors of logreg, mlp and mlp-dropout correlated? Which examples are easy, which hard?
 """
 
-import os
 import warnings
 
 import chainrule as cr
@@ -42,13 +41,11 @@ def analyse(quick, out):
 
     errors = analysis.error_correlation(models, X, y, cv=cv)
     print(errors.table())
-    figures = {"weights": weights.plot(os.path.join(out, "08_weight_importance.png"), image_shape=(8, 8)),
-               "curve": curve.plot(os.path.join(out, "08_sample_complexity.png")),
-               "errors": errors.plot(os.path.join(out, "08_error_correlation.png"))}
+    figures = {"weights": weights.plot(f"{out}/08_weight_importance.png", image_shape=(8, 8)),
+               "curve": curve.plot(f"{out}/08_sample_complexity.png"),
+               "errors": errors.plot(f"{out}/08_error_correlation.png")}
     print("figures:", ", ".join(map(str, figures.values())))
-    val = {r["model"]: [] for r in curve.records()}
-    for r in curve.records():
-        val[r["model"]].append(r["val_mean"])
+    val = {m: [r["val_mean"] for r in curve.records() if r["model"] == m] for m in ("logreg", "mlp")}
     return dict(weight_ranking=weights.ranking(), ablation={n: float(v) for n, v in zip(ablation.names, ablation.mean)},
                 curve=val, phi=errors.phi, accuracy=dict(zip(errors.names, errors.accuracy)),
                 partition={k: len(v) for k, v in errors.partition().items()}, n=len(y), figures=figures)
@@ -56,7 +53,6 @@ def analyse(quick, out):
 
 if __name__ == "__main__":
     import argparse
-
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--out", default=".", help="directory for the figures (default: the current directory)")
     cli.add_argument("--quick", action="store_true", help="a few seconds instead of the guide's full run")

@@ -1,12 +1,10 @@
 """Learned features instead of one-hot ones: phi(word) = onehot(word) @ W is an embedding lookup.
 
-``nn.Embedding`` is the lecture's one-hot phi(word) times a matrix W, without the one-hot matrix
-(asserted below). The corpus is SYNTHETIC (no text corpus ships offline): reviews of 3 clauses
-"<noun> was [not|the] <adjective>", 12 positive and 12 negative synonyms, "not" flipping its clause,
-labelled by the majority of the clauses. Fixed one-hot features, the bag of words (sum of one-hot
-phi(word): ``EmbeddingBag(mode="sum")`` on a frozen identity) + logistic regression, cannot tell which
-clause "not" negates. Learned phi (8 numbers per word, trained with a GRU that reads them in order)
-can, and puts synonyms close together: the gain comes from composing learned word vectors in order.
+``nn.Embedding`` is one-hot phi times W without the one-hot matrix (asserted below, with its gradient onehot^T G).
+A SYNTHETIC corpus (none ships offline): reviews of 3 clauses "<noun> was [not|the] <adjective>", 12 positive and
+12 negative synonyms, "not" flipping its clause, labelled by the majority. A one-hot bag of words (frozen identity
+``EmbeddingBag``) + logistic regression cannot tell which clause "not" negates; a GRU reading learned phi (8 numbers
+a word) can, and synonyms end up close together.
 """
 
 import numpy as np
@@ -35,31 +33,24 @@ class Learned(nn.Module):
         return self.out(self.rnn(self.phi(X))[0][:, -1])
 
 
-def fit(model, X, y, epochs, rng):
-    opt = cr.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)  # one-hot phi is frozen
-    for _ in range(epochs):
-        for b in np.array_split(rng.permutation(len(X)), len(X) // 50):
-            loss = F.cross_entropy(model(X[b]), y[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return lambda X, y: float(np.mean(np.argmax(model(X).numpy(), 1) == y))
-
-
 def main(quick: bool = False) -> dict:
     cr.manual_seed(0)
     rng = np.random.default_rng(0)
-    W, words = nn.Embedding(len(VOCAB), 8).weight, np.array([2, 8])  # "not", "good"
-    assert np.allclose(np.eye(len(VOCAB))[words] @ W.numpy(), F.embedding(words, W).numpy())  # onehot @ W = W[i]
-    (Xtr, ytr), (Xte, yte) = corpus(2000, rng), corpus(1000, rng)
-    onehot = nn.Sequential(nn.EmbeddingBag.from_pretrained(cr.eye(len(VOCAB)), mode="sum"), nn.Linear(len(VOCAB), 2))
+    W, words = nn.Embedding(len(VOCAB), 8).weight, np.array([2, 8, 2])  # "not", "good", "not"
+    onehot, G = np.eye(len(VOCAB), dtype=np.float32)[words], np.random.default_rng(1).standard_normal((3, 8), np.float32)
+    (F.embedding(words, W) * cr.tensor(G)).sum().backward()                      # L = sum(phi * G): dL/dphi = G
+    assert np.allclose(onehot @ W.numpy(), F.embedding(words, W).numpy())        # phi = onehot @ W = W[word]
+    assert np.allclose(W.grad.numpy(), onehot.T @ G, atol=1e-6)                  # dL/dW = onehot^T G ("not" twice)
+    data = {"train": corpus(2000, rng), "held-out": corpus(1000, rng)}
+    bag = nn.Sequential(nn.EmbeddingBag.from_pretrained(cr.eye(len(VOCAB)), mode="sum"), nn.Linear(len(VOCAB), 2))
     learned, acc = Learned(), {}
-    for name, model in (("one-hot bag of words + logistic", onehot), ("learned phi (Embedding) + GRU", learned)):
-        score = fit(model, Xtr, ytr, 10 if quick else 30, rng)
-        acc[name] = {"train": score(Xtr, ytr), "held-out": score(Xte, yte)}
+    for name, model in (("one-hot bag of words + logistic", bag), ("learned phi (Embedding) + GRU", learned)):
+        opt = cr.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)  # the one-hot phi is frozen
+        cr.fit(model, "cross_entropy", opt, data["train"], epochs=10 if quick else 30, batch_size=50, seed=0, progress=False)
+        acc[name] = {k: float(np.mean(model(X).numpy().argmax(1) == y)) for k, (X, y) in data.items()}
         print(f"{name:32s} train {acc[name]['train']:6.1%}   held-out {acc[name]['held-out']:6.1%}")
     U = learned.phi.weight.numpy() / np.linalg.norm(learned.phi.weight.numpy(), axis=1, keepdims=True)
-    cos = U @ U.T  # cosine similarity of every pair of learned word vectors
+    cos = U @ U.T  # cosine similarity of every pair of learned word vectors: synonyms (8:20), antonyms (8:20 x 20:)
     same, across = cos[8:20, 8:20][~np.eye(12, dtype=bool)].mean(), cos[8:20, 20:].mean()
     print(f"learned phi: cosine of synonyms {same:.2f}, of antonyms {across:.2f} (one-hot: 0 for every pair)")
     return {"acc": acc, "cos_synonyms": float(same), "cos_antonyms": float(across)}

@@ -256,6 +256,28 @@ def test_history_plot_writes_a_png(tmp_path):
         h["val_accuracy"]
 
 
+def test_plot_runs_draws_one_panel_per_run_with_train_and_validation(tmp_path, monkeypatch):
+    import chainrule.history as history
+
+    panels = []
+    real_save = history.save
+
+    def spy(fig, path, dpi=100):
+        panels.extend((ax.get_title(), [list(line.get_ydata()) for line in ax.lines]) for ax in fig.axes)
+        return real_save(fig, path, dpi)
+
+    monkeypatch.setattr(history, "save", spy)
+    a = History([{"epoch": 1, "loss": 1.0, "val_loss": 1.2}, {"epoch": 2, "loss": 0.5, "val_loss": 0.9}])
+    b = History([{"epoch": 1, "loss": 2.0}])
+    out = history.plot_runs({"a": a, "b": b}, tmp_path / "runs.png")
+    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert panels == [("a", [[1.0, 0.5], [1.2, 0.9]]), ("b", [[2.0]])]   # no val_loss in b: train only
+    with pytest.raises(KeyError, match="run 'b' has no 'accuracy'"):
+        history.plot_runs({"b": b}, tmp_path / "x.png", key="accuracy")
+    with pytest.raises(ValueError, match="no runs"):
+        history.plot_runs({}, tmp_path / "x.png")
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point of the last case
 def test_bad_arguments_are_clear_errors():
     Xtr, _, ytr, _ = _iris()

@@ -303,3 +303,38 @@ def test_module_parameter_names_label_the_graph_and_ledger_csv(tmp_path):
         assert np.allclose(tr.grads[name], p.grad._data, atol=1e-6)
     with tr.to_csv(tmp_path / "ledger.csv").open() as f:
         assert len(list(csv.DictReader(f))) == len(tr.rows)
+
+
+class _Half:
+    """A two-input classifier whose P(y = 1 | x) is 1[x0 > 0]; records the grids it is asked about."""
+
+    def __init__(self):
+        self.seen = []
+
+    def predict_proba(self, X):
+        self.seen.append(X.shape)
+        p = (X[:, 0] > 0).astype(np.float32)
+        return np.stack([1 - p, p], 1)
+
+
+def test_plot_decision_regions_draws_each_models_probabilities(tmp_path, monkeypatch):
+    import chainrule._plot as plot_mod
+
+    drawn = {}
+    real_save = plot_mod.save
+
+    def spy(fig, path, dpi=100):
+        drawn["titles"] = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        return real_save(fig, path, dpi)
+
+    monkeypatch.setattr(viz, "save", spy)
+    a, b = _Half(), _Half()
+    X, y = np.array([[-1.0, 0.5], [1.0, -0.5]]), np.array([0, 1])
+    out = viz.plot_decision_regions({"a": a, "b": b}, X, y, tmp_path / "regions.png", resolution=11)
+    assert open(out, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert a.seen == b.seen == [(121, 2)]                     # the 11 x 11 grid, asked once per model
+    assert drawn["titles"] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"X must be \(n, 2\) with one label each, got X \(2, 3\)"):
+        viz.plot_decision_regions({"a": a}, np.zeros((2, 3)), y, tmp_path / "bad.png")
+    with pytest.raises(ValueError, match="no models"):
+        viz.plot_decision_regions({}, X, y, tmp_path / "bad.png")

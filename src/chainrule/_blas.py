@@ -452,13 +452,18 @@ def use(name: str) -> str:
     if name not in ("mkl", "numpy", "auto"):
         raise ValueError(f"blas: name must be 'mkl', 'numpy' or 'auto', got {name!r}")
     previous = _current()
-    if name == "auto":
-        _auto("set_blas")
-    else:
-        if name == "mkl":
-            _load(required=True)
-        _apply(name, "set_blas", f"set_blas({name!r})")
+    _select(name, "set_blas", f"set_blas({name!r})")
     return previous
+
+
+def _select(name: str, chosen_by: str, reason: str) -> None:
+    """Make ``name`` ('auto', 'mkl' or 'numpy') the library, recording who chose it and why."""
+    if name == "auto":
+        _auto(chosen_by)
+        return
+    if name == "mkl":
+        _load(required=True)
+    _apply(name, chosen_by, reason)
 
 
 def info() -> dict:
@@ -484,12 +489,7 @@ def _from_environment() -> None:
     want = os.environ.get("CHAINRULE_BLAS", "auto").lower()
     if want not in ("auto", "mkl", "numpy"):
         raise ValueError(f"CHAINRULE_BLAS must be 'auto', 'mkl' or 'numpy', got {want!r}")
-    if want == "auto":
-        _auto("default")
-    else:
-        if want == "mkl":
-            _load(required=True)
-        _apply(want, "CHAINRULE_BLAS", f"CHAINRULE_BLAS={want}")
+    _select(want, "default" if want == "auto" else "CHAINRULE_BLAS", f"CHAINRULE_BLAS={want}")
 
 
 _from_environment()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .checkpoint import clean, list_checkpoints
-from .tensor import Tensor
+from .creation import as_ndarray
 
 __all__ = ["Callback", "EarlyStopping", "LRSchedulerCallback", "Checkpoint", "Printer"]
 
@@ -41,10 +41,6 @@ class Callback:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-
-def _copy(x: Any) -> np.ndarray:
-    return np.array(x._data if isinstance(x, Tensor) else x)
 
 
 class EarlyStopping(Callback):
@@ -83,7 +79,7 @@ class EarlyStopping(Callback):
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
-                self.best_weights = {k: _copy(v) for k, v in self.trainer.model.state_dict().items()}
+                self.best_weights = {k: np.array(as_ndarray(v)) for k, v in self.trainer.model.state_dict().items()}
             return False
         self.wait += 1
         if self.wait >= self.patience:

@@ -97,6 +97,20 @@ def from_numpy(a: np.ndarray) -> Tensor:
     return _leaf(a)
 
 
+def as_ndarray(x: Any) -> np.ndarray:
+    """``x``'s values as an ndarray, shared rather than copied where possible: a chainrule Tensor's
+    array, an ndarray itself, a torch tensor through ``.detach().cpu().numpy()``, anything else
+    through ``np.asarray``. The inverse of :func:`from_numpy`, for code that reads arguments that may
+    or may not be tensors (metrics, data checks, state dicts, exporters)."""
+    if isinstance(x, Tensor):
+        return x._data
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor (load_state_dict(torch_model.state_dict()))
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
 def is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 

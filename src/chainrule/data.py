@@ -15,14 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .creation import get_rng
+from .creation import as_ndarray, get_rng
 from .tensor import Tensor
 
 __all__ = ["DataLoader", "check_finite", "check_features", "check_targets", "check_X_y", "train_test_split"]
-
-
-def _array(a, name: str) -> np.ndarray:
-    return a._data if isinstance(a, Tensor) else np.asarray(a)
 
 
 def _float32(a: np.ndarray) -> np.ndarray:
@@ -40,7 +36,7 @@ def _where(idx) -> str:
 def check_finite(X, name: str = "X", float32: bool = False) -> None:
     """Refuse NaN/Inf (and, with ``float32``, magnitudes above float32's maximum, which would turn
     into Inf when cast) with a ValueError naming the row and column of the first one."""
-    X = _array(X, name)
+    X = as_ndarray(X)
     if X.dtype.kind not in "fc" or X.size == 0:
         return
     bad = ~np.isfinite(X)
@@ -63,7 +59,7 @@ def check_features(X, name: str = "X") -> np.ndarray:
     Refuses (with a ValueError that names the row and column) empty data, non-numeric values and
     NaN/Inf, because each of these otherwise turns into a silently wrong model rather than an error.
     """
-    X = _array(X, name)
+    X = as_ndarray(X)
     if X.ndim == 1:
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}: "
                          "reshape a single feature with X.reshape(-1, 1)")
@@ -87,7 +83,7 @@ def check_features(X, name: str = "X") -> np.ndarray:
 
 def check_targets(y, n: int | None = None, name: str = "y", classification: bool = True) -> np.ndarray:
     """Validate a target vector: 1-D, as long as X, finite, and (for classification) >= 2 classes."""
-    y = _array(y, name)
+    y = as_ndarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1 and classification:
@@ -136,8 +132,8 @@ class DataLoader:
     def __init__(self, X, y=None, batch_size: int | None = 32, shuffle: bool = True, drop_last: bool = False,
                  seed: int | None = None):
         # Floating data is cast to float32 once here (chainrule is float32 end to end), not per batch.
-        self.X = _float32(_array(X, "X"))
-        self.y = None if y is None else _float32(_array(y, "y"))
+        self.X = _float32(as_ndarray(X))
+        self.y = None if y is None else _float32(as_ndarray(y))
         n = self.X.shape[0] if self.X.ndim else 0
         if n == 0:
             raise ValueError(f"DataLoader: X is empty (shape {self.X.shape}): need at least one sample")

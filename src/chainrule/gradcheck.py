@@ -9,6 +9,7 @@ import numpy as np
 
 from . import ops as _ops
 from .autograd import _as_leaf, grad, no_grad
+from .creation import as_ndarray
 from .tensor import Tensor
 
 
@@ -100,7 +101,7 @@ def gradgradcheck(fn: Callable[..., Tensor], inputs, eps: float = 1e-6, atol: fl
     def g_at(sign):
         for x, o, wi in zip(inputs, originals, w):
             x._data[...] = o + sign * eps * wi
-        r = [np.asarray(g._data if isinstance(g, Tensor) else g) for g in _flat_grads(fn, inputs, u)]
+        r = [as_ndarray(g) for g in _flat_grads(fn, inputs, u)]
         for x, o in zip(inputs, originals):
             x._data[...] = o
         return r

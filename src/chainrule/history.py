@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-__all__ = ["History"]
+from ._plot import pyplot, save
+
+__all__ = ["History", "plot_runs"]
 
 
 class History:
@@ -58,23 +61,43 @@ class History:
         An empty history (``epochs=0``) is refused: there is nothing to draw."""
         if not self.epochs:
             raise ValueError("History.plot: the history is empty (no epoch was trained)")
-        import matplotlib
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         keys = self.keys()
         metrics = [k for k in keys if k not in ("epoch", "loss", "lr", "time") and not k.startswith("val_")]
         fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 3.6), squeeze=False)
-        epochs = self["epoch"] if "epoch" in keys else list(range(1, len(self) + 1))
         for ax, name in zip(axes[0], ["loss", *metrics]):
-            for k, style in ((name, "-"), (f"val_{name}", "--")):
-                if k in keys:
-                    ax.plot(epochs, self[k], style, label=k)
-            ax.set_xlabel("epoch"); ax.set_title(name); ax.legend(); ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return os.fspath(path)
+            _curves(ax, self, name)
+            ax.set_title(name); ax.legend(); ax.grid(alpha=0.3)
+        return save(fig, path, dpi=100)
+
+
+def plot_runs(runs: Mapping[str, History], path: str | os.PathLike, key: str = "loss") -> str:
+    """Compare runs that differ in one setting (regularisation, optimizer, ...): one panel per run,
+    side by side on a shared y axis, with ``key`` (train, solid) and ``val_<key>`` (dashed) per epoch.
+    Writes a PNG and returns its path; a run without ``key`` is a ``KeyError`` naming it."""
+    if not runs:
+        raise ValueError("plot_runs: no runs to draw")
+    for name, h in runs.items():
+        if key not in h.keys():
+            raise KeyError(f"plot_runs: run {name!r} has no {key!r}; it has {h.keys()}")
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(runs), figsize=(3 * len(runs), 2.6), sharey=True, squeeze=False)
+    for ax, (name, h) in zip(axes[0], runs.items()):
+        _curves(ax, h, key, labels=("train", "validation"))
+        ax.set_title(name, fontsize=9)
+    axes[0, 0].set_ylabel(key)
+    axes[0, 0].legend(fontsize=8)
+    return save(fig, path, dpi=80)
+
+
+def _curves(ax, h: History, key: str, labels: tuple[str, str] | None = None) -> None:
+    """``key`` solid and ``val_<key>`` dashed against the epoch, on one axis."""
+    keys, (train, val) = h.keys(), labels or (key, f"val_{key}")
+    epochs = h["epoch"] if "epoch" in keys else list(range(1, len(h) + 1))
+    for k, style, label in ((key, "-", train), (f"val_{key}", "--", val)):
+        if k in keys:
+            ax.plot(epochs, h[k], style, label=label)
+    ax.set_xlabel("epoch")
 
 
 def to_dataframe(history: History | dict | list):

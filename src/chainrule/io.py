@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .creation import as_ndarray
 from .nn.module import Module
 from .tensor import Tensor
 
@@ -56,7 +57,7 @@ def _arrays(obj: Any) -> OrderedDict[str, np.ndarray]:
     for k, v in state.items():
         if not isinstance(k, str):
             raise TypeError(f"save: tensor names must be strings, got {k!r}")
-        arr = v._data if isinstance(v, Tensor) else np.asarray(v)
+        arr = as_ndarray(v)
         if arr.dtype.kind not in "fiub":
             raise TypeError(f"save: {k!r} has dtype {arr.dtype}; only numeric arrays can be saved")
         out[k] = arr if arr.flags.c_contiguous else arr.copy(order="C")  # np.ascontiguousarray makes 0-d 1-d

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
-from .functional import _data, mean, one_hot, softplus
+from .creation import as_ndarray as _data
+from .functional import mean, one_hot, softplus
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")

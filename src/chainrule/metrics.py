@@ -12,20 +12,16 @@ from collections.abc import Callable
 import numpy as np
 
 from . import functional as F
-from .tensor import Tensor
+from .creation import as_ndarray
 
 __all__ = ["accuracy", "mse", "mae", "r2", "METRICS", "LOSSES", "metric"]
-
-
-def _arr(x) -> np.ndarray:
-    return x._data if isinstance(x, Tensor) else np.asarray(x)
 
 
 def accuracy(output, target) -> float:
     """Fraction of correct predictions. ``output`` holds logits: (N, C) with C > 1 is argmax, (N,) or
     (N, 1) is a binary logit (positive means class 1). ``target`` holds class indices, or (N, C)
     one-hot / probability rows (their argmax is the class)."""
-    out, t = _arr(output), _arr(target)
+    out, t = as_ndarray(output), as_ndarray(target)
     if t.ndim == 2 and t.shape[1] > 1:  # one-hot (or soft) targets, as cross_entropy accepts them
         t = t.argmax(axis=1)
     t = t.reshape(-1)
@@ -36,7 +32,7 @@ def accuracy(output, target) -> float:
 
 
 def _pair(output, target) -> tuple[np.ndarray, np.ndarray]:
-    out, t = _arr(output).astype(np.float64), _arr(target).astype(np.float64)
+    out, t = as_ndarray(output).astype(np.float64), as_ndarray(target).astype(np.float64)
     return (out.reshape(t.shape) if out.size == t.size else out), t
 
 

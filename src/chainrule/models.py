@@ -98,11 +98,13 @@ class _Classifier(Module):
         finally:
             self.train(was_training)
 
-    def predict_proba(self, x: Any) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """``P(y = k | x) = softmax(z)_k`` of the logits z, shape (N, K). Binary models override it."""
+        return F.softmax(self._logits(x)._data, -1)
 
-    def predict(self, x: Any) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def predict(self, x: Any) -> np.ndarray:
+        """The prediction rule ``y_hat = argmax_k z_k``, int64 of shape (N,)."""
+        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
 
     def config(self) -> dict | None:
         """A JSON-able description that rebuilds this model (None if ``feature_fn`` is custom)."""
@@ -181,14 +183,6 @@ class SoftmaxRegression(_Classifier):
 
     def forward(self, x: Any) -> Tensor:
         return self.linear(self._features(x))
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """``softmax(W phi(x) + b)``, shape (N, K)."""
-        return F.softmax(self._logits(x)._data, -1)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """``argmax_k`` of the logits, int64 of shape (N,)."""
-        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
 
     def config(self) -> dict | None:
         try:
@@ -329,12 +323,6 @@ class GRUClassifier(_Classifier):
         feats = ops.reshape(out, shape=(x.shape[0], -1)) if self.readout == "all" else out[:, -1]
         return self.head(feats)
 
-    def predict_proba(self, x: Any) -> np.ndarray:
-        return F.softmax(self._logits(x)._data, -1)
-
-    def predict(self, x: Any) -> np.ndarray:
-        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
-
     def config(self) -> dict | None:
         return {"class": "GRUClassifier", "n_features": self.n_features, "n_classes": self.n_classes,
                 "hidden_size": self.rnn.hidden_size, "num_layers": self.rnn.num_layers,
@@ -396,14 +384,6 @@ class CNN1d(_Classifier):
 
     def forward(self, x: Any) -> Tensor:
         return self.layers(x)
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        """``softmax(z)``, shape (N, n_classes)."""
-        return F.softmax(self._logits(x)._data, -1)
-
-    def predict(self, x: Any) -> np.ndarray:
-        """``argmax_k z_k``, int64 of shape (N,)."""
-        return np.argmax(self._logits(x)._data, axis=-1).astype(np.int64)
 
     def config(self) -> dict:
         return {"class": "CNN1d", "n_features": self.n_features, "n_classes": self.n_classes, "channels": self.channels,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import optim
+from ._plot import pyplot
 from .tensor import Tensor
 
 
@@ -196,11 +197,7 @@ def table(function, results: dict[str, Result], tol: float = 1e-6) -> str:
 def plot_trajectories(function, results: dict[str, Result], path=None, ax=None, title: str | None = None):
     """Contour plot of ``function`` with each optimizer's path (like the lecture's "SGD
     without/with momentum" figures). Saves to ``path`` when given; returns the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fn = get_function(function)
     xs, ys = np.linspace(*fn.xlim, 300), np.linspace(*fn.ylim, 300)
     X, Y = np.meshgrid(xs, ys)

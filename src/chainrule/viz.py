@@ -1,4 +1,4 @@
-"""Pictures and ledgers of computation graphs.
+"""Pictures and ledgers of computation graphs (and :func:`plot_decision_regions`, a 2-D classifier's picture).
 
 The lecture draws a computation graph with one node per value and one edge per function argument,
 visits it in topological order for the forward pass and in reverse topological order for the
@@ -30,17 +30,19 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import autograd as _ag
 from . import ops as _ops
+from ._plot import pyplot, save
 from .tensor import Tensor, _unwrap
 
-__all__ = ["Graph", "GraphNode", "Trace", "TraceRow", "graph", "backprop_trace", "dot_available"]
+__all__ = ["Graph", "GraphNode", "Trace", "TraceRow", "graph", "backprop_trace", "dot_available", "plot_decision_regions"]
 
 _INSTALL_HINT = ("the Graphviz `dot` program is not installed: apt-get install graphviz (Debian/Ubuntu), "
                  "brew install graphviz (macOS) or conda install graphviz; Graph.to_dot() works without it")
@@ -476,3 +478,26 @@ def backprop_trace(loss: Tensor, grad_output=None, max_jacobian: int = 256, name
                                  index[id(t)], index[id(inp)]))
     leaves = {labels[id(t)]: grads[id(t)] for t in order if t._ctx is None and id(t) in grads}
     return Trace(rows, seed, leaves, labels[id(loss)])
+
+
+def plot_decision_regions(models: Mapping[str, Any], X, y, path: str | Path, extent: float = 2.0,
+                          resolution: int = 121) -> str:
+    """``P(y = 1 | x)`` of two-input binary classifiers over the square ``[-extent, extent]^2``, one panel
+    per model, with the points ``(X, y)`` on top: what a feature map phi does to a linear model's
+    boundary (XOR, moons). Each model needs ``predict_proba(X) -> (n, 2)`` (chainrule's models and
+    estimators, scikit-learn's). Writes a PNG and returns its path."""
+    X, y = np.asarray(_unwrap(X)), np.asarray(_unwrap(y))
+    if X.ndim != 2 or X.shape[1] != 2 or len(X) != len(y):
+        raise ValueError(f"plot_decision_regions: X must be (n, 2) with one label each, got X {X.shape} and y {y.shape}")
+    if not models:
+        raise ValueError("plot_decision_regions: no models to draw")
+    plt = pyplot()
+    g = np.linspace(-extent, extent, resolution, dtype=np.float32)
+    grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    fig, axes = plt.subplots(1, len(models), figsize=(3 * len(models), 2.9), squeeze=False)
+    for ax, (name, m) in zip(axes[0], models.items()):
+        p = np.asarray(m.predict_proba(grid))[:, 1].reshape(resolution, resolution)
+        ax.contourf(g, g, p, levels=10, cmap="RdBu_r", alpha=0.6)
+        ax.scatter(*X.T, c=y, cmap="RdBu_r", s=8, edgecolors="k", linewidths=0.3)
+        ax.set_title(name, fontsize=9)
+    return save(fig, path, dpi=80)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._plot import pyplot, save  # noqa: F401 - pyplot: the analysis modules import it from here
 from .._text import grid, html_table, number
 
 
@@ -61,25 +62,8 @@ def jsonable(v):
 def figure(path, fig) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    save(fig, path, dpi=120)
     return path
-
-
-def pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "ps", "cairo"):
-        try:
-            matplotlib.use("Agg")  # files only: never open a window (or need a display)
-        except Exception:  # noqa: BLE001 - a backend already in use keeps working for savefig
-            pass
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 class Result:

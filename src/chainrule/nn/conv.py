@@ -16,28 +16,12 @@ from .. import ops
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import functional as F
 from . import init
-from .layers import _FUSES_ACTIVATION, _match_dtype
-from .module import Module, Parameter
+from ._checks import check_device, match_dtype, param, positive_int
+from .layers import _FUSES_ACTIVATION
+from .module import Module
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 _NP_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
-
-
-def _positive(cls: str, name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{cls}: {name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _param(a: np.ndarray) -> Parameter:
-    """A Parameter of ``a``'s dtype (``Parameter(ndarray)`` would make a float64 array float32)."""
-    return Parameter(Tensor(a))
-
-
-def _check_device(cls: str, device: Any) -> None:
-    """torch's ``device=`` argument: chainrule computes with NumPy, on the CPU only."""
-    if device is not None and str(device) != "cpu":
-        raise ValueError(f"{cls}: device must be None or 'cpu' (chainrule runs on NumPy), got {device!r}")
 
 
 class _ConvNd(Module):
@@ -50,10 +34,10 @@ class _ConvNd(Module):
                  padding_mode: str = "zeros", device: Any = None, dtype: Any = None):
         super().__init__()
         cls, nd = type(self).__name__, self._nd
-        _check_device(cls, device)
-        self.in_channels = _positive(cls, "in_channels", in_channels)
-        self.out_channels = _positive(cls, "out_channels", out_channels)
-        self.groups = _positive(cls, "groups", groups)
+        check_device(cls, device)
+        self.in_channels = positive_int(cls, "in_channels", in_channels)
+        self.out_channels = positive_int(cls, "out_channels", out_channels)
+        self.groups = positive_int(cls, "groups", groups)
         if self.in_channels % self.groups:
             raise ValueError(f"{cls}: in_channels ({in_channels}) must be divisible by groups ({groups})")
         if self.out_channels % self.groups:
@@ -75,8 +59,8 @@ class _ConvNd(Module):
         self.padding_mode = padding_mode
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
-        self.weight = _param(np.empty(shape, dtype))
-        self.bias = _param(np.empty((self.out_channels,), dtype)) if bias else None
+        self.weight = param(np.empty(shape, dtype))
+        self.bias = param(np.empty((self.out_channels,), dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -103,7 +87,7 @@ class _ConvNd(Module):
         place on the product, keeping no pre-activation (what :class:`~chainrule.nn.Sequential` does for a
         convolution followed by that activation, as for Linear)."""
         if not isinstance(x, Tensor) or x._data.dtype != self.weight._data.dtype:
-            x = _match_dtype(type(self).__name__, x, self.weight)
+            x = match_dtype(type(self).__name__, x, self.weight.dtype)
         x, padding = self._pad_input(x)
         return F._convnd(self._nd, x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups,
                          activation)

@@ -16,6 +16,7 @@ import numpy as np
 from .. import ops
 from ..tensor import DEFAULT_DTYPE, Tensor, _unwrap
 from . import init
+from ._checks import param, positive_int
 from .module import Module, Parameter
 
 
@@ -133,11 +134,9 @@ def embedding_bag(input: Any, weight: Any, offsets: Any = None, max_norm: float 
 
 
 def _make_weight(num: int, dim: int, _weight: Any, dtype: Any, cls: str) -> Parameter:
-    for n, v in (("num_embeddings", num), ("embedding_dim", dim)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{cls}: {n} must be a positive integer, got {v!r}")
+    num, dim = positive_int(cls, "num_embeddings", num), positive_int(cls, "embedding_dim", dim)
     if _weight is None:
-        w = Parameter(Tensor(np.zeros((num, dim), np.dtype(DEFAULT_DTYPE if dtype is None else dtype))))
+        w = param(np.zeros((num, dim), np.dtype(DEFAULT_DTYPE if dtype is None else dtype)))
         init.normal_(w)  # N(0, 1), as torch
         return w
     w = Parameter(_weight if isinstance(_weight, Tensor) else Tensor(np.asarray(_unwrap(_weight))))

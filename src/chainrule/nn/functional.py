@@ -25,6 +25,7 @@ import numpy as np
 from .. import functional as _functional
 from .. import ops as _ops
 from ..autograd import replayed as _replayed
+from ..creation import as_ndarray as _data
 from ..functional import *  # noqa: F403
 from ..ops_conv import fold as _fold
 from ..ops_conv import out_sizes as _out_sizes
@@ -78,7 +79,7 @@ def _to_batch_first(y, squeeze: bool):
 
 
 def _same_dtype(name: str, *xs) -> None:
-    dts = {np.asarray(x._data if isinstance(x, _Tensor) else x).dtype for x in xs if x is not None}
+    dts = {_data(x).dtype for x in xs if x is not None}
     floats = {d for d in dts if d.kind == "f"}
     if len(floats) > 1:
         raise TypeError(f"{name}: input, weight and bias must have the same dtype, got {sorted(map(str, floats))}")
@@ -305,7 +306,7 @@ def _adaptive_avg_poolnd(nd, input, output_size):
     if isinstance(output_size, (tuple, list)) and len(output_size) == nd:  # None keeps that axis's size
         output_size = tuple(s if o is None else o for o, s in zip(output_size, spatial))
     out = _ntuple(name, "output_size", output_size, nd)
-    dtype = (x._data if isinstance(x, _Tensor) else np.asarray(x)).dtype
+    dtype = _data(x).dtype
     y = x
     if nd == 2:  # P_h @ x over H, then @ P_w^T over W
         y = _ops.matmul(_adaptive_matrix(spatial[0], out[0], dtype), y)
@@ -333,10 +334,6 @@ def _normalize(x, axes, eps):
     d = _ops.sub(x, mean)
     var = _ops.div(_ops.sum(_ops.mul(d, d), axis=axes, keepdims=True), float(n))
     return _ops.div(d, _ops.sqrt(_ops.add(var, eps))), mean, var, n
-
-
-def _data(v):
-    return v._data if isinstance(v, _Tensor) else np.asarray(v)
 
 
 def _affine(y, weight, bias, shape):

@@ -14,7 +14,8 @@ from .. import ops
 from ..device import as_device
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import init
-from .module import Module, Parameter
+from ._checks import match_dtype, param, positive_int
+from .module import Module
 
 
 # ----- the affine layer ---------------------------------------------------------------------------
@@ -29,14 +30,11 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None, dtype: Any = None):
         super().__init__()
         as_device(device)
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"Linear: {name} must be a positive integer, got {v!r}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.in_features = positive_int("Linear", "in_features", in_features)
+        self.out_features = positive_int("Linear", "out_features", out_features)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
-        # Tensors, so that Parameter keeps the dtype asked for (it converts bare float64 ndarrays to float32)
-        self.weight = Parameter(Tensor(np.empty((self.out_features, self.in_features), dtype)))
-        self.bias = Parameter(Tensor(np.empty((self.out_features,), dtype))) if bias else None
+        self.weight = param(np.empty((self.out_features, self.in_features), dtype))
+        self.bias = param(np.empty((self.out_features,), dtype)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -51,26 +49,13 @@ class Linear(Module):
         Linear followed by that activation)."""
         w, b = self.weight, self.bias
         if not isinstance(x, Tensor) or x._data.dtype != w._data.dtype:  # the usual case skips the call
-            x = _match_dtype(type(self).__name__, x, w)
+            x = match_dtype(type(self).__name__, x, w.dtype)
         if activation is None:
             return ops.linear(x, w) if b is None else ops.linear(x, w, b)
         return ops.linear_act(x, w, b, activation=activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-def _match_dtype(name: str, x: Any, w: Tensor) -> Any:
-    """ndarrays and lists are cast to the weight's dtype (data from NumPy/sklearn is float64; the
-    model must stay float32). A Tensor of another float dtype is an error, as in torch."""
-    if not isinstance(x, Tensor):
-        return np.asarray(x, dtype=w.dtype)
-    if x.dtype != w.dtype:
-        if x.dtype.kind != "f":
-            return x.astype(w.dtype)
-        raise TypeError(f"{name}: input is {x.dtype} but the weights are {w.dtype}; cast one of them "
-                        f"(x.astype(cr.{w.dtype}) or model.to(cr.{x.dtype}))")
-    return x
 
 
 class Identity(Module):

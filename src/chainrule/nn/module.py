@@ -19,6 +19,7 @@ import numpy as np
 
 from ..autograd import no_grad, replayed
 from ..autograd import state as _engine
+from ..creation import as_ndarray
 from ..device import as_device, device
 from ..tensor import DEFAULT_DTYPE, Tensor
 
@@ -70,14 +71,8 @@ def _flatten(name: str, value: Any) -> Iterator[tuple[str, Any]]:
 def _as_array(value: Any, key: str) -> np.ndarray:
     """A state_dict value as an ndarray: chainrule Tensors, ndarrays, and anything with
     ``.detach().cpu().numpy()`` (torch tensors), so ``load_state_dict(torch_model.state_dict())`` works."""
-    if isinstance(value, Tensor):
-        return value._data
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
     try:
-        return np.asarray(value)
+        return as_ndarray(value)
     except Exception as e:  # noqa: BLE001 - re-raised with the key named
         raise TypeError(f"load_state_dict: value for {key!r} is a {type(value).__name__}, "
                         "not an array; pass Tensors or ndarrays") from e

@@ -18,8 +18,7 @@ from ..autograd import replayed
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import functional as F
 from . import init
-from .conv import _check_device, _param
-from .layers import _match_dtype
+from ._checks import check_device, match_dtype, param, positive_int
 from .module import Module
 
 
@@ -38,19 +37,17 @@ class _BatchNorm(Module):
                  track_running_stats: bool = True, device: Any = None, dtype: Any = None, *, bias: bool = True):
         super().__init__()
         cls = type(self).__name__
-        _check_device(cls, device)
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features < 1:
-            raise ValueError(f"{cls}: num_features must be a positive integer, got {num_features!r}")
+        check_device(cls, device)
         if momentum is not None and (isinstance(momentum, bool) or not isinstance(momentum, numbers.Real)
                                      or not 0 <= momentum <= 1):
             raise ValueError(f"{cls}: momentum must be in [0, 1] or None (cumulative average), got {momentum!r}")
-        self.num_features, self.eps = int(num_features), _check_eps(cls, eps)
+        self.num_features, self.eps = positive_int(cls, "num_features", num_features), _check_eps(cls, eps)
         self.momentum = None if momentum is None else float(momentum)
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         c = self.num_features
-        self.weight = _param(np.ones(c, dtype)) if affine else None
-        self.bias = _param(np.zeros(c, dtype)) if affine and bias else None
+        self.weight = param(np.ones(c, dtype)) if affine else None
+        self.bias = param(np.zeros(c, dtype)) if affine and bias else None
         if self.track_running_stats:
             self.register_buffer("running_mean", Tensor(np.zeros(c, dtype)))
             self.register_buffer("running_var", Tensor(np.ones(c, dtype)))
@@ -83,7 +80,7 @@ class _BatchNorm(Module):
                              f"layer was built for num_features={self.num_features}")
         ref = self.weight if self.weight is not None else self.running_mean
         if ref is not None and (not isinstance(x, Tensor) or x._data.dtype != ref._data.dtype):
-            x = _match_dtype(cls, x, ref)
+            x = match_dtype(cls, x, ref.dtype)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             _count(self.num_batches_tracked)
@@ -128,7 +125,7 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: int | tuple[int, ...], eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device: Any = None, dtype: Any = None):
         super().__init__()
-        _check_device("LayerNorm", device)
+        check_device("LayerNorm", device)
         ns = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
         if not ns or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in ns):
             raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a tuple of them, "
@@ -136,8 +133,8 @@ class LayerNorm(Module):
         self.normalized_shape = tuple(int(s) for s in ns)
         self.eps, self.elementwise_affine = _check_eps("LayerNorm", eps), bool(elementwise_affine)
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
-        self.weight = _param(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
-        self.bias = _param(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
+        self.weight = param(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = param(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def reset_parameters(self) -> None:
         if self.weight is not None:
@@ -147,7 +144,7 @@ class LayerNorm(Module):
 
     def forward(self, x: Any) -> Tensor:
         if self.weight is not None and (not isinstance(x, Tensor) or x._data.dtype != self.weight._data.dtype):
-            x = _match_dtype("LayerNorm", x, self.weight)
+            x = match_dtype("LayerNorm", x, self.weight.dtype)
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

@@ -23,29 +23,8 @@ from .. import ops
 from ..ops_rnn import GATES, rnn_scan
 from ..tensor import DEFAULT_DTYPE, Tensor
 from . import init
-from .module import Module, Parameter
-
-
-def _positive(cls: str, name: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{cls}: {name} must be a positive integer, got {v!r}")
-    return int(v)
-
-
-def _param(shape: tuple, dtype: np.dtype) -> Parameter:
-    # through a Tensor: Parameter(ndarray) would turn float64 into the default float32
-    return Parameter(Tensor(np.zeros(shape, dtype)))
-
-
-def _as_input(cls: str, x: Any, dtype: np.dtype) -> Any:
-    if not isinstance(x, Tensor):
-        return np.asarray(x, dtype=dtype)
-    if x.dtype != dtype:
-        if x.dtype.kind != "f":
-            return x.astype(dtype)
-        raise TypeError(f"{cls}: input is {x.dtype} but the weights are {dtype}; cast one of them "
-                        f"(x.astype(cr.{dtype}) or model.to(cr.{x.dtype}))")
-    return x
+from ._checks import match_dtype, param, positive_int
+from .module import Module
 
 
 def _layer(xs: Any, h0: Any, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
@@ -69,9 +48,9 @@ class RNNBase(Module):
         super().__init__()
         cls = type(self).__name__
         self.mode = mode
-        self.input_size = _positive(cls, "input_size", input_size)
-        self.hidden_size = _positive(cls, "hidden_size", hidden_size)
-        self.num_layers = _positive(cls, "num_layers", num_layers)
+        self.input_size = positive_int(cls, "input_size", input_size)
+        self.hidden_size = positive_int(cls, "hidden_size", hidden_size)
+        self.num_layers = positive_int(cls, "num_layers", num_layers)
         if bidirectional:
             raise ValueError(f"{cls}: bidirectional=True is not supported; run a second {cls} on the "
                              "time-reversed input and concatenate the outputs")
@@ -87,11 +66,11 @@ class RNNBase(Module):
         G, H = GATES[mode] * self.hidden_size, self.hidden_size
         for k in range(self.num_layers):  # torch's order: weight_ih, weight_hh, bias_ih, bias_hh per layer
             n_in = self.input_size if k == 0 else H
-            setattr(self, f"weight_ih_l{k}", _param((G, n_in), dtype))
-            setattr(self, f"weight_hh_l{k}", _param((G, H), dtype))
+            setattr(self, f"weight_ih_l{k}", param(np.zeros((G, n_in), dtype)))
+            setattr(self, f"weight_hh_l{k}", param(np.zeros((G, H), dtype)))
             if self.bias:
-                setattr(self, f"bias_ih_l{k}", _param((G,), dtype))
-                setattr(self, f"bias_hh_l{k}", _param((G,), dtype))
+                setattr(self, f"bias_ih_l{k}", param(np.zeros((G,), dtype)))
+                setattr(self, f"bias_hh_l{k}", param(np.zeros((G,), dtype)))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -129,7 +108,7 @@ class RNNBase(Module):
         want = (self.num_layers, B, self.hidden_size)
         if h is None:
             return np.zeros(want, dtype)
-        h = _as_input(type(self).__name__, h, dtype)
+        h = match_dtype(type(self).__name__, h, dtype)
         shape = tuple(h.shape)
         if (shape if batched else (shape[0], 1) + shape[1:]) != want or len(shape) != (3 if batched else 2):
             raise ValueError(f"{type(self).__name__}: {name} must have shape {want if batched else (want[0], want[2])}"
@@ -164,7 +143,7 @@ class RNNBase(Module):
         """``(output, h_n)``: output (T, B, H) (batch_first: (B, T, H)) holds the last layer's h_t for
         every t, h_n (num_layers, B, H) every layer's last state. hx defaults to zeros."""
         dtype = self.weight_ih_l0.dtype
-        x, batched = self._check_input(_as_input(type(self).__name__, input, dtype))
+        x, batched = self._check_input(match_dtype(type(self).__name__, input, dtype))
         h0 = self._state(hx, x.shape[1], batched, "hx", dtype)
         out, hs, _ = self._run(x, h0)
         return self._finish(out, batched), self._final(hs, batched)
@@ -231,7 +210,7 @@ class LSTM(RNNBase):
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # noqa: A002
         dtype = self.weight_ih_l0.dtype
-        x, batched = self._check_input(_as_input("LSTM", input, dtype))
+        x, batched = self._check_input(match_dtype("LSTM", input, dtype))
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
             raise ValueError(f"LSTM: hx must be a tuple (h0, c0), got {type(hx).__name__}")
         h0, c0 = (None, None) if hx is None else hx
@@ -250,23 +229,23 @@ class RNNCellBase(Module):
         super().__init__()
         cls = type(self).__name__
         self.mode = mode
-        self.input_size = _positive(cls, "input_size", input_size)
-        self.hidden_size = _positive(cls, "hidden_size", hidden_size)
+        self.input_size = positive_int(cls, "input_size", input_size)
+        self.hidden_size = positive_int(cls, "hidden_size", hidden_size)
         self.bias = bool(bias)
         if device not in (None, "cpu"):
             raise ValueError(f"{cls}: only device='cpu' exists, got {device!r}")
         dtype = np.dtype(DEFAULT_DTYPE if dtype is None else dtype)
         G, H = GATES[mode] * self.hidden_size, self.hidden_size
-        self.weight_ih = _param((G, self.input_size), dtype)
-        self.weight_hh = _param((G, H), dtype)
-        self.bias_ih = _param((G,), dtype) if bias else None
-        self.bias_hh = _param((G,), dtype) if bias else None
+        self.weight_ih = param(np.zeros((G, self.input_size), dtype))
+        self.weight_hh = param(np.zeros((G, H), dtype))
+        self.bias_ih = param(np.zeros((G,), dtype)) if bias else None
+        self.bias_hh = param(np.zeros((G,), dtype)) if bias else None
         RNNBase.reset_parameters(self)  # type: ignore[arg-type]
 
     def _step(self, x: Any, states: tuple) -> tuple[Any, bool]:
         """The new state ``[h | c]`` (B, S) from input (B, I) or (I,) and the given states."""
         cls, dtype = type(self).__name__, self.weight_ih.dtype
-        x = _as_input(cls, x, dtype)
+        x = match_dtype(cls, x, dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(f"{cls}: input must be (batch, {self.input_size}) or ({self.input_size},), "
                              f"got shape {tuple(x.shape)}")
@@ -279,7 +258,7 @@ class RNNCellBase(Module):
             if s is None:
                 ss.append(np.zeros(want, dtype))
                 continue
-            s = _as_input(cls, s, dtype)
+            s = match_dtype(cls, s, dtype)
             if tuple(s.shape) != (want if batched else want[1:]):
                 raise ValueError(f"{cls}: {name} must have shape {want if batched else want[1:]}, got {tuple(s.shape)}")
             ss.append(s if batched else ops.reshape(s, shape=want))

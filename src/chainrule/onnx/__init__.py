@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import no_grad
+from ..creation import as_ndarray as _np  # parameters and buffers; torch tensors too (modules that wrap torch's)
 from ..nn.module import Module
 from ..tensor import Tensor
 
@@ -56,17 +57,6 @@ def register(*class_names: str) -> Callable[[Converter], Converter]:
 def converters() -> list[str]:
     """The class names that have a converter."""
     return sorted(_CONVERTERS)
-
-
-def _np(v: Any) -> np.ndarray:
-    """A parameter or buffer as an ndarray (chainrule Tensor, ndarray, or anything with ``.numpy()``)."""
-    if isinstance(v, Tensor):
-        return v._data
-    if isinstance(v, np.ndarray):
-        return v
-    if hasattr(v, "detach"):  # a torch tensor (modules that wrap torch's, in tests)
-        return v.detach().cpu().numpy()
-    return np.asarray(v)
 
 
 def _converter_for(module: Module) -> Converter | None:
