@@ -14,7 +14,6 @@ import numbers
 import numpy as np
 
 from . import _blas
-from .creation import get_rng
 from .primitive import REGISTRY, Primitive, primitive
 from .tensor import Tensor
 
@@ -581,6 +580,8 @@ def dropout_mask(x, p, scale=True, rng=None):
     """Dropout's random mask for ``x``: 1 (or ``1/(1-p)`` when ``scale``) where ``u >= p`` for
     ``u ~ U[0, 1)`` drawn from chainrule's seeded generator (or ``rng``); ``x`` gives only shape and dtype.
     A primitive with no gradient, so that a compiled step draws it again on every replay."""
+    from .creation import get_rng  # not at the top: creation imports the engine, which imports this module
+
     keep = (rng or get_rng()).random(np.shape(x)) >= p
     dtype = x.dtype
     return keep.astype(dtype) / dtype.type(1.0 - p) if scale and p < 1 else keep.astype(dtype)
