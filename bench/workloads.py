@@ -486,9 +486,12 @@ def job_chainrule_loop(sizes, data, epochs, bs, lr, seed=0):
     return run
 
 
-def job_chainrule_fit(sizes, data, epochs, bs, lr, seed=0):
-    """models.MLP + optim.Adam + chainrule.train.fit: the library's own training loop."""
+def job_chainrule_fit(sizes, data, epochs, bs, lr, seed=0, compile=False):
+    """models.MLP + optim.Adam + chainrule.train.fit: the library's own training loop (``compile``:
+    its steps replayed by ``cr.compile``, recording included in the time)."""
     Adam, fit, MLP = _cr_attr("optim", "Adam"), _cr_attr("train", "fit"), _cr_attr("models", "MLP")
+    if compile:
+        _cr_attr("compile", "Compiled")
 
     def run():
         import chainrule as cr
@@ -497,7 +500,7 @@ def job_chainrule_fit(sizes, data, epochs, bs, lr, seed=0):
         for p, a in zip(model.parameters(), init_mlp(sizes, seed)):
             p.data[...] = a
         fit(model, "cross_entropy", Adam(model.parameters(), lr=lr), (Xtr, ytr), epochs=epochs, batch_size=bs,
-            metrics=(), progress=False, seed=seed)
+            metrics=(), progress=False, seed=seed, **({"compile": True} if compile else {}))
         with cr.no_grad():
             pred = model(cr.Tensor(Xte)).data.argmax(1)
         return float((pred == yte).mean())
@@ -516,6 +519,33 @@ def job_chainrule_sklearn(hidden, data, epochs, bs, lr, seed=0):
                             max_epochs=epochs, alpha=0.0, tol=0.0, n_iter_no_change=10 ** 9, random_state=seed)
         clf.fit(Xtr, ytr)
         return float((np.asarray(clf.predict(Xte)) == yte).mean())
+    return run
+
+
+def _job_batches(data, epochs, bs, seed):
+    Xtr, ytr = data[:2]
+    idx = list(_epochs(len(Xtr), bs, epochs, np.random.default_rng(seed)))
+    return [Xtr[i] for i in idx], [ytr[i] for i in idx]
+
+
+def _accuracy(params, Xte, yte) -> float:
+    h = Xte
+    for i in range(0, len(params), 2):
+        h = h @ params[i].T + params[i + 1]
+        if i + 2 < len(params):
+            h = np.maximum(h, 0)
+    return float((h.argmax(1) == yte).mean())
+
+
+def job_peer(cls, sizes, data, epochs, bs, lr, seed=0):
+    """The same job through a peer's step (bench/peers.py: hand NumPy, or jax.jit whose compilation of both
+    batch shapes, full and last, counts in the job's time)."""
+    def run():
+        xs, ys = _job_batches(data, epochs, bs, seed)
+        peer = cls(sizes, init_mlp(sizes, seed), xs, ys, "Adam", lr)
+        for _ in range(len(xs)):
+            peer.step()
+        return _accuracy([np.asarray(p) for p in peer.params()], *data[2:4])
     return run
 
 
@@ -620,6 +650,13 @@ def _seed_per_call(make):
     return step
 
 
+def _peer(name: str):
+    import peers
+    if name == "JaxStep":
+        import jax  # noqa: F401 - ImportError: a pending row
+    return getattr(peers, name)
+
+
 def full_job(name: str, quick: bool = False) -> Workload:
     if name == "digits":
         data, hidden, bs, lr = digits_data(), (128,), 32, 1e-3
@@ -637,6 +674,12 @@ def full_job(name: str, quick: bool = False) -> Workload:
              "nn.Sequential + optim.Adam, hand loop"),
         _try(lambda: _seed_per_call(lambda s: job_chainrule_fit(sizes, data, epochs, bs, lr, s)), "chainrule fit",
              "chainrule", "models.MLP + optim.Adam + train.fit"),
+        _try(lambda: _seed_per_call(lambda s: job_chainrule_fit(sizes, data, epochs, bs, lr, s, compile=True)),
+             "chainrule fit compiled", "chainrule", "the same with fit(compile=True)"),
+        _try(lambda: _seed_per_call(lambda s: job_peer(_peer("NumpyStep"), sizes, data, epochs, bs, lr, s)),
+             "hand NumPy", "numpy", "forward, backward and Adam written out in NumPy"),
+        _try(lambda: _seed_per_call(lambda s: job_peer(_peer("JaxStep"), sizes, data, epochs, bs, lr, s)),
+             "jax.jit", "jax", "jax.jit(loss, grad, optax.adam), compile included"),
         _try(lambda: _seed_per_call(lambda s: job_chainrule_sklearn(hidden, data, epochs, bs, lr, s)),
              "chainrule MLPClassifier", "chainrule", "chainrule.sklearn.MLPClassifier"),
         _try(lambda: _seed_per_call(lambda s: job_sklearn(hidden, data, epochs, bs, lr, s)), "sklearn", "sklearn",
