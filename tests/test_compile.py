@@ -318,3 +318,26 @@ def test_a_compiled_step_pickles_and_records_again():
     for _ in range(3):
         assert np.array_equal(copy(x)._data, _sum_of_squares(x)._data)
     assert copy.calls["recorded"] - before["recorded"] == 2 and copy.calls["replayed"] - before["replayed"] == 1
+
+
+def test_an_index_passed_to_the_step_is_read_on_every_replay():
+    X, Y = _batches(n=1, b=200)[0]
+    runs = []
+    for compile in (False, True):
+        model = _mlp()
+        opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+        def step(idx, model=model, opt=opt):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(X[idx]), Y[idx])  # the batch gathered inside the step
+            loss.backward()
+            opt.step()
+            return loss
+
+        run = cr.compile(step) if compile else step
+        rng = np.random.default_rng(5)
+        runs.append(([run(cr.tensor(rng.permutation(200)[:32]))._data.copy() for _ in range(6)],
+                     [p._data.copy() for p in model.parameters()]))
+        if compile:
+            assert run.calls["replayed"] == 4, run.reasons
+    assert _equal(runs[0][0], runs[1][0]) and _equal(runs[0][1], runs[1][1])

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import autograd as _ag
 from .autograd import _accumulate_leaf
-from .replay import fold, generate
+from .replay import AttrRef, fold, generate
 from .tensor import Tensor
 
 __all__ = ["compile", "Compiled"]
@@ -131,8 +131,15 @@ class _Recorder:
     def __call__(self, op, out, args, attrs) -> None:  # a primitive on ndarrays (a backward rule's)
         refs = [self.ref(a) for a in args]  # before the output: a view of an input is not one of the output
         ref = self._new(out)
-        self.lines.append(("op", op, refs, attrs, [ref], None))
+        self.lines.append(("op", op, refs, self._attrs(attrs), [ref], None))
         self._elements(out, ref)
+
+    def _attrs(self, attrs: dict) -> dict:
+        """An attribute that is an array of the program (``x[idx]`` with ``idx`` an argument) is read, not frozen."""
+        if not any(isinstance(v, np.ndarray) and id(v) in self.ids for v in attrs.values()):
+            return attrs
+        return {k: AttrRef(self.ids[id(v)]) if isinstance(v, np.ndarray) and id(v) in self.ids else v
+                for k, v in attrs.items()}
 
     def _elements(self, value, ref) -> None:
         """A forward that returns a tuple (a backward's several gradients): its items are values too."""
@@ -151,7 +158,7 @@ class _Recorder:
         outs = [self._new(out)] + ([self._new(saved)] if op.saves else [])
         # what _apply did after the forward: a NumPy scalar made an array, a float64 result narrowed
         post = (out.ndim == 0, out.dtype == np.float64 and "dtype" not in attrs)
-        self.lines.append(("op", op, refs, attrs, outs, post))
+        self.lines.append(("op", op, refs, self._attrs(attrs), outs, post))
         if saved is not None:
             self._elements(saved, outs[-1])
 
@@ -275,6 +282,8 @@ def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
             merged.append(("acc", [(_merge(x[0], y[0], where), _merge(x[1], y[1], where), y[2])
                                    for x, y in zip(a[1], b[1])]))
         else:
+            if len(a[2]) != len(b[2]) or a[3].keys() != b[3].keys():
+                raise _NotReplayable(f"{where} was called with other arguments on two calls")
             merged.append(("call", b[1], [_merge(x, y, where) for x, y in zip(a[2], b[2])],
                            {k: _merge(a[3][k], v, where) for k, v in b[3].items()}))
     return merged

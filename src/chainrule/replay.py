@@ -23,6 +23,21 @@ import numpy as np
 from .autograd import _accumulate_leaf, _grad_tensor
 from .primitive import _int_does_not_widen
 
+
+class AttrRef:
+    """An attribute whose value is a value of the program (an index array passed to the step)."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: tuple):
+        self.ref = ref
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AttrRef) and self.ref == other.ref
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 #: primitives whose result is not a function of their inputs alone (never folded into a constant)
 IMPURE = {"dropout_mask"}
 
@@ -35,7 +50,7 @@ def fold(lines: list[tuple]) -> list[tuple]:
     for line in lines:
         if line[0] == "op" and line[1].name not in IMPURE and len(line[4]) == 1:
             refs = [("c", known[r[1]]) if r[0] == "v" and r[1] in known else r for r in line[2]]
-            if all(r[0] == "c" for r in refs):
+            if all(r[0] == "c" for r in refs) and not any(isinstance(v, AttrRef) for v in line[3].values()):
                 op, attrs, post = line[1], line[3], line[5]
                 value = op.forward(*[r[1] for r in refs], **attrs)
                 if post is not None:
@@ -44,7 +59,7 @@ def fold(lines: list[tuple]) -> list[tuple]:
                         value = _int_does_not_widen(value, [r[1] for r in refs])
                 known[line[4][0][1]] = value
                 continue
-            line = ("op", line[1], refs, *line[3:])
+            line = _substitute(("op", line[1], refs, *line[3:]), known)
         else:
             line = _substitute(line, known)
         kept.append(line)
@@ -57,7 +72,9 @@ def _substitute(line, known):
             return ("c", known[r[1]])
         return ("w", sub(r[1])) if r[0] == "w" else r
     if line[0] == "op":
-        return ("op", line[1], [sub(r) for r in line[2]], *line[3:])
+        attrs = {k: known[v.ref[1]] if isinstance(v, AttrRef) and v.ref[0] == "v" and v.ref[1] in known else v
+                 for k, v in line[3].items()}
+        return ("op", line[1], [sub(r) for r in line[2]], attrs, *line[4:])
     if line[0] in ("view", "elem"):
         return (line[0], line[1], sub(line[2]), *line[3:])
     if line[0] == "acc":
@@ -103,15 +120,17 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
         kind = line[0]
         if kind == "op":
             _, op, refs, attrs, outs, post = line
-            args = [prog.expr(r) for r in refs] + [f"{k}={prog.const(v)}" for k, v in attrs.items()]
+            args = [prog.expr(r) for r in refs] + [
+                f"{k}={prog.expr(v.ref) if isinstance(v, AttrRef) else prog.const(v)}" for k, v in attrs.items()]
             call = f"{prog.const(op.forward, op.name)}({', '.join(args)})"
+            reads = refs + [v.ref for v in attrs.values() if isinstance(v, AttrRef)]  # what the line reads
             names = [f"v{r[1]}" for r in outs]
             src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
             if post is not None and post[0]:
                 src += f"; {names[0]} = _np.asarray({names[0]})"
             if post is not None and post[1]:
                 src += f"; {names[0]} = _widen({names[0]}, [{', '.join(prog.expr(r) for r in refs)}])"
-            out.append((src, _reads(refs), {r[1] for r in outs}))
+            out.append((src, _reads(reads), {r[1] for r in outs}))
         elif kind == "view":
             _, (_, n), src, how, shape, strides = line
             e = prog.expr(src)
