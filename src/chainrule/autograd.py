@@ -473,12 +473,11 @@ def _as_leaf(x) -> Tensor:
     return Tensor(x._data, requires_grad=True)
 
 
-def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
-    """The Jacobian d f(x) / d x, shape ``f(x).shape + x.shape``, one backward pass per output."""
-    x = _as_leaf(x)
-    y = f(x)
+def _rows(y: Tensor, x: Tensor) -> Tensor:
+    """d y / d x, shape ``y.shape + x.shape``: one backward pass per element of ``y`` (zeros where
+    ``y`` does not depend on ``x``, as torch's non-strict jacobian)."""
     J = np.zeros((y._data.size, x._data.size), dtype=y.dtype)
-    for i in range(y._data.size):
+    for i in range(y._data.size if y.requires_grad else 0):
         e = np.zeros(y._data.size, y.dtype)
         e[i] = 1
         (gi,) = grad(y, x, grad_outputs=Tensor(e.reshape(y.shape)), retain_graph=True, allow_unused=True)
@@ -487,21 +486,18 @@ def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
     return Tensor(J.reshape(y.shape + x.shape))
 
 
+def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
+    """The Jacobian d f(x) / d x, shape ``f(x).shape + x.shape``, one backward pass per output."""
+    x = _as_leaf(x)
+    return _rows(f(x), x)
+
+
 def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
     """The Hessian of scalar ``f`` at ``x``, shape ``x.shape + x.shape``: the Jacobian of the
     gradient, computed by double backward (one Hessian-vector product per row)."""
     x = _as_leaf(x)
     (g,) = grad(f(x), x, create_graph=True)
-    n = x._data.size
-    H = np.zeros((n, n), dtype=x.dtype)
-    if g.requires_grad:
-        for i in range(n):
-            e = np.zeros(n, x.dtype)
-            e[i] = 1
-            (hi,) = grad(g, x, grad_outputs=Tensor(e.reshape(x.shape)), retain_graph=True, allow_unused=True)
-            if hi is not None:
-                H[i] = hi._data.reshape(-1)
-    return Tensor(H.reshape(x.shape + x.shape))
+    return _rows(g, x)
 
 
 from . import ops as _ops  # noqa: E402
