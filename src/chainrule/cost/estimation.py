@@ -208,7 +208,9 @@ def totals(layers: list[LayerCost], sizes: list[int], B: int, optimizer: Any, dt
 
 
 def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> dict[str, int]:
-    target_bytes = B * 8 if has_loss else 0  # int64 class labels
+    # What the caller holds through the step besides the input: the int64 class labels and the loss
+    # value (the graph's root, one number).
+    target_bytes = B * 8 + isz if has_loss else 0
     m = {"parameters": P * isz, "gradients": P * isz,
          "optimizer_state": (P * P if k_state < 0 else k_state * P) * isz,
          # Scratch: either per parameter (k x P) or k blocks of CHUNK elements shared by all parameters.

@@ -163,15 +163,17 @@ def _flatten(m, in_shape, ctx: Context):
 
 
 # ----- the loss -----------------------------------------------------------------------------------
-# softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
-# (p - onehot) * g / N from the kept p.
-_LOSS_FWD, _LOSS_BWD = 5, 2
+# softmax cross-entropy (mean over the batch), as ops.softmax_cross_entropy counts it: forward 5 FLOPs
+# per logit (shift, exp, sum, divide for softmax(z), and the log-sum-exp), one per row for the
+# reduction and one for the mean; backward one copy of the kept p with N subtractions of the one-hot
+# (no one-hot matrix: ops._softmax_minus_onehot) and one product per logit by g / N (one division).
+_LOSS_FWD = 5
 
 
 def cross_entropy_cost(n_classes: int, ctx: Context) -> LayerCost:
-    """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule
-    writes ``(p - onehot) * scale`` into one copy of ``p``."""
+    """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule writes ``(p - onehot) * g / B`` into one copy of ``p``:
+    ``B C + B + 1`` FLOPs."""
     B, C = ctx.batch_size, n_classes
     return LayerCost("loss", "loss", C, 1, forward_flops=_LOSS_FWD * B * C + B + 1,
-                     backward_other_flops=_LOSS_BWD * B * C + 1, saved=2 * B * C, exact=False,
+                     backward_other_flops=B * C + B + 1, saved=2 * B * C,
                      backward_temp_bytes=B * C * ctx.itemsize)
