@@ -34,6 +34,7 @@ a new layer is one function), :mod:`~chainrule.cost.estimation` (the estimate), 
 from .._text import human_bytes
 from .estimation import Estimate, estimate, estimate_mlp
 from .layers import ACTIVATIONS, LayerCost, register
+from . import layers_conv  # noqa: F401  (registers the rules of convolution and pooling)
 from .measurement import Measurement, measure
 from .optimizers import OPTIMIZERS
 from . import reporting

@@ -144,7 +144,8 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     layers: list[LayerCost] = []
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
     n_features, prev = None, None
-    for name, m in _leaf_modules(model):
+    leaves = _leaf_modules(model)
+    for i, (name, m) in enumerate(leaves):
         rule = rule_for(m)
         if rule is None:
             if any(True for _ in m.parameters()):
@@ -152,12 +153,14 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
                                  "with chainrule.cost.layers.register, or use cost.measure(...) for this model")
             prev = m
             continue
+        nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
         ctx = Context(B, isz, name, needs_input_grad=input_requires_grad or any(lc.params for lc in layers),
-                      fused=(id(prev), id(m)) in fused)
+                      fused=(id(prev), id(m)) in fused,
+                      activation=L._FUSED[type(nxt)] if (id(m), id(nxt)) in fused else None)
         lc, shape = rule(m, shape, ctx)
-        if lc is not None:
-            n_features = lc.n_in if n_features is None else n_features
-            layers.append(lc)
+        for one in (lc if isinstance(lc, list) else [] if lc is None else [lc]):
+            n_features = one.n_in if n_features is None else n_features
+            layers.append(one)
         prev = m
     if not any(lc.params for lc in layers):
         raise ValueError(f"estimate: found no layer with parameters in {type(model).__name__}")
@@ -174,13 +177,26 @@ def _fused_pairs(model) -> set[tuple[int, int]]:
     for seq in (model.modules() if hasattr(model, "modules") else [model]):
         if isinstance(seq, L.Sequential):
             kids = list(seq)
-            pairs |= {(id(a), id(b)) for a, b in zip(kids, kids[1:]) if type(a) is L.Linear and type(b) in L._FUSED}
+            pairs |= {(id(a), id(b)) for a, b in zip(kids, kids[1:])
+                      if type(a) in L._FUSES_ACTIVATION and type(b) in L._FUSED}
     return pairs
 
 
 def _leaf_modules(model) -> list[tuple[str, Any]]:
+    """The modules to price, in order: the leaves, and the containers that have a rule of their own
+    (priced whole: their children are skipped)."""
     named = list(model.named_modules()) if hasattr(model, "named_modules") else [("", model)]
-    return [(n or type(m).__name__, m) for n, m in named if not any(True for _ in m.children())]
+    out: list[tuple[str, Any]] = []
+    whole: list[str] = []
+    for n, m in named:
+        if any(n == w or n.startswith(w + ".") or w == "" for w in whole):
+            continue
+        if not any(True for _ in m.children()):
+            out.append((n or type(m).__name__, m))
+        elif rule_for(m) is not None:
+            out.append((n or type(m).__name__, m))
+            whole.append(n)
+    return out
 
 
 def totals(layers: list[LayerCost], sizes: list[int], B: int, optimizer: Any, dtype: Any, loss: str | None,
@@ -216,15 +232,19 @@ def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> di
          # Scratch: either per parameter (k x P) or k blocks of CHUNK elements shared by all parameters.
          "optimizer_scratch": k_scratch * (int(chunk) if chunk else P) * isz,
          "activations": sum(lc.saved for lc in layers) * isz + target_bytes,
-         "input": B * sizes[0] * isz}
-    m["temporaries"], m["gradients_at_peak"], m["activations_at_peak"] = backward_peak(layers, B, isz, target_bytes)
+         "input": B * sizes[0] * isz if layers[0].input_bytes is None else layers[0].input_bytes}
+    # The caller holds the batch through the step; when the first layer keeps only a copy (a conv's
+    # columns) or nothing of it (an embedding's indices), the graph does not count it.
+    held = target_bytes + (0 if layers[0].keeps_input else m["input"])
+    m["temporaries"], m["gradients_at_peak"], m["activations_at_peak"] = backward_peak(layers, B, isz, held)
     # The peak comes during backward: gradients pile up while the engine frees each node's saved
     # arrays once its rule has run; parameters, state and scratch persist throughout.
     m["training_total"] = (m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"]
                            + m["activations_at_peak"] + m["gradients_at_peak"] + m["temporaries"])
     # Inference: the caller holds the input; each op holds its input and output while it runs.
     body = [lc for lc in layers if lc.kind != "loss"]
-    live = [0] + [B * ((0 if i == 0 else body[i - 1].n_out) + lc.n_out) * isz for i, lc in enumerate(body)]
+    live = [0] + [(B * ((0 if i == 0 else body[i - 1].n_out) + lc.n_out) + lc.forward_temp) * isz
+                  for i, lc in enumerate(body)]
     m["inference_activations"] = m["input"] + max(live)
     m["inference_total"] = m["parameters"] + m["inference_activations"]
     return m

@@ -12,6 +12,11 @@ A rule is a function ``rule(layer, in_shape, ctx) -> (LayerCost | None, out_shap
 
 Register a rule with ``@register(nn.Conv2d)``; :func:`rule_for` finds it through the layer's class
 hierarchy, so a subclass inherits its parent's rule. Adding a layer to the estimate is one function.
+A rule may also return a list of LayerCosts (a model priced whole, like ``models.GRUClassifier``, whose
+forward does work between its children); a module with children and a rule is priced by its rule,
+its children are not visited. The rules of convolution and pooling live in
+:mod:`~chainrule.cost.layers_conv`, those of normalization, embeddings and recurrent layers in
+:mod:`~chainrule.cost.layers_seq`.
 A rule's figures must agree with the FLOP rules of the primitives the layer runs and with what its
 nodes keep for backward: ``tests/test_cost.py`` measures each modelled layer and compares.
 
@@ -49,6 +54,9 @@ class LayerCost:
     saved: int = 0  # numbers this node keeps for the backward pass
     exact: bool = True
     backward_temp_bytes: int = 0  # allocated while this layer's rule runs, incoming gradient included
+    keeps_input: bool = True  # ``saved`` includes the layer's input (a first conv's copies it into columns)
+    input_bytes: int | None = None  # the batch entering it, when not B x n_in floats (an embedding's indices)
+    forward_temp: int = 0  # numbers alive while the forward runs besides its input and output (columns)
 
     @property
     def backward_flops(self) -> int:
@@ -64,6 +72,7 @@ class Context:
     name: str
     needs_input_grad: bool = True  # False for the first layer: the engine skips dX
     fused: bool = False  # folded into the Linear before it (nn.Sequential): keeps no input
+    activation: str | None = None  # the activation nn.Sequential folds into this layer ('relu'), if any
 
 
 Rule = Callable[[Any, "tuple[int, ...] | None", Context], "tuple[LayerCost | None, tuple[int, ...] | None]"]
@@ -138,8 +147,10 @@ def activation_cost(kind: str, width: int, ctx: Context) -> LayerCost:
         temps = 2 * n * ctx.itemsize
     else:
         temps = 2 * n * ctx.itemsize + n
+    # fused, it runs in place on the product: during inference its input and output are one array
     return LayerCost(ctx.name, kind, width, width, forward_flops=f * n, backward_other_flops=b * n,
-                     saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps)
+                     saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps,
+                     forward_temp=-n if ctx.fused else 0)
 
 
 @register(L.ReLU, L.Sigmoid, L.Tanh, L.LeakyReLU, L.GELU, L.Dropout)
@@ -158,8 +169,16 @@ def _identity(m, in_shape, ctx: Context):
 
 @register(L.Flatten)
 def _flatten(m, in_shape, ctx: Context):
-    """A reshape: a view, no arithmetic, nothing saved."""
-    return None, None if in_shape is None else (math.prod(in_shape),)
+    """A reshape: a view, no arithmetic, nothing saved; unless the axes cannot merge in memory
+    (``layers_conv.Strided``): then it copies, and its node keeps the original."""
+    if in_shape is None:
+        return None, None
+    n = math.prod(in_shape)
+    if type(in_shape).__name__ != "Strided":
+        return None, (n,)
+    keep = ctx.batch_size * n if ctx.needs_input_grad else 0
+    return LayerCost(ctx.name, "flatten", n, n, saved=keep, keeps_input=bool(keep),
+                     backward_temp_bytes=ctx.batch_size * n * ctx.itemsize), (n,)
 
 
 # ----- the loss -----------------------------------------------------------------------------------
@@ -171,8 +190,8 @@ _LOSS_FWD = 5
 
 
 def cross_entropy_cost(n_classes: int, ctx: Context) -> LayerCost:
-    """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule writes ``(p - onehot) * g / B`` into one copy of ``p``:
-    ``B C + B + 1`` FLOPs."""
+    """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule
+    writes ``(p - onehot) * g / B`` into one copy of ``p``: ``B C + B + 1`` FLOPs."""
     B, C = ctx.batch_size, n_classes
     return LayerCost("loss", "loss", C, 1, forward_flops=_LOSS_FWD * B * C + B + 1,
                      backward_other_flops=B * C + B + 1, saved=2 * B * C,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from .. import autograd as _ag
-from ..ops import is_overwritten
 from .._text import grid, human_bytes
+from ..ops import is_overwritten
 from ..tensor import Tensor, _unwrap
 
 
