@@ -34,7 +34,7 @@ a new layer is one function), :mod:`~chainrule.cost.estimation` (the estimate), 
 from .._text import human_bytes
 from .estimation import Estimate, estimate, estimate_mlp
 from .layers import ACTIVATIONS, LayerCost, register
-from . import layers_conv  # noqa: F401  (registers the rules of convolution and pooling)
+from . import layers_conv, layers_seq  # noqa: F401  (they register the rules of the other layers)
 from .measurement import Measurement, measure
 from .optimizers import OPTIMIZERS
 from . import reporting

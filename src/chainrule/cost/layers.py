@@ -129,11 +129,12 @@ def _linear(m: L.Linear, in_shape, ctx: Context):
 # ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). A standalone node
 # keeps its input z (the next Linear keeps its output), so it adds B x width saved numbers per
 # layer; fused into the Linear before it (what nn.Sequential does for ReLU, Tanh and Sigmoid,
-# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op.
+# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op. Dropout is x * mask (the
+# scaled keep mask drawn in NumPy): one product each way, and it keeps x and the mask.
 ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
     "relu": (1, 2, 1, True), "sigmoid": (1, 3, 1, True), "tanh": (1, 3, 1, True),
     "leakyrelu": (3, 3, 2, False), "gelu": (12, 12, 2, False), "identity": (0, 0, 0, True),
-    "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
+    "dropout": (1, 1, 2, True), "flatten": (0, 0, 0, True),
 }
 
 
