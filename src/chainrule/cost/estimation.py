@@ -142,6 +142,8 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     isz = np.dtype(dtype).itemsize
     fused = _fused_pairs(model)
     layers: list[LayerCost] = []
+    if input_shape is None and isinstance(getattr(model, "n_features", None), int):
+        input_shape = (model.n_features,)  # the models of chainrule.models say what one example is
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
     n_features, prev = None, None
     leaves = _leaf_modules(model)
