@@ -233,7 +233,7 @@ def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> di
          "optimizer_state": (P * P if k_state < 0 else k_state * P) * isz,
          # Scratch: either per parameter (k x P) or k blocks of CHUNK elements shared by all parameters.
          "optimizer_scratch": k_scratch * (int(chunk) if chunk else P) * isz,
-         "activations": sum(lc.saved for lc in layers) * isz + target_bytes,
+         "activations": sum(lc.saved * isz + lc.saved_bytes for lc in layers) + target_bytes,
          "input": B * sizes[0] * isz if layers[0].input_bytes is None else layers[0].input_bytes}
     # The caller holds the batch through the step; when the first layer keeps only a copy (a conv's
     # columns) or nothing of it (an embedding's indices), the graph does not count it.
@@ -243,6 +243,10 @@ def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> di
     # arrays once its rule has run; parameters, state and scratch persist throughout.
     m["training_total"] = (m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"]
                            + m["activations_at_peak"] + m["gradients_at_peak"] + m["temporaries"])
+    # ... unless the forward pass peaks higher (no gradients yet, but a layer's output and temporaries
+    # on top of everything saved before it: a first pooling layer's padded windows, say)
+    m["forward_peak"] = m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"] + _forward_peak(layers, B, isz, held)
+    m["training_total"] = max(m["training_total"], m["forward_peak"])
     # Inference: the caller holds the input; each op holds its input and output while it runs.
     body = [lc for lc in layers if lc.kind != "loss"]
     live = [0] + [(B * ((0 if i == 0 else body[i - 1].n_out) + lc.n_out) + lc.forward_temp) * isz
@@ -250,6 +254,16 @@ def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> di
     m["inference_activations"] = m["input"] + max(live)
     m["inference_total"] = m["parameters"] + m["inference_activations"]
     return m
+
+
+def _forward_peak(layers: list[LayerCost], B: int, isz: int, held: int) -> int:
+    """Activation bytes at the forward pass's peak: while layer ``i`` runs, what layers ``0..i-1`` saved
+    (and ``i``'s saved input) plus its output and temporaries, and what the caller holds."""
+    best, before = 0, 0
+    for lc in layers:
+        best = max(best, (before + max(lc.saved, lc.forward_temp) + B * lc.n_out) * isz + lc.saved_bytes)
+        before += lc.saved
+    return best + held
 
 
 def _compute(layers, P, k_state, step_per_p) -> dict[str, int]:
@@ -280,12 +294,11 @@ def backward_peak(layers: list[LayerCost], B: int, isz: int, target_bytes: int) 
     logits = B * layers[-1].n_in if layers and layers[-1].kind == "loss" else 0
     for i in range(len(layers) - 1, -1, -1):
         lc = layers[i]
-        held = sum(layer.saved for layer in layers[:i + 1])
-        if not lc.params and lc.kind != "loss" and i + 1 < len(layers):
-            held += layers[i + 1].saved
+        kept = layers[:i + 1] + (layers[i + 1:i + 2] if not lc.params and lc.kind != "loss" else [])
+        held = sum(layer.saved for layer in kept)
         if i == len(layers) - 2:
             held += logits
-        acts = held * isz + target_bytes
+        acts = held * isz + sum(layer.saved_bytes for layer in kept) + target_bytes
         grads += lc.params * isz
         temps = lc.backward_temp_bytes
         if temps + grads + acts > best:

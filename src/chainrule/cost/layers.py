@@ -57,6 +57,7 @@ class LayerCost:
     keeps_input: bool = True  # ``saved`` includes the layer's input (a first conv's copies it into columns)
     input_bytes: int | None = None  # the batch entering it, when not B x n_in floats (an embedding's indices)
     forward_temp: int = 0  # numbers alive while the forward runs besides its input and output (columns)
+    saved_bytes: int = 0  # bytes of non-float arrays kept for backward (boolean masks)
 
     @property
     def backward_flops(self) -> int:

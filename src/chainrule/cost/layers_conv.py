@@ -117,7 +117,8 @@ def _conv(m, in_shape, ctx: Context):
     extra = 0 if G == 1 else M * O * (bias + (ctx.activation is not None))  # not in place when grouped
     saved = (src if dx or view else 0) + (0 if view else cols) + (c * math.prod(spatial) * N if gather and dx else 0)
     back = (M * O if bias else 0) + (cols if dx else 0) + (src if gather and dx else 0)
-    temps = (M * O + (cols + c * math.prod(padded) * N if dx else 0)) * ctx.itemsize
+    # backward holds g with the columns' gradient (the product's rule), then that with fold's padded result
+    temps = (max(M * O + cols, cols + c * math.prod(padded) * N) if dx else M * O) * ctx.itemsize
     lc = LayerCost(ctx.name, "conv", c * math.prod(spatial), O * L, params=O * ck + (O if bias else 0),
                    forward_macs=macs, forward_flops=2 * macs + (M * O if bias else 0),
                    backward_input_macs=macs if dx else 0, backward_weight_macs=macs, backward_other_flops=back,
@@ -160,9 +161,16 @@ def _avg_pool(m, in_shape, ctx: Context):
     kept = x + (0 if view else cols) + y + (L if divisor_array else 0)
     lc = LayerCost(ctx.name, "avgpool", c * math.prod(spatial), c * L, forward_flops=cols + y,
                    backward_other_flops=y + cols if dx else 0, saved=kept if dx else 0, keeps_input=dx,
-                   backward_temp_bytes=(2 * y + cols + x) * ctx.itemsize if dx else 0,
+                   backward_temp_bytes=_avg_pool_temps(x, y, cols) * ctx.itemsize if dx else 0,
                    forward_temp=0 if view else cols)
     return lc, BatchLast((c, *out))
+
+
+def _avg_pool_temps(x: int, y: int, cols: int) -> int:
+    """The largest of the backward's steps: g and g / count; that and the windows' gradient (sum's
+    rule broadcasts: a copy up to 4096 numbers, ops.broadcast_to, a view above); it and the fold's result."""
+    spread = cols if cols <= 4096 else 0
+    return max(2 * y, y + spread, spread + x)
 
 
 @register(P.AdaptiveAvgPool1d, P.AdaptiveAvgPool2d)

@@ -88,7 +88,8 @@ _INDEX_BYTES = 8  # int64 indices (cr.long)
 @register(E.Embedding)
 def _embedding(m, in_shape, ctx: Context):
     """The lookup ``W[idx]``: ``B L D`` numbers out, ``B L D`` additions back (``padding_idx`` rows,
-    when the batch has any, add a ``where`` of ``B L D`` and a (B, L) mask: priced as if present)."""
+    when the batch has any, add a ``where`` of ``B L D`` each way, the frozen row and a (B, L) mask:
+    priced as if present, which depends on the data)."""
     shape = () if in_shape is None else tuple(in_shape)
     L, D, B = math.prod(shape), m.embedding_dim, ctx.batch_size
     n = B * L * D
@@ -96,8 +97,9 @@ def _embedding(m, in_shape, ctx: Context):
     pad = m.padding_idx is not None
     lc = LayerCost(ctx.name, "embedding", L, L * D, params=m.num_embeddings * D, forward_flops=n if pad else 0,
                    backward_other_flops=(n if trains else 0) + (n if pad and trains else 0),
-                   saved=(n + D) if pad and trains else 0, exact=not pad, keeps_input=False,
-                   input_bytes=B * L * _INDEX_BYTES, backward_temp_bytes=(n + m.num_embeddings * D) * ctx.itemsize)
+                   saved=(n + D) if pad and trains else 0, saved_bytes=B * L if pad and trains else 0,
+                   exact=not pad, keeps_input=False, input_bytes=B * L * _INDEX_BYTES,
+                   backward_temp_bytes=n * ctx.itemsize, forward_temp=n if pad else 0)
     return lc, (*shape, D)
 
 
@@ -110,15 +112,15 @@ def _embedding_bag(m, in_shape, ctx: Context):
                          f"{None if in_shape is None else tuple(in_shape)}")
     L, D, B = int(in_shape[0]), m.embedding_dim, ctx.batch_size
     n, out = B * L * D, B * D
-    if m.mode == "max":
-        fwd, back, saved = 2 * n + out, out + 5 * n + n, 2 * n + out
-    else:
-        fwd, back, saved = 2 * n, 2 * n, 2 * n + B * L
+    if m.mode == "max":  # where (n), max (n), where (B D); back: where, max's 4 n, where, scatter
+        fwd, back, saved, masks, temp = 2 * n + out, out + 6 * n, 2 * n + out, B * L + B, 2 * n
+    else:  # rows * weights (n), sum (n); back: the product's n and the scatter's n
+        fwd, back, saved, masks, temp = 2 * n, 2 * n, 2 * n + B * L, 0, 2 * n + B * L
     trains = m.weight.requires_grad
     lc = LayerCost(ctx.name, "embeddingbag", L, D, params=m.num_embeddings * D, forward_flops=fwd,
                    backward_other_flops=back if trains else 0, saved=saved if trains else 0,
-                   exact=m.mode != "max", keeps_input=False, input_bytes=B * L * _INDEX_BYTES,
-                   backward_temp_bytes=(2 * n + m.num_embeddings * D) * ctx.itemsize, forward_temp=n)
+                   saved_bytes=masks if trains else 0, keeps_input=False, input_bytes=B * L * _INDEX_BYTES,
+                   backward_temp_bytes=2 * n * ctx.itemsize, forward_temp=temp)
     return lc, (D,)
 
 
@@ -137,9 +139,11 @@ def _rnn_layer(k: int, n_in: int, H: int, T: int, mode: str, bias: bool, copies_
     back = (proj.backward_other_flops + T * SCAN_BACKWARD_FLOPS[mode] * B * H + gru_bias
             + (G * H if T > 1 else 0)       # the two dW_hh products added
             + (T * B * H if lstm else 0))   # h = states[:, :, :H]: its gradient scatters into (T, B, 2H) zeros
-    # kept: the input (a copy when it is not contiguous), the projections, the states, the gates
+    # kept: the input (a copy when it is not time-major; with the original when that needs a gradient),
+    # the projections, the states, the gates
     # (GRU: r, z, n and W_hn h + b_hn; LSTM: i, f, g, o) and the initial state
-    saved = ((T * B * n_in if copies_input or k == 0 else 0) + (G if folded else 0) + T * B * G
+    saved = ((T * B * n_in if copies_input or k == 0 else 0) + (T * B * n_in if copies_input and dx else 0)
+             + (G if folded else 0) + T * B * G
              + (T * B * 4 * H if mode in ("gru", "lstm") else 0) + (B * S if lstm else 0)
              + (0 if last and not lstm else T * B * S) - (T * B * H if last and lstm else 0))
     return LayerCost(ctx.name, mode, T * n_in, T * H, params=proj.params + G * H + (G if bias else 0),
@@ -148,22 +152,23 @@ def _rnn_layer(k: int, n_in: int, H: int, T: int, mode: str, bias: bool, copies_
                      backward_weight_macs=proj.backward_weight_macs + macs, backward_other_flops=back,
                      saved=saved, keeps_input=dx or copies_input or k == 0,
                      backward_temp_bytes=(T * B * (S + 2 * G) + B * S) * ctx.itemsize,
-                     forward_temp=(T * B * n_in if copies_input else 0) + T * B * G + T * B * 4 * H * (mode in ("gru", "lstm")))
+                     forward_temp=((T * B * n_in if copies_input else 0) + T * B * G + T * B * 4 * H * (mode in ("gru", "lstm"))
+                                   + (G if folded else 0) + (T * B * H + B * S if lstm else 0)))
 
 
 def rnn_costs(m, T: int, ctx: Context, batch_first: bool) -> list[LayerCost]:
-    """The LayerCosts of a stacked RNN/GRU/LSTM on T steps: one per layer, and the slices between
-    LSTM layers (``out[:, :, :H]`` is not contiguous: its reshape copies, its gradient scatters)."""
+    """The LayerCosts of a stacked RNN/GRU/LSTM on T steps, one per layer (an LSTM layer's output is
+    the ``[:, :, :H]`` slice of its ``[h | c]`` states: a view, whose gradient scatters)."""
     H, lstm, L = m.hidden_size, m.mode == "lstm", getattr(m, "num_layers", 1)
     out: list[LayerCost] = []
     for k in range(L):
         name = ctx.name if L == 1 else f"{ctx.name}.l{k}"
         n_in = m.input_size if k == 0 else H
-        copies = (k == 0 and batch_first) or (k > 0 and lstm)
+        copies = k == 0 and batch_first  # (B, T, I) read time-major; an LSTM's h slice reshapes as a view
         out.append(_rnn_layer(k, n_in, H, T, m.mode, m.bias, copies,
                               Context(ctx.batch_size, ctx.itemsize, name, ctx.needs_input_grad), k == L - 1))
         # the final states h_n (views of each layer's states) keep every layer's states alive
-        out[-1].forward_temp += max(k - 1, 0) * T * ctx.batch_size * (2 * H if lstm else H)
+        out[-1].forward_temp += (max(k - 1, 0) * (2 * H if lstm else H) + (H if lstm and k else 0)) * T * ctx.batch_size
     if not lstm:  # the zero initial state: one (num_layers, B, H) array, whose slices every layer reads
         out[0].saved += L * ctx.batch_size * H
     return out
