@@ -99,7 +99,7 @@ def test_conv2d_estimate_equals_measurement(kw, grad_x):
 def test_conv_formulas_by_hand(groups, bias):
     """Params O (C/G) K + O; forward N L O (C/G) K multiply-adds; it keeps C K N L columns (and, grouped,
     the product before the bias is added: N L O)."""
-    N, C, O, S, k, s, p = 5, 4, 8, 11, 3, 2, 1
+    N, C, O, S, k, s, p = 5, 4, 8, 11, 3, 2, 1  # noqa: E741 - the docstring's letters
     conv = nn.Conv1d(C, O, k, stride=s, padding=p, groups=groups, bias=bias)
     L = (S + 2 * p - k) // s + 1
     lc = cost.estimate(nn.Sequential(conv), N, input_shape=(C, S), loss=None).layers[0]
@@ -167,7 +167,7 @@ def test_adaptive_pooling_input_gradient_is_filed_under_dw_by_the_measurement():
     pooling's input gradient ``G P`` reads a constant averaging matrix, so the measurement files its
     N C L O multiply-adds under dW; the estimate calls them dX. The totals agree; the split differs
     by exactly that much."""
-    N, C, L, O = 4, 3, 13, 4
+    N, C, L, O = 4, 3, 13, 4  # noqa: E741
     x = _x(N, C, L)
     e, m = _both(_head(nn.Sequential(nn.Conv1d(C, C, 1), nn.AdaptiveAvgPool1d(O)), x), x, 5)
     gap = N * C * L * O
@@ -277,7 +277,7 @@ def test_recurrent_layer_with_input_gradient(grad_x):
 def test_gru_formulas_by_hand():
     """GRU(I, H): G = 3H rows, G I + G H + 2G parameters; forward T B (I G + H G) multiply-adds; the
     recurrence keeps T B (G + 4H + H) numbers (projections, gates, states) and the zero state."""
-    T, B, I, H = 7, 5, 2, 4
+    T, B, I, H = 7, 5, 2, 4  # noqa: E741
     G = 3 * H
     lc = cost.estimate(_seq_model(nn.GRU(I, H, batch_first=True), T, "all"), B).layers[0]
     assert lc.params == G * I + G * H + 2 * G

@@ -288,13 +288,14 @@ def backward_peak(layers: list[LayerCost], B: int, isz: int, target_bytes: int) 
     The engine drops a node's saved arrays once its rule has run, so while layer ``i``'s rule runs
     only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). An elementwise
     layer's output is the next layer's saved input, and its own rule reads it, so it lives until the
-    layer is done. The input batch (layer 0's) stays: the caller holds it. The logits outlive the
-    loss's rule by one step: the layer that made them gets them as its ``out``."""
+    layer is done (so does a recurrent layer's, ``LayerCost.reads_output``). The input batch (layer
+    0's) stays: the caller holds it. The logits outlive the loss's rule by one step: the layer that
+    made them gets them as its ``out``."""
     best, best_parts, grads = -1, (0, 0, 0), 0
     logits = B * layers[-1].n_in if layers and layers[-1].kind == "loss" else 0
     for i in range(len(layers) - 1, -1, -1):
         lc = layers[i]
-        kept = layers[:i + 1] + (layers[i + 1:i + 2] if not lc.params and lc.kind != "loss" else [])
+        kept = layers[:i + 1] + (layers[i + 1:i + 2] if (not lc.params or lc.reads_output) and lc.kind != "loss" else [])
         held = sum(layer.saved for layer in kept)
         if i == len(layers) - 2:
             held += logits

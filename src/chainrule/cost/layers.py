@@ -58,6 +58,7 @@ class LayerCost:
     input_bytes: int | None = None  # the batch entering it, when not B x n_in floats (an embedding's indices)
     forward_temp: int = 0  # numbers alive while the forward runs besides its input and output (columns)
     saved_bytes: int = 0  # bytes of non-float arrays kept for backward (boolean masks)
+    reads_output: bool = False  # its rule reads its output (a recurrence's states): alive while it runs
 
     @property
     def backward_flops(self) -> int:

@@ -146,7 +146,7 @@ def _max_pool(m, in_shape, ctx: Context):
     lc = LayerCost(ctx.name, "maxpool", c * math.prod(spatial), c * L, forward_flops=cols,
                    backward_other_flops=5 * cols if dx else 0,
                    saved=(x + (0 if view else cols)) if dx else 0, keeps_input=dx,
-                   backward_temp_bytes=(y + 3 * cols + x) * ctx.itemsize if dx else 0,
+                   backward_temp_bytes=_max_pool_temps(x, y, cols, ctx.itemsize) if dx else 0,
                    forward_temp=0 if view else cols)
     return lc, BatchLast((c, *out))
 
@@ -164,6 +164,12 @@ def _avg_pool(m, in_shape, ctx: Context):
                    backward_temp_bytes=_avg_pool_temps(x, y, cols) * ctx.itemsize if dx else 0,
                    forward_temp=0 if view else cols)
     return lc, BatchLast((c, *out))
+
+
+def _max_pool_temps(x: int, y: int, cols: int, isz: int) -> int:
+    """Bytes at the largest step of max pooling's backward: g, the tie mask (bool), g times it, the
+    ties' count (int64) and the share; then the share and fold's result."""
+    return max(isz * (y + 2 * cols) + cols + 8 * y, isz * (cols + x))
 
 
 def _avg_pool_temps(x: int, y: int, cols: int) -> int:

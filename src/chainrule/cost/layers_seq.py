@@ -150,7 +150,7 @@ def _rnn_layer(k: int, n_in: int, H: int, T: int, mode: str, bias: bool, copies_
                      forward_macs=proj.forward_macs + macs, forward_flops=fwd,
                      backward_input_macs=proj.backward_input_macs + macs,
                      backward_weight_macs=proj.backward_weight_macs + macs, backward_other_flops=back,
-                     saved=saved, keeps_input=dx or copies_input or k == 0,
+                     saved=saved, keeps_input=dx or copies_input or k == 0, reads_output=True,
                      backward_temp_bytes=(T * B * (S + 2 * G) + B * S) * ctx.itemsize,
                      forward_temp=((T * B * n_in if copies_input else 0) + T * B * G + T * B * 4 * H * (mode in ("gru", "lstm"))
                                    + (G if folded else 0) + (T * B * H + B * S if lstm else 0)))

@@ -127,7 +127,8 @@ class _Recorder:
             rec["other_flops"] += f
         per = self.ops.setdefault(phase, {})
         per[op.name] = per.get(op.name, 0) + f
-        self.add(out, phase)
+        for a in (out if isinstance(out, tuple) else (out,)):  # rnn_scan_backward returns three arrays
+            self.add(a, phase)
         if self.prev is not None:
             self.prev(op, out, inputs, attrs)
 
