@@ -38,7 +38,7 @@ def _both(model, x, n_classes, input_shape=None, grad_x=False, optimizer=None):
     return e, m
 
 
-def _agree(e, m, split=True, inference_memory=True):
+def _agree(e, m, split=True, inference_memory=True, peak=0.2):
     """Estimate == measurement, figure by figure. ``split=False``: the backward MACs agree in total
     but the measurement files some dX work under dW (see test_adaptive_pooling_input_gradient...)."""
     c, f = e.compute, m.flops
@@ -55,8 +55,9 @@ def _agree(e, m, split=True, inference_memory=True):
     assert e.memory["activations"] == m.saved_by_graph
     if inference_memory:
         assert e.memory["inference_total"] == m.memory["inference"]["total"]
-    # the training peak is simulated from per-layer temporaries: close, not exact
-    assert abs(m.training_peak["total"] / e.memory["training_total"] - 1) < 0.2
+    # the training peak is simulated from per-layer temporaries: close, not exact (on tiny layers the
+    # small-array paths, like broadcast_to's copy below 4096 numbers, move it most)
+    assert abs(m.training_peak["total"] / e.memory["training_total"] - 1) < peak
 
 
 def _head(model_body, x, n_classes=5):
@@ -304,7 +305,7 @@ def _lenet():
 def test_lenet5_end_to_end():
     x = _x(16, 1, 28, 28)
     e, m = _both(_lenet(), x, 10, optimizer=Adam)
-    _agree(e, m)
+    _agree(e, m, peak=0.02)
     # the street-fighting count: the convolutions' multiply-adds, N x L x O x C K per layer
     assert e.compute["forward_macs"] == 16 * (28 * 28 * 6 * 25 + 10 * 10 * 16 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10)
 
@@ -313,7 +314,7 @@ def test_lenet5_end_to_end():
 def test_cnn1d_end_to_end(kw):
     model = CNN1d(40, 10, **kw)
     e, m = _both(model, _x(32, 40), 10, optimizer=Adam)
-    _agree(e, m)
+    _agree(e, m, peak=0.02)
     assert e.parameters == CNN1d.state_numel(40, 10, **kw) - (3 * (2 * kw["channels"] + 1) if kw.get("batch_norm") else 0)
 
 
@@ -322,7 +323,7 @@ def test_cnn1d_end_to_end(kw):
 def test_gru_classifier_end_to_end(kw):
     model = GRUClassifier(40, 10, **kw)
     e, m = _both(model, _x(16, 40), 10, optimizer=Adam)
-    _agree(e, m)
+    _agree(e, m, peak=0.02)
     assert e.parameters == GRUClassifier.state_numel(40, 10, **kw)
 
 

@@ -286,19 +286,16 @@ def backward_peak(layers: list[LayerCost], B: int, isz: int, target_bytes: int) 
     parameter gradients accumulated so far, and the activations still saved.
 
     The engine drops a node's saved arrays once its rule has run, so while layer ``i``'s rule runs
-    only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). An elementwise
-    layer's output is the next layer's saved input, and its own rule reads it, so it lives until the
-    layer is done (so does a recurrent layer's, ``LayerCost.reads_output``). The input batch (layer
-    0's) stays: the caller holds it. The logits outlive the loss's rule by one step: the layer that
-    made them gets them as its ``out``."""
+    only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). Its output lives
+    too: the engine holds the tensor whose node it runs (the next layer's saved input, which that
+    layer's rule no longer needs), except when an activation fused after it took the buffer over (the
+    activation's own rule holds it). The input batch (layer 0's) stays: the caller holds it."""
     best, best_parts, grads = -1, (0, 0, 0), 0
-    logits = B * layers[-1].n_in if layers and layers[-1].kind == "loss" else 0
     for i in range(len(layers) - 1, -1, -1):
         lc = layers[i]
-        kept = layers[:i + 1] + (layers[i + 1:i + 2] if (not lc.params or lc.reads_output) and lc.kind != "loss" else [])
-        held = sum(layer.saved for layer in kept)
-        if i == len(layers) - 2:
-            held += logits
+        kept = layers[:i + 1]
+        own = 0 if lc.kind == "loss" or (i + 1 < len(layers) and layers[i + 1].in_place) else B * lc.n_out
+        held = sum(layer.saved for layer in kept) + own
         acts = held * isz + sum(layer.saved_bytes for layer in kept) + target_bytes
         grads += lc.params * isz
         temps = lc.backward_temp_bytes

@@ -58,7 +58,7 @@ class LayerCost:
     input_bytes: int | None = None  # the batch entering it, when not B x n_in floats (an embedding's indices)
     forward_temp: int = 0  # numbers alive while the forward runs besides its input and output (columns)
     saved_bytes: int = 0  # bytes of non-float arrays kept for backward (boolean masks)
-    reads_output: bool = False  # its rule reads its output (a recurrence's states): alive while it runs
+    in_place: bool = False  # an activation fused into the layer before it: it took over that one's output
 
     @property
     def backward_flops(self) -> int:
@@ -153,7 +153,7 @@ def activation_cost(kind: str, width: int, ctx: Context) -> LayerCost:
     # fused, it runs in place on the product: during inference its input and output are one array
     return LayerCost(ctx.name, kind, width, width, forward_flops=f * n, backward_other_flops=b * n,
                      saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps,
-                     forward_temp=-n if ctx.fused else 0)
+                     forward_temp=-n if ctx.fused else 0, in_place=ctx.fused)
 
 
 @register(L.ReLU, L.Sigmoid, L.Tanh, L.LeakyReLU, L.GELU, L.Dropout)

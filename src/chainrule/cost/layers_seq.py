@@ -150,8 +150,10 @@ def _rnn_layer(k: int, n_in: int, H: int, T: int, mode: str, bias: bool, copies_
                      forward_macs=proj.forward_macs + macs, forward_flops=fwd,
                      backward_input_macs=proj.backward_input_macs + macs,
                      backward_weight_macs=proj.backward_weight_macs + macs, backward_other_flops=back,
-                     saved=saved, keeps_input=dx or copies_input or k == 0, reads_output=True,
-                     backward_temp_bytes=(T * B * (S + 2 * G) + B * S) * ctx.itemsize,
+                     saved=saved, keeps_input=dx or copies_input or k == 0,
+                     # g, dL/dxp and dL/dhp (one array but for the GRU), dL/dh0, and the two dW_hh products
+                     backward_temp_bytes=(T * B * (S + (2 if mode == "gru" else 1) * G) + B * S
+                                          + (2 if T > 1 else 1) * G * H) * ctx.itemsize,
                      forward_temp=((T * B * n_in if copies_input else 0) + T * B * G + T * B * 4 * H * (mode in ("gru", "lstm"))
                                    + (G if folded else 0) + (T * B * H + B * S if lstm else 0)))
 
