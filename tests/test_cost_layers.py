@@ -360,3 +360,12 @@ def test_estimate_scales_with_the_batch_like_the_formulas():
     assert b.parameters == a.parameters
     assert b.compute["forward_macs"] == 2 * a.compute["forward_macs"]
     assert math.isclose(b.memory["activations"] - 16 * 8 - 4, 2 * (a.memory["activations"] - 8 * 8 - 4))
+
+
+def test_report_on_a_conv_net_agrees_line_by_line():
+    r = cost.report(CNN1d(40, 10, channels=6), batch_size=16, optimizer="adam", measure=True, verbose=False)
+    rows = {row[0]: row for row in cost.comparison_rows(r.estimate, r.measurement)}
+    for label in ("compute: forward FLOPs", "compute: backward FLOPs", "compute: backward dX MACs",
+                  "memory: saved activations", "memory: training peak"):
+        assert rows[label][3] == rows[label][4], label
+    assert "shares its weights" in rows["parameters"][5]
