@@ -319,11 +319,12 @@ def test_cnn1d_end_to_end(kw):
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(readout="last"), dict(num_layers=2, hidden_size=8),
-                                dict(input_size=2, hidden_size=6)], ids=str)
+                                dict(input_size=2, hidden_size=6), dict(num_layers=3, hidden_size=8, dropout=0.3)],
+                         ids=str)
 def test_gru_classifier_end_to_end(kw):
     model = GRUClassifier(40, 10, **kw)
     e, m = _both(model, _x(16, 40), 10, optimizer=Adam)
-    _agree(e, m, peak=0.02)
+    _agree(e, m, peak=0.06 if kw.get("dropout") else 0.02)  # dropout's backward temporaries are not modelled
     assert e.parameters == GRUClassifier.state_numel(40, 10, **kw)
 
 

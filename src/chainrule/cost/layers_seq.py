@@ -169,6 +169,12 @@ def rnn_costs(m, T: int, ctx: Context, batch_first: bool) -> list[LayerCost]:
         copies = k == 0 and batch_first  # (B, T, I) read time-major; an LSTM's h slice reshapes as a view
         out.append(_rnn_layer(k, n_in, H, T, m.mode, m.bias, copies,
                               Context(ctx.batch_size, ctx.itemsize, name, ctx.needs_input_grad), k == L - 1))
+        if k and getattr(m, "dropout", 0) and m.training:  # dropout between layers: x * mask, each way
+            n = T * ctx.batch_size * H
+            out[-1].forward_flops += n
+            out[-1].backward_other_flops += n
+            out[-1].saved += 2 * n  # the mask and the dropped-out input of this layer
+            out[-1].forward_temp += n  # (the mask is made by NumPy, not a primitive: measure does not see it)
         # the final states h_n (views of each layer's states) keep every layer's states alive
         out[-1].forward_temp += (max(k - 1, 0) * (2 * H if lstm else H) + (H if lstm and k else 0)) * T * ctx.batch_size
     if not lstm:  # the zero initial state: one (num_layers, B, H) array, whose slices every layer reads
