@@ -302,3 +302,27 @@ def backward_peak(layers: list[LayerCost], B: int, isz: int, target_bytes: int) 
         if temps + grads + acts > best:
             best, best_parts = temps + grads + acts, (temps, grads, acts)
     return best_parts
+
+
+def summary_costs(model: Any, rows: list, names: list, input_shape: Any, batch_size: int) -> list[str]:
+    """``Module.summary``'s cost columns (installed as ``nn.module.SUMMARY_COSTS``): each row gets the
+    forward and backward FLOPs and saved numbers of its layer's LayerCosts (in place), work between
+    children gets rows of its own; returns the note lines under the table."""
+    if input_shape is None and not isinstance(getattr(model, "n_features", None), int):
+        return []
+    try:
+        est = estimate(model, batch_size, input_shape=input_shape, optimizer="sgd", loss=None)
+    except ValueError as e:
+        return [f"(no cost estimate: {e})"]
+    rows[0] += ["fwd FLOPs", "bwd FLOPs", "saved"]
+    used = set()
+    for row, name in zip(rows[1:], names):
+        mine = [lc for lc in est.layers if lc.name == name or lc.name.startswith(name + ".")]
+        used |= {id(lc) for lc in mine}
+        row += [f"{sum(lc.forward_flops for lc in mine):,}", f"{sum(lc.backward_flops for lc in mine):,}",
+                f"{sum(lc.saved for lc in mine):,}"]
+    rows += [[lc.name, f"({lc.kind})", "-", "0", f"{lc.forward_flops:,}", f"{lc.backward_flops:,}", f"{lc.saved:,}"]
+             for lc in est.layers if id(lc) not in used]
+    c = est.compute
+    return [f"batch {batch_size}: forward {c['forward_flops']:,} FLOPs, backward {c['backward_flops']:,} FLOPs, "
+            f"{sum(lc.saved for lc in est.layers):,} numbers saved for backward (cr.cost.estimate)"]

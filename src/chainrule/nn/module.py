@@ -21,6 +21,10 @@ from ..autograd import no_grad
 from ..device import as_device, device
 from ..tensor import DEFAULT_DTYPE, Tensor
 
+#: Set by :mod:`chainrule.cost` (a layer above this one) when it is imported: ``fn(module, rows, names,
+#: input_shape, batch_size) -> note lines`` adds the estimate's per-layer costs to :meth:`Module.summary`.
+SUMMARY_COSTS: Callable[..., list[str]] | None = None
+
 
 class Parameter(Tensor):
     """A tensor that is a learnable parameter of a :class:`Module` (requires grad by default).
@@ -224,36 +228,12 @@ class Module:
             shapes = ", ".join("x".join(map(str, p.shape)) for p in own) or "-"
             names.append(name or type(m).__name__)
             rows.append([names[-1], type(m).__name__, shapes, f"{sum(p.numel() for p in own):,}"])
-        note = self._summary_costs(rows, names, input_shape, batch_size)
+        note = SUMMARY_COSTS(self, rows, names, input_shape, batch_size) if SUMMARY_COSTS is not None else []
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
         total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
         return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], "-" * len(lines[0]),
                           f"{total:,} parameters ({trainable:,} trainable)", *note])
-
-    def _summary_costs(self, rows: list, names: list, input_shape: Any, batch_size: int) -> list[str]:
-        """Add the estimate's per-layer FLOPs and saved numbers to the summary's rows (in place)."""
-        if input_shape is None and not isinstance(getattr(self, "n_features", None), int):
-            return []
-        from ..cost import estimate  # the cost model reads modules: imported when asked for
-        try:
-            est = estimate(self, batch_size, input_shape=input_shape, optimizer="sgd", loss=None)
-        except ValueError as e:
-            return [f"(no cost estimate: {e})"]
-        rows[0] += ["fwd FLOPs", "bwd FLOPs", "saved"]
-        used = set()
-        for row, name in zip(rows[1:], names):
-            mine = [lc for lc in est.layers if lc.name == name or lc.name.startswith(name + ".")]
-            used |= {id(lc) for lc in mine}
-            row += [f"{sum(lc.forward_flops for lc in mine):,}", f"{sum(lc.backward_flops for lc in mine):,}",
-                    f"{sum(lc.saved for lc in mine):,}"]
-        for lc in est.layers:
-            if id(lc) not in used:
-                rows.append([lc.name, f"({lc.kind})", "-", "0", f"{lc.forward_flops:,}", f"{lc.backward_flops:,}",
-                             f"{lc.saved:,}"])
-        c = est.compute
-        return [f"batch {batch_size}: forward {c['forward_flops']:,} FLOPs, backward {c['backward_flops']:,} FLOPs, "
-                f"{sum(lc.saved for lc in est.layers):,} numbers saved for backward (cr.cost.estimate)"]
 
     # ----- modes and gradients -----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
