@@ -365,7 +365,11 @@ def getitem(x, idx):
 getitem.defgrad(lambda g, out, x, idx: (scatter_add(g, idx=idx, shape=x.shape),))
 
 
-@primitive("scatter_add", inputs="grad", flops=_ew, reads="nothing")
+def _scatter_flops(out, g, idx, shape):  # one addition per element of g; the zero fill is no arithmetic
+    return g.size
+
+
+@primitive("scatter_add", inputs="grad", flops=_scatter_flops, reads="nothing")
 def scatter_add(g, idx, shape):
     """A zero array of ``shape`` with ``g`` added at ``idx``; repeated indices accumulate."""
     z = np.zeros(shape, dtype=g.dtype)

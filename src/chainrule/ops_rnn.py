@@ -40,13 +40,27 @@ def _sig_(a: np.ndarray) -> np.ndarray:
     return np.add(a, 0.5, out=a)
 
 
+#: FLOPs per hidden unit and step of the gate arithmetic, one per elementwise operation (sigma and
+#: tanh one each, as their primitives count them), as the loops below run it:
+#: rnn: xp + a, g(.) (2); gru: xp + a on r, z (2), sigma (2), r hn, + xp_n, tanh, h - n, * z, + n (6);
+#: lstm: a + xp on 4 gates (4), sigma on i, f, o (3), tanh g (1), f c, i g, + (3), tanh c', o * (2).
+SCAN_FLOPS = {"rnn_tanh": 2, "rnn_relu": 2, "gru": 10, "lstm": 13}
+#: ... and of the backward step (:func:`_scan_backward`): dh = carry + g (1 per state number: 2 for
+#: the LSTM's [h | c]); rnn_tanh y y, 1 -, * dh (3); rnn_relu y > 0, * dh (2); gru 15 in _gru_back and
+#: the carry's + dh z (1); lstm 6 for dc, 4 per gate (16), dc f (1).
+SCAN_BACKWARD_FLOPS = {"rnn_tanh": 4, "rnn_relu": 3, "gru": 17, "lstm": 25}
+
+
+def _scan_macs(out, xp, h0, w, b=None, mode="gru"):
+    T, B, G = xp.shape
+    return T * B * w.shape[1] * G  # h_{t-1} W_hh^T per step
+
+
 def _scan_flops(out, xp, h0, w, b=None, mode="gru"):
     # per step: the product h W_hh^T (2 B H G), the bias (B G), and the gate arithmetic per unit
-    # (rnn 2: add, act; gru 10; lstm 12), counted one FLOP per elementwise operation.
     T, B, G = xp.shape
     H = w.shape[1]
-    ew = {"rnn_tanh": 2, "rnn_relu": 2, "gru": 10, "lstm": 12}[mode]
-    return T * (2 * B * H * G + (B * G if b is not None else 0) + ew * B * H)
+    return 2 * _scan_macs(out, xp, h0, w, b, mode) + T * ((B * G if b is not None else 0) + SCAN_FLOPS[mode] * B * H)
 
 
 def _check(xp, h0, w, b, mode):
@@ -61,7 +75,8 @@ def _check(xp, h0, w, b, mode):
         raise ValueError(f"rnn_scan ({mode}): b_hh has shape {tuple(b.shape)}, expected ({G},)")
 
 
-@primitive("rnn_scan", inputs=("input", "hx", "weight_hh", "bias_hh"), flops=_scan_flops, reads="both", saves=True)
+@primitive("rnn_scan", inputs=("input", "hx", "weight_hh", "bias_hh"), flops=_scan_flops, macs=_scan_macs,
+           reads="both", saves=True)
 def rnn_scan(xp, h0, w, b=None, mode="gru"):
     """All states of a recurrence (see the module docstring): ``out[t] = s_t`` of shape (T, B, S),
     S = H (2H for the LSTM's ``[h | c]``). Fused for speed: one node for the whole sequence."""
@@ -215,14 +230,18 @@ def _composite_bptt(g, out, h0, w, saved, mode):
     return dxp, dhp, ds0[0]
 
 
+def _backward_macs(out, g, y, h0, w, saved, mode):
+    return g.shape[0] * g.shape[1] * w.shape[0] * w.shape[1]  # dhp_t W_hh per step
+
+
 def _backward_flops(out, g, y, h0, w, saved, mode):
     # per step the product dhp_t W_hh (2 B G H) and the gate arithmetic, one FLOP per elementwise op
     T, B = g.shape[:2]
-    G, H = w.shape
-    return T * (2 * B * G * H + {"rnn_tanh": 5, "rnn_relu": 3, "gru": 19, "lstm": 28}[mode] * B * H)
+    return 2 * _backward_macs(out, g, y, h0, w, saved, mode) + T * SCAN_BACKWARD_FLOPS[mode] * B * w.shape[1]
 
 
-@primitive("rnn_scan_backward", inputs=("grad", "output", "hx", "weight_hh", "saved"), flops=_backward_flops)
+@primitive("rnn_scan_backward", inputs=("grad", "output", "hx", "weight_hh", "saved"), flops=_backward_flops,
+           macs=_backward_macs)
 def _scan_backward(g, y, h0, w, saved, mode):
     """rnn_scan's rule on ndarrays, one step at a time in place on (B, H) buffers that stay in cache:
     ``(dL/dxp, dL/dhp, dL/ds0)`` (dxp and dhp are one array except for the GRU, whose input path

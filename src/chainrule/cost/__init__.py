@@ -32,11 +32,15 @@ a new layer is one function), :mod:`~chainrule.cost.estimation` (the estimate), 
 """
 
 from .._text import human_bytes
-from .estimation import Estimate, estimate, estimate_mlp
+from ..nn import module as _module
+from .estimation import Estimate, estimate, estimate_mlp, summary_costs
 from .layers import ACTIVATIONS, LayerCost, register
+from . import layers_conv, layers_seq  # noqa: F401  (they register the rules of the other layers)
 from .measurement import Measurement, measure
 from .optimizers import OPTIMIZERS
 from . import reporting
+
+_module.SUMMARY_COSTS = summary_costs  # Module.summary(input_shape) shows each layer's costs
 from .reporting import Report, comparison_rows, report
 
 __all__ = ["ACTIVATIONS", "OPTIMIZERS", "Estimate", "LayerCost", "Measurement", "Report", "estimate", "estimate_mlp",

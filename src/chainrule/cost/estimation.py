@@ -142,9 +142,12 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
     isz = np.dtype(dtype).itemsize
     fused = _fused_pairs(model)
     layers: list[LayerCost] = []
+    if input_shape is None and isinstance(getattr(model, "n_features", None), int):
+        input_shape = (model.n_features,)  # the models of chainrule.models say what one example is
     shape = None if input_shape is None else tuple(int(s) for s in input_shape)
     n_features, prev = None, None
-    for name, m in _leaf_modules(model):
+    leaves = _leaf_modules(model)
+    for i, (name, m) in enumerate(leaves):
         rule = rule_for(m)
         if rule is None:
             if any(True for _ in m.parameters()):
@@ -152,12 +155,14 @@ def estimate(model: Any, batch_size: int, input_shape: Sequence[int] | None = No
                                  "with chainrule.cost.layers.register, or use cost.measure(...) for this model")
             prev = m
             continue
+        nxt = leaves[i + 1][1] if i + 1 < len(leaves) else None
         ctx = Context(B, isz, name, needs_input_grad=input_requires_grad or any(lc.params for lc in layers),
-                      fused=(id(prev), id(m)) in fused)
+                      fused=(id(prev), id(m)) in fused,
+                      activation=L._FUSED[type(nxt)] if (id(m), id(nxt)) in fused else None)
         lc, shape = rule(m, shape, ctx)
-        if lc is not None:
-            n_features = lc.n_in if n_features is None else n_features
-            layers.append(lc)
+        for one in (lc if isinstance(lc, list) else [] if lc is None else [lc]):
+            n_features = one.n_in if n_features is None else n_features
+            layers.append(one)
         prev = m
     if not any(lc.params for lc in layers):
         raise ValueError(f"estimate: found no layer with parameters in {type(model).__name__}")
@@ -174,13 +179,26 @@ def _fused_pairs(model) -> set[tuple[int, int]]:
     for seq in (model.modules() if hasattr(model, "modules") else [model]):
         if isinstance(seq, L.Sequential):
             kids = list(seq)
-            pairs |= {(id(a), id(b)) for a, b in zip(kids, kids[1:]) if type(a) is L.Linear and type(b) in L._FUSED}
+            pairs |= {(id(a), id(b)) for a, b in zip(kids, kids[1:])
+                      if type(a) in L._FUSES_ACTIVATION and type(b) in L._FUSED}
     return pairs
 
 
 def _leaf_modules(model) -> list[tuple[str, Any]]:
+    """The modules to price, in order: the leaves, and the containers that have a rule of their own
+    (priced whole: their children are skipped)."""
     named = list(model.named_modules()) if hasattr(model, "named_modules") else [("", model)]
-    return [(n or type(m).__name__, m) for n, m in named if not any(True for _ in m.children())]
+    out: list[tuple[str, Any]] = []
+    whole: list[str] = []
+    for n, m in named:
+        if any(n == w or n.startswith(w + ".") or w == "" for w in whole):
+            continue
+        if not any(True for _ in m.children()):
+            out.append((n or type(m).__name__, m))
+        elif rule_for(m) is not None:
+            out.append((n or type(m).__name__, m))
+            whole.append(n)
+    return out
 
 
 def totals(layers: list[LayerCost], sizes: list[int], B: int, optimizer: Any, dtype: Any, loss: str | None,
@@ -208,24 +226,44 @@ def totals(layers: list[LayerCost], sizes: list[int], B: int, optimizer: Any, dt
 
 
 def _memory(layers, sizes, B, isz, P, k_state, k_scratch, chunk, has_loss) -> dict[str, int]:
-    target_bytes = B * 8 if has_loss else 0  # int64 class labels
+    # What the caller holds through the step besides the input: the int64 class labels and the loss
+    # value (the graph's root, one number).
+    target_bytes = B * 8 + isz if has_loss else 0
     m = {"parameters": P * isz, "gradients": P * isz,
          "optimizer_state": (P * P if k_state < 0 else k_state * P) * isz,
          # Scratch: either per parameter (k x P) or k blocks of CHUNK elements shared by all parameters.
          "optimizer_scratch": k_scratch * (int(chunk) if chunk else P) * isz,
-         "activations": sum(lc.saved for lc in layers) * isz + target_bytes,
-         "input": B * sizes[0] * isz}
-    m["temporaries"], m["gradients_at_peak"], m["activations_at_peak"] = backward_peak(layers, B, isz, target_bytes)
+         "activations": sum(lc.saved * isz + lc.saved_bytes for lc in layers) + target_bytes,
+         "input": B * sizes[0] * isz if layers[0].input_bytes is None else layers[0].input_bytes}
+    # The caller holds the batch through the step; when the first layer keeps only a copy (a conv's
+    # columns) or nothing of it (an embedding's indices), the graph does not count it.
+    held = target_bytes + (0 if layers[0].keeps_input else m["input"])
+    m["temporaries"], m["gradients_at_peak"], m["activations_at_peak"] = backward_peak(layers, B, isz, held)
     # The peak comes during backward: gradients pile up while the engine frees each node's saved
     # arrays once its rule has run; parameters, state and scratch persist throughout.
     m["training_total"] = (m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"]
                            + m["activations_at_peak"] + m["gradients_at_peak"] + m["temporaries"])
+    # ... unless the forward pass peaks higher (no gradients yet, but a layer's output and temporaries
+    # on top of everything saved before it: a first pooling layer's padded windows, say)
+    m["forward_peak"] = m["parameters"] + m["optimizer_state"] + m["optimizer_scratch"] + _forward_peak(layers, B, isz, held)
+    m["training_total"] = max(m["training_total"], m["forward_peak"])
     # Inference: the caller holds the input; each op holds its input and output while it runs.
     body = [lc for lc in layers if lc.kind != "loss"]
-    live = [0] + [B * ((0 if i == 0 else body[i - 1].n_out) + lc.n_out) * isz for i, lc in enumerate(body)]
+    live = [0] + [(B * ((0 if i == 0 else body[i - 1].n_out) + lc.n_out) + lc.forward_temp) * isz
+                  for i, lc in enumerate(body)]
     m["inference_activations"] = m["input"] + max(live)
     m["inference_total"] = m["parameters"] + m["inference_activations"]
     return m
+
+
+def _forward_peak(layers: list[LayerCost], B: int, isz: int, held: int) -> int:
+    """Activation bytes at the forward pass's peak: while layer ``i`` runs, what layers ``0..i-1`` saved
+    (and ``i``'s saved input) plus its output and temporaries, and what the caller holds."""
+    best, before = 0, 0
+    for lc in layers:
+        best = max(best, (before + max(lc.saved, lc.forward_temp) + B * lc.n_out) * isz + lc.saved_bytes)
+        before += lc.saved
+    return best + held
 
 
 def _compute(layers, P, k_state, step_per_p) -> dict[str, int]:
@@ -248,22 +286,43 @@ def backward_peak(layers: list[LayerCost], B: int, isz: int, target_bytes: int) 
     parameter gradients accumulated so far, and the activations still saved.
 
     The engine drops a node's saved arrays once its rule has run, so while layer ``i``'s rule runs
-    only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). An elementwise
-    layer's output is the next layer's saved input, and its own rule reads it, so it lives until the
-    layer is done. The input batch (layer 0's) stays: the caller holds it. The logits outlive the
-    loss's rule by one step: the layer that made them gets them as its ``out``."""
+    only layers ``0..i`` still hold theirs (plus the labels, which the caller holds). Its output lives
+    too: the engine holds the tensor whose node it runs (the next layer's saved input, which that
+    layer's rule no longer needs), except when an activation fused after it took the buffer over (the
+    activation's own rule holds it). The input batch (layer 0's) stays: the caller holds it."""
     best, best_parts, grads = -1, (0, 0, 0), 0
-    logits = B * layers[-1].n_in if layers and layers[-1].kind == "loss" else 0
     for i in range(len(layers) - 1, -1, -1):
         lc = layers[i]
-        held = sum(layer.saved for layer in layers[:i + 1])
-        if not lc.params and lc.kind != "loss" and i + 1 < len(layers):
-            held += layers[i + 1].saved
-        if i == len(layers) - 2:
-            held += logits
-        acts = held * isz + target_bytes
+        kept = layers[:i + 1]
+        own = 0 if lc.kind == "loss" or (i + 1 < len(layers) and layers[i + 1].in_place) else B * lc.n_out
+        held = sum(layer.saved for layer in kept) + own
+        acts = held * isz + sum(layer.saved_bytes for layer in kept) + target_bytes
         grads += lc.params * isz
         temps = lc.backward_temp_bytes
         if temps + grads + acts > best:
             best, best_parts = temps + grads + acts, (temps, grads, acts)
     return best_parts
+
+
+def summary_costs(model: Any, rows: list, names: list, input_shape: Any, batch_size: int) -> list[str]:
+    """``Module.summary``'s cost columns (installed as ``nn.module.SUMMARY_COSTS``): each row gets the
+    forward and backward FLOPs and saved numbers of its layer's LayerCosts (in place), work between
+    children gets rows of its own; returns the note lines under the table."""
+    if input_shape is None and not isinstance(getattr(model, "n_features", None), int):
+        return []
+    try:
+        est = estimate(model, batch_size, input_shape=input_shape, optimizer="sgd", loss=None)
+    except ValueError as e:
+        return [f"(no cost estimate: {e})"]
+    rows[0] += ["fwd FLOPs", "bwd FLOPs", "saved"]
+    used = set()
+    for row, name in zip(rows[1:], names):
+        mine = [lc for lc in est.layers if lc.name == name or lc.name.startswith(name + ".")]
+        used |= {id(lc) for lc in mine}
+        row += [f"{sum(lc.forward_flops for lc in mine):,}", f"{sum(lc.backward_flops for lc in mine):,}",
+                f"{sum(lc.saved for lc in mine):,}"]
+    rows += [[lc.name, f"({lc.kind})", "-", "0", f"{lc.forward_flops:,}", f"{lc.backward_flops:,}", f"{lc.saved:,}"]
+             for lc in est.layers if id(lc) not in used]
+    c = est.compute
+    return [f"batch {batch_size}: forward {c['forward_flops']:,} FLOPs, backward {c['backward_flops']:,} FLOPs, "
+            f"{sum(lc.saved for lc in est.layers):,} numbers saved for backward (cr.cost.estimate)"]

@@ -12,6 +12,11 @@ A rule is a function ``rule(layer, in_shape, ctx) -> (LayerCost | None, out_shap
 
 Register a rule with ``@register(nn.Conv2d)``; :func:`rule_for` finds it through the layer's class
 hierarchy, so a subclass inherits its parent's rule. Adding a layer to the estimate is one function.
+A rule may also return a list of LayerCosts (a model priced whole, like ``models.GRUClassifier``, whose
+forward does work between its children); a module with children and a rule is priced by its rule,
+its children are not visited. The rules of convolution and pooling live in
+:mod:`~chainrule.cost.layers_conv`, those of normalization, embeddings and recurrent layers in
+:mod:`~chainrule.cost.layers_seq`.
 A rule's figures must agree with the FLOP rules of the primitives the layer runs and with what its
 nodes keep for backward: ``tests/test_cost.py`` measures each modelled layer and compares.
 
@@ -49,6 +54,11 @@ class LayerCost:
     saved: int = 0  # numbers this node keeps for the backward pass
     exact: bool = True
     backward_temp_bytes: int = 0  # allocated while this layer's rule runs, incoming gradient included
+    keeps_input: bool = True  # ``saved`` includes the layer's input (a first conv's copies it into columns)
+    input_bytes: int | None = None  # the batch entering it, when not B x n_in floats (an embedding's indices)
+    forward_temp: int = 0  # numbers alive while the forward runs besides its input and output (columns)
+    saved_bytes: int = 0  # bytes of non-float arrays kept for backward (boolean masks)
+    in_place: bool = False  # an activation fused into the layer before it: it took over that one's output
 
     @property
     def backward_flops(self) -> int:
@@ -64,6 +74,7 @@ class Context:
     name: str
     needs_input_grad: bool = True  # False for the first layer: the engine skips dX
     fused: bool = False  # folded into the Linear before it (nn.Sequential): keeps no input
+    activation: str | None = None  # the activation nn.Sequential folds into this layer ('relu'), if any
 
 
 Rule = Callable[[Any, "tuple[int, ...] | None", Context], "tuple[LayerCost | None, tuple[int, ...] | None]"]
@@ -120,11 +131,12 @@ def _linear(m: L.Linear, in_shape, ctx: Context):
 # ReLU: max(0, z) forward; g * (out > 0) backward (a compare and a multiply). A standalone node
 # keeps its input z (the next Linear keeps its output), so it adds B x width saved numbers per
 # layer; fused into the Linear before it (what nn.Sequential does for ReLU, Tanh and Sigmoid,
-# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op.
+# ops.LINEAR_ACTIVATIONS) it keeps nothing: z never outlives the op. Dropout is x * mask (the
+# scaled keep mask drawn in NumPy): one product each way, and it keeps x and the mask.
 ACTIVATIONS: dict[str, tuple[int, int, int, bool]] = {
     "relu": (1, 2, 1, True), "sigmoid": (1, 3, 1, True), "tanh": (1, 3, 1, True),
     "leakyrelu": (3, 3, 2, False), "gelu": (12, 12, 2, False), "identity": (0, 0, 0, True),
-    "dropout": (2, 1, 1, False), "flatten": (0, 0, 0, True),
+    "dropout": (1, 1, 2, True), "flatten": (0, 0, 0, True),
 }
 
 
@@ -138,8 +150,10 @@ def activation_cost(kind: str, width: int, ctx: Context) -> LayerCost:
         temps = 2 * n * ctx.itemsize
     else:
         temps = 2 * n * ctx.itemsize + n
+    # fused, it runs in place on the product: during inference its input and output are one array
     return LayerCost(ctx.name, kind, width, width, forward_flops=f * n, backward_other_flops=b * n,
-                     saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps)
+                     saved=0 if ctx.fused else k * n, exact=exact, backward_temp_bytes=temps,
+                     forward_temp=-n if ctx.fused else 0, in_place=ctx.fused)
 
 
 @register(L.ReLU, L.Sigmoid, L.Tanh, L.LeakyReLU, L.GELU, L.Dropout)
@@ -158,20 +172,30 @@ def _identity(m, in_shape, ctx: Context):
 
 @register(L.Flatten)
 def _flatten(m, in_shape, ctx: Context):
-    """A reshape: a view, no arithmetic, nothing saved."""
-    return None, None if in_shape is None else (math.prod(in_shape),)
+    """A reshape: a view, no arithmetic, nothing saved; unless the axes cannot merge in memory
+    (``layers_conv.Strided``): then it copies, and its node keeps the original."""
+    if in_shape is None:
+        return None, None
+    n = math.prod(in_shape)
+    if type(in_shape).__name__ != "Strided":
+        return None, (n,)
+    keep = ctx.batch_size * n if ctx.needs_input_grad else 0
+    return LayerCost(ctx.name, "flatten", n, n, saved=keep, keeps_input=bool(keep),
+                     backward_temp_bytes=ctx.batch_size * n * ctx.itemsize), (n,)
 
 
 # ----- the loss -----------------------------------------------------------------------------------
-# softmax cross-entropy per logit: the fused log-sum-exp (which also keeps softmax(z)); backward
-# (p - onehot) * g / N from the kept p.
-_LOSS_FWD, _LOSS_BWD = 5, 2
+# softmax cross-entropy (mean over the batch), as ops.softmax_cross_entropy counts it: forward 5 FLOPs
+# per logit (shift, exp, sum, divide for softmax(z), and the log-sum-exp), one per row for the
+# reduction and one for the mean; backward one copy of the kept p with N subtractions of the one-hot
+# (no one-hot matrix: ops._softmax_minus_onehot) and one product per logit by g / N (one division).
+_LOSS_FWD = 5
 
 
 def cross_entropy_cost(n_classes: int, ctx: Context) -> LayerCost:
     """``softmax_cross_entropy`` on ``B x C`` logits: it keeps the logits and softmax(z); its rule
-    writes ``(p - onehot) * scale`` into one copy of ``p``."""
+    writes ``(p - onehot) * g / B`` into one copy of ``p``: ``B C + B + 1`` FLOPs."""
     B, C = ctx.batch_size, n_classes
     return LayerCost("loss", "loss", C, 1, forward_flops=_LOSS_FWD * B * C + B + 1,
-                     backward_other_flops=_LOSS_BWD * B * C + 1, saved=2 * B * C, exact=False,
+                     backward_other_flops=B * C + B + 1, saved=2 * B * C,
                      backward_temp_bytes=B * C * ctx.itemsize)

@@ -74,7 +74,7 @@ def _full_lines(est: Any) -> list[str]:
            " elementwise work)",
            f"  Compute (training):  forward {_n(c['forward_flops'])} + backward {_n(c['backward_flops'])}"
            f" + optimizer step {_n(c['step_flops'])} = {_n(c['training_flops'])} FLOPs"]
-    skipped = est.layers[0].forward_macs if not est.input_requires_grad else 0
+    skipped = est.layers[0].forward_macs - est.layers[0].backward_input_macs if not est.input_requires_grad else 0
     if skipped:
         out.append(f"  Backward is not exactly 2x forward: the first layer's input gradient ({_n(skipped)}"
                    " multiply-adds) is not needed, so the engine never computes it.")

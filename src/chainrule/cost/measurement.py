@@ -18,14 +18,21 @@ import numpy as np
 
 from .. import autograd as _ag
 from .._text import grid, human_bytes
+from ..ops import is_overwritten
 from ..tensor import Tensor, _unwrap
 
 
 def _owner(a: np.ndarray) -> np.ndarray:
-    """The array that owns the memory behind ``a`` (views cost nothing; their base does)."""
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    """The array that owns the memory behind ``a`` (views cost nothing; their base does). A view made
+    by ``as_strided`` (unfold's windows) has a NumPy ``DummyArray`` as its base, whose own ``base`` is
+    the array it views: followed too, or a read-only window view would count as a copy of its size."""
+    while True:
+        b = a.base
+        if not isinstance(b, np.ndarray):
+            b = getattr(b, "base", None)
+            if not isinstance(b, np.ndarray):
+                return a
+        a = b
 
 
 class _Recorder:
@@ -120,7 +127,8 @@ class _Recorder:
             rec["other_flops"] += f
         per = self.ops.setdefault(phase, {})
         per[op.name] = per.get(op.name, 0) + f
-        self.add(out, phase)
+        for a in (out if isinstance(out, tuple) else (out,)):  # rnn_scan_backward returns three arrays
+            self.add(a, phase)
         if self.prev is not None:
             self.prev(op, out, inputs, attrs)
 
@@ -312,6 +320,10 @@ def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> M
     for k in ("optimizer_state", "optimizer_scratch", "gradients", "temporaries"):
         inf["total"] -= inf[k]
         inf[k] = 0
+    labels = _unwrap(y)  # ... nor the labels, which measure was given for the training step
+    if isinstance(labels, np.ndarray):
+        inf["activations"] -= _owner(labels).nbytes
+        inf["total"] -= _owner(labels).nbytes
     memory["inference"] = inf
     return Measurement(
         batch_size=int(np.shape(_unwrap(x))[0]),
@@ -324,7 +336,10 @@ def _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc) -> M
 
 def _graph_bytes(root: Tensor, skip: set[int]) -> int:
     """Bytes of the distinct arrays the graph behind ``root`` references (what is saved for backward),
-    parameters excluded. Iterative, like the engine."""
+    parameters excluded. Iterative, like the engine. Not counted: 0-d constants (the scalars of
+    ``x / n`` or ``v + eps``, made arrays to enter the graph) and the placeholder a fused activation
+    leaves in the pre-activation it overwrote (:func:`chainrule.ops.linear_act`): neither is an
+    activation."""
     seen_t, seen_a, total = set(), set(), 0
     stack = [root]
     while stack:
@@ -337,13 +352,13 @@ def _graph_bytes(root: Tensor, skip: set[int]) -> int:
             for i in t._ctx.inputs:
                 if isinstance(i, Tensor):
                     stack.append(i)
-                elif isinstance(i, np.ndarray):
+                elif isinstance(i, np.ndarray) and i.ndim:
                     arrays.append(i)
             if isinstance(t._ctx.saved, np.ndarray):  # e.g. the softmax kept by softmax_cross_entropy
                 arrays.append(t._ctx.saved)
         for a in arrays:
             own = _owner(a)
-            if id(own) not in seen_a and id(own) not in skip:
+            if id(own) not in seen_a and id(own) not in skip and not is_overwritten(a):
                 seen_a.add(id(own))
                 total += own.nbytes
     return total

@@ -47,13 +47,14 @@ def comparison_rows(e: Estimate, m: Measurement | None):
     fw, bw = f.get("forward", {}), f.get("backward", {})
     relu_saved = sum(lc.saved for lc in e.layers if lc.kind not in ("linear", "loss"))
     loss_saved = sum(lc.saved for lc in e.layers if lc.kind == "loss")
-    first_dx = e.layers[0].forward_macs if not e.input_requires_grad else 0
-    why_other = ("gradient rules do their elementwise math (ReLU's g * (out > 0), softmax - onehot) with NumPy "
-                 "operators on ndarrays in the fast path; only primitives (matmuls, sums, exp) reach the "
-                 "profiler, so that work runs but is not counted")
+    first_dx = e.layers[0].forward_macs - e.layers[0].backward_input_macs if not e.input_requires_grad else 0
+    why_other = ("some layer's rule prices work its primitives do not do (or miss some): every backward "
+                 "FLOP runs in a primitive, so estimate and measurement should agree; compare m.ops per primitive")
     rows = [
         ("parameters", "count", lec["parameters"], e.parameters, m.parameters if m else None,
-         f"the lecture ignores the {e.parameters - lec['parameters']:,} biases"),
+         f"the lecture ignores the {e.parameters - lec['parameters']:,} biases" if e.parameters >= lec["parameters"]
+         else "the lecture's formulas treat the network as Linear layers of these widths; a convolution shares its "
+              "weights across positions (a recurrent layer across steps), so it has far fewer"),
         ("memory: parameters", "bytes", lec["parameters"] * isz, mem["parameters"], pk.get("parameters"), ""),
         ("memory: gradients", "bytes", 0, mem["gradients_at_peak"], pk.get("gradients"),
          "the lecture leaves out the gradients: one number per parameter during backward"),

@@ -23,6 +23,10 @@ from ..creation import as_ndarray
 from ..device import as_device, device
 from ..tensor import DEFAULT_DTYPE, Tensor
 
+#: Set by :mod:`chainrule.cost` (a layer above this one) when it is imported: ``fn(module, rows, names,
+#: input_shape, batch_size) -> note lines`` adds the estimate's per-layer costs to :meth:`Module.summary`.
+SUMMARY_COSTS: Callable[..., list[str]] | None = None
+
 
 class Parameter(Tensor):
     """A tensor that is a learnable parameter of a :class:`Module` (requires grad by default).
@@ -204,22 +208,30 @@ class Module:
         """Total number of scalar parameters (shared parameters counted once)."""
         return int(sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only))
 
-    def summary(self) -> str:
+    def summary(self, input_shape: Any = None, batch_size: int = 1) -> str:
         """A table of the layers (Keras's ``model.summary()``): each leaf module's name, type,
-        parameter shapes and count, then the totals. For memory and compute, estimated and measured,
-        see ``cr.cost.report(model, batch_size)``."""
-        rows = [("layer", "type", "parameters", "count")]
+        parameter shapes and count, then the totals.
+
+        With ``input_shape`` (one example, e.g. ``(1, 28, 28)``; the models of :mod:`chainrule.models`
+        know theirs) each row also gets the layer's forward and backward FLOPs and the numbers it keeps
+        for backward at ``batch_size``, from :func:`chainrule.cost.estimate` (work a model does between
+        its children, like a read-out reshape, gets a row of its own). For memory totals, estimated and
+        measured, see ``cr.cost.report(model, batch_size)``."""
+        rows = [["layer", "type", "parameters", "count"]]
+        names = []
         for name, m in self.named_modules():
             if any(True for _ in m.children()):
                 continue
             own = [p for _, p in m.named_parameters()]
             shapes = ", ".join("x".join(map(str, p.shape)) for p in own) or "-"
-            rows.append((name or type(m).__name__, type(m).__name__, shapes, f"{sum(p.numel() for p in own):,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            names.append(name or type(m).__name__)
+            rows.append([names[-1], type(m).__name__, shapes, f"{sum(p.numel() for p in own):,}"])
+        note = SUMMARY_COSTS(self, rows, names, input_shape, batch_size) if SUMMARY_COSTS is not None else []
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
         total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
         return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], "-" * len(lines[0]),
-                          f"{total:,} parameters ({trainable:,} trainable)"])
+                          f"{total:,} parameters ({trainable:,} trainable)", *note])
 
     # ----- modes and gradients -----------------------------------------------------------------
     @replayed
