@@ -1,4 +1,4 @@
-"""The reverse-mode engine: topological order, backward, ``grad``, grad mode, second order.
+"""The reverse-mode engine: topological order, backward, ``grad``, second order.
 
 Backward visits the graph in reverse topological order (lecture: "loop over the nodes in reverse
 topological order, starting from the final node"). Each node's gradient rule turns the gradient of
@@ -7,36 +7,33 @@ is the only place that un-broadcasts: a rule returns gradients with the output's
 :func:`unbroadcast` sums them back to each input's shape.
 
 No recursion anywhere (a 10,000-op chain works). Gradients of intermediate nodes are dropped as soon
-as they are consumed, and the graph is released after backward unless ``retain_graph=True``.
+as they are consumed, and the graph is released after backward unless ``retain_graph=True``. Grad
+and anomaly modes live in :mod:`chainrule.modes`; ``hvp``, ``jacobian``, ``hessian`` in
+:mod:`chainrule.derivatives` (all re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import operator
-import os
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from heapq import heappop, heappush
 
 import numpy as np
 
+from .modes import (  # noqa: F401
+    _check_finite,
+    _where,
+    detect_anomaly,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    read,
+    replayed,
+    set_grad_enabled,
+    state,
+    untraced,
+)
 from .tensor import Tensor, _node_counter
-
-
-class _State:
-    """Global engine switches: grad mode, anomaly mode, an optional op profiler, and the phase."""
-
-    __slots__ = ("enabled", "anomaly", "profiler", "phase", "last_inplace")
-
-    def __init__(self):
-        self.enabled, self.anomaly, self.profiler, self.phase = True, False, None, "forward"
-        self.last_inplace = 0  # the node counter's value at the latest in-place update (tensor._stamp)
-
-
-state = _State()
-
 
 # ----- in-place updates: a version stamp per storage (PyTorch's version counter) ----------------------
 #: id(storage) -> the node counter's value at its latest in-place update through a Tensor. Keyed by the
@@ -65,107 +62,6 @@ def _stamp(t: Tensor) -> None:
 def _updated_after(t: Tensor, seq: int) -> bool:
     """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
     return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq
-
-
-# ----- what a compiled step (chainrule.compile) must know about -------------------------------------
-def untraced(what: str) -> None:
-    """Tell a step being recorded by ``cr.compile`` that ``what`` happened outside the primitives it
-    records (it then runs that step eagerly). Callers check ``state.profiler is not None`` first."""
-    note = getattr(state.profiler, "untraced", None)
-    if note is not None:
-        note(what)
-
-
-def read(t: Tensor, value) -> None:
-    """A value leaves the tensor world (``item()``, ``numpy()``): a step being recorded must know."""
-    note = getattr(state.profiler, "read", None)
-    if note is not None:
-        note(t, value)
-
-
-def replayed(method):
-    """Decorator for a method whose effect a compiled step repeats by calling it again on replay
-    (an optimizer's ``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train``). While a step
-    is being recorded the call is noted, then runs with nothing inside it recorded."""
-    @functools.wraps(method)
-    def call(*args, **kwargs):
-        p = state.profiler
-        if p is None or not hasattr(p, "effect"):
-            return method(*args, **kwargs)
-        return p.effect(method, args, kwargs)
-    call.__replayed__ = method
-    return call
-
-
-# ----- grad mode ----------------------------------------------------------------------------------
-class _GradMode(contextlib.ContextDecorator):
-    def __init__(self, mode: bool, before: bool | None = None):
-        # prevs is a stack, so a decorated function may recurse; ``before`` is the mode that
-        # set_grad_enabled() saw before it switched, restored on exit of its ``with`` block.
-        self.mode, self.before, self.prevs = mode, before, []
-
-    def __enter__(self):
-        self.prevs.append(state.enabled if self.before is None else self.before)
-        self.before, state.enabled = None, self.mode
-
-    def __exit__(self, *exc):
-        state.enabled = self.prevs.pop()
-
-    def __call__(self, func):  # used as a decorator: undo set_grad_enabled's immediate switch (torch)
-        if self.before is not None:
-            state.enabled, self.before = self.before, None
-        return super().__call__(func)
-
-
-def no_grad() -> _GradMode:
-    """Context manager and decorator: run without recording a graph (inference, updates)."""
-    return _GradMode(False)
-
-
-def enable_grad() -> _GradMode:
-    """Context manager and decorator: record a graph even inside :func:`no_grad`."""
-    return _GradMode(True)
-
-
-def set_grad_enabled(mode: bool) -> _GradMode:
-    """Context manager that sets grad mode to ``mode`` (also works as a plain call)."""
-    g = _GradMode(bool(mode), before=state.enabled)
-    state.enabled = bool(mode)  # like torch, calling it without `with` also switches the mode
-    return g
-
-
-def is_grad_enabled() -> bool:
-    """True when operations on tensors that require grad are being recorded (see :func:`no_grad`)."""
-    return state.enabled
-
-
-# ----- anomaly mode -------------------------------------------------------------------------------
-@contextlib.contextmanager
-def detect_anomaly():
-    """Raise at the first op whose forward or backward produces NaN or Inf, naming the op and the
-    line that created it. Slower: it records a stack per op and checks every array."""
-    prev, state.anomaly = state.anomaly, True
-    try:
-        yield
-    finally:
-        state.anomaly = prev
-
-
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def _where() -> str:
-    """The user's frames of the current stack (this package's own frames left out)."""
-    frames = [f for f in traceback.extract_stack()[:-3] if not os.path.abspath(f.filename).startswith(_PACKAGE)]
-    return "".join(traceback.format_list(frames[-3:]))
-
-
-def _check_finite(name, phase, arr, ctx):
-    arr = arr._data if isinstance(arr, Tensor) else arr
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        where = ctx.where if ctx is not None and ctx.where else "(unknown; created outside anomaly mode)\n"
-        raise FloatingPointError(f"detect_anomaly: {name} produced NaN/Inf in its {phase} pass. "
-                                 f"The op was created at:\n{where}")
 
 
 # ----- graph traversal ----------------------------------------------------------------------------
@@ -444,62 +340,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
 grad_ = grad
 
 
-def hvp(f: Callable[[], Tensor], params: Sequence[Tensor], v: Sequence) -> list[Tensor]:
-    """Hessian-vector product ``H v`` of the scalar ``f()`` w.r.t. ``params``, by double backward:
-
-    .. math:: H v = \\nabla_\\theta \\left( \\nabla_\\theta f(\\theta) \\cdot v \\right)
-
-    costing about two backward passes and never forming H (P^2 memory)."""
-    if isinstance(params, Tensor):  # one tensor: H v has its shape, returned as a one-element list
-        params, v = [params], [v]
-    params, v = list(params), list(v)
-    if len(v) != len(params) or any(np.shape(vi) != p.shape for vi, p in zip(v, params)):
-        raise ValueError(f"hvp: v must match params one to one in shape; got params {[p.shape for p in params]} "
-                         f"and v {[np.shape(vi) for vi in v]}")
-    gs = grad(f(), params, create_graph=True, allow_unused=True)
-    dot = None
-    for g, p, vi in zip(gs, params, v):
-        if g is not None:
-            term = _ops.sum(g * (vi._data if isinstance(vi, Tensor) else np.asarray(vi, p.dtype)))
-            dot = term if dot is None else dot + term
-    if dot is None or not dot.requires_grad:
-        return [Tensor(np.zeros_like(p._data)) for p in params]
-    hv = grad(dot, params, allow_unused=True)
-    return [Tensor(np.zeros_like(p._data)) if h is None else h for p, h in zip(params, hv)]
-
-
-def _as_leaf(x) -> Tensor:
-    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float64))
-    return Tensor(x._data, requires_grad=True)
-
-
-def _rows(y: Tensor, x: Tensor) -> Tensor:
-    """d y / d x, shape ``y.shape + x.shape``: one backward pass per element of ``y`` (zeros where
-    ``y`` does not depend on ``x``, as torch's non-strict jacobian)."""
-    J = np.zeros((y._data.size, x._data.size), dtype=y.dtype)
-    for i in range(y._data.size if y.requires_grad else 0):
-        e = np.zeros(y._data.size, y.dtype)
-        e[i] = 1
-        (gi,) = grad(y, x, grad_outputs=Tensor(e.reshape(y.shape)), retain_graph=True, allow_unused=True)
-        if gi is not None:
-            J[i] = gi._data.reshape(-1)
-    return Tensor(J.reshape(y.shape + x.shape))
-
-
-def jacobian(f: Callable[[Tensor], Tensor], x) -> Tensor:
-    """The Jacobian d f(x) / d x, shape ``f(x).shape + x.shape``, one backward pass per output."""
-    x = _as_leaf(x)
-    return _rows(f(x), x)
-
-
-def hessian(f: Callable[[Tensor], Tensor], x) -> Tensor:
-    """The Hessian of scalar ``f`` at ``x``, shape ``x.shape + x.shape``: the Jacobian of the
-    gradient, computed by double backward (one Hessian-vector product per row)."""
-    x = _as_leaf(x)
-    (g,) = grad(f(x), x, create_graph=True)
-    return _rows(g, x)
-
-
 from . import ops as _ops  # noqa: E402
+from .derivatives import _as_leaf, hessian, hvp, jacobian  # noqa: E402,F401 - torch.autograd.functional
 from .function import Function  # noqa: E402,F401 - torch.autograd.Function
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck  # noqa: E402,F401 - torch.autograd.gradcheck
