@@ -329,3 +329,15 @@ def test_an_index_passed_to_the_step_is_read_on_every_replay():
         if compile:
             assert run.calls["replayed"] == 4, run.reasons
     assert _equal(runs[0][0], runs[1][0]) and _equal(runs[0][1], runs[1][1])
+
+
+def test_torch_compile_spellings_run_unchanged():
+    model = _mlp()
+    assert cr.compile(model) is model  # torch.compile(model): the module stays a module
+    assert cr.compile(_sum_of_squares, disable=True) is _sum_of_squares
+    run = cr.compile(_sum_of_squares, mode="reduce-overhead", dynamic=False, backend="inductor")
+    x = _batches(n=1)[0][0]
+    assert all(np.array_equal(run(x)._data, _sum_of_squares(x)._data) for _ in range(3))
+    strict = cr.compile(lambda x: x.sum() if bool(x.mean() > -1e9) else x.mean(), fullgraph=True)
+    with pytest.raises(RuntimeError, match=r"fullgraph=True.*bool\(\)"):
+        strict(x)

@@ -348,8 +348,8 @@ class Compiled:
         reasons: for each signature that runs eagerly, why.
     """
 
-    def __init__(self, fn: Callable, warn: bool = True):
-        self.fn, self.warn = fn, warn
+    def __init__(self, fn: Callable, warn: bool = True, fullgraph: bool = False):
+        self.fn, self.warn, self.fullgraph = fn, warn, fullgraph
         self._plans: dict[tuple, Any] = {}  # signature -> first _Recorder | _Plan | reason (str)
         self.calls = {"recorded": 0, "replayed": 0, "eager": 0}
         self.reasons: dict[tuple, str] = {}
@@ -427,6 +427,9 @@ class Compiled:
                                         getattr(self.fn, "__name__", "step"), _labels(rec.modules.values()))
                 self._plans[key] = _Plan(replay, code, rec.guards, len(arrays))
         except _NotReplayable as e:
+            if self.fullgraph:
+                raise RuntimeError(f"cr.compile(fullgraph=True): {getattr(self.fn, '__name__', 'the step')} "
+                                   f"cannot be replayed: {e}") from None
             self._plans[key] = str(e)
             self.reasons[key] = str(e)
             if self.warn:
@@ -464,13 +467,23 @@ def _buffers(modules) -> list[tuple]:
     return found
 
 
-def compile(fn: Callable | None = None, *, warn: bool = True):  # noqa: A001 - torch.compile's name
+def compile(fn: Callable | None = None, *, warn: bool = True, fullgraph: bool = False, disable: bool = False,  # noqa: A001
+            dynamic: bool | None = None, backend: Any = None, mode: str | None = None, options: dict | None = None):
     """Compile a training step: calls 1 and 2 run eagerly and record, later calls replay the recorded
     primitives as one generated NumPy function, bit for bit equal to eager (see the module docstring).
 
     Usable as ``cr.compile(step)`` or as a decorator, ``@cr.compile`` / ``@cr.compile(warn=False)``.
     ``warn=False`` keeps the one-line "runs eagerly: why" warnings quiet (``.reasons`` still has them).
+
+    torch.compile's arguments are accepted, so a PyTorch script runs unchanged: ``fullgraph=True``
+    raises where the step would run eagerly (torch raises on a graph break); ``disable=True`` returns
+    ``fn`` itself; ``dynamic``, ``backend``, ``mode``, ``options`` choose among torch's compilers and
+    mean nothing here. A :class:`~chainrule.nn.Module` is returned as it is: its forward alone has no
+    update to replay, and the module's own attributes (``parameters()``, ``state_dict()``) stay at hand;
+    compile the training step instead.
     """
-    if fn is None:
-        return lambda f: Compiled(f, warn)
-    return Compiled(fn, warn)
+    def make(f):
+        if disable or hasattr(f, "parameters") and hasattr(f, "state_dict"):  # a Module: eager (see above)
+            return f
+        return Compiled(f, warn, fullgraph)
+    return make if fn is None else make(fn)
