@@ -341,3 +341,25 @@ def test_torch_compile_spellings_run_unchanged():
     strict = cr.compile(lambda x: x.sum() if bool(x.mean() > -1e9) else x.mean(), fullgraph=True)
     with pytest.raises(RuntimeError, match=r"fullgraph=True.*bool\(\)"):
         strict(x)
+
+
+def test_freezing_a_parameter_after_recording_runs_eagerly():
+    model, batches = _mlp(), _batches(n=5)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    run = cr.compile(step)
+    for x, y in batches[:3]:
+        run(x, y)
+    first = model[0].weight
+    first.requires_grad_(False)
+    before = first._data.copy()
+    with pytest.warns(RuntimeWarning, match="requires_grad=False"):
+        run(*batches[3])
+    assert np.array_equal(first._data, before) and first.grad is None  # eager: a frozen weight stays put

@@ -334,10 +334,24 @@ def _flatten(args, kwargs) -> tuple[tuple, list, list]:
 
 
 class _Plan:
-    __slots__ = ("replay", "code", "guards", "n_arrays")
+    __slots__ = ("replay", "code", "guards", "leaves")
 
-    def __init__(self, replay, code, guards, n_arrays):
-        self.replay, self.code, self.guards, self.n_arrays = replay, code, guards, n_arrays
+    def __init__(self, replay, code, guards, leaves):
+        self.replay, self.code, self.guards = replay, code, guards
+        self.leaves = leaves  # (tensor, requires_grad) of every tensor the program reads or accumulates into
+
+
+def _live_tensors(lines) -> list[tuple]:
+    found: dict[int, Tensor] = {}
+    for line in lines:
+        if line[0] == "acc":
+            refs = [leaf for leaf, _, _ in line[1]]
+        else:
+            refs = line[2] if line[0] in ("op", "call") else [line[2]]
+        for r in refs:
+            if r[0] in "tc" and isinstance(r[1], Tensor):
+                found.setdefault(id(r[1]), r[1])
+    return [(t, t.requires_grad) for t in found.values()]
 
 
 class Compiled:
@@ -377,6 +391,10 @@ class Compiled:
                 if m.training != training:
                     return self._eager(None, f"{type(m).__name__}.training is {m.training} but was {training} "
                                              "when the step was recorded", args, kwargs)
+            for t, rg in plan.leaves:
+                if t.requires_grad != rg:
+                    return self._eager(None, f"a tensor of shape {tuple(t.shape)} has requires_grad={t.requires_grad} "
+                                             f"but had {rg} when the step was recorded", args, kwargs)
             self.calls["replayed"] += 1
             return plan.replay(*arrays, *tensors)
         if isinstance(plan, str):
@@ -425,7 +443,7 @@ class Compiled:
                     raise _NotReplayable("it returns differently built results on two calls")
                 replay, code = generate(lines, template, len(arrays), len(tensors),
                                         getattr(self.fn, "__name__", "step"), _labels(rec.modules.values()))
-                self._plans[key] = _Plan(replay, code, rec.guards, len(arrays))
+                self._plans[key] = _Plan(replay, code, rec.guards, _live_tensors(lines))
         except _NotReplayable as e:
             if self.fullgraph:
                 raise RuntimeError(f"cr.compile(fullgraph=True): {getattr(self.fn, '__name__', 'the step')} "
