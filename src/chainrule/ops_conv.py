@@ -25,18 +25,76 @@ stepping by ``dilation``, the output axes by ``stride``) and one copy into conti
 ``fold`` adds the columns back with one strided ``+=`` per kernel offset (prod K of them, never a
 loop over pixels), or one strided assignment when windows do not overlap
 (``stride >= dilation (K - 1) + 1`` on every axis: non-overlapping pooling).
+
+Scratch memory: the columns are the largest arrays of a convolutional step (25 times the input for a
+5 x 5 kernel), and a fresh multi-MB array is a fresh mmap that the kernel zero-fills page by page on
+first touch, every step. So the two results (unfold's columns, fold's sum) come from a small pool of
+buffers kept per (shape, dtype) and handed out again only when nothing else refers to them: the pool's
+own reference is the only one left (``sys.getrefcount``), so no tensor the user can still see, no
+view of one and no tensor saved by a live graph can alias a reused buffer. :data:`SCRATCH_BYTES`
+bounds what the pool keeps (0 turns it off).
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .primitive import primitive
 
-__all__ = ["unfold", "fold", "out_sizes", "window_count"]
+__all__ = ["unfold", "fold", "out_sizes", "window_count", "SCRATCH_BYTES"]
+
+#: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
+SCRATCH_BYTES = 64 << 20
+_PER_SHAPE = 4  # buffers kept per shape: a few graphs alive at once (micro-batches) still reuse memory
+_pool: OrderedDict = OrderedDict()  # (shape, dtype) -> [ndarray, ...]
+_pool_lock = threading.Lock()
+
+
+def _idle_refcount() -> int:
+    """The reference count :func:`_scratch` sees for a buffer held by nothing but its pool list."""
+    for b in [np.empty(0)]:  # the same references as in _scratch: the list, the loop variable, the argument
+        return sys.getrefcount(b)
+    raise AssertionError  # unreachable
+
+
+_FREE = _idle_refcount()
+
+
+def _scratch(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``: a pooled buffer no one else refers to, or a new one (pooled
+    if the pool has room). The caller overwrites every element."""
+    key = (tuple(shape), np.dtype(dtype))
+    with _pool_lock:
+        bufs = _pool.get(key)
+        if bufs is not None:
+            _pool.move_to_end(key)
+            for b in bufs:
+                if sys.getrefcount(b) <= _FREE:
+                    return b
+        b = np.empty(key[0], key[1])
+        if SCRATCH_BYTES <= 0 or b.nbytes > SCRATCH_BYTES:
+            return b
+        if bufs is None:
+            bufs = _pool[key] = []
+        if len(bufs) < _PER_SHAPE:
+            bufs.append(b)
+        _trim()
+        return b
+
+
+def _trim() -> None:
+    """Drop the least recently used shapes' buffers until the pool is within :data:`SCRATCH_BYTES`
+    (a dropped buffer still in use simply becomes an ordinary array)."""
+    total = sum(b.nbytes for bufs in _pool.values() for b in bufs)
+    while total > SCRATCH_BYTES and len(_pool) > 1:
+        _, bufs = _pool.popitem(last=False)
+        total -= sum(b.nbytes for b in bufs)
 
 
 def out_sizes(spatial, kernel_size, stride, padding, dilation) -> tuple[int, ...]:
@@ -96,7 +154,7 @@ def unfold(x, kernel_size, stride, padding, dilation, value=0.0):
         xp[_interior(x.shape[2:], padding)] = xt
     else:
         xp = xt
-    cols = np.empty(x.shape[1:2] + tuple(kernel_size) + out + x.shape[:1], x.dtype)
+    cols = _scratch(x.shape[1:2] + tuple(kernel_size) + out + x.shape[:1], x.dtype)
     np.copyto(cols, _window_view(xp, kernel_size, stride, dilation, out))
     return cols
 
@@ -115,7 +173,8 @@ def fold(cols, shape, kernel_size, stride, padding, dilation):
     nd = len(kernel_size)
     out = cols.shape[1 + nd:-1]
     padded = tuple(s + a + b for s, (a, b) in zip(shape[2:], padding))
-    xp = np.zeros(tuple(shape[1:2]) + padded + tuple(shape[:1]), cols.dtype)
+    xp = _scratch(tuple(shape[1:2]) + padded + tuple(shape[:1]), cols.dtype)
+    xp.fill(0)
     if _disjoint(kernel_size, stride, dilation):
         _window_view(xp, kernel_size, stride, dilation, out, writeable=True)[...] = cols
     else:
