@@ -45,9 +45,11 @@ from collections import OrderedDict
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import ops
 from .primitive import primitive
+from .tensor import Tensor
 
-__all__ = ["unfold", "fold", "out_sizes", "window_count", "SCRATCH_BYTES"]
+__all__ = ["unfold", "fold", "max_pool_blocks", "out_sizes", "window_count", "SCRATCH_BYTES"]
 
 #: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
 SCRATCH_BYTES = 64 << 20
@@ -199,3 +201,54 @@ def window_count(spatial, kernel_size, stride, padding, dilation, dtype) -> np.n
     ones = np.ones((1, 1) + tuple(spatial), dtype)
     cols = unfold.forward(ones, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
     return cols.sum(axis=tuple(range(1, 1 + len(kernel_size))))[0]
+
+
+def _blocks(x: np.ndarray, kernel_size) -> np.ndarray:
+    """The (C, S_1/K_1, K_1, ..., N) view of an (N, C, *S) array whose sizes the kernel divides: the
+    channel-first, batch-last memory order of the layers, split into blocks by a reshape (no copy
+    when x has that order, as the layers' activations do)."""
+    nd = len(kernel_size)
+    xt = x.transpose(tuple(range(1, nd + 2)) + (0,))
+    split = tuple(n for s, k in zip(xt.shape[1:-1], kernel_size) for n in (s // k, k))
+    return xt.reshape(xt.shape[:1] + split + xt.shape[-1:])
+
+
+def _block_axes(nd: int) -> tuple[int, ...]:
+    return tuple(range(2, 2 + 2 * nd, 2))
+
+
+def _max_pool_blocks_flops(out, x, **attrs):  # a reduction: one comparison per input element
+    return x.size
+
+
+@primitive("max_pool_blocks", flops=_max_pool_blocks_flops, reads="both")
+def max_pool_blocks(x, kernel_size):
+    """Max-pooling with disjoint windows that tile the input: stride = kernel, no padding, dilation 1,
+    every spatial size a multiple of the kernel's (the LeNet case). ``(N, C, *S) -> (N, C, *S/K)``,
+    ``y[n, c, *l] = max_k x[n, c, *(l K + k)]``, as :func:`unfold` + max would give, but by a reshape:
+    no window view and, in the backward, no :func:`fold` (the gradient is one product written in the
+    input's layout). The result is an (N, C, *L) view of a (C, *L, N) array. Ties share the gradient."""
+    nd = len(kernel_size)
+    if np.ndim(x) != nd + 2 or any(s % k for s, k in zip(np.shape(x)[2:], kernel_size)):
+        raise ValueError(f"max_pool_blocks: kernel {tuple(kernel_size)} must tile the spatial sizes of an "
+                         f"(N, C, {', '.join(['S'] * nd)}) input, got shape {np.shape(x)}")
+    m = _blocks(x, kernel_size).max(axis=_block_axes(nd))  # (C, *L, N)
+    return m.transpose((nd + 1,) + tuple(range(nd + 1)))
+
+
+@max_pool_blocks.defgrad
+def _max_pool_blocks_grad(g, out, x, kernel_size):
+    # dx = g (broadcast over each block) * w, w = 1[x = block max] / (ties in the block): w is piecewise
+    # constant, so the rule is linear in g (a product and views) and differentiates again as such.
+    nd = len(kernel_size)
+    xd = x._data if isinstance(x, Tensor) else x
+    od = out._data if isinstance(out, Tensor) else out
+    b = _blocks(xd, kernel_size)
+    expand = b.shape[:1] + tuple(n for s in od.shape[2:] for n in (s, 1)) + b.shape[-1:]
+    mask = b == od.transpose(tuple(range(1, nd + 2)) + (0,)).reshape(expand)
+    count = np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True)
+    w = mask if (count == 1).all() else np.divide(mask, count, dtype=xd.dtype)
+    to_last = tuple(range(1, nd + 2)) + (0,)
+    gb = ops.reshape(ops.transpose(g, axes=to_last), shape=expand)
+    dx = ops.reshape(ops.mul(gb, w), shape=(xd.shape[1],) + xd.shape[2:] + xd.shape[:1])  # (C, *S, N)
+    return (ops.transpose(dx, axes=(nd + 1,) + tuple(range(nd + 1))),)

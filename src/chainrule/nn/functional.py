@@ -26,6 +26,7 @@ from .. import functional as _functional
 from .. import ops as _ops
 from ..functional import *  # noqa: F403
 from ..ops_conv import fold as _fold
+from ..ops_conv import max_pool_blocks as _max_pool_blocks
 from ..ops_conv import out_sizes as _out_sizes
 from ..ops_conv import unfold as _unfold
 from ..ops_conv import window_count as _window_count
@@ -232,6 +233,9 @@ def _max_poolnd(nd, input, kernel_size, stride, padding, dilation, ceil_mode, re
                                   "indices: ties share it)")
     x, squeeze = _batched(name, input, nd)
     k, st, pads, d, _ = _pool_geometry(name, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    if st == k and d == (1,) * nd and not any(a or b for a, b in pads) and not any(
+            s % ki for s, ki in zip(_shape(x)[2:], k)):  # windows tile the input: blocks by a reshape
+        return _unbatch(_max_pool_blocks(x, kernel_size=k), squeeze)
     cols = _unfold(x, kernel_size=k, stride=st, padding=pads, dilation=d, value=-np.inf)
     return _to_batch_first(_ops.max(cols, axis=_kernel_axes(nd)), squeeze)
 
