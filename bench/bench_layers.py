@@ -106,10 +106,26 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def blas_report(torch) -> str:
+    """The GEMM libraries in use: chainrule's choice (``chainrule._blas``), each BLAS threadpoolctl sees
+    (library, version, kernel architecture, threads) and whether torch runs its convolutions by oneDNN."""
+    from threadpoolctl import threadpool_info
+
+    from chainrule import _blas
+
+    _blas.matmul(np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))  # makes the choice if pending
+    libs = "; ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture') or i.get('threading_layer')}, "
+                     f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas")
+    lib = "mkl" if _blas.matmul is getattr(_blas, "_mkl_matmul", None) else "numpy"
+    return (f"chainrule's GEMMs: {lib} ({_blas._choice['chosen_by']}); BLAS loaded: {libs}; "
+            f"torch oneDNN (mkldnn): {torch.backends.mkldnn.is_available()}")
+
+
 def main(argv=None) -> int:
     keep = "--keep-freed-memory" in (sys.argv[1:] if argv is None else argv)
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--keep-freed-memory"]
     args, torch = setup(__doc__.split("\n")[0], argv)
+    print(blas_report(torch) + "\n")
     if keep:
         print(f"glibc keeps freed memory (mallopt): {keep_freed_memory()}\n")
     q = args.quick

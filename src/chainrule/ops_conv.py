@@ -232,7 +232,13 @@ def max_pool_blocks(x, kernel_size):
     if np.ndim(x) != nd + 2 or any(s % k for s, k in zip(np.shape(x)[2:], kernel_size)):
         raise ValueError(f"max_pool_blocks: kernel {tuple(kernel_size)} must tile the spatial sizes of an "
                          f"(N, C, {', '.join(['S'] * nd)}) input, got shape {np.shape(x)}")
-    m = _blocks(x, kernel_size).max(axis=_block_axes(nd))  # (C, *L, N)
+    m = _blocks(x, kernel_size)
+    for ax in reversed(_block_axes(nd)):  # elementwise maxima of the K slices, one kernel axis at a time
+        at = (slice(None),) * ax
+        r = np.array(m[at + (0,)]) if m.shape[ax] == 1 else np.maximum(m[at + (0,)], m[at + (1,)])
+        for j in range(2, m.shape[ax]):
+            np.maximum(r, m[at + (j,)], out=r)
+        m = r  # (C, *L, N) once every kernel axis is gone
     return m.transpose((nd + 1,) + tuple(range(nd + 1)))
 
 
@@ -246,8 +252,10 @@ def _max_pool_blocks_grad(g, out, x, kernel_size):
     b = _blocks(xd, kernel_size)
     expand = b.shape[:1] + tuple(n for s in od.shape[2:] for n in (s, 1)) + b.shape[-1:]
     mask = b == od.transpose(tuple(range(1, nd + 2)) + (0,)).reshape(expand)
-    count = np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True)
-    w = mask if (count == 1).all() else np.divide(mask, count, dtype=xd.dtype)
+    if np.count_nonzero(mask) == od.size and not np.isnan(od).any():
+        w = mask  # one maximum per block (a NaN block has none): no ties to share
+    else:
+        w = np.divide(mask, np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True), dtype=xd.dtype)
     to_last = tuple(range(1, nd + 2)) + (0,)
     gb = ops.reshape(ops.transpose(g, axes=to_last), shape=expand)
     dx = ops.reshape(ops.mul(gb, w), shape=(xd.shape[1],) + xd.shape[2:] + xd.shape[:1])  # (C, *S, N)
