@@ -45,11 +45,12 @@ from collections import OrderedDict
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import ops
+from . import _blas, ops
 from .primitive import primitive
 from .tensor import Tensor
 
-__all__ = ["unfold", "fold", "max_pool_blocks", "out_sizes", "window_count", "SCRATCH_BYTES"]
+__all__ = ["unfold", "fold", "max_pool_blocks", "cols_linear", "blocked", "act_in_place", "out_sizes", "window_count",
+           "SCRATCH_BYTES"]
 
 #: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
 SCRATCH_BYTES = 64 << 20
@@ -260,3 +261,84 @@ def _max_pool_blocks_grad(g, out, x, kernel_size):
     gb = ops.reshape(ops.transpose(g, axes=to_last), shape=expand)
     dx = ops.reshape(ops.mul(gb, w), shape=(xd.shape[1],) + xd.shape[2:] + xd.shape[:1])  # (C, *S, N)
     return (ops.transpose(dx, axes=(nd + 1,) + tuple(range(nd + 1))),)
+
+
+#: Products of a convolution whose columns have at most this many rows (C/groups * prod K: 25 for a
+#: 5 x 5 kernel on one channel) run in column blocks of :data:`BLOCK`; see :func:`cols_linear`.
+SMALL_ROWS = 32
+#: The block width (columns of ``cols``) of those products.
+BLOCK = 4096
+
+
+def blocked(rows: int, cols: int) -> bool:
+    """True when the product ``W (O, rows) @ cols (rows, cols)`` of a convolution takes the blocked
+    path: few rows and at least two blocks of columns."""
+    return rows <= SMALL_ROWS and cols >= 2 * BLOCK
+
+
+def _spans(m: int):
+    return [slice(i, min(m, i + BLOCK)) for i in range(0, m, BLOCK)]
+
+
+def _wide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a (p, q) @ b (q, M)`` one block of M at a time, into one (p, M) result."""
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    for sp in _spans(b.shape[1]):
+        out[:, sp] = _blas.matmul(a, b[:, sp])
+    return out
+
+
+def _long(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a (p, M) @ b (M, q)`` as the sum of its blocks of M (a short, very long product)."""
+    spans = _spans(a.shape[1])
+    out = _blas.matmul(a[:, spans[0]], b[spans[0]])
+    for sp in spans[1:]:
+        out += _blas.matmul(a[:, sp], b[sp])
+    return out
+
+
+def _cols_linear_macs(out, cols, w, b=None):
+    return out.size * cols.shape[0]
+
+
+@primitive("cols_linear", inputs=("columns", "weight", "bias"), macs=_cols_linear_macs,
+           flops=lambda out, cols, w, b=None: 2 * _cols_linear_macs(out, cols, w) + (out.size if b is not None else 0))
+def cols_linear(cols, w, b=None):
+    """A convolution's product ``y = W cols + b`` (``y[o, m] = b[o] + sum_r W[o, r] cols[r, m]``):
+    W (O, R), cols (R, M) (R = C prod K rows of unfolded windows, M = prod L * N), y (O, M); the
+    numbers of :func:`chainrule.ops.linear` on ``cols^T``. For few rows and many columns (the first
+    layer of an image network: R = 25, M = 50176 for LeNet at batch 64) one GEMM is a poor BLAS case,
+    short and very wide (its weight gradient ``G cols^T`` very long), so every product of the forward
+    and backward runs in blocks of :data:`BLOCK` columns that stay in cache."""
+    if cols.ndim != 2 or w.ndim != 2 or w.shape[1] != cols.shape[0]:
+        raise ValueError(f"cols_linear: weight {np.shape(w)} @ columns {np.shape(cols)}: expected (O, R) @ (R, M)")
+    y = _wide(w, cols)
+    if b is not None:
+        y += b[:, None]
+    return y
+
+
+@cols_linear.defgrad
+def _cols_linear_grad(g, out, cols, w, b=None, needs=(True, True, True)):
+    # dcols = W^T G, dW = G cols^T, db = G summed over columns; blocked on ndarrays, and as ordinary
+    # (differentiable) products when the backward is being recorded.
+    recording = any(isinstance(a, Tensor) for a in (g, cols, w))
+    gc = gw = gb = None
+    if needs[0]:
+        gc = ops.matmul(ops.transpose(w), g) if recording else _wide(w.T, g)
+    if needs[1]:
+        gw = ops.matmul(g, ops.transpose(cols)) if recording else _long(g, cols.T)
+    if len(needs) > 2 and needs[2]:
+        gb = ops.sum(g, axis=1)
+    return gc, gw, gb
+
+
+def act_in_place(z, activation: str):
+    """``activation(z)`` written over ``z``, as :func:`chainrule.ops.linear_act` does after its
+    product: the activation's rule reads only its output, and the product's does not read ``z``."""
+    if activation not in ops.LINEAR_ACTIVATIONS:
+        raise ValueError(f"activation must be None or one of {ops.LINEAR_ACTIVATIONS}, got {activation!r}")
+    y = ops.REGISTRY[activation](z, inplace=True)
+    if isinstance(z, Tensor):
+        z._data = np.broadcast_to(ops._overwritten(z._data.dtype), z._data.shape)  # y owns the buffer now
+    return y

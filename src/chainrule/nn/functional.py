@@ -25,6 +25,9 @@ import numpy as np
 from .. import functional as _functional
 from .. import ops as _ops
 from ..functional import *  # noqa: F403
+from ..ops_conv import act_in_place as _act_in_place
+from ..ops_conv import blocked as _cols_blocked
+from ..ops_conv import cols_linear as _cols_linear
 from ..ops_conv import fold as _fold
 from ..ops_conv import max_pool_blocks as _max_pool_blocks
 from ..ops_conv import out_sizes as _out_sizes
@@ -128,7 +131,12 @@ def _convnd(nd: int, input, weight, bias, stride, padding, dilation, groups: int
                          f"input {_shape(input)}: the output would be {out}")
     cols = _unfold(x, kernel_size=k, stride=stride, padding=pad, dilation=dilation)  # (C, *K, *L, N)
     ck = (c // groups) * math.prod(k)
-    if groups == 1:
+    if groups == 1 and _cols_blocked(ck, math.prod(out) * n):  # few rows, very wide: blocked products
+        w2 = _ops.reshape(weight, shape=(o, ck))
+        y = _cols_linear(_ops.reshape(cols, shape=(ck, -1)), w2, *(() if bias is None else (bias,)))
+        if activation is not None:
+            y = _act_in_place(y, activation)
+    elif groups == 1:
         # One 2-D GEMM, through the fused linear primitive: rows = cols^T (prod L * N, C prod K) is a
         # transposed view, and linear computes (W cols)^T with the bias (and the activation) in place.
         rows = _ops.transpose(_ops.reshape(cols, shape=(ck, -1)))
