@@ -12,9 +12,11 @@ weights in both libraries (copied through ``state_dict``; the first losses are c
 - The MNIST-1D CNN (``chainrule.models.CNN1d``, the paper's ConvBase): three Conv1d of 25 channels
   (stride 2) on 40-sample signals and a linear read-out, at batch 100 (the paper's); Adam.
 
-``--keep-freed-memory`` makes glibc keep freed pages in the heap (both libraries, one process): the
-step's multi-MB arrays (the im2col columns, their gradients) then reuse memory instead of faulting in
-fresh pages every step, which is most of what separates the two LeNet figures.
+``--keep-freed-memory`` makes glibc keep freed pages in the heap (both libraries, one process): every
+multi-MB array then reuses memory instead of faulting in fresh pages. chainrule no longer depends on
+it: the im2col columns and col2im sums come from ``ops_conv``'s scratch pool, and with them reused the
+rest of a LeNet step stays within glibc's own (dynamic) thresholds, so a step page-faults no more with
+the option than without (docs/performance.md, "Layers").
 
 Each figure is the median over alternating rounds (``bench_core.compare``: both libraries run the same
 number of steps back to back, alternating which goes first). Prints a markdown table.
