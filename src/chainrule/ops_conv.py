@@ -1,4 +1,6 @@
-"""The two primitives behind convolution and pooling: ``unfold`` (im2col) and its adjoint ``fold`` (col2im).
+"""The primitives behind convolution and pooling: ``unfold`` (im2col) and its adjoint ``fold`` (col2im),
+plus two fast paths: ``max_pool_blocks`` (max-pooling whose windows tile the input, by a reshape) and
+``cols_linear`` (a convolution's product in column blocks, for few-row columns such as a first layer's).
 
 For an input x of shape (N, C, *S) (S the spatial sizes: one or two of them, or more) and a kernel of
 size K, ``unfold`` gathers every kernel window into columns::

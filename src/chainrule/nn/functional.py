@@ -7,7 +7,8 @@ Everything here is a composite of primitives, so every function is differentiabl
 - ``conv1d`` / ``conv2d``: ``unfold`` (im2col, :mod:`chainrule.ops_conv`) and ONE matrix product
   ``y = W (O, C prod K) @ cols (C prod K, prod L * N)``, batched over the G groups when ``groups > 1``,
   plus the bias. Results are (N, C, *L) views of (C, *L, N) arrays (see :mod:`chainrule.ops_conv`).
-- ``max_pool*`` / ``avg_pool*``: ``unfold`` and a max or a mean over the kernel axes; ``adaptive_avg_pool*``:
+- ``max_pool*`` / ``avg_pool*``: ``unfold`` and a max or a mean over the kernel axes (max-pooling whose
+  windows tile the input is a reshape into blocks instead: ``ops_conv.max_pool_blocks``); ``adaptive_avg_pool*``:
   ``P_h x P_w^T`` with constant averaging matrices P (torch's bins ``[floor(i S/O), ceil((i+1) S/O))``).
 - ``batch_norm`` / ``layer_norm``: ``(x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance.
 """
