@@ -51,8 +51,7 @@ from . import _blas, ops
 from .primitive import primitive
 from .tensor import Tensor
 
-__all__ = ["unfold", "fold", "max_pool_blocks", "cols_linear", "blocked", "act_in_place", "out_sizes", "window_count",
-           "SCRATCH_BYTES"]
+__all__ = ["unfold", "fold", "max_pool_blocks", "cols_linear", "out_sizes", "window_count"]
 
 #: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
 SCRATCH_BYTES = 64 << 20
@@ -311,7 +310,7 @@ def cols_linear(cols, w, b=None):
     numbers of :func:`chainrule.ops.linear` on ``cols^T``. For few rows and many columns (the first
     layer of an image network: R = 25, M = 50176 for LeNet at batch 64) one GEMM is a poor BLAS case,
     short and very wide (its weight gradient ``G cols^T`` very long), so every product of the forward
-    and backward runs in blocks of :data:`BLOCK` columns that stay in cache."""
+    and backward runs in blocks of ``ops_conv.BLOCK`` columns that stay in cache."""
     if cols.ndim != 2 or w.ndim != 2 or w.shape[1] != cols.shape[0]:
         raise ValueError(f"cols_linear: weight {np.shape(w)} @ columns {np.shape(cols)}: expected (O, R) @ (R, M)")
     y = _wide(w, cols)
