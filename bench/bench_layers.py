@@ -12,9 +12,11 @@ weights in both libraries (copied through ``state_dict``; the first losses are c
 - The MNIST-1D CNN (``chainrule.models.CNN1d``, the paper's ConvBase): three Conv1d of 25 channels
   (stride 2) on 40-sample signals and a linear read-out, at batch 100 (the paper's); Adam.
 
-``--keep-freed-memory`` makes glibc keep freed pages in the heap (both libraries, one process): the
-step's multi-MB arrays (the im2col columns, their gradients) then reuse memory instead of faulting in
-fresh pages every step, which is most of what separates the two LeNet figures.
+``--keep-freed-memory`` makes glibc keep freed pages in the heap (both libraries, one process): every
+multi-MB array then reuses memory instead of faulting in fresh pages. chainrule no longer depends on
+it: the im2col columns and col2im sums come from ``ops_conv``'s scratch pool, and with them reused the
+rest of a LeNet step stays within glibc's own (dynamic) thresholds, so a step page-faults no more with
+the option than without (docs/performance.md, "Layers").
 
 Each figure is the median over alternating rounds (``bench_core.compare``: both libraries run the same
 number of steps back to back, alternating which goes first). Prints a markdown table.
@@ -106,10 +108,26 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def blas_report(torch) -> str:
+    """The GEMM libraries in use: chainrule's choice (``chainrule._blas``), each BLAS threadpoolctl sees
+    (library, version, kernel architecture, threads) and whether torch runs its convolutions by oneDNN."""
+    from threadpoolctl import threadpool_info
+
+    from chainrule import _blas
+
+    _blas.matmul(np.ones((64, 64), np.float32), np.ones((64, 64), np.float32))  # makes the choice if pending
+    libs = "; ".join(f"{i['internal_api']} {i.get('version')} ({i.get('architecture') or i.get('threading_layer')}, "
+                     f"{i['num_threads']} threads)" for i in threadpool_info() if i["user_api"] == "blas")
+    lib = "mkl" if _blas.matmul is getattr(_blas, "_mkl_matmul", None) else "numpy"
+    return (f"chainrule's GEMMs: {lib} ({_blas._choice['chosen_by']}); BLAS loaded: {libs}; "
+            f"torch oneDNN (mkldnn): {torch.backends.mkldnn.is_available()}")
+
+
 def main(argv=None) -> int:
     keep = "--keep-freed-memory" in (sys.argv[1:] if argv is None else argv)
     argv = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--keep-freed-memory"]
     args, torch = setup(__doc__.split("\n")[0], argv)
+    print(blas_report(torch) + "\n")
     if keep:
         print(f"glibc keeps freed memory (mallopt): {keep_freed_memory()}\n")
     q = args.quick

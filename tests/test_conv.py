@@ -149,6 +149,67 @@ def test_hessian_through_conv_matches_torch(torch):
     np.testing.assert_allclose(H, tH, rtol=1e-9, atol=1e-10)
 
 
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of 16 columns, so that small convolutions take ops_conv.cols_linear's blocked path."""
+    monkeypatch.setattr(ops_conv, "BLOCK", 16)
+
+
+BLOCKED = [  # few rows (C/groups * prod K <= SMALL_ROWS), many columns (prod L * N >= 2 BLOCK), uneven last block
+    ((2, 1, (9, 7)), 3, 5, 1, 2, 1, 1, True), ((3, 2, (7, 6)), 4, 3, 1, 0, 1, 1, False),
+    ((4, 1, (40,)), 5, 5, 2, 1, 1, 1, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", BLOCKED)
+def test_blocked_products_match_torch(torch, small_blocks, case, dtype):
+    nd = len(case[0][2])
+    arrays, kw = _case_arrays(case, nd)
+    k = arrays[1].shape[2:]
+    n_cols = math.prod(ops_conv.out_sizes(case[0][2], k, (kw["stride"],) * nd, ((kw["padding"],) * 2,) * nd,
+                                          (1,) * nd)) * case[0][0]
+    assert ops_conv.blocked(case[0][1] * math.prod(k), n_cols) and n_cols % ops_conv.BLOCK  # the path under test
+    ours, theirs = (F.conv1d, torch.nn.functional.conv1d) if nd == 1 else (F.conv2d, torch.nn.functional.conv2d)
+    _oracle(torch, lambda *a: ours(*a, **kw), lambda *a: theirs(*a, **kw), arrays, dtype)
+
+
+def test_blocked_products_second_derivatives_and_fused_relu(small_blocks):
+    rng = np.random.default_rng(6)
+    x, w, b = (cr.tensor(a, dtype=cr.float64) for a in (rng.standard_normal((2, 1, 6, 6)),
+                                                        rng.standard_normal((2, 1, 3, 3)), rng.standard_normal(2)))
+    fn = lambda x, w, b: cr.tanh(F.conv2d(x, w, b, padding=1))  # noqa: E731 - 72 columns: 5 blocks
+    assert cr.gradcheck(fn, [x, w, b])
+    assert cr.gradgradcheck(fn, [x, w, b])
+    conv = nn.Conv2d(1, 3, 3, padding=1)
+    xs = [cr.tensor(x.numpy().astype(np.float32), requires_grad=True) for _ in range(2)]
+    fused, plain = conv(xs[0], activation="relu"), cr.relu(conv(xs[1]))
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    grads = []
+    for out, x_ in zip((fused, plain), xs):
+        conv.zero_grad()
+        (out * out).sum().backward()
+        grads.append([x_.grad.numpy(), conv.weight.grad.numpy(), conv.bias.grad.numpy()])
+    for a, c in zip(*grads):
+        np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-7)
+
+
+def test_scratch_buffers_are_reused_only_when_nothing_refers_to_them():
+    """unfold's columns come from the scratch pool: a live result (or a view of one) is never handed
+    out again; once dropped, its buffer is."""
+    x = np.random.default_rng(7).standard_normal((2, 3, 6, 6))
+    kw = dict(kernel_size=(3, 3), stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1))
+    a = ops_conv.unfold(x, **kw)
+    address = a.ctypes.data
+    view = a.reshape(27, -1)[:, 1:]
+    del a
+    b = ops_conv.unfold(x, **kw)
+    assert not np.shares_memory(b, view)
+    del view
+    c = ops_conv.unfold(x * 2, **kw)
+    assert c.ctypes.data == address and not np.shares_memory(c, b)
+    np.testing.assert_array_equal(c, 2 * b)
+
+
 # ----- modules ------------------------------------------------------------------------------------
 MODULES = [
     (1, dict(in_channels=3, out_channels=4, kernel_size=3)),

@@ -124,6 +124,7 @@ SAMPLES = {
     # ops_conv: im2col and col2im on a (2, 3, 4, 5) input, 2x2 kernel, padded to (5, 6): (3, 2, 2, 4, 5, 2) columns
     "unfold": ((RNG.uniform(0.5, 2.0, (2, 3, 4, 5)),), dict(CONV)),
     "fold": ((RNG.uniform(0.5, 2.0, (3, 2, 2, 4, 5, 2)),), dict(CONV, shape=(2, 3, 4, 5))),
+    "max_pool_blocks": ((RNG.uniform(0.5, 2.0, (2, 3, 4, 6)),), {"kernel_size": (2, 3)}),
 }
 
 

@@ -77,6 +77,33 @@ def test_max_pool_ties_share_the_gradient(torch):
     assert tx.grad.sum().item() == x.grad.numpy().sum() == 1.0
 
 
+@pytest.mark.parametrize("shape, k, layers_layout", [
+    ((2, 3, 8, 6), (2, 3), True), ((2, 3, 8, 6), (2, 3), False), ((3, 2, 12), (4,), True), ((1, 2, 4, 4), (2, 2), False)])
+def test_max_pool_blocks_equals_unfold_then_max(shape, k, layers_layout):
+    """Tiling windows take the reshape path (ops_conv.max_pool_blocks): the same values, gradients
+    (ties shared) and second derivatives as unfold + max, for inputs in the layers' (C, *S, N) memory
+    order and in plain C order."""
+    from chainrule import ops, ops_conv
+    rng = np.random.default_rng(2)
+    a = np.round(rng.standard_normal(shape) * 2) / 2  # coarse values: some windows hold ties
+    if layers_layout:
+        a = np.ascontiguousarray(np.moveaxis(a, 0, -1)).transpose((a.ndim - 1,) + tuple(range(a.ndim - 1)))
+    nd = len(k)
+    kw = dict(kernel_size=k, stride=k, padding=((0, 0),) * nd, dilation=(1,) * nd)
+    ref = lambda t: ops.max(ops_conv.unfold(t, **kw), axis=tuple(range(1, 1 + nd)))  # noqa: E731 - (C, *L, N)
+    fast = lambda t: ops_conv.max_pool_blocks(t, kernel_size=k)  # noqa: E731 - (N, C, *L)
+    to_first = (nd + 1,) + tuple(range(nd + 1))
+    x1, x2 = cr.tensor(a, requires_grad=True), cr.tensor(a, requires_grad=True)
+    g = rng.standard_normal(fast(a).shape)
+    (fast(x1) * g).sum().backward()
+    (ops.transpose(ref(x2), axes=to_first) * g).sum().backward()
+    np.testing.assert_array_equal(fast(a), np.transpose(ref(a), to_first))
+    np.testing.assert_allclose(x1.grad.numpy(), x2.grad.numpy(), rtol=1e-15)
+    assert cr.gradgradcheck(lambda t: fast(t) ** 2, [cr.tensor(rng.standard_normal(shape), dtype=cr.float64)])
+    with pytest.raises(ValueError, match=r"max_pool_blocks: kernel \(3, 3\) must tile"):
+        ops_conv.max_pool_blocks(np.zeros((1, 1, 4, 6)), kernel_size=(3, 3))
+
+
 @pytest.mark.parametrize("ours, theirs, kw", [
     ("MaxPool2d", "MaxPool2d", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
     ("MaxPool1d", "MaxPool1d", dict(kernel_size=2)),

@@ -1,4 +1,6 @@
-"""The two primitives behind convolution and pooling: ``unfold`` (im2col) and its adjoint ``fold`` (col2im).
+"""The primitives behind convolution and pooling: ``unfold`` (im2col) and its adjoint ``fold`` (col2im),
+plus two fast paths: ``max_pool_blocks`` (max-pooling whose windows tile the input, by a reshape) and
+``cols_linear`` (a convolution's product in column blocks, for few-row columns such as a first layer's).
 
 For an input x of shape (N, C, *S) (S the spatial sizes: one or two of them, or more) and a kernel of
 size K, ``unfold`` gathers every kernel window into columns::
@@ -25,18 +27,78 @@ stepping by ``dilation``, the output axes by ``stride``) and one copy into conti
 ``fold`` adds the columns back with one strided ``+=`` per kernel offset (prod K of them, never a
 loop over pixels), or one strided assignment when windows do not overlap
 (``stride >= dilation (K - 1) + 1`` on every axis: non-overlapping pooling).
+
+Scratch memory: the columns are the largest arrays of a convolutional step (25 times the input for a
+5 x 5 kernel), and a fresh multi-MB array is a fresh mmap that the kernel zero-fills page by page on
+first touch, every step. So the two results (unfold's columns, fold's sum) come from a small pool of
+buffers kept per (shape, dtype) and handed out again only when nothing else refers to them: the pool's
+own reference is the only one left (``sys.getrefcount``), so no tensor the user can still see, no
+view of one and no tensor saved by a live graph can alias a reused buffer. :data:`SCRATCH_BYTES`
+bounds what the pool keeps (0 turns it off).
 """
 
 from __future__ import annotations
 
 import itertools
+import sys
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _blas, ops
 from .primitive import primitive
+from .tensor import Tensor
 
-__all__ = ["unfold", "fold", "out_sizes", "window_count"]
+__all__ = ["unfold", "fold", "max_pool_blocks", "cols_linear", "out_sizes", "window_count"]
+
+#: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
+SCRATCH_BYTES = 64 << 20
+_PER_SHAPE = 4  # buffers kept per shape: a few graphs alive at once (micro-batches) still reuse memory
+_pool: OrderedDict = OrderedDict()  # (shape, dtype) -> [ndarray, ...]
+_pool_lock = threading.Lock()
+
+
+def _idle_refcount() -> int:
+    """The reference count :func:`_scratch` sees for a buffer held by nothing but its pool list."""
+    for b in [np.empty(0)]:  # the same references as in _scratch: the list, the loop variable, the argument
+        return sys.getrefcount(b)
+    raise AssertionError  # unreachable
+
+
+_FREE = _idle_refcount()
+
+
+def _scratch(shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``: a pooled buffer no one else refers to, or a new one (pooled
+    if the pool has room). The caller overwrites every element."""
+    key = (tuple(shape), np.dtype(dtype))
+    with _pool_lock:
+        bufs = _pool.get(key)
+        if bufs is not None:
+            _pool.move_to_end(key)
+            for b in bufs:
+                if sys.getrefcount(b) <= _FREE:
+                    return b
+        b = np.empty(key[0], key[1])
+        if SCRATCH_BYTES <= 0 or b.nbytes > SCRATCH_BYTES:
+            return b
+        if bufs is None:
+            bufs = _pool[key] = []
+        if len(bufs) < _PER_SHAPE:
+            bufs.append(b)
+        _trim()
+        return b
+
+
+def _trim() -> None:
+    """Drop the least recently used shapes' buffers until the pool is within :data:`SCRATCH_BYTES`
+    (a dropped buffer still in use simply becomes an ordinary array)."""
+    total = sum(b.nbytes for bufs in _pool.values() for b in bufs)
+    while total > SCRATCH_BYTES and len(_pool) > 1:
+        _, bufs = _pool.popitem(last=False)
+        total -= sum(b.nbytes for b in bufs)
 
 
 def out_sizes(spatial, kernel_size, stride, padding, dilation) -> tuple[int, ...]:
@@ -96,7 +158,7 @@ def unfold(x, kernel_size, stride, padding, dilation, value=0.0):
         xp[_interior(x.shape[2:], padding)] = xt
     else:
         xp = xt
-    cols = np.empty(x.shape[1:2] + tuple(kernel_size) + out + x.shape[:1], x.dtype)
+    cols = _scratch(x.shape[1:2] + tuple(kernel_size) + out + x.shape[:1], x.dtype)
     np.copyto(cols, _window_view(xp, kernel_size, stride, dilation, out))
     return cols
 
@@ -115,7 +177,8 @@ def fold(cols, shape, kernel_size, stride, padding, dilation):
     nd = len(kernel_size)
     out = cols.shape[1 + nd:-1]
     padded = tuple(s + a + b for s, (a, b) in zip(shape[2:], padding))
-    xp = np.zeros(tuple(shape[1:2]) + padded + tuple(shape[:1]), cols.dtype)
+    xp = _scratch(tuple(shape[1:2]) + padded + tuple(shape[:1]), cols.dtype)
+    xp.fill(0)
     if _disjoint(kernel_size, stride, dilation):
         _window_view(xp, kernel_size, stride, dilation, out, writeable=True)[...] = cols
     else:
@@ -140,3 +203,143 @@ def window_count(spatial, kernel_size, stride, padding, dilation, dtype) -> np.n
     ones = np.ones((1, 1) + tuple(spatial), dtype)
     cols = unfold.forward(ones, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
     return cols.sum(axis=tuple(range(1, 1 + len(kernel_size))))[0]
+
+
+def _blocks(x: np.ndarray, kernel_size) -> np.ndarray:
+    """The (C, S_1/K_1, K_1, ..., N) view of an (N, C, *S) array whose sizes the kernel divides: the
+    channel-first, batch-last memory order of the layers, split into blocks by a reshape (no copy
+    when x has that order, as the layers' activations do)."""
+    nd = len(kernel_size)
+    xt = x.transpose(tuple(range(1, nd + 2)) + (0,))
+    split = tuple(n for s, k in zip(xt.shape[1:-1], kernel_size) for n in (s // k, k))
+    return xt.reshape(xt.shape[:1] + split + xt.shape[-1:])
+
+
+def _block_axes(nd: int) -> tuple[int, ...]:
+    return tuple(range(2, 2 + 2 * nd, 2))
+
+
+def _max_pool_blocks_flops(out, x, **attrs):  # a reduction: one comparison per input element
+    return x.size
+
+
+@primitive("max_pool_blocks", flops=_max_pool_blocks_flops, reads="both")
+def max_pool_blocks(x, kernel_size):
+    """Max-pooling with disjoint windows that tile the input: stride = kernel, no padding, dilation 1,
+    every spatial size a multiple of the kernel's (the LeNet case). ``(N, C, *S) -> (N, C, *S/K)``,
+    ``y[n, c, *l] = max_k x[n, c, *(l K + k)]``, as :func:`unfold` + max would give, but by a reshape:
+    no window view and, in the backward, no :func:`fold` (the gradient is one product written in the
+    input's layout). The result is an (N, C, *L) view of a (C, *L, N) array. Ties share the gradient."""
+    nd = len(kernel_size)
+    if np.ndim(x) != nd + 2 or any(s % k for s, k in zip(np.shape(x)[2:], kernel_size)):
+        raise ValueError(f"max_pool_blocks: kernel {tuple(kernel_size)} must tile the spatial sizes of an "
+                         f"(N, C, {', '.join(['S'] * nd)}) input, got shape {np.shape(x)}")
+    m = _blocks(x, kernel_size)
+    for ax in reversed(_block_axes(nd)):  # elementwise maxima of the K slices, one kernel axis at a time
+        at = (slice(None),) * ax
+        r = np.array(m[at + (0,)]) if m.shape[ax] == 1 else np.maximum(m[at + (0,)], m[at + (1,)])
+        for j in range(2, m.shape[ax]):
+            np.maximum(r, m[at + (j,)], out=r)
+        m = r  # (C, *L, N) once every kernel axis is gone
+    return m.transpose((nd + 1,) + tuple(range(nd + 1)))
+
+
+@max_pool_blocks.defgrad
+def _max_pool_blocks_grad(g, out, x, kernel_size):
+    # dx = g (broadcast over each block) * w, w = 1[x = block max] / (ties in the block): w is piecewise
+    # constant, so the rule is linear in g (a product and views) and differentiates again as such.
+    nd = len(kernel_size)
+    xd = x._data if isinstance(x, Tensor) else x
+    od = out._data if isinstance(out, Tensor) else out
+    b = _blocks(xd, kernel_size)
+    expand = b.shape[:1] + tuple(n for s in od.shape[2:] for n in (s, 1)) + b.shape[-1:]
+    mask = b == od.transpose(tuple(range(1, nd + 2)) + (0,)).reshape(expand)
+    if np.count_nonzero(mask) == od.size and not np.isnan(od).any():
+        w = mask  # one maximum per block (a NaN block has none): no ties to share
+    else:
+        w = np.divide(mask, np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True), dtype=xd.dtype)
+    to_last = tuple(range(1, nd + 2)) + (0,)
+    gb = ops.reshape(ops.transpose(g, axes=to_last), shape=expand)
+    dx = ops.reshape(ops.mul(gb, w), shape=(xd.shape[1],) + xd.shape[2:] + xd.shape[:1])  # (C, *S, N)
+    return (ops.transpose(dx, axes=(nd + 1,) + tuple(range(nd + 1))),)
+
+
+#: Products of a convolution whose columns have at most this many rows (C/groups * prod K: 25 for a
+#: 5 x 5 kernel on one channel) run in column blocks of :data:`BLOCK`; see :func:`cols_linear`.
+SMALL_ROWS = 32
+#: The block width (columns of ``cols``) of those products.
+BLOCK = 4096
+
+
+def blocked(rows: int, cols: int) -> bool:
+    """True when the product ``W (O, rows) @ cols (rows, cols)`` of a convolution takes the blocked
+    path: few rows and at least two blocks of columns."""
+    return rows <= SMALL_ROWS and cols >= 2 * BLOCK
+
+
+def _spans(m: int):
+    return [slice(i, min(m, i + BLOCK)) for i in range(0, m, BLOCK)]
+
+
+def _wide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a (p, q) @ b (q, M)`` one block of M at a time, into one (p, M) result."""
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a, b))
+    for sp in _spans(b.shape[1]):
+        out[:, sp] = _blas.matmul(a, b[:, sp])
+    return out
+
+
+def _long(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a (p, M) @ b (M, q)`` as the sum of its blocks of M (a short, very long product)."""
+    spans = _spans(a.shape[1])
+    out = _blas.matmul(a[:, spans[0]], b[spans[0]])
+    for sp in spans[1:]:
+        out += _blas.matmul(a[:, sp], b[sp])
+    return out
+
+
+def _cols_linear_macs(out, cols, w, b=None):
+    return out.size * cols.shape[0]
+
+
+@primitive("cols_linear", inputs=("columns", "weight", "bias"), macs=_cols_linear_macs,
+           flops=lambda out, cols, w, b=None: 2 * _cols_linear_macs(out, cols, w) + (out.size if b is not None else 0))
+def cols_linear(cols, w, b=None):
+    """A convolution's product ``y = W cols + b`` (``y[o, m] = b[o] + sum_r W[o, r] cols[r, m]``):
+    W (O, R), cols (R, M) (R = C prod K rows of unfolded windows, M = prod L * N), y (O, M); the
+    numbers of :func:`chainrule.ops.linear` on ``cols^T``. For few rows and many columns (the first
+    layer of an image network: R = 25, M = 50176 for LeNet at batch 64) one GEMM is a poor BLAS case,
+    short and very wide (its weight gradient ``G cols^T`` very long), so every product of the forward
+    and backward runs in blocks of ``ops_conv.BLOCK`` columns that stay in cache."""
+    if cols.ndim != 2 or w.ndim != 2 or w.shape[1] != cols.shape[0]:
+        raise ValueError(f"cols_linear: weight {np.shape(w)} @ columns {np.shape(cols)}: expected (O, R) @ (R, M)")
+    y = _wide(w, cols)
+    if b is not None:
+        y += b[:, None]
+    return y
+
+
+@cols_linear.defgrad
+def _cols_linear_grad(g, out, cols, w, b=None, needs=(True, True, True)):
+    # dcols = W^T G, dW = G cols^T, db = G summed over columns; blocked on ndarrays, and as ordinary
+    # (differentiable) products when the backward is being recorded.
+    recording = any(isinstance(a, Tensor) for a in (g, cols, w))
+    gc = gw = gb = None
+    if needs[0]:
+        gc = ops.matmul(ops.transpose(w), g) if recording else _wide(w.T, g)
+    if needs[1]:
+        gw = ops.matmul(g, ops.transpose(cols)) if recording else _long(g, cols.T)
+    if len(needs) > 2 and needs[2]:
+        gb = ops.sum(g, axis=1)
+    return gc, gw, gb
+
+
+def act_in_place(z, activation: str):
+    """``activation(z)`` written over ``z``, as :func:`chainrule.ops.linear_act` does after its
+    product: the activation's rule reads only its output, and the product's does not read ``z``."""
+    if activation not in ops.LINEAR_ACTIVATIONS:
+        raise ValueError(f"activation must be None or one of {ops.LINEAR_ACTIVATIONS}, got {activation!r}")
+    y = ops.REGISTRY[activation](z, inplace=True)
+    if isinstance(z, Tensor):
+        z._data = np.broadcast_to(ops._overwritten(z._data.dtype), z._data.shape)  # y owns the buffer now
+    return y

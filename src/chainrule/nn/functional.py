@@ -7,7 +7,8 @@ Everything here is a composite of primitives, so every function is differentiabl
 - ``conv1d`` / ``conv2d``: ``unfold`` (im2col, :mod:`chainrule.ops_conv`) and ONE matrix product
   ``y = W (O, C prod K) @ cols (C prod K, prod L * N)``, batched over the G groups when ``groups > 1``,
   plus the bias. Results are (N, C, *L) views of (C, *L, N) arrays (see :mod:`chainrule.ops_conv`).
-- ``max_pool*`` / ``avg_pool*``: ``unfold`` and a max or a mean over the kernel axes; ``adaptive_avg_pool*``:
+- ``max_pool*`` / ``avg_pool*``: ``unfold`` and a max or a mean over the kernel axes (max-pooling whose
+  windows tile the input is a reshape into blocks instead: ``ops_conv.max_pool_blocks``); ``adaptive_avg_pool*``:
   ``P_h x P_w^T`` with constant averaging matrices P (torch's bins ``[floor(i S/O), ceil((i+1) S/O))``).
 - ``batch_norm`` / ``layer_norm``: ``(x - mean) / sqrt(var + eps) * weight + bias`` with the biased variance.
 """
@@ -27,7 +28,11 @@ from .. import ops as _ops
 from ..autograd import replayed as _replayed
 from ..creation import as_ndarray as _data
 from ..functional import *  # noqa: F403
+from ..ops_conv import act_in_place as _act_in_place
+from ..ops_conv import blocked as _cols_blocked
+from ..ops_conv import cols_linear as _cols_linear
 from ..ops_conv import fold as _fold
+from ..ops_conv import max_pool_blocks as _max_pool_blocks
 from ..ops_conv import out_sizes as _out_sizes
 from ..ops_conv import unfold as _unfold
 from ..ops_conv import window_count as _window_count
@@ -129,7 +134,12 @@ def _convnd(nd: int, input, weight, bias, stride, padding, dilation, groups: int
                          f"input {_shape(input)}: the output would be {out}")
     cols = _unfold(x, kernel_size=k, stride=stride, padding=pad, dilation=dilation)  # (C, *K, *L, N)
     ck = (c // groups) * math.prod(k)
-    if groups == 1:
+    if groups == 1 and _cols_blocked(ck, math.prod(out) * n):  # few rows, very wide: blocked products
+        w2 = _ops.reshape(weight, shape=(o, ck))
+        y = _cols_linear(_ops.reshape(cols, shape=(ck, -1)), w2, *(() if bias is None else (bias,)))
+        if activation is not None:
+            y = _act_in_place(y, activation)
+    elif groups == 1:
         # One 2-D GEMM, through the fused linear primitive: rows = cols^T (prod L * N, C prod K) is a
         # transposed view, and linear computes (W cols)^T with the bias (and the activation) in place.
         rows = _ops.transpose(_ops.reshape(cols, shape=(ck, -1)))
@@ -234,6 +244,9 @@ def _max_poolnd(nd, input, kernel_size, stride, padding, dilation, ceil_mode, re
                                   "indices: ties share it)")
     x, squeeze = _batched(name, input, nd)
     k, st, pads, d, _ = _pool_geometry(name, x, nd, kernel_size, stride, padding, dilation, ceil_mode)
+    if st == k and d == (1,) * nd and not any(a or b for a, b in pads) and not any(
+            s % ki for s, ki in zip(_shape(x)[2:], k)):  # windows tile the input: blocks by a reshape
+        return _unbatch(_max_pool_blocks(x, kernel_size=k), squeeze)
     cols = _unfold(x, kernel_size=k, stride=st, padding=pads, dilation=d, value=-np.inf)
     return _to_batch_first(_ops.max(cols, axis=_kernel_axes(nd)), squeeze)
 

@@ -1,7 +1,8 @@
 """Pooling layers, the twins of ``torch.nn``'s: max, average and adaptive average pooling in 1-d and 2-d.
 
 No parameters: each module stores its hyperparameters and calls :mod:`chainrule.nn.functional`.
-Max and average pooling are ``unfold`` (the windows) and a max or a mean over the kernel axes;
+Max and average pooling are ``unfold`` (the windows) and a max or a mean over the kernel axes (windows
+that tile the input, as in LeNet's 2x2 max-pooling, are a reshape into blocks instead);
 adaptive average pooling multiplies by constant bin-averaging matrices.
 """
 
