@@ -289,6 +289,18 @@ def test_cnn_and_gru_steps_replay_exactly():
         _eager_equals_compiled(make, lambda p: cr.optim.Adam(p, lr=1e-3), batches)
 
 
+def test_lenet5_replays_exactly_through_the_blocked_conv_and_block_pooling():
+    # batch 16 at 28 x 28: the first conv's 25 x 12544 columns take the blocked products, the 2 x 2
+    # pools the reshape path (ops_conv.cols_linear, max_pool_blocks)
+    rng = np.random.default_rng(2)
+    batches = [(cr.tensor(rng.standard_normal((16, 1, 28, 28)).astype(np.float32)), cr.tensor(rng.integers(0, 10, 16)))
+               for _ in range(4)]
+    _eager_equals_compiled(lambda: nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)),
+        lambda p: cr.optim.SGD(p, lr=0.01, momentum=0.9), batches)
+
+
 def _sum_of_squares(x):
     return (x * x).sum()
 

@@ -138,10 +138,15 @@ def test_pooling_estimate_equals_measurement(pool, first):
 
 def test_max_pool_formulas_by_hand():
     """Max pooling after a conv: C K N L comparisons forward, 5 C K N L backward (mask, count, share,
-    divide, fold)."""
+    divide, fold); windows that tile the input (stride = kernel) take the blocks path, whose backward is
+    3 C S N (two per input for the share, one product)."""
     N, C, S, k = 6, 3, 12, 3
     L = S // k
     e = cost.estimate(nn.Sequential(nn.Conv1d(2, C, 1), nn.MaxPool1d(k)), N, input_shape=(2, S), loss=None)
+    pool = e.layers[1]
+    assert pool.forward_flops == C * k * N * L and pool.backward_flops == 3 * C * S * N
+    L = (S - k) // 2 + 1  # stride 2: overlapping windows, the unfold path
+    e = cost.estimate(nn.Sequential(nn.Conv1d(2, C, 1), nn.MaxPool1d(k, 2)), N, input_shape=(2, S), loss=None)
     pool = e.layers[1]
     assert pool.forward_flops == C * k * N * L and pool.backward_flops == 5 * C * k * N * L
 

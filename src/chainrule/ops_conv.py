@@ -39,6 +39,7 @@ bounds what the pool keeps (0 turns it off).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import threading
@@ -74,6 +75,8 @@ def _scratch(shape: tuple, dtype) -> np.ndarray:
     """An uninitialised array of ``shape``: a pooled buffer no one else refers to, or a new one (pooled
     if the pool has room). The caller overwrites every element."""
     key = (tuple(shape), np.dtype(dtype))
+    if SCRATCH_BYTES <= 0:
+        return np.empty(key[0], key[1])
     with _pool_lock:
         bufs = _pool.get(key)
         if bufs is not None:
@@ -90,6 +93,19 @@ def _scratch(shape: tuple, dtype) -> np.ndarray:
             bufs.append(b)
         _trim()
         return b
+
+
+@contextlib.contextmanager
+def scratch_off():
+    """No pooled buffers inside the block: ``cost.measure`` counts the arrays in use, and a buffer the
+    pool keeps for the next step is a cache (as torch's ``memory_allocated`` leaves out the blocks its
+    caching allocator keeps)."""
+    global SCRATCH_BYTES
+    prev, SCRATCH_BYTES = SCRATCH_BYTES, 0
+    try:
+        yield
+    finally:
+        SCRATCH_BYTES = prev
 
 
 def _trim() -> None:
@@ -251,17 +267,28 @@ def _max_pool_blocks_grad(g, out, x, kernel_size):
     nd = len(kernel_size)
     xd = x._data if isinstance(x, Tensor) else x
     od = out._data if isinstance(out, Tensor) else out
-    b = _blocks(xd, kernel_size)
-    expand = b.shape[:1] + tuple(n for s in od.shape[2:] for n in (s, 1)) + b.shape[-1:]
-    mask = b == od.transpose(tuple(range(1, nd + 2)) + (0,)).reshape(expand)
-    if np.count_nonzero(mask) == od.size and not np.isnan(od).any():
-        w = mask  # one maximum per block (a NaN block has none): no ties to share
-    else:
-        w = np.divide(mask, np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True), dtype=xd.dtype)
+    w = block_max_share(xd, od, kernel_size=kernel_size)
+    expand = xd.shape[1:2] + tuple(n for s in od.shape[2:] for n in (s, 1)) + xd.shape[:1]  # g per block
     to_last = tuple(range(1, nd + 2)) + (0,)
     gb = ops.reshape(ops.transpose(g, axes=to_last), shape=expand)
     dx = ops.reshape(ops.mul(gb, w), shape=(xd.shape[1],) + xd.shape[2:] + xd.shape[:1])  # (C, *S, N)
     return (ops.transpose(dx, axes=(nd + 1,) + tuple(range(nd + 1))),)
+
+
+@primitive("block_max_share", inputs=("input", "output"), flops=lambda w, x, out, kernel_size: 2 * x.size,
+           reads="nothing")
+def block_max_share(x, out, kernel_size):
+    """The share of the gradient each input of :func:`max_pool_blocks` gets: ``1[x = its block's max] /
+    (ties in the block)``, in the blocks' (C, L1, K1, ..., N) layout; a bool mask when no block ties.
+    A primitive (no gradient: the share is piecewise constant) so that the measurement counts its
+    comparisons and count (2 per input; ties add a division) and a compiled step recomputes it."""
+    nd = len(kernel_size)
+    b = _blocks(x, kernel_size)
+    expand = b.shape[:1] + tuple(n for s in out.shape[2:] for n in (s, 1)) + b.shape[-1:]
+    mask = b == out.transpose(tuple(range(1, nd + 2)) + (0,)).reshape(expand)
+    if np.count_nonzero(mask) == out.size and not np.isnan(out).any():
+        return mask  # one maximum per block (a NaN block has none): no ties to share
+    return np.divide(mask, np.count_nonzero(mask, axis=_block_axes(nd), keepdims=True), dtype=x.dtype)
 
 
 #: Products of a convolution whose columns have at most this many rows (C/groups * prod K: 25 for a
@@ -298,6 +325,27 @@ def _long(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _product_macs(out, a, b):
+    return a.shape[0] * a.shape[1] * b.shape[1]
+
+
+@primitive("wide_matmul", inputs=("input", "other"), macs=_product_macs,
+           flops=lambda out, a, b: 2 * _product_macs(out, a, b), reads="nothing")
+def wide_matmul(a, b):
+    """``a @ b`` for ``a (p, q)``, ``b (q, M)``, one block of :data:`BLOCK` columns of ``b`` at a time (a
+    short and very wide product; :func:`cols_linear`'s forward and input gradient). No gradient rule:
+    only :func:`cols_linear`'s rule calls it, on arrays."""
+    return _wide(a, b)
+
+
+@primitive("long_matmul", inputs=("input", "other"), macs=_product_macs,
+           flops=lambda out, a, b: 2 * _product_macs(out, a, b), reads="nothing")
+def long_matmul(a, b):
+    """``a @ b`` for ``a (p, M)``, ``b (M, q)``, as the sum of its blocks of :data:`BLOCK` along M (a
+    short and very long product: :func:`cols_linear`'s weight gradient). No gradient rule (see above)."""
+    return _long(a, b)
+
+
 def _cols_linear_macs(out, cols, w, b=None):
     return out.size * cols.shape[0]
 
@@ -326,9 +374,9 @@ def _cols_linear_grad(g, out, cols, w, b=None, needs=(True, True, True)):
     recording = any(isinstance(a, Tensor) for a in (g, cols, w))
     gc = gw = gb = None
     if needs[0]:
-        gc = ops.matmul(ops.transpose(w), g) if recording else _wide(w.T, g)
+        gc = ops.matmul(ops.transpose(w), g) if recording else wide_matmul(w.T, g)
     if needs[1]:
-        gw = ops.matmul(g, ops.transpose(cols)) if recording else _long(g, cols.T)
+        gw = ops.matmul(g, ops.transpose(cols)) if recording else long_matmul(g, cols.T)
     if len(needs) > 2 and needs[2]:
         gb = ops.sum(g, axis=1)
     return gc, gw, gb

@@ -134,17 +134,21 @@ def _pool_geometry(m, in_shape, ctx: Context, dilation=1):
     k, st, pads, d, out = F._pool_geometry(type(m).__name__, dummy, nd, m.kernel_size, m.stride, m.padding,
                                            dilation, m.ceil_mode)
     view = not any(a or b for a, b in pads) and _disjoint(k, st, d)
-    return c, spatial, math.prod(k), out, view
+    blocks = (tuple(st) == tuple(k) and tuple(d) == (1,) * nd and not any(a or b for a, b in pads)
+              and not any(s % ki for s, ki in zip(spatial, k)))  # F.max_pool*'s reshape path (ops_conv.max_pool_blocks)
+    return c, spatial, math.prod(k), out, view, blocks
 
 
 @register(P.MaxPool1d, P.MaxPool2d)
 def _max_pool(m, in_shape, ctx: Context):
-    """``max`` over the (-inf padded) windows: ``C K M`` comparisons; backward ``5 C K M``."""
-    c, spatial, K, out, view = _pool_geometry(m, in_shape, ctx, m.dilation)
+    """``max`` over the (-inf padded) windows: ``C K M`` comparisons; backward ``5 C K M``. Windows that
+    tile the input (stride = kernel) take the blocks path: backward ``3 C S N`` (the share of each input,
+    two per input, and one product)."""
+    c, spatial, K, out, view, blocks = _pool_geometry(m, in_shape, ctx, m.dilation)
     N, L, dx = ctx.batch_size, math.prod(out), ctx.needs_input_grad
     cols, x, y = c * K * N * L, c * math.prod(spatial) * N, c * N * L
     lc = LayerCost(ctx.name, "maxpool", c * math.prod(spatial), c * L, forward_flops=cols,
-                   backward_other_flops=5 * cols if dx else 0,
+                   backward_other_flops=(3 * x if blocks else 5 * cols) if dx else 0,
                    saved=(x + (0 if view else cols)) if dx else 0, keeps_input=dx,
                    backward_temp_bytes=_max_pool_temps(x, y, cols, ctx.itemsize) if dx else 0,
                    forward_temp=0 if view else cols)
@@ -154,7 +158,7 @@ def _max_pool(m, in_shape, ctx: Context):
 @register(P.AvgPool1d, P.AvgPool2d)
 def _avg_pool(m, in_shape, ctx: Context):
     """A sum over the windows (``C K M``) and a division (``C M``); backward a division and the fold."""
-    c, spatial, K, out, view = _pool_geometry(m, in_shape, ctx)
+    c, spatial, K, out, view, _ = _pool_geometry(m, in_shape, ctx)
     N, L, dx = ctx.batch_size, math.prod(out), ctx.needs_input_grad
     cols, x, y = c * K * N * L, c * math.prod(spatial) * N, c * N * L
     divisor_array = m.divisor_override is None and (not m.count_include_pad or m.ceil_mode)  # per-window counts

@@ -19,6 +19,7 @@ import numpy as np
 from .. import autograd as _ag
 from .._text import grid, human_bytes
 from ..ops import is_overwritten
+from ..ops_conv import scratch_off
 from ..tensor import Tensor, _unwrap
 
 
@@ -210,7 +211,8 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
     compiled update kernel the measured step needs is compiled (momentum's first step and its later
     ones run different kernels; compiling one inside the measurement would count numba's memory). With
     ``restore`` the parameters, gradients and optimizer state are put back afterwards, so measuring
-    does not train the model. FLOPs of the optimizer step are counted only if it runs primitives
+    does not train the model. Convolution's scratch pool is off while measuring: the buffers it keeps
+    for the next step are a cache, as torch's caching allocator's are. FLOPs of the optimizer step are counted only if it runs primitives
     (chainrule's optimizers update with NumPy in place, so their step is reported as not counted).
     """
     params = list(model.parameters())
@@ -224,7 +226,8 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
             loss_fn(model(x), y).backward()
             optimizer.step()
         optimizer.zero_grad()
-        return _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc)
+        with scratch_off():  # convolution's buffer pool is a cache, not memory in use (ops_conv.scratch_off)
+            return _measure_step(model, params, x, y, loss_fn, optimizer, use_tracemalloc)
     finally:
         if saved is not None:
             for p, d, g in zip(params, saved[0], saved[1]):
