@@ -211,9 +211,10 @@ def measure(model: Any, x: Any, y: Any, loss_fn: Callable, optimizer: Any, warmu
     compiled update kernel the measured step needs is compiled (momentum's first step and its later
     ones run different kernels; compiling one inside the measurement would count numba's memory). With
     ``restore`` the parameters, gradients and optimizer state are put back afterwards, so measuring
-    does not train the model. Convolution's scratch pool is off while measuring: the buffers it keeps
-    for the next step are a cache, as torch's caching allocator's are. FLOPs of the optimizer step are counted only if it runs primitives
-    (chainrule's optimizers update with NumPy in place, so their step is reported as not counted).
+    does not train the model. Convolution's scratch pool is off while measuring: the buffers it keeps for the
+    next step are a cache, as torch's caching allocator's are. FLOPs of the optimizer step are counted only if
+    it runs primitives (chainrule's optimizers update with NumPy in place, so their step is reported as not
+    counted).
     """
     params = list(model.parameters())
     saved = None
