@@ -52,7 +52,8 @@ from . import _blas, ops
 from .primitive import primitive
 from .tensor import Tensor
 
-__all__ = ["unfold", "fold", "max_pool_blocks", "cols_linear", "out_sizes", "window_count"]
+__all__ = ["unfold", "fold", "max_pool_blocks", "block_max_share", "cols_linear", "wide_matmul", "long_matmul", "out_sizes",
+           "window_count"]
 
 #: The most bytes of idle buffers the scratch pool keeps (least recently used shapes go first); 0 disables it.
 SCRATCH_BYTES = 64 << 20
