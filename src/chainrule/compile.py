@@ -300,10 +300,16 @@ def _describe(line) -> str:
 # ----- the compiled step ----------------------------------------------------------------------------------
 def _flatten(args, kwargs) -> tuple[tuple, list, list]:
     """The call's signature (shapes, dtypes, plain values), its arrays and its Tensors."""
-    if not kwargs and all(type(a) is Tensor for a in args):  # the common call, step(x, y): the short way
-        arrays = [a._data for a in args]
-        key = tuple((d.shape, d.dtype, a.requires_grad) for a, d in zip(args, arrays))
-        return key + (_ag.state.enabled,), arrays, list(args)
+    if not kwargs:  # the common call, step(x, y) with tensors: the short way
+        arrays, key = [], [_ag.state.enabled]
+        for a in args:
+            if type(a) is not Tensor:
+                break
+            d = a._data
+            arrays.append(d)
+            key += (d.shape, d.dtype, a.requires_grad)
+        else:
+            return tuple(key), arrays, list(args)
     key, arrays, tensors = [], [], []
 
     def visit(a):
