@@ -412,12 +412,18 @@ class Compiled:
     def _eager(self, key, reason, args, kwargs):
         self.calls["eager"] += 1
         if reason is not None and (key is None or key not in self.reasons):
-            if key is not None:
-                self.reasons[key] = reason
-            if self.warn:
-                warnings.warn(f"cr.compile: {getattr(self.fn, '__name__', 'the step')} runs eagerly: {reason}",
-                              RuntimeWarning, stacklevel=3)
+            self._give_up(key, reason)
         return self.fn(*args, **kwargs)
+
+    def _give_up(self, key, reason: str) -> None:
+        """Say once why this signature (or, ``key`` None, this call) runs eagerly; ``fullgraph`` raises."""
+        name = getattr(self.fn, "__name__", "the step")
+        if self.fullgraph:
+            raise RuntimeError(f"cr.compile(fullgraph=True): {name} cannot be replayed: {reason}") from None
+        if key is not None:
+            self.reasons[key] = reason
+        if self.warn:
+            warnings.warn(f"cr.compile: {name} runs eagerly: {reason}", RuntimeWarning, stacklevel=4)
 
     def _record(self, key, first, arrays, tensors, args, kwargs):
         rec = _Recorder(arrays, tensors)
@@ -451,14 +457,8 @@ class Compiled:
                                         getattr(self.fn, "__name__", "step"), _labels(rec.modules.values()))
                 self._plans[key] = _Plan(replay, code, rec.guards, _live_tensors(lines))
         except _NotReplayable as e:
-            if self.fullgraph:
-                raise RuntimeError(f"cr.compile(fullgraph=True): {getattr(self.fn, '__name__', 'the step')} "
-                                   f"cannot be replayed: {e}") from None
             self._plans[key] = str(e)
-            self.reasons[key] = str(e)
-            if self.warn:
-                warnings.warn(f"cr.compile: {getattr(self.fn, '__name__', 'the step')} runs eagerly: {e}",
-                              RuntimeWarning, stacklevel=3)
+            self._give_up(key, str(e))
         return out
 
 

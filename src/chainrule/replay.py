@@ -22,6 +22,7 @@ import numpy as np
 
 from .autograd import _accumulate_leaf, _grad_tensor
 from .primitive import _int_does_not_widen
+from .tensor import Tensor
 
 
 class AttrRef:
@@ -107,10 +108,14 @@ class _Program:
         if kind == "a":
             return f"t{x}"
         if kind == "t":
-            return f"{self.const(x, self.labels.get(id(x)) or x.name or 'p')}._data"
+            return f"{self.tensor(x)}._data"
         if kind == "w":
             return f"_wrap({self.expr(x)})"
-        return self.const(x)
+        return self.tensor(x) if isinstance(x, Tensor) else self.const(x)
+
+    def tensor(self, t) -> str:
+        """The global name of a tensor the program reads live (a parameter): its module's name for it."""
+        return self.const(t, self.labels.get(id(t)) or t.name or "p")
 
 
 def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
@@ -145,7 +150,7 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             reads: set[int] = set()
             defs: set[int] = set()
             for leaf, g, (_, n) in line[1]:
-                le = prog.const(leaf[1]) if leaf[0] == "c" else prog.expr(leaf)
+                le = prog.expr(leaf)
                 parts.append(f"_acc({le}, {prog.expr(g)}, False, _h); v{n} = {le}._grad._data")
                 reads |= _reads([g])
                 defs.add(n)
