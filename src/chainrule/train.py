@@ -162,13 +162,18 @@ class Trainer:
             cb.set_trainer(self)
 
     # -- one step ------------------------------------------------------------------------------
-    def _first_order_step(self, xb, yb):
-        """torch's step for first-order optimizers: zero_grad, forward, loss, backward, step."""
-        self.optimizer.zero_grad()
+    def _objective(self, xb, yb):
+        """The batch's loss (plus the penalty) and the model's output."""
         out = self.model(xb)
         loss = self.loss_fn(out, yb)
         if self.penalty is not None:
             loss = loss + self.penalty()
+        return loss, out
+
+    def _first_order_step(self, xb, yb):
+        """torch's step for first-order optimizers: zero_grad, forward, loss, backward, step."""
+        self.optimizer.zero_grad()
+        loss, out = self._objective(xb, yb)
         loss.backward()
         self.optimizer.step()
         return loss, out
@@ -183,10 +188,7 @@ class Trainer:
         def closure():
             if kind != "second_order":
                 self.optimizer.zero_grad()
-            out = self.model(xb)
-            loss = self.loss_fn(out, yb)
-            if self.penalty is not None:
-                loss = loss + self.penalty()
+            loss, out = self._objective(xb, yb)
             if kind != "second_order":
                 loss.backward()
             last["out"], last["loss"] = out, loss

@@ -117,10 +117,7 @@ class DistributedTrainer(T.Trainer):
         self.optimizer.zero_grad()
         loss_value, out = float("nan"), None
         if n_local:   # an empty shard (last batch smaller than K) contributes a zero gradient
-            out = self.model(xb)
-            loss = self.loss_fn(out, yb)
-            if self.penalty is not None:
-                loss = loss + self.penalty()
+            loss, out = self._objective(xb, yb)
             loss.backward()
             loss_value = float(loss._data)
         self.reducer.reduce(n_local, self._n_global)
