@@ -63,6 +63,17 @@ def _train(compiled, make_opt, batches, dropout=0.0, l2=0.0, scheduler=None):
     return losses, [p._data.copy() for p in model.parameters()], run
 
 
+def _standard_step(model, opt):
+    """torch's training step: zero_grad, forward, cross-entropy, backward, step; returns the loss."""
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def _equal(a, b):
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -199,14 +210,7 @@ def _eager_equals_compiled(make_model, make_opt, batches):
         cr.manual_seed(0)
         model = make_model()
         opt = make_opt(model.parameters())
-
-        def step(x, y, model=model, opt=opt):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
+        step = _standard_step(model, opt)
         run = cr.compile(step) if compile else step
         losses = [run(x, y)._data.copy() for x, y in batches]
         runs.append((losses, [t._data.copy() for t in (*model.parameters(), *model.buffers())]))
@@ -353,20 +357,18 @@ def test_torch_compile_spellings_run_unchanged():
     strict = cr.compile(lambda x: x.sum() if bool(x.mean() > -1e9) else x.mean(), fullgraph=True)
     with pytest.raises(RuntimeError, match=r"fullgraph=True.*bool\(\)"):
         strict(x)
+    model = _mlp(dropout=0.5)  # a guard that fails after recording raises too, instead of running eagerly
+    strict = cr.compile(lambda x: model(x).sum().detach(), fullgraph=True)
+    for _ in range(3):
+        strict(x)
+    model.eval()
+    with pytest.raises(RuntimeError, match=r"fullgraph=True.*training"):
+        strict(x)
 
 
 def test_freezing_a_parameter_after_recording_runs_eagerly():
     model, batches = _mlp(), _batches(n=5)
-    opt = cr.optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    run = cr.compile(step)
+    run = cr.compile(_standard_step(model, cr.optim.SGD(model.parameters(), lr=0.1)))
     for x, y in batches[:3]:
         run(x, y)
     first = model[0].weight
