@@ -386,6 +386,67 @@ def test_no_grad_decorator_is_reentrant():
     assert cr.is_grad_enabled()
 
 
+def test_grad_mode_belongs_to_the_thread_that_set_it():
+    """Regression (a CI failure): grad mode was one global switch, so a playground server thread inside
+    ``no_grad()`` made the test thread's forward build no graph. As in torch, each thread has its own
+    mode, and a new thread starts with grad enabled."""
+    import threading
+
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def server():
+        with cr.no_grad():
+            seen["server"] = cr.is_grad_enabled()
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=server)
+    t.start()
+    assert inside.wait(10)
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()  # recorded while the other thread is inside no_grad()
+    done.set()
+    t.join()
+    assert seen["server"] is False and cr.is_grad_enabled() and y.requires_grad
+    y.backward()
+    np.testing.assert_allclose(x.grad._data, [2.0, 4.0])
+
+    with cr.no_grad():
+        t = threading.Thread(target=lambda: seen.update(fresh=cr.is_grad_enabled()))
+        t.start()
+        t.join()
+    assert seen["fresh"] is True
+
+
+def test_a_profiler_hears_only_its_own_thread():
+    """The listener of the primitives (cost.measure's counter, cr.compile's recorder) is per thread:
+    another thread's ops are not counted in, or recorded into, this thread's step."""
+    import threading
+
+    from chainrule import autograd
+
+    heard = []
+    go, finished = threading.Event(), threading.Event()
+
+    def other():
+        go.wait(10)
+        cr.tensor([1.0], requires_grad=True).exp()
+        finished.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    autograd.state.profiler = lambda op, out, datas, attrs: heard.append(op.name)
+    try:
+        go.set()
+        assert finished.wait(10)
+        cr.tensor([1.0], requires_grad=True).tanh()
+    finally:
+        autograd.state.profiler = None
+    t.join()
+    assert heard == ["tanh"]
+
+
 # ----- cr.grad ----------------------------------------------------------------------------------
 def test_grad_returns_without_touching_dot_grad():
     x, y = cr.tensor([1.0, 2.0], requires_grad=True), cr.tensor([3.0], requires_grad=True)

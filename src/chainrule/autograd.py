@@ -27,6 +27,7 @@ from .modes import (  # noqa: F401
     enable_grad,
     is_grad_enabled,
     no_grad,
+    process,
     read,
     replayed,
     set_grad_enabled,
@@ -56,7 +57,7 @@ def _stamp(t: Tensor) -> None:
         untraced("an in-place update of a tensor (+=, add_, copy_, zero_ ... outside an optimizer)")
     if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
         _INPLACE_STAMPS.clear()
-    _INPLACE_STAMPS[_storage(t._data)] = state.last_inplace = next(_node_counter)
+    _INPLACE_STAMPS[_storage(t._data)] = process.last_inplace = next(_node_counter)
 
 
 def _updated_after(t: Tensor, seq: int) -> bool:
@@ -164,7 +165,7 @@ def _run(roots, root_grads, retain_graph, create_graph, capture=None):
             if capture is not None and id(t) in capture:
                 capture[id(t)] = g
             if g is not None and (useful is None or id(t) in useful):
-                if state.last_inplace > ctx.seq:  # something was updated in place after this node recorded
+                if process.last_inplace > ctx.seq:  # something was updated in place after this node recorded
                     _check_unmodified(t, ctx)
                 _apply_rule(t, ctx, g, grads, leaves, queue, create_graph, useful)
             g = None  # drop the pending gradient before the node's saved arrays
@@ -216,7 +217,7 @@ def _apply_rule(t, ctx, g, grads, leaves, queue, create_graph, useful):
                 gi = unbroadcast(gi, data.shape, op.name)
             if gi.dtype != data.dtype:
                 gi = _ops.astype(gi, dtype=data.dtype)
-            if state.anomaly:
+            if process.anomaly:
                 _check_finite(op.name, "backward", gi, ctx)
         _send(inp, gi, grads, leaves, queue)
 

@@ -405,7 +405,7 @@ class Compiled:
             return plan.replay(*arrays, *tensors)
         if isinstance(plan, str):
             return self._eager(key, plan, args, kwargs)
-        if _ag.state.profiler is not None or _ag.state.anomaly:  # cost.measure, detect_anomaly: eager, unrecorded
+        if _ag.state.profiler is not None or _ag.process.anomaly:  # cost.measure, detect_anomaly: eager, unrecorded
             return self._eager(None, None, args, kwargs)
         return self._record(key, plan, arrays, tensors, args, kwargs)
 

@@ -111,7 +111,7 @@ class Function:
             out = _leaf(out._data)
         if cls._op is None:
             cls._op = _make_op(cls)
-        out._ctx = Node(cls._op, args, {"ctx": ctx}, _ag._where() if _ag.state.anomaly else None)
+        out._ctx = Node(cls._op, args, {"ctx": ctx}, _ag._where() if _ag.process.anomaly else None)
         out.requires_grad = True
         return out
 

@@ -1,7 +1,8 @@
-"""The engine's global state: grad mode, anomaly mode, and the one listener of every primitive call.
+"""The engine's switches: grad mode (per thread), anomaly mode, and the one listener of every primitive call.
 
-``state.enabled`` is grad mode (:func:`no_grad`, :func:`enable_grad`, :func:`set_grad_enabled`);
-``state.anomaly`` is :func:`detect_anomaly`. ``state.profiler`` is whoever listens to the primitives:
+``state`` holds one thread's switches: ``state.enabled`` is grad mode (:func:`no_grad`,
+:func:`enable_grad`, :func:`set_grad_enabled`), per thread as in torch. ``process.anomaly`` is
+:func:`detect_anomaly`, for the whole process. ``state.profiler`` is whoever listens to the primitives:
 ``cost.measure``'s counter or a step being recorded by ``cr.compile``, which also needs to hear about
 what happens outside the primitives (:func:`untraced`, :func:`read`) and which calls to repeat on
 replay (:func:`replayed`).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import traceback
 
 import numpy as np
@@ -19,17 +21,27 @@ import numpy as np
 from .tensor import Tensor
 
 
-class _State:
-    """Global engine switches: grad mode, anomaly mode, an optional op profiler, and the phase."""
-
-    __slots__ = ("enabled", "anomaly", "profiler", "phase", "last_inplace")
+class _State(threading.local):
+    """The switches of one thread: grad mode, the profiler and the phase (as torch's grad mode is per
+    thread): a server thread's ``no_grad()`` or a step that ``cr.compile`` records in one thread must
+    not change what another thread records, and a new thread starts in grad mode."""
 
     def __init__(self):
-        self.enabled, self.anomaly, self.profiler, self.phase = True, False, None, "forward"
-        self.last_inplace = 0  # the node counter's value at the latest in-place update (tensor._stamp)
+        self.enabled, self.profiler, self.phase = True, None, "forward"
+
+
+class _Process:
+    """The switches of the whole process: anomaly mode (global, as torch's) and the node counter's
+    value at the latest in-place update (``tensor._stamp``), which any thread's backward must see."""
+
+    __slots__ = ("anomaly", "last_inplace")
+
+    def __init__(self):
+        self.anomaly, self.last_inplace = False, 0
 
 
 state = _State()
+process = _Process()
 
 
 # ----- what a compiled step (chainrule.compile) must know about -------------------------------------
@@ -109,11 +121,11 @@ def is_grad_enabled() -> bool:
 def detect_anomaly():
     """Raise at the first op whose forward or backward produces NaN or Inf, naming the op and the
     line that created it. Slower: it records a stack per op and checks every array."""
-    prev, state.anomaly = state.anomaly, True
+    prev, process.anomaly = process.anomaly, True
     try:
         yield
     finally:
-        state.anomaly = prev
+        process.anomaly = prev
 
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep

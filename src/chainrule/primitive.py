@@ -42,7 +42,7 @@ import numpy as np
 from . import autograd as _ag
 from .tensor import Node, Tensor
 
-_state = _ag.state
+_state, _process = _ag.state, _ag.process
 #: Every primitive by name.
 REGISTRY: dict[str, Primitive] = {}
 #: PyTorch's spellings of attribute names.
@@ -172,9 +172,9 @@ class Primitive:
         t._data, t._grad, t.name, t._ctx, t.requires_grad = out, None, None, None, False
         if req and _state.enabled and self.rule is not None and out.dtype.kind == "f":
             inputs = tuple(a if isinstance(a, Tensor) else d for a, d in zip(args, datas)) if consts else args
-            t._ctx = Node(self, inputs, attrs, _ag._where() if _state.anomaly else None, saved)
+            t._ctx = Node(self, inputs, attrs, _ag._where() if _process.anomaly else None, saved)
             t.requires_grad = True
-        if _state.anomaly:
+        if _process.anomaly:
             _ag._check_finite(self.name, "forward", out, t._ctx)
         return t
 
