@@ -169,28 +169,89 @@ def test_returning_item_replays():
     assert run.calls["replayed"] == 3
 
 
-def test_in_place_updates_and_grad_assignment_run_eagerly():
-    w = cr.zeros(12, 4, requires_grad=True)
-    batches = _batches(n=4)
-
-    def manual_sgd(x, y):
-        loss = F.cross_entropy(x @ w, y)
+def _manual_loop(w, b):
+    """PyTorch's "Learning PyTorch with examples" update, written every way a user writes it: the
+    writes into tensors are recorded and repeated on replay, on the same arrays in the same order."""
+    def step(x, y):
+        nonlocal w  # `w -= ...` rebinds w (to itself: __isub__ returns it), as at a tutorial's top level
+        h = x @ w + b
+        loss = F.cross_entropy(h, y)
         loss.backward()
         with cr.no_grad():
-            w.sub_(0.1 * w.grad)
-        w.grad = None
+            w -= 0.1 * w.grad
+            b.data.sub_(b.grad, alpha=0.1)
+            w.clamp_(-0.5, 0.5)
+            mask = w.abs() < 1e-3  # computed from values inside the step: read on every replay
+            w[mask] = 0.0
+            b.add_(0.01)
+            w.grad.zero_()
+        b.grad = None
+        return loss
+    return step
+
+
+def test_in_place_updates_and_grad_assignment_are_replayed():
+    batches = _batches(n=6)
+    w, b = cr.zeros(12, 4, requires_grad=True), cr.zeros(4, requires_grad=True)
+    run = cr.compile(_manual_loop(w, b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [run(x, y) for x, y in batches]
+    assert run.calls == {"recorded": 2, "replayed": 4, "eager": 0}
+    v, c = cr.zeros(12, 4, requires_grad=True), cr.zeros(4, requires_grad=True)
+    eager = _manual_loop(v, c)
+    for (x, y), got in zip(batches, outs):
+        assert np.array_equal(eager(x, y)._data, got._data)
+    assert np.array_equal(v._data, w._data) and np.array_equal(c._data, b._data)
+    assert np.array_equal(v.grad._data, w.grad._data) and b.grad is None and c.grad is None
+
+
+def test_a_write_whose_index_depends_on_the_batch_is_not_frozen():
+    acc = cr.zeros(16)
+
+    def step(x):
+        with cr.no_grad():
+            acc[x.argmax(dim=1)] = x.max(dim=1).values  # the index array is a value of each call
+            acc.copy_(acc * 0.5)
+        return acc.sum()
+
+    rng = np.random.default_rng(3)
+    xs = [cr.tensor(rng.standard_normal((5, 16)).astype(np.float32)) for _ in range(5)]
+    run = cr.compile(step)
+    got = [run(x).item() for x in xs]
+    assert run.calls["replayed"] == 3
+    acc.fill_(0.0)
+    assert got == [step(x).item() for x in xs]
+
+
+def test_a_loss_module_made_inside_the_step_is_replayed():
+    """``nn.CrossEntropyLoss()(out, y)`` inside the step makes a new module on every call: it needs no
+    guard (it does not outlive the call), so the step is still replayed."""
+    model, batches = _mlp(), _batches(n=5)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        opt.step()
         return loss
 
-    outs, _ = _fallback(manual_sgd, batches, "in-place|assigning .grad")
-    v = cr.zeros(12, 4, requires_grad=True)  # the eager run of the same loop gives the same numbers
+    run = cr.compile(step)
+    outs = [run(x, y) for x, y in batches]
+    assert run.calls == {"recorded": 2, "replayed": 3, "eager": 0}
+    model.eval()  # the model outlives the call: still guarded
+    with pytest.warns(RuntimeWarning, match="training is False"):
+        run(*batches[0])
+    model.train()
+    eager_model = _mlp()
+    eopt = cr.optim.SGD(eager_model.parameters(), lr=0.1)
     for (x, y), got in zip(batches, outs):
-        loss = F.cross_entropy(x @ v, y)
+        eopt.zero_grad()
+        loss = F.cross_entropy(eager_model(x), y)
         loss.backward()
-        with cr.no_grad():
-            v -= 0.1 * v.grad
-        v.grad = None
+        eopt.step()
         assert np.array_equal(loss._data, got._data)
-    assert np.array_equal(v._data, w._data)
 
 
 def test_numpy_on_values_inside_the_step_runs_eagerly():

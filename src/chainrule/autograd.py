@@ -54,10 +54,15 @@ def _storage(a) -> int:
 def _stamp(t: Tensor) -> None:
     """Mark ``t``'s memory as updated in place now (after every node recorded so far)."""
     if state.profiler is not None:
-        untraced("an in-place update of a tensor (+=, add_, copy_, zero_ ... outside an optimizer)")
+        untraced("an in-place update of a tensor outside the recorded writes (tensor.py) and optimizers")
+    _stamp_storage(t._data)
+
+
+def _stamp_storage(a: np.ndarray) -> None:
+    """Mark the memory of ``a`` as updated in place now (a tensor's write: tensor.py)."""
     if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
         _INPLACE_STAMPS.clear()
-    _INPLACE_STAMPS[_storage(t._data)] = process.last_inplace = next(_node_counter)
+    _INPLACE_STAMPS[_storage(a)] = process.last_inplace = next(_node_counter)
 
 
 def _updated_after(t: Tensor, seq: int) -> bool:

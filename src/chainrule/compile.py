@@ -23,10 +23,11 @@ arguments, grad mode) run eagerly and are recorded; the two recordings must agre
 every array that comes from outside the recorded primitives must be the same object or hold the
 same values in both. Anything else means the step depends on something the replay cannot see, and
 that signature runs eagerly from then on, with a one-line warning saying why: Python control flow
-on a tensor's value (``bool()``, an ``item()`` the step does not return), an in-place update of a
-tensor outside an optimizer, assigning ``.grad``, ``create_graph=True``, a module buffer changed
-outside the recorded ops and effects, NumPy computed on tensor values inside
-the step. A later call whose modules changed ``training`` mode since the recording runs eagerly.
+on a tensor's value (``bool()``, an ``item()`` the step does not return), ``create_graph=True``, a
+module buffer changed outside the recorded ops and effects, NumPy computed on tensor values inside
+the step. Writes into tensors (``w -= lr * w.grad``, ``x[mask] = 0``, ``p.grad = None``) are
+recorded and repeated (tensor.py's writes are ``replayed``). A later call whose modules changed
+``training`` mode since the recording runs eagerly.
 Python side effects of the step (printing, appending to a list) happen only in the eager calls.
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -68,8 +70,10 @@ class _Recorder:
         self.n = 0
         self.problems: list[str] = []
         self.reads: dict[int, tuple] = {}  # id(value read by item()/numpy()) -> ref of its array
-        self.modules: dict[int, Any] = {}
-        self.guards: list[tuple] = []  # (module, training) at its first call
+        # Modules by weak reference: one made inside the step (``nn.CrossEntropyLoss()(out, y)``) is gone
+        # when the call returns, is made afresh by every call, and so needs no guard (see live()).
+        self.modules: dict[int, weakref.ref] = {}
+        self.guards: list[tuple] = []  # (weakref to module, training) at its first call
         self.touched: set[int] = set()  # tensors an effect was given (BatchNorm's running statistics)
         self.set_by_step: set[int] = set()  # modules whose mode the step itself sets (train()/eval())
         self.tensor_args = {id(t): k for k, t in enumerate(tensors)}
@@ -194,10 +198,16 @@ class _Recorder:
         return self.ref(a) if isinstance(a, np.ndarray) else ("c", a)
 
     def module(self, m) -> None:
-        if id(m) not in self.modules:
-            self.modules[id(m)] = m
+        known = self.modules.get(id(m))
+        if known is None or known() is not m:
+            self.modules[id(m)] = r = weakref.ref(m)
             if id(m) not in self.set_by_step:
-                self.guards.append((m, m.training))
+                self.guards.append((r, m.training))
+
+    def live(self) -> tuple[list, list[tuple]]:
+        """The modules that outlive the call, and their guards: (module, training at its first call)."""
+        modules = [m for m in (r() for r in self.modules.values()) if m is not None]
+        return modules, [(m, t) for m, t in ((r(), t) for r, t in self.guards) if m is not None]
 
     def read(self, t: Tensor, value) -> None:
         self.alive.append(value)
@@ -427,7 +437,7 @@ class Compiled:
 
     def _record(self, key, first, arrays, tensors, args, kwargs):
         rec = _Recorder(arrays, tensors)
-        buffers = _buffers(first.modules.values()) if first is not None else []
+        buffers = _buffers(first.live()[0]) if first is not None else []
         before = [b._data.copy() for _, _, b in buffers]
         _ag.state.profiler = rec
         try:
@@ -448,14 +458,15 @@ class Compiled:
                 rec.template_ = template
                 self._plans[key] = rec
             else:
-                if [(id(m), t) for m, t in first.guards] != [(id(m), t) for m, t in rec.guards]:
+                modules, guards = rec.live()
+                if [(id(m), t) for m, t in first.live()[1]] != [(id(m), t) for m, t in guards]:
                     raise _NotReplayable("its modules or their training modes differ between two calls")
                 lines = fold(_agree(first, rec))
                 if not _same_template(first.template_, template):
                     raise _NotReplayable("it returns differently built results on two calls")
                 replay, code = generate(lines, template, len(arrays), len(tensors),
-                                        getattr(self.fn, "__name__", "step"), _labels(rec.modules.values()))
-                self._plans[key] = _Plan(replay, code, rec.guards, _live_tensors(lines))
+                                        getattr(self.fn, "__name__", "step"), _labels(modules))
+                self._plans[key] = _Plan(replay, code, guards, _live_tensors(lines))
         except _NotReplayable as e:
             self._plans[key] = str(e)
             self._give_up(key, str(e))

@@ -15,10 +15,12 @@ import functools
 import os
 import threading
 import traceback
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .tensor import Tensor
+if TYPE_CHECKING:  # tensor.py imports this module (its writes are ``replayed``)
+    from .tensor import Tensor
 
 
 class _State(threading.local):
@@ -138,7 +140,7 @@ def _where() -> str:
 
 
 def _check_finite(name, phase, arr, ctx):
-    arr = arr._data if isinstance(arr, Tensor) else arr
+    arr = arr if isinstance(arr, np.ndarray) else arr._data  # a Tensor
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         where = ctx.where if ctx is not None and ctx.where else "(unknown; created outside anomaly mode)\n"
         raise FloatingPointError(f"detect_anomaly: {name} produced NaN/Inf in its {phase} pass. "

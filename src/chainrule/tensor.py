@@ -149,21 +149,7 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
-        # Checked at once, as in torch: a wrong gradient would otherwise surface in the next backward.
-        if _autograd.state.profiler is not None:
-            _autograd.untraced("assigning .grad (use optimizer.zero_grad() or model.zero_grad())")
-        if value is None:
-            self._grad = None
-            return
-        if isinstance(value, np.ndarray):
-            value = _leaf(value)
-        if not isinstance(value, Tensor):
-            raise TypeError(f"assigned grad must be a Tensor or None, got {type(value).__name__}")
-        if value._data.shape != self._data.shape:
-            raise ValueError(f"assigned grad has shape {value.shape} but the tensor has shape {self.shape}")
-        if value.dtype != self._data.dtype:
-            raise TypeError(f"assigned grad has dtype {value.dtype} but the tensor has dtype {self.dtype}")
-        self._grad = value
+        _set_grad(self, value)
 
     @property
     def shape(self) -> Size:
@@ -414,16 +400,14 @@ class Tensor:
             raise RuntimeError(
                 f"{what}: in-place update of a recorded tensor would rewrite its graph; write `x = x + y` "
                 "(or `x += y`, which records the op)")
-        _autograd._stamp(self)
 
-    def _inplace(self, ufunc, other, what, op=None):
+    def _inplace(self, ufunc, other, what, op=None, alpha=1):
         if op is not None and self._ctx is not None and _autograd.is_grad_enabled():
             # x += y on a recorded tensor: record the op and rebind x to its result (earlier uses of x
             # keep the value they read), as torch records in-place ops on non-leaves
             return op(self, other)
         self._check_inplace(what)
-        o = other._data if isinstance(other, Tensor) else other
-        ufunc(self._data, o, out=self._data, casting="same_kind")
+        _ufunc_into(self._data, ufunc, _unwrap(other), alpha)
         return self
 
     def __iadd__(self, o): return self._inplace(np.add, o, "+=", _ops.add)
@@ -433,10 +417,10 @@ class Tensor:
     def __ipow__(self, o): return self._inplace(np.power, o, "**=", _ops.pow)
 
     def add_(self, o, alpha: float = 1.0) -> Tensor:
-        return self._inplace(np.add, o if alpha == 1 else _unwrap(o) * alpha, "add_")
+        return self._inplace(np.add, o, "add_", alpha=alpha)
 
     def sub_(self, o, alpha: float = 1.0) -> Tensor:
-        return self._inplace(np.subtract, o if alpha == 1 else _unwrap(o) * alpha, "sub_")
+        return self._inplace(np.subtract, o, "sub_", alpha=alpha)
 
     def mul_(self, o) -> Tensor:
         return self._inplace(np.multiply, o, "mul_")
@@ -449,17 +433,17 @@ class Tensor:
 
     def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002
         self._check_inplace("clamp_")
-        np.clip(self._data, min, max, out=self._data)
+        _clip_into(self._data, _unwrap(min), _unwrap(max))
         return self
 
     def copy_(self, src) -> Tensor:
         self._check_inplace("copy_")
-        np.copyto(self._data, _unwrap(src), casting="same_kind")
+        _copy_into(self._data, _unwrap(src))
         return self
 
     def fill_(self, value) -> Tensor:
         self._check_inplace("fill_")
-        self._data.fill(_unwrap(value))
+        _fill(self._data, _unwrap(value))
         return self
 
     def zero_(self) -> Tensor:
@@ -480,7 +464,8 @@ class Tensor:
         self._check_inplace("__setitem__")
         if self._ctx is not None and _autograd.is_grad_enabled():
             raise RuntimeError("__setitem__ on a recorded tensor would corrupt its graph; .detach() it first")
-        self._data[_index(idx)] = _unwrap(value)
+        idx = _index(idx)
+        _set_items(self._data, _unwrap(value), *(idx if type(idx) is tuple else (idx,)))
 
     # ----- method forms of ops (torch's signatures: positional or keyword, dim/keepdim or axis/keepdims)
     def sum(self, *a, **k): return _ops.sum(self, *a, **k)
@@ -594,3 +579,57 @@ from . import creation as _creation  # noqa: E402
 from . import device as _device  # noqa: E402
 from . import functional as _fn  # noqa: E402
 from . import ops as _ops  # noqa: E402
+from .modes import replayed as _replayed  # noqa: E402
+
+
+# ----- writes into a tensor's memory ----------------------------------------------------------------
+# One function per kind of write, on the ndarray itself. Each stamps the memory as updated (the
+# in-place check of backward) and is ``replayed``: a step compiled by ``cr.compile`` repeats it on
+# replay, so a step that updates tensors in place (``w -= lr * w.grad``, ``w.grad.zero_()``,
+# ``x[mask] = 0``, ``p.grad = None``) is still replayed, on the same arrays in the same order.
+@_replayed
+def _ufunc_into(out: np.ndarray, ufunc, other, alpha=1) -> None:
+    _autograd._stamp_storage(out)
+    ufunc(out, other if alpha == 1 else other * alpha, out=out, casting="same_kind")
+
+
+@_replayed
+def _clip_into(out: np.ndarray, lo, hi) -> None:
+    _autograd._stamp_storage(out)
+    np.clip(out, lo, hi, out=out)
+
+
+@_replayed
+def _copy_into(out: np.ndarray, src) -> None:
+    _autograd._stamp_storage(out)
+    np.copyto(out, src, casting="same_kind")
+
+
+@_replayed
+def _fill(out: np.ndarray, value) -> None:
+    _autograd._stamp_storage(out)
+    out.fill(value)
+
+
+@_replayed
+def _set_items(out: np.ndarray, value, *idx) -> None:
+    _autograd._stamp_storage(out)
+    out[idx] = value
+
+
+@_replayed
+def _set_grad(t: Tensor, value) -> None:
+    """``t.grad = value``, checked at once as in torch (a wrong gradient would otherwise surface in
+    the next backward)."""
+    if value is None:
+        t._grad = None
+        return
+    if isinstance(value, np.ndarray):
+        value = _leaf(value)
+    if not isinstance(value, Tensor):
+        raise TypeError(f"assigned grad must be a Tensor or None, got {type(value).__name__}")
+    if value._data.shape != t._data.shape:
+        raise ValueError(f"assigned grad has shape {value.shape} but the tensor has shape {t.shape}")
+    if value.dtype != t._data.dtype:
+        raise TypeError(f"assigned grad has dtype {value.dtype} but the tensor has dtype {t.dtype}")
+    t._grad = value
