@@ -3,7 +3,7 @@
 Names and semantics follow ``torch.nn``; parameter names match its state_dict keys.
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .conv import Conv1d, Conv2d, Unflatten
 from .module import IncompatibleKeys, Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
