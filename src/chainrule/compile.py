@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from . import autograd as _ag
+from . import ops as _ops
 from .autograd import _accumulate_leaf
 from .replay import AttrRef, fold, generate
 from .tensor import Tensor
@@ -139,11 +140,20 @@ class _Recorder:
         self._elements(out, ref)
 
     def _attrs(self, attrs: dict) -> dict:
-        """An attribute that is an array of the program (``x[idx]`` with ``idx`` an argument) is read, not frozen."""
-        if not any(isinstance(v, np.ndarray) and id(v) in self.ids for v in attrs.values()):
+        """An attribute that is an array of the program (``x[idx]`` with ``idx`` an argument, or an item of a
+        tuple index ``x[rows, y]``) is read on every replay, not frozen."""
+        if not any(isinstance(v, (np.ndarray, tuple)) for v in attrs.values()):
             return attrs
-        return {k: AttrRef(self.ids[id(v)]) if isinstance(v, np.ndarray) and id(v) in self.ids else v
-                for k, v in attrs.items()}
+        return {k: self._attr(v) for k, v in attrs.items()}
+
+    def _attr(self, v):
+        if isinstance(v, tuple):
+            return tuple(self._attr(x) for x in v)
+        if isinstance(v, np.ndarray) and v.size:
+            r = self.ids.get(id(v)) or self._view(v)
+            if r is not None:
+                return AttrRef(r)
+        return v
 
     def _elements(self, value, ref) -> None:
         """A forward that returns a tuple (a backward's several gradients): its items are values too."""
@@ -156,8 +166,13 @@ class _Recorder:
 
     def record(self, op, out, datas, attrs, args, saved) -> None:  # a primitive on Tensors
         for a, d in zip(args, datas):
-            if isinstance(a, Tensor) and id(d) not in self.ids:
-                self._bind(d, ("t", a))
+            if isinstance(a, Tensor):
+                if id(d) not in self.ids:
+                    self._bind(d, ("t", a))
+            elif a is not d and id(a) in self.ids and id(d) not in self.ids:
+                # a 0-d array of the program that _apply cast to the op's dtype (``loss / n``): cast it again
+                ref = self._new(d)
+                self.lines.append(("op", _ops.astype, [self.ids[id(a)]], {"dtype": d.dtype}, [ref], None))
         refs = [self.ref(d) for d in datas]
         outs = [self._new(out)] + ([self._new(saved)] if op.saves else [])
         # what _apply did after the forward: a NumPy scalar made an array, a float64 result narrowed

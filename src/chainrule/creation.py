@@ -196,14 +196,22 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _new(np.eye(n, m, dtype=_dt(dtype)), requires_grad, device)
 
 
+def _draw(method: str, args: tuple, generator, dtype=None, cast=None) -> np.ndarray:
+    """A random array through the ``random_draw`` primitive, so that a compiled step draws again on
+    every replay (from the generator of that moment: :func:`manual_seed` replaces it)."""
+    from .ops_const import random_draw  # not at the top: the engine imports this module while loading
+
+    return random_draw(method, args, dtype, cast, generator)
+
+
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal samples from chainrule's seeded generator (see :func:`manual_seed`)."""
-    return _new((generator or _rng).standard_normal(_size(size), dtype=_dt(dtype)), requires_grad, device)
+    return _new(_draw("standard_normal", (_size(size),), generator, dtype=_dt(dtype)), requires_grad, device)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples on [0, 1) from chainrule's seeded generator."""
-    return _new((generator or _rng).random(_size(size), dtype=_dt(dtype)), requires_grad, device)
+    return _new(_draw("random", (_size(size),), generator, dtype=_dt(dtype)), requires_grad, device)
 
 
 def randint(low, high=None, size=None, generator=None, dtype=None, device=None) -> Tensor:
@@ -211,17 +219,17 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None) 
     if size is None:
         low, high, size = 0, low, high
     size = (size,) if isinstance(size, numbers.Integral) else tuple(size)
-    return _new((generator or _rng).integers(low, high, size, dtype=dtype or _t.int64), False, device)
+    return _new(_draw("integers", (low, high, size), generator, dtype=np.dtype(dtype or _t.int64)), False, device)
 
 
 def randperm(n: int, generator=None, dtype=None, device=None) -> Tensor:
     """A random permutation of 0..n-1 (int64)."""
-    return _new((generator or _rng).permutation(n).astype(dtype or _t.int64), False, device)
+    return _new(_draw("permutation", (n,), generator, cast=np.dtype(dtype or _t.int64)), False, device)
 
 
 def normal(mean: float, std: float, size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Samples of N(mean, std^2) of ``size``."""
-    return _new((generator or _rng).normal(mean, std, _size((size,))).astype(_dt(dtype)), requires_grad, device)
+    return _new(_draw("normal", (mean, std, _size((size,))), generator, cast=_dt(dtype)), requires_grad, device)
 
 
 def randn_like(t, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -123,16 +123,14 @@ def logsumexp(x, axis=None, keepdims=False):
     if d.size == 0:  # log of a sum over nothing: -inf, still connected to x for its (empty) gradient
         s = ops.add(ops.sum(ops.mul(x, 0.0), axis=axis, keepdims=True), -np.inf)
     else:
-        m = np.max(d, axis=axis, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)
+        m = ops.finite_max(x, axis=axis)
         s = ops.add(ops.log(ops.sum(ops.exp(ops.sub(x, m)), axis=axis, keepdims=True)), m)
     return s if keepdims else ops.reshape(s, shape=np.max(d, axis=axis, initial=-np.inf).shape)
 
 
 def _shift(x, axis):
     """The constant max along ``axis`` (0 where it is not finite), so that no exp overflows."""
-    m = np.max(_data(x), axis=axis, keepdims=True, initial=-np.inf)
-    return np.where(np.isfinite(m), m, 0).astype(_data(x).dtype)
+    return ops.finite_max(x, axis=axis)
 
 
 @_torch_names
@@ -298,7 +296,7 @@ relu, sigmoid, tanh, exp, log, sqrt, abs, maximum, minimum = (  # noqa: A001
 
 def leaky_relu(x, negative_slope=0.01):
     """``x`` for x > 0, ``negative_slope * x`` otherwise."""
-    return ops.where(_data(x) > 0, x, x * negative_slope)
+    return ops.where(ops.greater(x, 0.0), x, ops.mul(x, negative_slope))
 
 
 def gelu(x, approximate="none"):
@@ -350,14 +348,7 @@ def one_hot(labels, num_classes: int = -1, dtype=np.int64):
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         bad = y[(y < 0) | (y >= num_classes)].reshape(-1)[0]
         raise ValueError(f"one_hot: label {bad} is out of range for {num_classes} classes")
-    out = _one_hot_rows(y, num_classes, dtype)
-    return Tensor(out) if isinstance(labels, Tensor) else out
-
-
-def _one_hot_rows(y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
-    """The one-hot rows of labels already known to lie in ``0..num_classes-1`` (no checks: for
-    gradient rules whose forward validated the labels)."""
-    return (y[..., None] == np.arange(num_classes)).astype(dtype)
+    return ops.one_hot_rows(labels, num_classes, dtype)
 
 
 from .losses import *  # noqa: E402,F401,F403 - torch.nn.functional has the losses too

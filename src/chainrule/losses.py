@@ -99,24 +99,25 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
         if len(shape) != 2:  # (N, C, d...) -> (N, d...); a single (C,) row -> ()
             loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
         return _reduce(loss, reduction)
-    t = t.reshape(-1).astype(np.int64)
-    valid = t != ignore_index
+    # the targets' side in primitives on arrays (not differentiated): a compiled step computes it anew per batch
+    t = ops.astype(ops.reshape(t, shape=(-1,)), dtype=np.dtype(np.int64))
+    valid = ops.not_equal(t, ignore_index)
     if (t[valid] < 0).any() or (t[valid] >= C).any():
         bad = t[valid & ((t < 0) | (t >= C))][0]
         raise ValueError(f"cross_entropy: target class {bad} is out of range for {C} classes "
                          f"(valid: 0..{C - 1})")
-    tv = np.where(valid, t, 0)
-    wy = (np.ones(t.shape, dtype) if w is None else w[tv]) * valid
-    if label_smoothing or w is not None or not valid.all():
+    tv = ops.where(valid, t, 0)
+    wy = ops.astype(valid, dtype=dtype) if w is None else ops.mul(ops.getitem(w, idx=tv), valid)
+    if label_smoothing or w is not None:
         # class indices -> (weighted, smoothed) probability rows; l_i = -sum_j t_ij w_j log p_ij
-        probs = one_hot(tv, C, dtype=dtype) * (1 - label_smoothing) + label_smoothing / C
-        probs = probs * (1 if w is None else w) * valid[:, None]
+        probs = ops.add(ops.mul(one_hot(tv, C, dtype=dtype), dtype.type(1 - label_smoothing)), dtype.type(label_smoothing / C))
+        probs = ops.mul(ops.mul(probs, 1 if w is None else w), ops.reshape(valid, shape=(-1, 1)))
         loss = ops.softmax_cross_entropy(z, probs)
-    else:
-        loss = ops.softmax_cross_entropy(z, tv)
+    else:  # an ignored row's loss is multiplied by 0
+        loss = ops.mul(ops.softmax_cross_entropy(z, tv), wy)
     if len(shape) != 2:
         loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
-    return _reduce(loss, reduction, denom=dtype.type(wy.sum()))
+    return _reduce(loss, reduction, denom=ops.sum(wy) if reduction == "mean" else None)
 
 
 def nll_loss(input, target, weight=None, reduction: str = "mean", ignore_index: int = -100):  # noqa: A002
@@ -133,13 +134,16 @@ def nll_loss(input, target, weight=None, reduction: str = "mean", ignore_index: 
     if (t[valid] < 0).any() or (t[valid] >= C).any():
         raise ValueError(f"nll_loss: target class {t[valid & ((t < 0) | (t >= C))][0]} is out of "
                          f"range for {C} classes")
-    tv = np.where(valid, t, 0)
     dtype = _data(z).dtype
-    wy = (np.ones(t.shape, dtype) if weight is None else _data(weight).astype(dtype)[tv]) * valid
+    # the targets' side in primitives on arrays (not differentiated): a compiled step computes it anew per batch
+    valid = ops.not_equal(t, ignore_index)
+    tv = ops.where(valid, t, 0)
+    wy = ops.astype(valid, dtype=dtype) if weight is None else \
+        ops.mul(ops.getitem(_data(weight).astype(dtype), idx=tv), valid)
     loss = -ops.getitem(z, idx=(np.arange(t.shape[0]), tv)) * wy
     if len(shape) != 2:
         loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
-    return _reduce(loss, reduction, denom=dtype.type(wy.sum()))
+    return _reduce(loss, reduction, denom=ops.sum(wy) if reduction == "mean" else None)
 
 
 def _same_shape(name, a, b):

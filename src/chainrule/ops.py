@@ -579,17 +579,8 @@ def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
     return mul(d, g if reduction == "sum" else div(g, logits.shape[0])), None
 
 
-@primitive("dropout_mask", reads="nothing")
-def dropout_mask(x, p, scale=True, rng=None):
-    """Dropout's random mask for ``x``: 1 (or ``1/(1-p)`` when ``scale``) where ``u >= p`` for
-    ``u ~ U[0, 1)`` drawn from chainrule's seeded generator (or ``rng``); ``x`` gives only shape and dtype.
-    A primitive with no gradient, so that a compiled step draws it again on every replay."""
-    from .creation import get_rng  # not at the top: creation imports the engine, which imports this module
-
-    keep = (rng or get_rng()).random(np.shape(x)) >= p
-    dtype = x.dtype
-    return keep.astype(dtype) / dtype.type(1.0 - p) if scale and p < 1 else keep.astype(dtype)
-
-
 def _array(x):
     return x._data if isinstance(x, Tensor) else x
+
+
+from .ops_const import dropout_mask, finite_max, one_hot_rows, random_draw  # noqa: E402,F401

@@ -61,7 +61,7 @@ class Primitive:
                  saves: bool = False, doc: str | None = None, register: bool = True):
         self.name, self.forward, self.flops, self.macs, self.saves = name, forward, flops, macs, saves
         self.inputs = (inputs,) if isinstance(inputs, str) else tuple(inputs)
-        self.variadic = self.inputs[0].startswith("*")
+        self.variadic = bool(self.inputs) and self.inputs[0].startswith("*")  # inputs=(): random_draw
         params = list(inspect.signature(forward).parameters.values())
         k = 1 if self.variadic else len(self.inputs)
         self.attrs = {p.name: p.default for p in params[k:]}

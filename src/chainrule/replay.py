@@ -39,8 +39,15 @@ class AttrRef:
     __hash__ = None  # type: ignore[assignment]
 
 
+def attr_refs(v) -> list[AttrRef]:
+    """The :class:`AttrRef` an attribute is or holds (a tuple index ``(rows, y)``)."""
+    if isinstance(v, AttrRef):
+        return [v]
+    return [a for x in v for a in attr_refs(x)] if isinstance(v, tuple) else []
+
+
 #: primitives whose result is not a function of their inputs alone (never folded into a constant)
-IMPURE = {"dropout_mask"}
+IMPURE = {"dropout_mask", "random_draw"}
 
 
 def fold(lines: list[tuple]) -> list[tuple]:
@@ -51,7 +58,7 @@ def fold(lines: list[tuple]) -> list[tuple]:
     for line in lines:
         if line[0] == "op" and line[1].name not in IMPURE and len(line[4]) == 1:
             refs = [("c", known[r[1]]) if r[0] == "v" and r[1] in known else r for r in line[2]]
-            if all(r[0] == "c" for r in refs) and not any(isinstance(v, AttrRef) for v in line[3].values()):
+            if all(r[0] == "c" for r in refs) and not any(attr_refs(v) for v in line[3].values()):
                 op, attrs, post = line[1], line[3], line[5]
                 value = op.forward(*[r[1] for r in refs], **attrs)
                 if post is not None:
@@ -73,8 +80,11 @@ def _substitute(line, known):
             return ("c", known[r[1]])
         return ("w", sub(r[1])) if r[0] == "w" else r
     if line[0] == "op":
-        attrs = {k: known[v.ref[1]] if isinstance(v, AttrRef) and v.ref[0] == "v" and v.ref[1] in known else v
-                 for k, v in line[3].items()}
+        def sub_attr(v):
+            if isinstance(v, tuple):
+                return tuple(sub_attr(x) for x in v)
+            return known[v.ref[1]] if isinstance(v, AttrRef) and v.ref[0] == "v" and v.ref[1] in known else v
+        attrs = {k: sub_attr(v) for k, v in line[3].items()}
         return ("op", line[1], [sub(r) for r in line[2]], attrs, *line[4:])
     if line[0] in ("view", "elem"):
         return (line[0], line[1], sub(line[2]), *line[3:])
@@ -113,6 +123,14 @@ class _Program:
             return f"_wrap({self.expr(x)})"
         return self.tensor(x) if isinstance(x, Tensor) else self.const(x)
 
+    def attr(self, v) -> str:
+        """An attribute: a constant, or (an :class:`AttrRef`, or a tuple holding some) read from the program."""
+        if isinstance(v, AttrRef):
+            return self.expr(v.ref)
+        if attr_refs(v):
+            return "(" + "".join(f"{self.attr(x)}, " for x in v) + ")"
+        return self.const(v)
+
     def tensor(self, t) -> str:
         """The global name of a tensor the program reads live (a parameter): its module's name for it."""
         return self.const(t, self.labels.get(id(t)) or t.name or "p")
@@ -126,9 +144,9 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
         if kind == "op":
             _, op, refs, attrs, outs, post = line
             args = [prog.expr(r) for r in refs] + [
-                f"{k}={prog.expr(v.ref) if isinstance(v, AttrRef) else prog.const(v)}" for k, v in attrs.items()]
+                f"{k}={prog.attr(v)}" for k, v in attrs.items()]
             call = f"{prog.const(op.forward, op.name)}({', '.join(args)})"
-            reads = refs + [v.ref for v in attrs.values() if isinstance(v, AttrRef)]  # what the line reads
+            reads = refs + [a.ref for v in attrs.values() for a in attr_refs(v)]  # what the line reads
             names = [f"v{r[1]}" for r in outs]
             src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
             if post is not None and post[0]:

@@ -451,11 +451,11 @@ class Tensor:
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> Tensor:
         """Fill with samples of N(mean, std^2) from chainrule's seeded generator."""
-        return self.copy_(_creation.get_rng().normal(mean, std, self.shape))
+        return self.copy_(_creation._draw("normal", (mean, std, self.shape), None))
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> Tensor:
         """Fill with samples of U(a, b) from chainrule's seeded generator."""
-        return self.copy_(_creation.get_rng().uniform(a, b, self.shape))
+        return self.copy_(_creation._draw("uniform", (a, b, self.shape), None))
 
     def __getitem__(self, idx) -> Tensor:
         return _ops.getitem(self, idx=_index(idx))
