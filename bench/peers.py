@@ -67,14 +67,16 @@ class _Pool:
 class NumpyStep(_Pool):
     """Forward, backward and update written out in NumPy, in place where NumPy allows: softmax cross
     entropy's gradient ``(softmax(z) - onehot(y)) / n``, or the hinge's ``-y [1 - y s > 0] / n`` with its
-    L2 term's ``2 alpha p`` folded into the update; ``dW = G^T h``, ``dh = (G W) * [h > 0]``; SGD, or Adam
-    as torch's: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
+    L2 term's ``2 alpha p`` folded into the update (and, with SGD, the learning rate into that seed: the
+    backward is linear in it, so it yields ``lr dL/dp`` directly); ``dW = G^T h``, ``dh = (G W) * [h > 0]``;
+    SGD, or Adam as torch's: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
 
     def __init__(self, sizes, arrays, xs, ys, optimizer, lr, loss="cross_entropy"):
         super().__init__(xs, ys)
         self.arrays, self.optimizer, self.lr = arrays, optimizer, lr
         self.head = {"cross_entropy": self._cross_entropy, "hinge_l2": self._hinge_l2}[loss]
         self.decay = 2 * HINGE_ALPHA if loss == "hinge_l2" else 0.0  # d(alpha p^2)/dp = 2 alpha p
+        self.seed = lr if loss == "hinge_l2" and optimizer == "SGD" else 1.0  # the backward's seed scale
         self.reset()
 
     def reset(self):
@@ -127,9 +129,9 @@ class NumpyStep(_Pool):
         m = y * s
         np.subtract(1, m, out=m)
         g = (m > 0) * y
-        g *= -1 / len(s)
+        g *= -self.seed / len(s)
         np.maximum(m, 0, out=m)
-        loss = float(m.mean()) + HINGE_ALPHA * sum(float(np.vdot(p, p)) for p in self.p)
+        loss = float(m.sum()) / len(s) + HINGE_ALPHA * sum(float(np.vdot(p, p)) for p in self.p)
         return g, loss
 
     def _update(self, grads):
@@ -137,7 +139,10 @@ class NumpyStep(_Pool):
             for p, g in zip(self.p, grads):
                 if self.decay:  # p - lr (g + 2 alpha p)
                     p *= 1 - self.lr * self.decay
-                p -= self.lr * g
+                if self.seed != 1.0:  # g is lr dL/dp already
+                    p -= g
+                else:
+                    p -= self.lr * g
             return
         self.t += 1
         step, root = self.lr / (1 - B1 ** self.t), np.sqrt(1 - B2 ** self.t)

@@ -438,10 +438,9 @@ def moons_step() -> Workload:
     SGD with a fixed learning rate (the demo decays it from 1.0 to 0.1 over its 100 steps)."""
     sizes, arrays = MOONS_SIZES, init_micrograd(MOONS_SIZES)
     x, y = moons_data()
-    weights = sum(a.size for a in arrays[::2])
     # block 5 x 20 blocks: every turn of a contender is a fresh run of 100 steps, as long as the demo's
     w = Workload("moons", "micrograd's moons demo: MLP 2-16-16-1, full batch of 100, SVM hinge + L2 1e-4, "
-                 f"SGD lr {SGD_LR:g}", "ms", 5, flops=6 * len(x) * weights, reset=True,
+                 f"SGD lr {SGD_LR:g}", "ms", 5, reset=True,
                  spec=(sizes, arrays, x, y, "SGD", SGD_LR, "hinge_l2"))
     w.data_source = ("sklearn.datasets.make_moons(n_samples=100, noise=0.1, random_state=1337), y -> 2y - 1; "
                      "micrograd's init (weights U(-1, 1), biases 0)")
