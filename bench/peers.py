@@ -2,7 +2,9 @@
 ``jax.jit`` of the whole training step with optax, ``torch.compile`` of the model and of the whole step,
 and chainrule's own compiled replay (``chainrule.compile``, a column that fills in once it has landed).
 
-Each peer is an object with ``step()`` (one training step on the next batch of its pool, returns the
+Each peer is built from a workload's ``(sizes, arrays, xs, ys, optimizer, lr, loss)`` (``Workload.spec``;
+``loss`` one of ``workloads.LOSSES``, cross-entropy by default) and expresses that loss in its own library.
+It is an object with ``step()`` (one training step on the next batch of its pool, returns the
 loss), ``reset()`` (initial weights, fresh optimizer state, first batch again; a compiled function is
 kept where the library allows it, so a reset costs no recompilation) and ``params()`` (NumPy arrays in
 chainrule's (out, in) layout). ``bench/run.py`` times the first call of each (trace/compile time),
@@ -42,6 +44,7 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+from workloads import HINGE_ALPHA
 
 B1, B2, EPS = 0.9, 0.999, 1e-8  # Adam's defaults in torch and optax alike
 #: Largest :func:`update_error` of a peer's float64 run against torch eager float64: float64 rounding
@@ -63,12 +66,17 @@ class _Pool:
 
 class NumpyStep(_Pool):
     """Forward, backward and update written out in NumPy, in place where NumPy allows: softmax cross
-    entropy's gradient ``(softmax(z) - onehot(y)) / n``, ``dW = G^T h``, ``dh = (G W) * [h > 0]``; Adam as
-    torch's: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
+    entropy's gradient ``(softmax(z) - onehot(y)) / n``, or the hinge's ``-y [1 - y s > 0] / n`` with its
+    L2 term's ``2 alpha p`` folded into the update (and, with SGD, the learning rate into that seed: the
+    backward is linear in it, so it yields ``lr dL/dp`` directly); ``dW = G^T h``, ``dh = (G W) * [h > 0]``;
+    SGD, or Adam as torch's: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
 
-    def __init__(self, sizes, arrays, xs, ys, optimizer, lr):
+    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, loss="cross_entropy"):
         super().__init__(xs, ys)
         self.arrays, self.optimizer, self.lr = arrays, optimizer, lr
+        self.head = {"cross_entropy": self._cross_entropy, "hinge_l2": self._hinge_l2}[loss]
+        self.decay = 2 * HINGE_ALPHA if loss == "hinge_l2" else 0.0  # d(alpha p^2)/dp = 2 alpha p
+        self.seed = lr if loss == "hinge_l2" and optimizer == "SGD" else 1.0  # the backward's seed scale
         self.reset()
 
     def reset(self):
@@ -82,7 +90,7 @@ class NumpyStep(_Pool):
 
     def step(self):
         x, y = self.next()
-        p, n, layers = self.p, len(x), len(self.p) // 2
+        p, layers = self.p, len(self.p) // 2
         hs = [x]
         for i in range(layers):
             z = hs[-1] @ p[2 * i].T
@@ -90,16 +98,8 @@ class NumpyStep(_Pool):
             if i < layers - 1:
                 np.maximum(z, 0, out=z)
             hs.append(z)
-        z = hs.pop()
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        s = z.sum(axis=1, keepdims=True)
-        rows = np.arange(n)
-        loss = float(np.mean(np.log(s[:, 0]) - np.log(z[rows, y])))
-        z /= s
-        z[rows, y] -= 1
-        z /= n
-        g, grads = z, [None] * len(p)
+        g, loss = self.head(hs.pop(), y)
+        grads = [None] * len(p)
         for i in reversed(range(layers)):
             h = hs[i]
             grads[2 * i], grads[2 * i + 1] = g.T @ h, g.sum(axis=0)
@@ -109,14 +109,46 @@ class NumpyStep(_Pool):
         self._update(grads)
         return loss
 
+    @staticmethod
+    def _cross_entropy(z, y):
+        """Mean softmax cross-entropy of logits ``z`` (overwritten) and its gradient in z."""
+        n = len(z)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        s = z.sum(axis=1, keepdims=True)
+        rows = np.arange(n)
+        loss = float(np.mean(np.log(s[:, 0]) - np.log(z[rows, y])))
+        z /= s
+        z[rows, y] -= 1
+        z /= n
+        return z, loss
+
+    def _hinge_l2(self, s, y):
+        """``mean relu(1 - y s) + alpha sum p^2`` and its gradient in the scores ``s`` (the L2 term's
+        gradient is the update's: :meth:`_update`)."""
+        m = y * s
+        np.subtract(1, m, out=m)
+        g = (m > 0) * y
+        g *= -self.seed / len(s)
+        np.maximum(m, 0, out=m)
+        loss = float(m.sum()) / len(s) + HINGE_ALPHA * sum(float(np.vdot(p, p)) for p in self.p)
+        return g, loss
+
     def _update(self, grads):
         if self.optimizer == "SGD":
             for p, g in zip(self.p, grads):
-                p -= self.lr * g
+                if self.decay:  # p - lr (g + 2 alpha p)
+                    p *= 1 - self.lr * self.decay
+                if self.seed != 1.0:  # g is lr dL/dp already
+                    p -= g
+                else:
+                    p -= self.lr * g
             return
         self.t += 1
         step, root = self.lr / (1 - B1 ** self.t), np.sqrt(1 - B2 ** self.t)
         for p, g, m, v in zip(self.p, grads, self.m, self.v):
+            if self.decay:
+                g += self.decay * p
             m *= B1
             m += (1 - B1) * g
             v *= B2
@@ -133,13 +165,19 @@ class NumpyStep(_Pool):
 class JaxStep(_Pool):
     """``jax.jit`` of loss, gradient and the optax update as one function (XLA compiles it at the first call)."""
 
-    def __init__(self, sizes, arrays, xs, ys, optimizer, lr):
+    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, loss="cross_entropy"):
         import jax
         import jax.numpy as jnp
         import optax
-        super().__init__([jnp.asarray(x) for x in xs], [jnp.asarray(y.astype(np.int32)) for y in ys])
+        super().__init__([jnp.asarray(x) for x in xs],
+                         [jnp.asarray(y.astype(np.int32) if y.dtype.kind in "iu" else y) for y in ys])
         self.arrays = arrays
         self.opt = optax.adam(lr, b1=B1, b2=B2, eps=EPS) if optimizer == "Adam" else optax.sgd(lr)
+        objective = {  # (scores, y, params) -> loss
+            "cross_entropy": lambda h, y, params: optax.softmax_cross_entropy_with_integer_labels(h, y).mean(),
+            "hinge_l2": lambda h, y, params: (jnp.mean(jax.nn.relu(1 - y * h))
+                                              + HINGE_ALPHA * sum(jnp.sum(p * p) for p in params)),
+        }[loss]
 
         def loss_fn(params, x, y):
             h = x
@@ -147,7 +185,7 @@ class JaxStep(_Pool):
                 h = h @ params[i].T + params[i + 1]
                 if i + 2 < len(params):
                     h = jax.nn.relu(h)
-            return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
+            return objective(h, y, params)
 
         def train(params, state, x, y):
             loss, g = jax.value_and_grad(loss_fn)(params, x, y)
@@ -175,18 +213,18 @@ class TorchStep(_Pool):
     (``torch.compile`` of forward, backward, ``opt.step()`` and ``zero_grad`` together: dynamo breaks the
     graph at ``backward()`` and compiles the pieces on either side, the optimizer step included)."""
 
-    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, mode="eager"):
+    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, loss="cross_entropy", mode="eager"):
         import torch
-        import torch.nn.functional as F
-        from workloads import torch_mlp
+        from workloads import loss_fn, torch_mlp
         super().__init__([torch.from_numpy(x) for x in xs], [torch.from_numpy(y) for y in ys])
         self.torch, self.arrays = torch, arrays
         self.model = torch_mlp(sizes, arrays).to(torch.from_numpy(arrays[0]).dtype)  # float64 for the exact check
-        self.opt = getattr(torch.optim, optimizer)(self.model.parameters(), lr=lr)
+        params, objective = list(self.model.parameters()), loss_fn("torch", loss)
+        self.opt = getattr(torch.optim, optimizer)(params, lr=lr)
         model = torch.compile(self.model) if mode == "model" else self.model
 
         def train(x, y):
-            loss = F.cross_entropy(model(x), y)
+            loss = objective(model(x), y, params)
             loss.backward()
             self.opt.step()
             self.opt.zero_grad()
@@ -222,12 +260,12 @@ class ChainruleStep(_Pool):
     ``reset`` rebuilds model, optimizer and compiled function (no in-place reset to rely on); the
     replay records again at its next call, which bench/run.py makes untimed."""
 
-    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, compiled=False):
+    def __init__(self, sizes, arrays, xs, ys, optimizer, lr, loss="cross_entropy", compiled=False):
         import chainrule as cr
         if compiled and not hasattr(cr, "compile"):
             raise Missing("chainrule.compile has not landed yet: this column fills in when it does")
-        super().__init__([cr.tensor(x, dtype=x.dtype) for x in xs], [cr.tensor(y) for y in ys])  # float64 kept
-        self.cr, self.spec, self.compiled = cr, (sizes, arrays, optimizer, lr), compiled
+        super().__init__([cr.tensor(x, dtype=x.dtype) for x in xs], [cr.tensor(y, dtype=y.dtype) for y in ys])
+        self.cr, self.spec, self.compiled = cr, (sizes, arrays, optimizer, lr, loss), compiled
         self.reset()
 
     def reset(self):
@@ -256,9 +294,11 @@ PEERS = {  # contender name -> (lib, how, constructor)
 
 
 def cast(args: tuple, dtype) -> tuple:
-    """A workload's peer arguments ``(sizes, arrays, xs, ys, optimizer, lr)`` with weights and inputs in ``dtype``."""
-    sizes, arrays, xs, ys, optimizer, lr = args
-    return sizes, [a.astype(dtype) for a in arrays], [x.astype(dtype) for x in xs], ys, optimizer, lr
+    """A workload's peer arguments ``(sizes, arrays, xs, ys, optimizer, lr[, loss])`` with weights, inputs and
+    real-valued targets (the hinge's -1/+1) in ``dtype``; class labels stay integers."""
+    sizes, arrays, xs, ys, *rest = args
+    ys = [y if y.dtype.kind in "iu" else y.astype(dtype) for y in ys]
+    return sizes, [a.astype(dtype) for a in arrays], [x.astype(dtype) for x in xs], ys, *rest
 
 
 @contextlib.contextmanager
@@ -345,8 +385,8 @@ def add_peers(w, skip=()) -> None:
     import time
 
     from workloads import Contender
-    sizes, arrays, xs, ys, optimizer, lr = w.spec
-    args = (sizes, arrays, *((xs, ys) if isinstance(xs, list) else ([xs], [ys])), optimizer, lr)
+    sizes, arrays, xs, ys, optimizer, lr, loss = w.spec
+    args = (sizes, arrays, *((xs, ys) if isinstance(xs, list) else ([xs], [ys])), optimizer, lr, loss)
     reference = Reference(args)
     for name, (lib, how, make) in PEERS.items():
         if name in skip:

@@ -23,6 +23,9 @@ MLP_SIZES = (784, 512, 512, 10)
 MLP_BATCHES = (16, 128, 1024)
 ADAM_LR = 1e-3
 SGD_LR = 0.1
+MOONS_SIZES = (2, 16, 16, 1)  # micrograd's demo: MLP(2, [16, 16, 1])
+HINGE_ALPHA = 1e-4            # the demo's L2 weight: alpha * sum(p * p for p in params)
+LOSSES = ("cross_entropy", "hinge_l2")  # a training-step workload's loss, by name (Workload.spec)
 
 
 @dataclass
@@ -56,7 +59,8 @@ class Workload:
     # hits 0, gradients underflow to subnormals and the timings measure subnormal arithmetic, not training.
     reset: bool = False
     data_source: str = ""
-    # (sizes, arrays, xs, ys, optimizer, lr) of a training-step workload: bench/peers.py builds its peers from it
+    # (sizes, arrays, xs, ys, optimizer, lr, loss) of a training-step workload, loss one of LOSSES:
+    # bench/peers.py builds its peers from it
     spec: tuple | None = None
     checks: list[str] = field(default_factory=list)  # the peers' parameter checks against torch eager
 
@@ -137,6 +141,28 @@ def _pool(x, y):
     return (x, y) if isinstance(x, list) else ([x], [y])
 
 
+# ----- the losses, for chainrule and torch -------------------------------------------------------
+def hinge_l2(scores, y, params):
+    """micrograd's demo loss: the SVM max-margin loss plus L2, ``mean_i relu(1 - y_i s_i) + alpha sum_p p^2``
+    (labels ``y`` of -1/+1, the shape of the scores). One function for chainrule and torch: their tensors
+    share the API it uses."""
+    return (1 - y * scores).relu().mean() + HINGE_ALPHA * sum((p * p).sum() for p in params)
+
+
+def loss_fn(lib: str, loss: str) -> Callable:
+    """The loss named ``loss`` (one of :data:`LOSSES`) for ``lib`` ("chainrule" or "torch"), as
+    ``f(scores, y, params) -> loss``: cross-entropy is each library's own ``F.cross_entropy``."""
+    if loss == "hinge_l2":
+        return hinge_l2
+    if loss != "cross_entropy":
+        raise ValueError(f"unknown loss {loss!r}: choose one of {LOSSES}")
+    if lib == "torch":
+        from torch.nn.functional import cross_entropy
+    else:
+        from chainrule.functional import cross_entropy
+    return lambda scores, y, params: cross_entropy(scores, y)
+
+
 # ----- chainrule side -----------------------------------------------------------------------------
 def cr_mlp(sizes, arrays):
     """A chainrule MLP loaded with ``arrays``: models.MLP if landed, else nn.Sequential, else raw tensors.
@@ -182,20 +208,19 @@ def cr_mlp(sizes, arrays):
     return forward, params, "raw tensors + ops.linear"
 
 
-def cr_step_body(sizes, arrays, optimizer: str | None, lr):
+def cr_step_body(sizes, arrays, optimizer: str | None, lr, loss: str = "cross_entropy"):
     """A chainrule model loaded with ``arrays`` (their dtype) and its training step on a batch:
-    ``(body(x, y) -> loss, params, how)``. ``body`` is zero_grad, forward, cross-entropy, backward and
-    ``opt.step()``; with ``optimizer`` None, forward+backward only. It is what ``cr.compile`` records
-    for the "chainrule compiled" row (bench/peers.py), so both rows run the very same step."""
-    from chainrule.functional import cross_entropy
-
+    ``(body(x, y) -> loss, params, how)``. ``body`` is zero_grad, forward, the loss (:func:`loss_fn`),
+    backward and ``opt.step()``; with ``optimizer`` None, forward+backward only. It is what ``cr.compile``
+    records for the "chainrule compiled" row (bench/peers.py), so both rows run the very same step."""
+    objective = loss_fn("chainrule", loss)
     Opt = _cr_attr("optim", optimizer) if optimizer is not None else None
     forward, params, how = cr_mlp(sizes, arrays)
     if Opt is None:
         def body(x, y):
             for p in params:
                 p.grad = None
-            loss = cross_entropy(forward(x), y)
+            loss = objective(forward(x), y, params)
             loss.backward()
             return loss
         return body, params, f"{how}, no optimizer"
@@ -203,19 +228,19 @@ def cr_step_body(sizes, arrays, optimizer: str | None, lr):
 
     def body(x, y):
         opt.zero_grad()
-        loss = cross_entropy(forward(x), y)
+        loss = objective(forward(x), y, params)
         loss.backward()
         opt.step()
         return loss
     return body, params, f"{how} + optim.{optimizer}"
 
 
-def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr):
+def cr_train_step(sizes, arrays, x, y, optimizer: str | None, lr, loss: str = "cross_entropy"):
     """One chainrule training step closure on the next batch of the pool; ``optimizer`` None means
     forward+backward only. Returns (step, how)."""
     import chainrule as cr
 
-    body, _, how = cr_step_body(sizes, arrays, optimizer, lr)
+    body, _, how = cr_step_body(sizes, arrays, optimizer, lr, loss)
     xs, ys = _pool(x, y)
     nxt = _cycle([(cr.tensor(a), cr.tensor(b)) for a, b in zip(xs, ys)])
     return (lambda: body(*nxt())), how
@@ -236,27 +261,28 @@ def torch_mlp(sizes, arrays):
     return model
 
 
-def torch_train_step(sizes, arrays, x, y, optimizer: str | None, lr, fused=False):
+def torch_train_step(sizes, arrays, x, y, optimizer: str | None, lr, fused=False, loss="cross_entropy"):
     import torch
-    import torch.nn.functional as F
+    objective = loss_fn("torch", loss)
     model = torch_mlp(sizes, arrays)
+    params = list(model.parameters())
     xs, ys = _pool(x, y)
     nxt = _cycle([(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xs, ys)])
     if optimizer is None:
         def step():
             model.zero_grad(set_to_none=True)
             xt, yt = nxt()
-            loss = F.cross_entropy(model(xt), yt)
+            loss = objective(model(xt), yt, params)
             loss.backward()
             return loss
         return step
     kw = {"fused": True} if fused else {}
-    opt = getattr(torch.optim, optimizer)(model.parameters(), lr=lr, **kw)
+    opt = getattr(torch.optim, optimizer)(params, lr=lr, **kw)
 
     def step():
         opt.zero_grad()
         xt, yt = nxt()
-        loss = F.cross_entropy(model(xt), yt)
+        loss = objective(model(xt), yt, params)
         loss.backward()
         opt.step()
         return loss
@@ -327,7 +353,7 @@ def mlp_step(batch_size: int, with_mygrad: bool = True) -> Workload:
     weights = sum(a.size for a in arrays[::2])
     w = Workload(f"mlp{batch_size}", f"MLP 784-512-512-10 train step, Adam, batch {batch_size}",
                  "ms", 1, flops=6 * batch_size * weights, reset=True,
-                 spec=(sizes, arrays, x, y, "Adam", ADAM_LR))
+                 spec=(sizes, arrays, x, y, "Adam", ADAM_LR, "cross_entropy"))
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "Adam", ADAM_LR), "chainrule", "chainrule"))
     if _mkl_in_use():  # what an install without the mkl extra runs, in the same round-robin
@@ -376,7 +402,7 @@ def logreg_step() -> Workload:
     sizes, arrays = (64, 10), init_mlp((64, 10))
     x, y = batches(32, 64)
     w = Workload("logreg", "Logistic regression 64->10, batch 32, SGD", "us", 20, reset=True,
-                 spec=(sizes, arrays, x, y, "SGD", SGD_LR))
+                 spec=(sizes, arrays, x, y, "SGD", SGD_LR, "cross_entropy"))
 
     w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "chainrule", "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR), "torch", "torch"))
@@ -386,6 +412,42 @@ def logreg_step() -> Workload:
                              "chainrule"))
     w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, None, SGD_LR), "torch fwd+bwd", "torch",
                              "no optimizer"))
+    return w
+
+
+# ----- 2b. micrograd's demo: moons ----------------------------------------------------------------
+def moons_data(n=100, seed=1337):
+    """micrograd's demo data: ``make_moons(n_samples=100, noise=0.1)`` after its ``np.random.seed(1337)``
+    (``random_state=1337`` draws the same numbers), labels mapped to -1/+1 as a column (the scores' shape)."""
+    from sklearn.datasets import make_moons
+    X, y = make_moons(n_samples=n, noise=0.1, random_state=seed)
+    return X.astype(np.float32), (2 * y - 1).astype(np.float32)[:, None]
+
+
+def init_micrograd(sizes, seed=0):
+    """micrograd's ``Neuron`` init: weights U(-1, 1), biases 0, as float32 (out, in) arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        arrays += [rng.uniform(-1, 1, (n_out, n_in)).astype(np.float32), np.zeros(n_out, np.float32)]
+    return arrays
+
+
+def moons_step() -> Workload:
+    """One step of micrograd's demo on the full batch: zero grads, forward, :func:`hinge_l2`, backward,
+    SGD with a fixed learning rate (the demo decays it from 1.0 to 0.1 over its 100 steps)."""
+    sizes, arrays = MOONS_SIZES, init_micrograd(MOONS_SIZES)
+    x, y = moons_data()
+    # block 5 x 20 blocks: every turn of a contender is a fresh run of 100 steps, as long as the demo's
+    w = Workload("moons", "micrograd's moons demo: MLP 2-16-16-1, full batch of 100, SVM hinge + L2 1e-4, "
+                 f"SGD lr {SGD_LR:g}", "ms", 5, reset=True,
+                 spec=(sizes, arrays, x, y, "SGD", SGD_LR, "hinge_l2"))
+    w.data_source = ("sklearn.datasets.make_moons(n_samples=100, noise=0.1, random_state=1337), y -> 2y - 1; "
+                     "micrograd's init (weights U(-1, 1), biases 0)")
+    w.contenders.append(_try(lambda: cr_train_step(sizes, arrays, x, y, "SGD", SGD_LR, "hinge_l2"), "chainrule",
+                             "chainrule"))
+    w.contenders.append(_try(lambda: torch_train_step(sizes, arrays, x, y, "SGD", SGD_LR, loss="hinge_l2"), "torch",
+                             "torch", "nn.Sequential + optim.SGD"))
     return w
 
 
@@ -692,5 +754,5 @@ def full_job(name: str, quick: bool = False) -> Workload:
 
 
 def all_workloads(quick: bool = False) -> list[Workload]:
-    return [*(mlp_step(b) for b in MLP_BATCHES), logreg_step(), add_op(),
+    return [*(mlp_step(b) for b in MLP_BATCHES), logreg_step(), moons_step(), add_op(),
             full_job("digits", quick), full_job("mnist1d", quick)]

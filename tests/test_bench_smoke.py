@@ -33,8 +33,8 @@ def _chainrule_side(w):
     return live
 
 
-@pytest.mark.parametrize("build", [lambda: W.mlp_step(16, with_mygrad=False), W.logreg_step],
-                         ids=["mlp16", "logreg"])
+@pytest.mark.parametrize("build", [lambda: W.mlp_step(16, with_mygrad=False), W.logreg_step, W.moons_step],
+                         ids=["mlp16", "logreg", "moons"])
 def test_training_step_runs(build):
     for c in _chainrule_side(build()):
         losses = [_value(c.step()) for _ in range(3)]  # the workload cycles through a pool of batches
@@ -54,6 +54,18 @@ def test_training_step_learns_on_a_fixed_batch(sizes, optimizer, lr):
         assert second == pytest.approx(first, rel=1e-6), f"{how}: no optimizer, the loss must not move"
     else:
         assert second < first, f"{how}: loss did not decrease on a fixed batch: {first} -> {second}"
+
+
+def test_moons_step_learns_and_matches_torch():
+    # micrograd's demo: chainrule's hinge + L2 step lowers the loss on the full batch, as torch's does
+    sizes, arrays, (x, y) = W.MOONS_SIZES, W.init_micrograd(W.MOONS_SIZES), W.moons_data()
+    assert x.shape == (100, 2) and y.shape == (100, 1) and set(np.unique(y)) == {-1.0, 1.0}
+    step, how = W.cr_train_step(sizes, arrays, x, y, "SGD", W.SGD_LR, "hinge_l2")
+    ours = [_value(step()) for _ in range(5)]
+    torch_step = W.torch_train_step(sizes, arrays, x, y, "SGD", W.SGD_LR, loss="hinge_l2")
+    theirs = [_value(torch_step()) for _ in range(5)]
+    assert ours[-1] < ours[0], f"{how}: hinge loss did not decrease: {ours}"
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4)
 
 
 def test_mlp_step_large_batch_runs():
@@ -102,6 +114,13 @@ def test_peer_runs_the_same_step_as_torch_eager(peer):
     ok, line = P.Reference((W.MLP_SIZES, W.init_mlp(W.MLP_SIZES), *W.batches(16, 784, samples=64), "Adam",
                             W.ADAM_LR)).check(peer, lib, make)
     assert ok, line
+    ok, line = P.Reference(_moons_args()).check(peer, lib, make)  # the hinge + L2 loss
+    assert ok, line
+
+
+def _moons_args():
+    x, y = W.moons_data()
+    return W.MOONS_SIZES, W.init_micrograd(W.MOONS_SIZES), [x], [y], "SGD", W.SGD_LR, "hinge_l2"
 
 
 def test_the_peer_check_catches_a_different_step():
@@ -110,6 +129,19 @@ def test_the_peer_check_catches_a_different_step():
     # twice the learning rate: the same code, a different step
     ok, line = P.Reference(args).check("lr x2", "numpy", lambda *a: P.NumpyStep(*a[:-1], 2 * W.ADAM_LR))
     assert not ok and "MISMATCH" in line, line
+
+
+def test_the_peer_check_catches_a_missing_l2_term():
+    import peers as P
+
+    def without_l2(*args):  # the hinge's data term only: its alpha = 1e-4 is a small part of the step
+        peer = P.NumpyStep(*args)
+        peer.decay = 0.0
+        return peer
+    ok, line = P.Reference(_moons_args()).check("no L2", "numpy", without_l2)
+    assert not ok and "MISMATCH" in line, line
+    ok, line = P.Reference(_moons_args()).check("hand NumPy", "numpy", P.NumpyStep)
+    assert ok, line
 
 
 def _no_compiled_peers():
