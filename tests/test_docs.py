@@ -234,6 +234,22 @@ def test_markdown_blocks_run_and_show_their_output(path, _in_tmp):
     run_file(path, _in_tmp)
 
 
+FORMULA_SPAN = re.compile(r"`(?:\w+(?: \w+)*(?: [-+=] [\w ]+)+|[^`\n]*\^[^`\n]*|d\w+/d\w+[^`\n]*)`")
+
+
+def formula_spans(text: str) -> list[str]:
+    """Code spans of the prose (fences and comments left out) that read as formulas: ``a + b``, ``x^2``, ``dL/dx``."""
+    prose = re.sub(r"<!--.*?-->", "", re.sub(r"```.*?```", "", text, flags=re.S), flags=re.S)
+    return FORMULA_SPAN.findall(prose)
+
+
+def test_the_guides_formulas_are_math_not_code_spans():
+    assert formula_spans("`C x + c`, `x^2`, `dL/dz2 = 0.5`, `cr.fit(x, y)`, `lr=0.1`, $C x + c$") == [
+        "`C x + c`", "`x^2`", "`dL/dz2 = 0.5`"]
+    found = formula_spans((ROOT / "docs" / "guide.md").read_text())
+    assert not found, f"docs/guide.md: write these formulas as $...$ math, not code spans: {found}"
+
+
 # --- the runner itself: it must catch drift, or it proves nothing ---------------------------------------
 
 def test_matches_normalises_whitespace_and_numbers_but_not_values():
