@@ -176,12 +176,16 @@ def layer_norm(g: Graph, m, name: str, inp: str, x) -> str:
 
 
 # ----- embedding ----------------------------------------------------------------------------------
-@register("Embedding")
-def embedding(g: Graph, m, name: str, inp: str, x) -> str:
-    """Rows of the weight: ``Gather(weight, indices, axis=0)``."""
+def _no_max_norm(m) -> None:
     if getattr(m, "max_norm", None) is not None:
         raise ExportError(f"max_norm={m.max_norm} renormalises the looked-up rows of the weight in place at every "
                           "call; export with max_norm=None (renormalise the weight once first)")
+
+
+@register("Embedding")
+def embedding(g: Graph, m, name: str, inp: str, x) -> str:
+    """Rows of the weight: ``Gather(weight, indices, axis=0)``."""
+    _no_max_norm(m)
     return g.node("Gather", [g.const(_at(name, "weight"), _np(m.weight)), inp], name or "Embedding", axis=0)
 
 
@@ -195,9 +199,7 @@ def embedding_bag(g: Graph, m, name: str, inp: str, x) -> str:
     if getattr(m, "padding_idx", None) is not None:
         raise ExportError(f"padding_idx={m.padding_idx} leaves those entries out of each bag's {m.mode}; export "
                           "with padding_idx=None")
-    if getattr(m, "max_norm", None) is not None:
-        raise ExportError(f"max_norm={m.max_norm} renormalises the looked-up rows of the weight in place at every "
-                          "call; export with max_norm=None (renormalise the weight once first)")
+    _no_max_norm(m)
     node = name or "EmbeddingBag"
     rows = g.node("Gather", [g.const(_at(name, "weight"), _np(m.weight)), inp], node, axis=0)
     if m.mode == "sum":  # ReduceSum takes its axes as an input from opset 13 on
