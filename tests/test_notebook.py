@@ -85,6 +85,15 @@ def test_notebook_shows_the_summary_as_a_table_and_the_history_as_a_plot(execute
     assert base64.b64decode(png).startswith(b"\x89PNG")
 
 
+def test_notebook_fit_draws_tqdms_notebook_bar(executed):
+    cell = executed["bar"]
+    widgets = [o for o in cell.outputs if o.output_type == "display_data" and
+               "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 2                                               # one bar per epoch, as ipywidgets
+    assert "epoch 2/2" in widgets[-1]["data"]["text/plain"]
+    assert re.search(r"two more epochs: loss \d\.\d{4}", _stdout(cell))
+
+
 def test_notebook_race_cost_and_analysis(executed):
     steps = eval(_stdout(executed["race"]).strip().splitlines()[-1], {})  # noqa: S307 - a dict our cell printed
     assert steps["momentum"] < steps["sgd"] and steps["nesterov"] < steps["sgd"]
