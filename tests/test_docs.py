@@ -7,7 +7,8 @@ Conventions (also in docs/architecture.md, "A page of docs"):
 * ``bash`` blocks run when every command in them is ``chainrule ...`` (through ``python -m chainrule.cli``,
   same temporary directory); anything else (pip, pytest, mpiexec, long jobs) must be marked no-run.
 * A block preceded by ``<!-- no-run: why -->`` (on the line above it, other comments may sit between) is
-  not run, or for a ``text`` block not compared; the reason is mandatory.
+  not run, or for a ``text`` block not compared; the reason is mandatory. A block whose reason says it is
+  "an excerpt of examples/NN_*.py" must consist of that example's lines, in order (``...`` skips lines).
 * Output: a ``text`` block right after a ``python`` or ``bash`` block (nothing but blank lines between)
   is that block's expected stdout. A ``text`` block after ``<!-- output:NN -->`` in the guide is what
   ``examples/NN_*.py`` prints in full mode (pasted by ``python docs/make_figures.py``): the test runs the
@@ -232,6 +233,60 @@ def _in_tmp(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_markdown_blocks_run_and_show_their_output(path, _in_tmp):
     run_file(path, _in_tmp)
+
+
+def _code_lines(code: str) -> list[str]:
+    """Lines of Python with comments and all whitespace removed (blank lines dropped)."""
+    return [n for n in (re.sub(r"\s+", "", re.sub(r"(^|\s)#.*$", "", line)) for line in code.splitlines()) if n]
+
+
+def excerpt_gaps(excerpt: str, source: str) -> list[str]:
+    """The lines of ``excerpt`` that are not lines of ``source`` in the same order (comments and
+    whitespace aside; a line ``...`` stands for any number of skipped lines)."""
+    src, pos, missing = _code_lines(source), 0, []
+    for line, norm in ((raw, _code_lines(raw)) for raw in excerpt.splitlines()):
+        if not norm or norm == ["..."]:
+            continue
+        if norm[0] in src[pos:]:
+            pos = src.index(norm[0], pos) + 1
+        else:
+            missing.append(line.strip())
+    return missing
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_run_excerpts_are_the_examples_lines(path):
+    """A block skipped as "an excerpt of examples/NN_*.py" shows that example's own lines, in order, so it
+    cannot drift from the code that runs (tests/test_examples.py runs the examples)."""
+    for b in parse(path.read_text()):
+        why = b.marker("no-run") or ""
+        if m := re.search(r"excerpt of (examples/\d\d)_\*\.py", why):
+            example = next(ROOT.glob(f"{m.group(1)}_*.py"))
+            gaps = excerpt_gaps(b.code, example.read_text())
+            assert not gaps, f"{path.name}:{b.line}: not lines of {example.name} (in this order): {gaps}"
+
+
+def test_excerpt_gaps_finds_drift():
+    src = "def f(x):\n    y = x + 1   # one\n    return y\n"
+    assert excerpt_gaps("def f(x):\n    ...\n    return y", src) == []
+    assert excerpt_gaps("y = x + 1\ndef f(x):", src) == ["def f(x):"]                  # out of order
+    assert excerpt_gaps("def f(x):\n    y = x + 2", src) == ["y = x + 2"]            # drifted
+
+
+FORMULA_SPAN = re.compile(r"`(?:\w+(?: \w+)*(?: [-+=] [\w ]+)+|[^`\n]*\^[^`\n]*|d\w+/d\w+[^`\n]*)`")
+
+
+def formula_spans(text: str) -> list[str]:
+    """Code spans of the prose (fences and comments left out) that read as formulas: ``a + b``, ``x^2``, ``dL/dx``."""
+    prose = re.sub(r"<!--.*?-->", "", re.sub(r"```.*?```", "", text, flags=re.S), flags=re.S)
+    return FORMULA_SPAN.findall(prose)
+
+
+def test_the_guides_formulas_are_math_not_code_spans():
+    assert formula_spans("`C x + c`, `x^2`, `dL/dz2 = 0.5`, `cr.fit(x, y)`, `lr=0.1`, $C x + c$") == [
+        "`C x + c`", "`x^2`", "`dL/dz2 = 0.5`"]
+    found = formula_spans((ROOT / "docs" / "guide.md").read_text())
+    assert not found, f"docs/guide.md: write these formulas as $...$ math, not code spans: {found}"
 
 
 # --- the runner itself: it must catch drift, or it proves nothing ---------------------------------------

@@ -2,6 +2,7 @@
 the History as a pandas DataFrame."""
 
 import csv
+import json
 import os
 
 import numpy as np
@@ -166,10 +167,17 @@ def test_fit_verbose_levels_and_history_to_pandas(capsys):
         cr.fit(m, cr.nn.functional.cross_entropy, cr.optim.SGD(m.parameters(), lr=0.1), (X, y), epochs=1, verbose=3)
 
 
-def test_cli_log_writes_csv_and_tensorboard(tmp_path):
+def test_cli_log_writes_csv_and_tensorboard(tmp_path, capsys):
     from chainrule.cli import main
     out = tmp_path / "run"
     assert main(["train", "--data", "iris", "--epochs", "2", "--log", "csv,tensorboard", "--out", str(out), "--quiet"]) == 0
-    rows = (out / "history.csv").read_text().splitlines()
-    assert rows[0].startswith("epoch") and len(rows) == 3
-    assert any((out / "tensorboard").iterdir())
+    said = capsys.readouterr().out                                        # the user is told where the logs are
+    assert "checkpoints/, history.csv, tensorboard/)" in said and f"tensorboard --logdir {out / 'tensorboard'}" in said
+    header, rows = _read_csv(out / "history.csv")
+    assert list(header)[:3] == ["epoch", "train_loss", "train_accuracy"] and [r["epoch"] for r in rows] == ["1", "2"]
+    h = cr.History.from_dict(json.loads((out / "history.json").read_text()))
+    assert [float(r["val_loss"]) for r in rows] == h["val_loss"]
+    _, sc = _scalars(out / "tensorboard")                                 # what `tensorboard --logdir` would read
+    for tag, key in [("Loss/train", "loss"), ("Loss/val", "val_loss"), ("Accuracy/val", "val_accuracy"), ("LearningRate", "lr")]:
+        assert [s for s, _ in sc[tag]] == [1, 2]
+        np.testing.assert_allclose([v for _, v in sc[tag]], h[key], rtol=1e-6)

@@ -2,6 +2,7 @@
 and its tagged cells print what the lecture says; the rich displays (HTML cost reports and analysis
 tables, SVG graphs or their text fallback) are checked here too."""
 
+import base64
 import os
 import re
 from pathlib import Path
@@ -76,6 +77,23 @@ def test_notebook_models_learn(executed):
     assert best > 0.93
 
 
+def test_notebook_shows_the_summary_as_a_table_and_the_history_as_a_plot(executed):
+    data = _data(executed["summary"])
+    assert "<caption>MLP summary</caption>" in data["text/html"] and "<td>8,320</td>" in data["text/html"]  # 64*128 + 128
+    assert data["text/plain"].startswith("layer")                          # the table, not a quoted string
+    png = _data(executed["history"])["image/png"]                          # base64 in the notebook
+    assert base64.b64decode(png).startswith(b"\x89PNG")
+
+
+def test_notebook_fit_draws_tqdms_notebook_bar(executed):
+    cell = executed["bar"]
+    widgets = [o for o in cell.outputs if o.output_type == "display_data" and
+               "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(widgets) == 2                                               # one bar per epoch, as ipywidgets
+    assert "epoch 2/2" in widgets[-1]["data"]["text/plain"]
+    assert re.search(r"two more epochs: loss \d\.\d{4}", _stdout(cell))
+
+
 def test_notebook_race_cost_and_analysis(executed):
     steps = eval(_stdout(executed["race"]).strip().splitlines()[-1], {})  # noqa: S307 - a dict our cell printed
     assert steps["momentum"] < steps["sgd"] and steps["nesterov"] < steps["sgd"]
@@ -129,3 +147,28 @@ def test_analysis_result_html_is_its_records():
     assert len(re.findall(r"<tr>", html)) == 1 + len(r.records())
     first = r.records()[0]
     assert all(f"<th>{k}</th>" in html for k in first)
+
+
+def test_summary_is_its_text_and_an_html_table():
+    model = cr.models.MLP([4, 8, 3])
+    s = model.summary()
+    assert isinstance(s, str) and repr(s) == str(s) and s.splitlines()[-1] == "67 parameters (67 trainable)"
+    html = s._repr_html_()
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
+    assert len(rows) == 1 + 3                                              # header + Linear, ReLU, Linear
+    assert "<td>layers.0</td><td>Linear</td><td>8x4, 8</td><td>40</td>" in rows[1]
+    assert html.endswith("<pre>67 parameters (67 trainable)</pre>")
+    costs = cr.models.CNN1d().summary()._repr_html_()                     # the cost columns too
+    assert "<th>fwd FLOPs</th>" in costs and "<td>Conv1d</td>" in costs
+
+
+def test_history_displays_as_its_plot():
+    h = cr.History([{"epoch": e, "loss": 1.0 / e, "val_loss": 1.5 / e, "accuracy": 0.5 + e / 10} for e in (1, 2, 3)])
+    png = h._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    from io import BytesIO
+
+    import matplotlib.image as mpimg
+    img = mpimg.imread(BytesIO(png))
+    assert img.shape[1] > img.shape[0] > 100                               # two panels side by side: loss, accuracy
+    assert cr.History()._repr_png_() is None                               # nothing to draw: the text repr

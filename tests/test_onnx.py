@@ -108,7 +108,23 @@ MODELS = {
     "mlp_identity_poly": (lambda: models.MLP([5, 4, 2], activation="identity",
                                              feature_fn=models.PolynomialFeatures(2, include_bias=False)), (2,)),
     "mlp_custom_activation_class": (lambda: models.MLP([5, 8, 3], activation=nn.Tanh), (5,)),
+    "cnn1d": (lambda: models.CNN1d(channels=6), (40,)),
+    "cnn1d_batch_norm_dropout": (lambda: _with_running_stats(models.CNN1d(channels=6, dropout=0.3, batch_norm=True)),
+                                 (40,)),
+    "gru_classifier_all": (lambda: models.GRUClassifier(hidden_size=6), (40,)),
+    "gru_classifier_last_2layers": (lambda: models.GRUClassifier(12, 3, hidden_size=5, num_layers=2, input_size=3,
+                                                                 readout="last"), (12,)),
 }
+
+
+def _with_running_stats(model):
+    """Running statistics away from (0, 1), so a converter that ignored them would fail."""
+    rng = np.random.default_rng(2)
+    for m in model.modules():
+        if getattr(m, "running_mean", None) is not None:
+            m.running_mean._data[:] = rng.standard_normal(m.running_mean.shape)
+            m.running_var._data[:] = rng.uniform(0.5, 2.0, m.running_var.shape)
+    return model
 
 
 @pytest.mark.parametrize("case", sorted(MODELS))
@@ -212,6 +228,8 @@ def test_a_layer_without_torchs_attribute_names_says_which_attribute(tmp_path):
 
 @pytest.mark.parametrize("model, match", [
     (nn.ModuleList([nn.ReLU()]), r"ModuleList\).*no forward.*Sequential"),
+    (nn.Sequential(nn.Linear(3, 3), nn.CrossEntropyLoss()), r"1 \(CrossEntropyLoss\): a loss takes \(input, target\)"),
+    (nn.Sequential(nn.Unflatten(0, (-1, 2))), r"Unflatten\): .*-1 on the batch axis"),
     (models.LogisticRegression(3, feature_fn=lambda x: x), r"feature_fn .* only PolynomialFeatures"),
 ])
 def test_unexportable_models_say_why(model, match, tmp_path):
@@ -252,6 +270,18 @@ def test_cli_export_takes_raw_features(tmp_path, capsys):
     assert main(["export", str(run), "--out", str(bare), "--no-standardize", "--opset", "20"]) == 0
     sess = ort.InferenceSession(str(bare), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(sess.run(None, {"input": _standardize(X, cfg["scaler"])})[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_cli_export_of_a_cnn_run(tmp_path, capsys):
+    """A `chainrule train --model cnn` run exports too (CNN1d: Unflatten, Conv1d, ReLU, Flatten, Linear)."""
+    from chainrule.cli import main
+    run = tmp_path / "run"
+    assert main(["train", "--data", "mnist1d", "--model", "cnn", "--hidden", "4", "--epochs", "1", "--out", str(run),
+                 "--quiet"]) == 0
+    assert main(["export", str(run)]) == 0
+    assert "onnxruntime reproduces chainrule's outputs" in capsys.readouterr().out
+    sess = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert sess.run(None, {"input": np.zeros((7, 40), np.float32)})[0].shape == (7, 10)
 
 
 def test_cli_export_of_a_directory_that_is_not_a_run(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""ONNX converters for convolution, pooling, normalisation, embedding and recurrent layers.
+"""ONNX converters for convolution, pooling, normalisation, embedding and recurrent layers (and cells).
 
 The converters read torch's class names and attribute names, so they are checked two ways:
 - against torch itself, through a stand-in chainrule Module that carries a torch layer's attributes
@@ -50,6 +50,16 @@ CASES = {
     "layernorm_no_affine": ("LayerNorm", (6,), dict(elementwise_affine=False), (6,)),
     "layernorm_no_bias": ("LayerNorm", (6,), dict(bias=False), (6,)),
     "embedding": ("Embedding", (10, 4), {}, (5,)),
+    "embedding_bag_mean": ("EmbeddingBag", (10, 4), {}, (5,)),
+    "embedding_bag_sum": ("EmbeddingBag", (10, 4), dict(mode="sum"), (5,)),
+    "embedding_bag_max": ("EmbeddingBag", (10, 4), dict(mode="max"), (5,)),
+    "unflatten": ("Unflatten", (1, (2, 3)), {}, (6,)),
+    "unflatten_inner": ("Unflatten", (2, (2, 2)), {}, (3, 4)),
+    "rnn_cell": ("RNNCell", (4, 5), {}, (4,)),
+    "rnn_cell_relu_no_bias": ("RNNCell", (4, 5), dict(nonlinearity="relu", bias=False), (4,)),
+    "gru_cell": ("GRUCell", (4, 5), {}, (4,)),
+    "lstm_cell": ("LSTMCell", (4, 5), {}, (4,)),
+    "lstm_cell_no_bias": ("LSTMCell", (4, 5), dict(bias=False), (4,)),
     "rnn": ("RNN", (4, 5), {}, (3, 4)),  # (T, N, F): the first (dynamic) axis is time
     "rnn_relu_2layers_batch_first": ("RNN", (4, 5), dict(num_layers=2, nonlinearity="relu", batch_first=True), (6, 4)),
     "gru": ("GRU", (4, 5), {}, (3, 4)),
@@ -62,7 +72,7 @@ CASES = {
 def _inputs(case):
     rng = np.random.default_rng(1)
     shape = CASES[case][3]
-    if CASES[case][0] == "Embedding":
+    if CASES[case][0] in ("Embedding", "EmbeddingBag"):
         return lambda n: rng.integers(0, CASES[case][1][0], (n, *shape)).astype(np.int64)
     return lambda n: rng.standard_normal((n, *shape)).astype(np.float32)
 
@@ -162,11 +172,15 @@ def test_ceil_mode_window_in_the_padding_exports_from_opset_22(torch, tmp_path):
     ("Embedding", (5, 2), dict(max_norm=1.0), (3,), "max_norm=1.0"),
     ("LSTM", (3, 4), dict(proj_size=2), (2, 3), "proj_size=2"),
     ("GRU", (3, 4), {}, (3,), r"batched 3-D input"),
+    ("GRUCell", (3, 4), {}, (), r"batched 2-D input \(N, 3\)"),
+    ("EmbeddingBag", (5, 2), dict(padding_idx=0), (3,), "padding_idx=0"),
+    ("EmbeddingBag", (5, 2), dict(max_norm=1.0), (3,), "max_norm=1.0"),
+    ("EmbeddingBag", (5, 2), {}, (), r"2-D input \(N, bag length\)"),
 ])
 def test_unexportable_settings_say_which_layer_and_why(cls, args, kwargs, shape, match, torch):
     tm = getattr(torch.nn, cls)(*args, **kwargs).eval()
     model = nn.Sequential(nn.Identity(), standin(tm, torch))
-    x = np.zeros((2, *shape), np.int64 if cls == "Embedding" else np.float32)
+    x = np.zeros((2, *shape), np.int64 if cls.startswith("Embedding") else np.float32)
     with pytest.raises(cr.onnx.ExportError, match=rf"cannot export 1 \({cls}\): .*{match}"):
         cr.onnx.build(model, x)
 
@@ -177,3 +191,12 @@ def test_adaptive_bins_are_torchs(torch):
         x = np.random.default_rng(0).standard_normal((1, 1, n_in))
         want = torch.nn.functional.adaptive_avg_pool1d(torch.from_numpy(x), n_out).numpy()
         np.testing.assert_allclose(x @ adaptive_bins(n_in, n_out).T, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+def test_embedding_bag_reductions_at_both_axes_conventions(opset, tmp_path):
+    """ReduceMean/ReduceMax take their axes as an attribute before opset 18, ReduceSum as an input from 13."""
+    for mode in ("sum", "mean", "max"):
+        cr.manual_seed(0)
+        make = lambda n: np.random.default_rng(n).integers(0, 12, (n, 4)).astype(np.int64)
+        roundtrip(nn.EmbeddingBag(12, 3, mode=mode), (4,), tmp_path, opset=opset, make=make)

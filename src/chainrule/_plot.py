@@ -5,6 +5,7 @@ every layer may use it."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 FILE_BACKENDS = ("agg", "pdf", "svg", "ps", "cairo")
 
@@ -23,11 +24,12 @@ def pyplot():
     return plt
 
 
-def save(fig, path: str | os.PathLike, dpi: int = 100) -> str:
-    """Lay out ``fig``, write it to ``path`` and close it (so a loop of plots does not pile up figures)."""
+def save(fig, path: Any, dpi: int = 100) -> Any:
+    """Lay out ``fig``, write it to ``path`` (a file name, or a binary file object: PNG) and close it
+    (so a loop of plots does not pile up figures); returns the path (the file object as given)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, **({} if isinstance(path, (str, os.PathLike)) else {"format": "png"}))
     plt.close(fig)
-    return os.fspath(path)
+    return os.fspath(path) if isinstance(path, (str, os.PathLike)) else path

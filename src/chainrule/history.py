@@ -61,6 +61,18 @@ class History:
         An empty history (``epochs=0``) is refused: there is nothing to draw."""
         if not self.epochs:
             raise ValueError("History.plot: the history is empty (no epoch was trained)")
+        return save(self._figure(), path, dpi=100)
+
+    def _repr_png_(self) -> bytes | None:  # Jupyter: the curves of plot(), inline; nothing for an empty history
+        if not self.epochs or "loss" not in self.keys():
+            return None
+        import io
+        buf = io.BytesIO()
+        save(self._figure(), buf, dpi=80)
+        return buf.getvalue()
+
+    def _figure(self):
+        """One panel for the loss and one per metric, train solid and validation dashed."""
         plt = pyplot()
         keys = self.keys()
         metrics = [k for k in keys if k not in ("epoch", "loss", "lr", "time") and not k.startswith("val_")]
@@ -68,7 +80,7 @@ class History:
         for ax, name in zip(axes[0], ["loss", *metrics]):
             _curves(ax, self, name)
             ax.set_title(name); ax.legend(); ax.grid(alpha=0.3)
-        return save(fig, path, dpi=100)
+        return fig
 
 
 def plot_runs(runs: Mapping[str, History], path: str | os.PathLike, key: str = "loss") -> str:

@@ -293,7 +293,11 @@ def _finish(out, cfg, model, ds, history, test, main: bool) -> int:
     if len(history):
         history.plot(os.path.join(out, "loss_curve.png"))
     print(f"{summary}  ({len(test[1])} samples, {len(history)} epochs)")
-    print(f"wrote {out}/ (config.json, history.json, metrics.json, loss_curve.png, model.safetensors, checkpoints/)")
+    logged = [f for f in ("history.csv", "tensorboard/") if os.path.exists(os.path.join(out, f))]  # --log's files
+    print(f"wrote {out}/ (config.json, history.json, metrics.json, loss_curve.png, model.safetensors, checkpoints/"
+          + "".join(f", {f}" for f in logged) + ")")
+    if any(f == "tensorboard/" for f in logged):
+        print(f"view the curves: tensorboard --logdir {os.path.join(out, 'tensorboard')}")
     return 0
 
 

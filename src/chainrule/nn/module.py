@@ -28,6 +28,28 @@ from ..tensor import DEFAULT_DTYPE, Tensor
 SUMMARY_COSTS: Callable[..., list[str]] | None = None
 
 
+class Summary(str):
+    """What :meth:`Module.summary` returns: the text table (a ``str``: print it, compare it), shown as
+    itself at the prompt and as an HTML table in Jupyter (``rows``: the header, then one list per layer;
+    ``notes``: the totals and cost lines under it)."""
+
+    rows: list[list[str]]
+    notes: list[str]
+    title: str
+
+    def __new__(cls, text: str, rows: list[list[str]], notes: list[str], title: str = "") -> Summary:
+        self = super().__new__(cls, text)
+        self.rows, self.notes, self.title = rows, notes, title
+        return self
+
+    def __repr__(self) -> str:  # the table, not a quoted string with \n escapes
+        return str(self)
+
+    def _repr_html_(self) -> str:  # Jupyter: the same cells as the text, the totals under them
+        from .._text import html_pre, html_table
+        return html_table(self.rows[0], self.rows[1:], caption=self.title or None) + html_pre("\n".join(self.notes))
+
+
 class Parameter(Tensor):
     """A tensor that is a learnable parameter of a :class:`Module` (requires grad by default).
 
@@ -208,7 +230,7 @@ class Module:
         """Total number of scalar parameters (shared parameters counted once)."""
         return int(sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only))
 
-    def summary(self, input_shape: Any = None, batch_size: int = 1) -> str:
+    def summary(self, input_shape: Any = None, batch_size: int = 1) -> Summary:
         """A table of the layers (Keras's ``model.summary()``): each leaf module's name, type,
         parameter shapes and count, then the totals.
 
@@ -216,7 +238,8 @@ class Module:
         know theirs) each row also gets the layer's forward and backward FLOPs and the numbers it keeps
         for backward at ``batch_size``, from :func:`chainrule.cost.estimate` (work a model does between
         its children, like a read-out reshape, gets a row of its own). For memory totals, estimated and
-        measured, see ``cr.cost.report(model, batch_size)``."""
+        measured, see ``cr.cost.report(model, batch_size)``. The result is a :class:`Summary`: the text,
+        shown as an HTML table in Jupyter."""
         rows = [["layer", "type", "parameters", "count"]]
         names = []
         for name, m in self.named_modules():
@@ -230,8 +253,9 @@ class Module:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
         total, trainable = self.num_parameters(), self.num_parameters(trainable_only=True)
-        return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], "-" * len(lines[0]),
-                          f"{total:,} parameters ({trainable:,} trainable)", *note])
+        notes = [f"{total:,} parameters ({trainable:,} trainable)", *note]
+        text = "\n".join([lines[0], "-" * len(lines[0]), *lines[1:], "-" * len(lines[0]), *notes])
+        return Summary(text, rows, notes, title=f"{type(self).__name__} summary")
 
     # ----- modes and gradients -----------------------------------------------------------------
     @replayed

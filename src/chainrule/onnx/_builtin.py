@@ -48,6 +48,21 @@ def flatten(g: Graph, m, name: str, inp: str, x) -> str:
     return g.node("Reshape", [inp, g.ints(_at(name, "shape"), target)], name or "Flatten")
 
 
+@register("Unflatten")
+def unflatten(g: Graph, m, name: str, inp: str, x) -> str:
+    """Reshape splitting axis ``dim`` into ``unflattened_size``: the batch axis is copied (0) unless
+    it is the one split, the other axes are the example's sizes."""
+    shape = _shape(x)
+    d = m.dim % len(shape)
+    target = list(shape[:d]) + list(m.unflattened_size) + list(shape[d + 1:])
+    if d > 0:
+        target[0] = 0
+    elif -1 in m.unflattened_size:
+        raise ExportError(f"unflattened_size={m.unflattened_size} with -1 on the batch axis (dim {m.dim}): "
+                          "the other sizes could not follow the batch; give all sizes")
+    return g.node("Reshape", [inp, g.ints(_at(name, "shape"), target)], name or "Unflatten")
+
+
 # ----- activations --------------------------------------------------------------------------------
 def _unary(op: str):
     def convert(g: Graph, m, name: str, inp: str, x) -> str:
@@ -109,6 +124,12 @@ def sequential(g: Graph, m, name: str, inp: str, x) -> Any:
     return inp
 
 
+@register("CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss", "HuberLoss")
+def loss(g: Graph, m, name: str, inp: str, x) -> str:
+    raise ExportError("a loss takes (input, target) and is not part of an inference graph; export the model "
+                      "that computes the input (its logits), without the loss")
+
+
 @register("ModuleList", "ModuleDict")
 def container(g: Graph, m, name: str, inp: str, x) -> str:
     raise ExportError(f"a {type(m).__name__} has no forward of its own (the model's forward decides how its "
@@ -158,3 +179,24 @@ def logistic_regression(g: Graph, m, name: str, inp: str, x) -> str:
 def mlp(g: Graph, m, name: str, inp: str, x) -> str:
     inp, x = _features(g, m, name, inp, x)
     return g.convert(m.layers, _at(name, "layers"), inp, x)[0]
+
+
+@register("CNN1d")
+def cnn1d(g: Graph, m, name: str, inp: str, x) -> str:
+    """Its ``layers`` (Unflatten, Conv1d, [BatchNorm1d,] ReLU ..., Flatten, [Dropout,] Linear), as its forward."""
+    return g.convert(m.layers, _at(name, "layers"), inp, x)[0]
+
+
+@register("GRUClassifier")
+def gru_classifier(g: Graph, m, name: str, inp: str, x) -> str:
+    """As its forward: (N, n_features) reshaped to (N, T, input_size), the GRU's output (N, T, H), then
+    the head on all states flattened (``readout='all'``, (N, T H)) or on the last one (N, H)."""
+    n = name or "GRUClassifier"
+    seq = g.node("Reshape", [inp, g.ints(_at(name, "steps"), [0, m.steps, m.input_size])], n)
+    xs = _np(x).reshape(_shape(x)[0], m.steps, m.input_size)
+    (out, _), (y, _) = g.convert(m.rnn, _at(name, "rnn"), seq, type(x)(xs))
+    if m.readout == "last":  # (N, 1, H): the last step, flattened below
+        out, y = g.node("Gather", [out, g.ints(_at(name, "last"), [-1])], n, axis=1), _np(y)[:, -1:]
+    feats = g.node("Reshape", [out, g.ints(_at(name, "flat"), [0, -1])], n)
+    fx = _np(y).reshape(len(xs), -1)
+    return g.convert(m.head, _at(name, "head"), feats, type(x)(fx))[0]

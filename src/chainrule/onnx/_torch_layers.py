@@ -176,10 +176,32 @@ def layer_norm(g: Graph, m, name: str, inp: str, x) -> str:
 
 
 # ----- embedding ----------------------------------------------------------------------------------
-@register("Embedding")
-def embedding(g: Graph, m, name: str, inp: str, x) -> str:
-    """Rows of the weight: ``Gather(weight, indices, axis=0)``."""
+def _no_max_norm(m) -> None:
     if getattr(m, "max_norm", None) is not None:
         raise ExportError(f"max_norm={m.max_norm} renormalises the looked-up rows of the weight in place at every "
                           "call; export with max_norm=None (renormalise the weight once first)")
+
+
+@register("Embedding")
+def embedding(g: Graph, m, name: str, inp: str, x) -> str:
+    """Rows of the weight: ``Gather(weight, indices, axis=0)``."""
+    _no_max_norm(m)
     return g.node("Gather", [g.const(_at(name, "weight"), _np(m.weight)), inp], name or "Embedding", axis=0)
+
+
+@register("EmbeddingBag")
+def embedding_bag(g: Graph, m, name: str, inp: str, x) -> str:
+    """Bags of equal length, a 2-D input (N, L): the rows ``Gather(weight, indices)`` (N, L, D), reduced over
+    the bag axis by the ``mode`` (ReduceSum, ReduceMean, ReduceMax)."""
+    if len(_shape(x)) != 2:
+        raise ExportError(f"input of shape {_shape(x)}: export needs 2-D input (N, bag length); 1-D input with "
+                          "offsets would be a second graph input")
+    if getattr(m, "padding_idx", None) is not None:
+        raise ExportError(f"padding_idx={m.padding_idx} leaves those entries out of each bag's {m.mode}; export "
+                          "with padding_idx=None")
+    _no_max_norm(m)
+    node = name or "EmbeddingBag"
+    rows = g.node("Gather", [g.const(_at(name, "weight"), _np(m.weight)), inp], node, axis=0)
+    if m.mode == "sum":  # ReduceSum takes its axes as an input from opset 13 on
+        return g.node("ReduceSum", [rows, g.ints(_at(name, "axes"), [1])], node, keepdims=0)
+    return g.reduce({"mean": "ReduceMean", "max": "ReduceMax"}[m.mode], rows, [1], node, keepdims=0)
