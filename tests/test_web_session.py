@@ -184,6 +184,29 @@ def test_csv_upload_good_and_bad(tmp_path):
         D.from_csv("a,b,label\n" + "1,2,0\n1,3,1\n" * 3000, "long.csv")
 
 
+def test_csv_with_a_continuous_label_is_regression():
+    """The CLI's loader reads a label of many distinct non-integers as a regression target: the
+    playground then fits it by squared error, the targets scaled to [-1, 1] (it once trained a
+    one-class logistic loss on them)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (200, 2))
+    y = 3.0 + 0.5 * X[:, 0] - 0.2 * X[:, 1]
+    text = "u,v,price\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(X, y))
+    d = D.from_csv(text, "prices.csv")
+    assert d.task == "regression" and d.classes == [] and d.y_train.dtype == np.float32
+    ys = np.concatenate([d.y_train, d.y_test])
+    assert ys.min() == pytest.approx(-1.0) and ys.max() == pytest.approx(1.0)
+    s = Session()
+    s.upload_csv(text, "prices.csv")
+    assert s.data.task == "regression" and s.n_out == 1
+    _, te0 = s.losses()
+    z = s.model.eval()(cr.tensor(s.Fte)).numpy().ravel()
+    assert te0 == pytest.approx(float(np.mean((z - s.data.y_test) ** 2)), rel=1e-5)  # the squared error
+    s.step(300)
+    assert s.losses()[1] < 0.2 * te0
+    assert s.frame()["task"] == "regression"
+
+
 def test_csv_with_three_classes_trains_with_softmax():
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [4, 0], [0, 4]])
@@ -331,6 +354,35 @@ def test_api_state_and_session_lifecycle(playground_server):
     while sid in hub.sessions and time.monotonic() < deadline:  # a closed tab frees its session
         time.sleep(0.05)
     assert sid not in hub.sessions
+
+
+def test_a_bad_message_never_closes_the_tab(playground_server):
+    """Each of these once closed the socket with a traceback in the server's log; now each is
+    answered with a message and the tab keeps its session."""
+    import websockets
+
+    url, _ = playground_server
+    upload = {"type": "upload", "text": "a,b,c\n1,2,0\n2,x,1\n"}  # 'x': the loader's message names the file
+    bad = [
+        (b"\x00\x01", "binary frame"),
+        ('{"type": "config", "changes": {"batch_size": Infinity}}', "batch_size must be a number in [1, 1000]"),
+        ('{"type": "config", "changes": {"seed": 1e400}}', "seed must be a number"),
+        ("[" * 100_000, "nested too deeply"),
+        (json.dumps({**upload, "filename": ".."}), "..: column 'b'"),
+        (json.dumps({**upload, "filename": "é" * 150 + ".csv"}), "é" * 150 + ".csv: column 'b'"),
+    ]
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            await _recv(ws, "frame")
+            for k, (payload, words) in enumerate(bad):
+                await ws.send(payload)
+                assert words in (await _recv(ws, "error"))["message"], payload[:40]
+                await ws.send(json.dumps({"type": "step"}))
+                while (await _recv(ws, "frame"))["step"] != k + 1:
+                    pass
+
+    asyncio.run(go())
 
 
 def test_static_assets_and_origin_check(playground_server):

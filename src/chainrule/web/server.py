@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import time
+import traceback
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -243,8 +244,10 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
             await tab.send_data()
             await tab.send_frame()
             while True:
-                text = await ws.receive_text()
-                await _dispatch(tab, text)
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                await _dispatch(tab, message.get("text"))
         except WebSocketDisconnect:
             pass
         finally:
@@ -257,17 +260,33 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
     return app
 
 
-async def _dispatch(tab: Tab, text: str) -> None:
-    """One message: handled, or answered with an error the page shows (the session stays usable)."""
+# what a bad message can raise: a refused value, a wrong type, int(1e400), JSON nested too deep
+REFUSED = (ValueError, KeyError, TypeError, OverflowError, RecursionError)
+
+
+async def _dispatch(tab: Tab, text: str | None) -> None:
+    """One message: handled, or answered with an error the page shows (the session stays usable).
+    ``text`` is None for a binary frame. An unexpected error is answered too, and its traceback
+    printed to the server's log: one bad message never closes the tab."""
     msg = None
     try:
+        if text is None:
+            raise ValueError("a message must be JSON text, got a binary frame")
         if len(text) > MAX_MESSAGE:
             raise ValueError(f"message of {len(text):,} characters; at most {MAX_MESSAGE:,} (uploads: 1 MiB)")
         msg = json.loads(text)
         if not isinstance(msg, dict):
             raise ValueError("a message must be a JSON object with a 'type'")
         await tab.handle(msg)
-    except (ValueError, KeyError, TypeError) as e:
+    except WebSocketDisconnect:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported to the page; unexpected ones logged with their traceback
+        if isinstance(e, RecursionError):
+            e = ValueError("a message nested too deeply: send a flat JSON object with a 'type'")
+        elif not isinstance(e, REFUSED):
+            traceback.print_exc()
+            e = RuntimeError(f"internal error handling {msg.get('type') if isinstance(msg, dict) else 'a'} message: "
+                             f"{e!r} (the server's log has the traceback)")
         await tab.send({"type": "error", "message": str(e), "for": msg.get("type") if isinstance(msg, dict) else None})
         await tab.send_frame()
 

@@ -72,7 +72,7 @@ def validate(changes: dict) -> dict:
             kind, lo, hi = LIMITS[key]
             try:
                 v = kind(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), JSON's Infinity or 1e400
                 raise ValueError(f"{key} must be a number in [{lo}, {hi}], got {value!r}") from None
             if isinstance(value, bool) or not (lo <= v <= hi) or (kind is float and not math.isfinite(v)):
                 raise ValueError(f"{key} must be in [{lo}, {hi}], got {value!r}")
