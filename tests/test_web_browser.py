@@ -115,6 +115,8 @@ def test_play_lowers_the_test_loss_on_circle(page, playground_server):
     s = play_until(page, playground_server, 300)
     assert s["test_loss"] < 0.5 * s0["test_loss"], (s0["test_loss"], s["test_loss"])
     assert page.text_content("[data-testid=test-loss]") == f"{s['test_loss']:.4f}"
+    tab = playground_server[1].state.hub.tabs[s["session"]]  # the page acks what it drew: it is paced
+    assert tab.acked is not None and tab.acked > 5
     shot(page, "train-circle")
     assert page.errors == []
 

@@ -385,6 +385,46 @@ def test_a_bad_message_never_closes_the_tab(playground_server):
     asyncio.run(go())
 
 
+def test_a_page_that_acks_has_at_most_two_frames_in_flight(playground_server):
+    """A playing tab is sent a frame only while fewer than WINDOW are unacknowledged; training goes
+    on meanwhile, and the frame after an ack carries the latest step. (A page slower to draw than the
+    server to train once fell seconds behind, every click answered after the queued frames.)"""
+    import websockets
+
+    from chainrule.web.server import WINDOW
+
+    url, app = playground_server
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            sid = (await _recv(ws, "hello"))["session"]
+            first = await _recv(ws, "frame")
+            await ws.send(json.dumps({"type": "ack", "seq": first["seq"]}))
+            await ws.send(json.dumps({"type": "config", "changes": {"steps_per_second": 10_000}}))
+            await ws.send(json.dumps({"type": "play"}))
+            async def until_quiet():  # the frames that come before the server stops sending
+                got = []
+                with pytest.raises(TimeoutError):
+                    while True:
+                        got.append(await _recv(ws, "frame", timeout=3))
+                return got
+
+            assert [f["seq"] for f in await until_quiet()] == [1, 2]  # the replies to config and play
+            await ws.send(json.dumps({"type": "ack", "seq": 2}))
+            frames = await until_quiet()  # the training loop's: WINDOW of them, then none until an ack
+            assert [f["seq"] for f in frames] == list(range(3, 3 + WINDOW))
+            assert app.state.hub.tabs[sid].sent == 3 + WINDOW
+            stepped = json.loads((await asyncio.to_thread(_get, f"{url}/api/state?session={sid}"))[2])["step"]
+            assert stepped > frames[-1]["step"]  # it trained on while nothing was sent
+            await ws.send(json.dumps({"type": "ack", "seq": frames[-1]["seq"]}))
+            nxt = await _recv(ws, "frame")
+            assert nxt["seq"] == 3 + WINDOW and nxt["step"] >= stepped
+            await ws.send(json.dumps({"type": "ack", "seq": 10_000}))
+            assert "ack: seq must be the number of a frame sent" in (await _recv(ws, "error"))["message"]
+
+    asyncio.run(go())
+
+
 def test_static_assets_and_origin_check(playground_server):
     import websockets
 

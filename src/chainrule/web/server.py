@@ -13,7 +13,8 @@ steps per second as long as the machine can train them; a paused tab costs nothi
 - ``WS /ws``: the tab's messages (below) in, frames out.
 
 Messages from the page are JSON objects with a ``type``: ``config`` (``changes``: settings),
-``play``, ``pause``, ``step``, ``reset``, ``hover`` (``node``), ``backprop`` (``example``),
+``play``, ``pause``, ``step``, ``reset``, ``hover`` (``node``), ``ack`` (``seq``: the frame it
+drew; a page that acks has at most WINDOW frames in flight while playing), ``backprop`` (``example``),
 ``cost``, ``race`` (``function``, ``optimizers``, ``learning_rate``, ``momentum``, ``steps``,
 ``lr_all``), ``upload`` (``filename``, ``text``). Every value is validated; nothing from the
 client is executed. A websocket whose ``Origin`` is another site is refused (a page elsewhere
@@ -48,6 +49,7 @@ STATIC = Path(__file__).parent / "static"
 FPS = 60  # frames a second at most: with one step per frame, 60 steps a second drawn
 BURST = 0.03  # seconds of training at most between two frames of a tab
 THUMBNAIL_PERIOD = 0.2  # seconds between the network drawing's neuron maps while playing
+WINDOW = 2  # frames a playing tab may have sent and not yet acknowledged as drawn
 MAX_MESSAGE = MAX_UPLOAD_BYTES + 4096
 
 
@@ -85,6 +87,8 @@ class Tab:
         self.session, self.ws = session, ws
         self.task: asyncio.Task | None = None
         self._thumbs_at = 0.0
+        # frames sent, and frames the page has drawn (None: it never said, so it is not paced)
+        self.sent, self.acked = 0, None
 
     async def send(self, obj: dict) -> None:
         await self.ws.send_text(dumps(obj))
@@ -94,14 +98,23 @@ class Tab:
         thumbs = not self.session.playing or now - self._thumbs_at >= THUMBNAIL_PERIOD
         if thumbs:
             self._thumbs_at = now
-        await self.send(self.session.frame(thumbnails=thumbs))
+        frame = self.session.frame(thumbnails=thumbs)
+        frame["seq"] = self.sent
+        self.sent += 1
+        await self.send(frame)
+
+    def ready(self) -> bool:
+        """Whether a playing tab may be sent another frame: fewer than WINDOW are in flight. A page
+        slower to draw than the server to train (a busy machine, software rendering) would
+        otherwise fall seconds behind, every click answered after the frames queued before it."""
+        return self.acked is None or self.sent - self.acked < WINDOW
 
     async def send_data(self) -> None:
         await self.send({"type": "data", **self.session.data.points()})
 
     async def _loop(self) -> None:
         s = self.session
-        owed, last, per_step = 0.0, time.perf_counter(), 2e-3
+        owed, last, per_step, fresh = 0.0, time.perf_counter(), 2e-3, False
         while s.playing:
             t0 = time.perf_counter()
             n, owed = steps_owed(owed, s.config["steps_per_second"], t0 - last, per_step)
@@ -110,8 +123,12 @@ class Tab:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run shows NaN; no log spam
                     s.step(n)
-                per_step = 0.8 * per_step + 0.2 * (time.perf_counter() - t0) / n
+                fresh = True
+            if fresh and self.ready():  # training goes on while the page catches up; it gets the latest
                 await self.send_frame()
+                fresh = False
+            if n:
+                per_step = 0.8 * per_step + 0.2 * (time.perf_counter() - t0) / n
             await asyncio.sleep(max(0.0, 1.0 / FPS - (time.perf_counter() - t0)))
 
     def play(self) -> None:
@@ -135,6 +152,12 @@ class Tab:
 
     async def handle(self, msg: dict) -> None:
         s, kind = self.session, msg.get("type")
+        if kind == "ack":  # the page drew frame ``seq``
+            seq = msg.get("seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < self.sent:
+                raise ValueError(f"ack: seq must be the number of a frame sent, in [0, {self.sent - 1}], got {seq!r}")
+            self.acked = max(self.acked or 0, seq + 1)
+            return
         s.last_active = time.monotonic()
         if kind == "config":
             rebuilt = s.configure(msg.get("changes", {}))
@@ -183,6 +206,7 @@ class Hub:
     def __init__(self, max_sessions: int = 16, resolution: int = 50):
         self.max_sessions, self.resolution = int(max_sessions), int(resolution)
         self.sessions: dict[str, Session] = {}
+        self.tabs: dict[str, Tab] = {}
         self._ids = itertools.count(1)
 
     def open(self) -> Session:
@@ -194,6 +218,7 @@ class Hub:
 
     def close(self, sid: str) -> None:
         self.sessions.pop(sid, None)
+        self.tabs.pop(sid, None)
 
     def latest(self) -> Session | None:
         return max(self.sessions.values(), key=lambda s: s.last_active, default=None)
@@ -238,7 +263,7 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
             await ws.send_text(dumps({"type": "error", "message": str(e)}))
             await ws.close(code=1013)
             return
-        tab = Tab(session, ws)
+        tab = hub.tabs[session.sid] = Tab(session, ws)
         try:
             await tab.send({"type": "hello", "session": session.sid, "limits": _limits()})
             await tab.send_data()

@@ -37,6 +37,9 @@ function connect() {
     const handler = { hello: onHello, data: onData, frame: onFrame, error: onError, backprop: CR.renderBackprop,
       cost: CR.renderCost, race: CR.renderRace }[msg.type];
     if (handler) handler(msg);
+    // drawn: ask for the next frame once this one is on screen (the server keeps at most 2 in flight;
+    // a hidden tab, whose animation frames pause, is sent none while it trains on)
+    if (msg.type === "frame") requestAnimationFrame(() => CR.send({ type: "ack", seq: msg.seq }));
   };
 }
 
