@@ -161,6 +161,26 @@ def test_dataset_optimizer_and_learning_rate_take_effect(page, playground_server
     assert page.errors == []
 
 
+def test_quick_clicks_build_on_each_other_while_playing(page, playground_server):
+    """Each + or - builds on the widths asked for, not on those of the last frame: clicks faster than
+    the server's answer were lost (a click resent the width the previous click had already asked for)."""
+    page.select_option("[data-testid=steps-per-second]", "10000")
+    page.click("[data-testid=play]")
+    for _ in range(4):
+        page.click("[data-testid=add-layer]")
+    for _ in range(4):
+        page.click("[data-testid=add-neuron-0]")
+    page.click("[data-testid=feature-x1sq]")
+    page.click("[data-testid=feature-x2sq]")
+    s = wait_state(page, playground_server, lambda s: s["config"]["hidden"] == [8, 4, 2, 2, 2, 2]
+                   and s["config"]["features"] == ["x1", "x2", "x1^2", "x2^2"])
+    assert s["playing"]
+    page.wait_for_function("() => Object.keys(CR.pending).length === 0 && CR.frame.hidden.length === 6")
+    assert page.is_checked("[data-testid=feature-x2sq]") and page.is_checked("[data-testid=feature-x1]")
+    page.click("[data-testid=play]")
+    assert page.errors == []
+
+
 def test_csv_upload_and_the_clis_message(page, playground_server, tmp_path):
     good = tmp_path / "blobs.csv"
     rng = np.random.default_rng(1)

@@ -14,7 +14,8 @@ steps per second as long as the machine can train them; a paused tab costs nothi
 
 Messages from the page are JSON objects with a ``type``: ``config`` (``changes``: settings),
 ``play``, ``pause``, ``step``, ``reset``, ``hover`` (``node``), ``ack`` (``seq``: the frame it
-drew; a page that acks has at most WINDOW frames in flight while playing), ``backprop`` (``example``),
+drew; a page that acks has at most WINDOW frames in flight while playing; each frame carries its
+``seq`` and ``configs``, the number of config messages handled so far), ``backprop`` (``example``),
 ``cost``, ``race`` (``function``, ``optimizers``, ``learning_rate``, ``momentum``, ``steps``,
 ``lr_all``), ``upload`` (``filename``, ``text``). Every value is validated; nothing from the
 client is executed. A websocket whose ``Origin`` is another site is refused (a page elsewhere
@@ -89,6 +90,7 @@ class Tab:
         self._thumbs_at = 0.0
         # frames sent, and frames the page has drawn (None: it never said, so it is not paced)
         self.sent, self.acked = 0, None
+        self.configs = 0  # config messages handled (refused ones too): the page knows which changes are answered
 
     async def send(self, obj: dict) -> None:
         await self.ws.send_text(dumps(obj))
@@ -99,7 +101,7 @@ class Tab:
         if thumbs:
             self._thumbs_at = now
         frame = self.session.frame(thumbnails=thumbs)
-        frame["seq"] = self.sent
+        frame["seq"], frame["configs"] = self.sent, self.configs
         self.sent += 1
         await self.send(frame)
 
@@ -160,6 +162,7 @@ class Tab:
             return
         s.last_active = time.monotonic()
         if kind == "config":
+            self.configs += 1
             rebuilt = s.configure(msg.get("changes", {}))
             if "data" in rebuilt:
                 await self.send_data()
