@@ -425,6 +425,42 @@ def test_a_page_that_acks_has_at_most_two_frames_in_flight(playground_server):
     asyncio.run(go())
 
 
+def test_the_race_runs_off_the_event_loop(playground_server, monkeypatch):
+    """A race of 7 optimizers x 500 steps takes seconds: run on the event loop it froze every tab's
+    training and frames; it runs in a worker thread (it touches no session)."""
+    import websockets
+
+    from chainrule.web import server
+
+    url, _ = playground_server
+    seen, run = [], panels.race
+
+    def race(*args):
+        try:
+            asyncio.get_running_loop()
+            seen.append("event loop")
+        except RuntimeError:
+            seen.append("worker thread")
+        return run(*args)
+
+    monkeypatch.setattr(server.panels, "race", race)
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            await _recv(ws, "frame")
+            await ws.send(json.dumps({"type": "race", "function": "ravine", "optimizers": ["sgd", "momentum"],
+                                      "learning_rate": 0.05, "momentum": 0.5, "steps": 60}))
+            got = await _recv(ws, "race")
+            await ws.send(json.dumps({"type": "race", "optimizers": ["sgd"], "steps": 0}))
+            assert "steps must be an integer" in (await _recv(ws, "error"))["message"]
+            return got
+
+    got = asyncio.run(go())
+    assert seen == ["worker thread", "worker thread"]
+    want = pg.run("ravine", ["momentum"], steps=60, settings={"momentum": {"lr": 0.05, "momentum": 0.5}})["momentum"]
+    np.testing.assert_allclose(next(p["path"] for p in got["paths"] if p["name"] == "momentum"), want.path, atol=1e-5)
+
+
 def test_static_assets_and_origin_check(playground_server):
     import websockets
 

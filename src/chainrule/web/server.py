@@ -184,8 +184,11 @@ class Tab:
                 raise ValueError("upload: send the CSV as text with its file name")
             s.upload_csv(text, name[-200:])
             await self.send_data()
-        elif kind in ("backprop", "cost", "race"):
+        elif kind in ("backprop", "cost"):
             await self.send(self._panel(kind, msg))
+            return
+        elif kind == "race":  # touches no session: a worker thread, so a long race stalls no tab's training
+            await self.send(await asyncio.to_thread(_race, msg))
             return
         else:
             raise ValueError(f"unknown message type {kind!r}")
@@ -194,13 +197,15 @@ class Tab:
     def _panel(self, kind: str, msg: dict) -> dict:
         if kind == "backprop":
             return panels.backprop(self.session, msg.get("example", 0))
-        if kind == "cost":
-            return panels.cost_table(self.session)
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return panels.race(msg.get("function", "ravine"), msg.get("optimizers", ["sgd"]),
-                               msg.get("learning_rate"), msg.get("momentum", 0.9), msg.get("steps", 100),
-                               bool(msg.get("lr_all", False)))
+        return panels.cost_table(self.session)
+
+
+def _race(msg: dict) -> dict:
+    """The optimizer race of a ``race`` message; runs in a worker thread. A diverging optimizer's
+    overflow is silenced by np.errstate, which is per thread (warnings.catch_warnings is not)."""
+    with np.errstate(all="ignore"):
+        return panels.race(msg.get("function", "ravine"), msg.get("optimizers", ["sgd"]), msg.get("learning_rate"),
+                           msg.get("momentum", 0.9), msg.get("steps", 100), bool(msg.get("lr_all", False)))
 
 
 class Hub:
@@ -288,8 +293,8 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
     return app
 
 
-# what a bad message can raise: a refused value, a wrong type, int(1e400), JSON nested too deep
-REFUSED = (ValueError, KeyError, TypeError, OverflowError, RecursionError)
+# what a bad message can raise: a refused value, a wrong type, int(1e400)
+REFUSED = (ValueError, KeyError, TypeError, OverflowError)
 
 
 async def _dispatch(tab: Tab, text: str | None) -> None:
@@ -302,16 +307,17 @@ async def _dispatch(tab: Tab, text: str | None) -> None:
             raise ValueError("a message must be JSON text, got a binary frame")
         if len(text) > MAX_MESSAGE:
             raise ValueError(f"message of {len(text):,} characters; at most {MAX_MESSAGE:,} (uploads: 1 MiB)")
-        msg = json.loads(text)
+        try:
+            msg = json.loads(text)
+        except RecursionError:
+            raise ValueError("a message nested too deeply: send a flat JSON object with a 'type'") from None
         if not isinstance(msg, dict):
             raise ValueError("a message must be a JSON object with a 'type'")
         await tab.handle(msg)
     except WebSocketDisconnect:
         raise
     except Exception as e:  # noqa: BLE001 - reported to the page; unexpected ones logged with their traceback
-        if isinstance(e, RecursionError):
-            e = ValueError("a message nested too deeply: send a flat JSON object with a 'type'")
-        elif not isinstance(e, REFUSED):
+        if not isinstance(e, REFUSED):
             traceback.print_exc()
             e = RuntimeError(f"internal error handling {msg.get('type') if isinstance(msg, dict) else 'a'} message: "
                              f"{e!r} (the server's log has the traceback)")
