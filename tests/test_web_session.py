@@ -239,6 +239,8 @@ def test_heatmap_shows_the_learned_boundary():
     assert set(f["thumbnails"]) == {"f:0", "f:1", *(f"h:{k}:{j}" for k in range(2) for j in range(4)), "out"}
     assert "Adam" in f["describe"] and "t = 300" in f["describe"]
     json.dumps(f, allow_nan=False)
+    lean = s.frame(thumbnails=False, describe=False)  # a playing tab's frame between two full ones
+    assert "thumbnails" not in lean and "describe" not in lean and lean["heatmap"] == f["heatmap"]
 
 
 def test_node_maps():

@@ -49,7 +49,7 @@ from .session import Session
 STATIC = Path(__file__).parent / "static"
 FPS = 60  # frames a second at most: with one step per frame, 60 steps a second drawn
 BURST = 0.03  # seconds of training at most between two frames of a tab
-THUMBNAIL_PERIOD = 0.2  # seconds between the network drawing's neuron maps while playing
+THUMBNAIL_PERIOD = 0.2  # seconds between the neuron maps and the optimizer's equations while playing
 WINDOW = 2  # frames a playing tab may have sent and not yet acknowledged as drawn
 MAX_MESSAGE = MAX_UPLOAD_BYTES + 4096
 
@@ -100,7 +100,7 @@ class Tab:
         thumbs = not self.session.playing or now - self._thumbs_at >= THUMBNAIL_PERIOD
         if thumbs:
             self._thumbs_at = now
-        frame = self.session.frame(thumbnails=thumbs)
+        frame = self.session.frame(thumbnails=thumbs, describe=thumbs)
         frame["seq"], frame["configs"] = self.sent, self.configs
         self.sent += 1
         await self.send(frame)

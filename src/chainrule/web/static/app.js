@@ -85,7 +85,8 @@ function onFrame(f) {
   $("play").classList.toggle("playing", f.playing);
   document.body.dataset.playing = f.playing;
   syncControls(CR.wanted());
-  $("equations").textContent = f.describe;
+  if (f.describe !== undefined) CR.describe = f.describe;  // while playing, sent a few times a second
+  $("equations").textContent = CR.describe || "";
   CR.drawLossChart($("loss-chart"), f.history);
   const heat = f.hover && f.hover.rgba ? { size: f.heatmap.size, rgba: f.hover.rgba } : f.heatmap;
   CR.drawBoundary($("boundary"), heat, CR.points, $("show-test").checked);
