@@ -253,6 +253,11 @@ def test_backprop_panel_shows_viz_backprop_trace(page, playground_server):
     page.click("[data-testid=bp-next]")
     assert page.locator("#bp-table tr.current [data-testid=bp-step]").text_content() == "2"
     assert page.locator("#bp-table tr.pending").count() == len(trace.rows) - 2
+    overflow = page.evaluate("() => [...document.querySelectorAll('#bp-graph g')].flatMap(g => [...g.querySelectorAll('text')]"
+                             ".filter(t => t.getComputedTextLength() > g.querySelector('rect').width.baseVal.value - 6)"
+                             ".map(t => t.textContent))")
+    assert overflow == []  # every line of a node fits its box
+    assert page.locator("#bp-graph g.const", has_text="constant").count() >= 1
     shot(page, "backprop")
     assert page.errors == []
 
