@@ -176,6 +176,8 @@ def test_csv_upload_good_and_bad(tmp_path):
         D.from_csv(bad, "bad.csv")
     assert str(web.value) == str(cli.value).replace(str(tmp_path) + os.sep, "")
     assert "'oops'" in str(web.value) and "line 3" in str(web.value)
+    with pytest.raises(ValueError, match="^single: y has a single class"):  # named after the file, as the CLI does
+        D.from_csv("a,b,label\n1,2,0\n3,4,0\n", "single.csv")
     with pytest.raises(ValueError, match="exactly 2 numeric feature columns"):
         D.from_csv("a,b,c,label\n1,2,3,0\n2,3,4,1\n3,4,5,0\n4,5,6,1\n", "three.csv")
     with pytest.raises(ValueError, match="at most 1,048,576"):

@@ -14,6 +14,7 @@ noise. A CSV upload goes through :func:`chainrule.datasets.load_csv`, the loader
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -147,9 +148,11 @@ def from_csv(text: str, filename: str = "upload.csv", train_ratio: float = 0.5, 
     n_rows = max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
     if n_rows > MAX_UPLOAD_ROWS:
         raise ValueError(f"{base}: the CSV has {n_rows:,} data rows; the playground accepts at most {MAX_UPLOAD_ROWS:,}")
+    # the loader names the set (and some messages) after the file: a plain name is kept on disk; any
+    # other (``..``, 300 bytes, a NUL, a slash) becomes upload.csv, never reaching the file system
+    on_disk = base if re.fullmatch(r"[\w. -]{1,100}", base) and base.strip(".") else "upload.csv"
     with tempfile.TemporaryDirectory() as tmp:
-        # a fixed name on disk: the client's name (``..``, 300 bytes, a NUL) never reaches the file system
-        path = os.path.join(tmp, "upload.csv")
+        path = os.path.join(tmp, on_disk)
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         try:
