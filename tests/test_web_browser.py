@@ -115,6 +115,8 @@ def test_play_lowers_the_test_loss_on_circle(page, playground_server):
     s = play_until(page, playground_server, 300)
     assert s["test_loss"] < 0.5 * s0["test_loss"], (s0["test_loss"], s["test_loss"])
     assert page.text_content("[data-testid=test-loss]") == f"{s['test_loss']:.4f}"
+    tab = playground_server[1].state.hub.tabs[s["session"]]  # the page acks what it drew: it is paced
+    assert tab.acked is not None and tab.acked > 5
     shot(page, "train-circle")
     assert page.errors == []
 
@@ -156,6 +158,26 @@ def test_dataset_optimizer_and_learning_rate_take_effect(page, playground_server
     np.testing.assert_array_equal(w0, sess.linears[0].weight.numpy())  # same seed, same initial weights
     configure_and_wait(page, playground_server, "optimizer", "momentum", "optimizer")
     page.wait_for_function("() => document.getElementById('equations').textContent.includes('b = 0.9 * b')")
+    assert page.errors == []
+
+
+def test_quick_clicks_build_on_each_other_while_playing(page, playground_server):
+    """Each + or - builds on the widths asked for, not on those of the last frame: clicks faster than
+    the server's answer were lost (a click resent the width the previous click had already asked for)."""
+    page.select_option("[data-testid=steps-per-second]", "10000")
+    page.click("[data-testid=play]")
+    for _ in range(4):
+        page.click("[data-testid=add-layer]")
+    for _ in range(4):
+        page.click("[data-testid=add-neuron-0]")
+    page.click("[data-testid=feature-x1sq]")
+    page.click("[data-testid=feature-x2sq]")
+    s = wait_state(page, playground_server, lambda s: s["config"]["hidden"] == [8, 4, 2, 2, 2, 2]
+                   and s["config"]["features"] == ["x1", "x2", "x1^2", "x2^2"])
+    assert s["playing"]
+    page.wait_for_function("() => Object.keys(CR.pending).length === 0 && CR.frame.hidden.length === 6")
+    assert page.is_checked("[data-testid=feature-x2sq]") and page.is_checked("[data-testid=feature-x1]")
+    page.click("[data-testid=play]")
     assert page.errors == []
 
 
@@ -231,6 +253,11 @@ def test_backprop_panel_shows_viz_backprop_trace(page, playground_server):
     page.click("[data-testid=bp-next]")
     assert page.locator("#bp-table tr.current [data-testid=bp-step]").text_content() == "2"
     assert page.locator("#bp-table tr.pending").count() == len(trace.rows) - 2
+    overflow = page.evaluate("() => [...document.querySelectorAll('#bp-graph g')].flatMap(g => [...g.querySelectorAll('text')]"
+                             ".filter(t => t.getComputedTextLength() > g.querySelector('rect').width.baseVal.value - 6)"
+                             ".map(t => t.textContent))")
+    assert overflow == []  # every line of a node fits its box
+    assert page.locator("#bp-graph g.const", has_text="constant").count() >= 1
     shot(page, "backprop")
     assert page.errors == []
 

@@ -176,12 +176,37 @@ def test_csv_upload_good_and_bad(tmp_path):
         D.from_csv(bad, "bad.csv")
     assert str(web.value) == str(cli.value).replace(str(tmp_path) + os.sep, "")
     assert "'oops'" in str(web.value) and "line 3" in str(web.value)
+    with pytest.raises(ValueError, match="^single: y has a single class"):  # named after the file, as the CLI does
+        D.from_csv("a,b,label\n1,2,0\n3,4,0\n", "single.csv")
     with pytest.raises(ValueError, match="exactly 2 numeric feature columns"):
         D.from_csv("a,b,c,label\n1,2,3,0\n2,3,4,1\n3,4,5,0\n4,5,6,1\n", "three.csv")
     with pytest.raises(ValueError, match="at most 1,048,576"):
         D.from_csv("a,b,label\n" + "1,2,0\n" * 200_000, "big.csv")
     with pytest.raises(ValueError, match="at most 5,000"):
         D.from_csv("a,b,label\n" + "1,2,0\n1,3,1\n" * 3000, "long.csv")
+
+
+def test_csv_with_a_continuous_label_is_regression():
+    """The CLI's loader reads a label of many distinct non-integers as a regression target: the
+    playground then fits it by squared error, the targets scaled to [-1, 1] (it once trained a
+    one-class logistic loss on them)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 10, (200, 2))
+    y = 3.0 + 0.5 * X[:, 0] - 0.2 * X[:, 1]
+    text = "u,v,price\n" + "\n".join(f"{a:.4f},{b:.4f},{t:.4f}" for (a, b), t in zip(X, y))
+    d = D.from_csv(text, "prices.csv")
+    assert d.task == "regression" and d.classes == [] and d.y_train.dtype == np.float32
+    ys = np.concatenate([d.y_train, d.y_test])
+    assert ys.min() == pytest.approx(-1.0) and ys.max() == pytest.approx(1.0)
+    s = Session()
+    s.upload_csv(text, "prices.csv")
+    assert s.data.task == "regression" and s.n_out == 1
+    _, te0 = s.losses()
+    z = s.model.eval()(cr.tensor(s.Fte)).numpy().ravel()
+    assert te0 == pytest.approx(float(np.mean((z - s.data.y_test) ** 2)), rel=1e-5)  # the squared error
+    s.step(300)
+    assert s.losses()[1] < 0.2 * te0
+    assert s.frame()["task"] == "regression"
 
 
 def test_csv_with_three_classes_trains_with_softmax():
@@ -216,6 +241,8 @@ def test_heatmap_shows_the_learned_boundary():
     assert set(f["thumbnails"]) == {"f:0", "f:1", *(f"h:{k}:{j}" for k in range(2) for j in range(4)), "out"}
     assert "Adam" in f["describe"] and "t = 300" in f["describe"]
     json.dumps(f, allow_nan=False)
+    lean = s.frame(thumbnails=False, describe=False)  # a playing tab's frame between two full ones
+    assert "thumbnails" not in lean and "describe" not in lean and lean["heatmap"] == f["heatmap"]
 
 
 def test_node_maps():
@@ -331,6 +358,111 @@ def test_api_state_and_session_lifecycle(playground_server):
     while sid in hub.sessions and time.monotonic() < deadline:  # a closed tab frees its session
         time.sleep(0.05)
     assert sid not in hub.sessions
+
+
+def test_a_bad_message_never_closes_the_tab(playground_server):
+    """Each of these once closed the socket with a traceback in the server's log; now each is
+    answered with a message and the tab keeps its session."""
+    import websockets
+
+    url, _ = playground_server
+    upload = {"type": "upload", "text": "a,b,c\n1,2,0\n2,x,1\n"}  # 'x': the loader's message names the file
+    bad = [
+        (b"\x00\x01", "binary frame"),
+        ('{"type": "config", "changes": {"batch_size": Infinity}}', "batch_size must be a number in [1, 1000]"),
+        ('{"type": "config", "changes": {"seed": 1e400}}', "seed must be a number"),
+        ("[" * 100_000, "nested too deeply"),
+        (json.dumps({**upload, "filename": ".."}), "..: column 'b'"),
+        (json.dumps({**upload, "filename": "é" * 150 + ".csv"}), "é" * 150 + ".csv: column 'b'"),
+    ]
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            await _recv(ws, "frame")
+            for k, (payload, words) in enumerate(bad):
+                await ws.send(payload)
+                assert words in (await _recv(ws, "error"))["message"], payload[:40]
+                await ws.send(json.dumps({"type": "step"}))
+                while (await _recv(ws, "frame"))["step"] != k + 1:
+                    pass
+
+    asyncio.run(go())
+
+
+def test_a_page_that_acks_has_at_most_two_frames_in_flight(playground_server):
+    """A playing tab is sent a frame only while fewer than WINDOW are unacknowledged; training goes
+    on meanwhile, and the frame after an ack carries the latest step. (A page slower to draw than the
+    server to train once fell seconds behind, every click answered after the queued frames.)"""
+    import websockets
+
+    from chainrule.web.server import WINDOW
+
+    url, app = playground_server
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            sid = (await _recv(ws, "hello"))["session"]
+            first = await _recv(ws, "frame")
+            await ws.send(json.dumps({"type": "ack", "seq": first["seq"]}))
+            await ws.send(json.dumps({"type": "config", "changes": {"steps_per_second": 10_000}}))
+            await ws.send(json.dumps({"type": "play"}))
+            async def until_quiet():  # the frames that come before the server stops sending
+                got = []
+                with pytest.raises(TimeoutError):
+                    while True:
+                        got.append(await _recv(ws, "frame", timeout=3))
+                return got
+
+            assert [f["seq"] for f in await until_quiet()] == [1, 2]  # the replies to config and play
+            await ws.send(json.dumps({"type": "ack", "seq": 2}))
+            frames = await until_quiet()  # the training loop's: WINDOW of them, then none until an ack
+            assert [f["seq"] for f in frames] == list(range(3, 3 + WINDOW))
+            assert app.state.hub.tabs[sid].sent == 3 + WINDOW
+            stepped = json.loads((await asyncio.to_thread(_get, f"{url}/api/state?session={sid}"))[2])["step"]
+            assert stepped > frames[-1]["step"]  # it trained on while nothing was sent
+            await ws.send(json.dumps({"type": "ack", "seq": frames[-1]["seq"]}))
+            nxt = await _recv(ws, "frame")
+            assert nxt["seq"] == 3 + WINDOW and nxt["step"] >= stepped
+            await ws.send(json.dumps({"type": "ack", "seq": 10_000}))
+            assert "ack: seq must be the number of a frame sent" in (await _recv(ws, "error"))["message"]
+
+    asyncio.run(go())
+
+
+def test_the_race_runs_off_the_event_loop(playground_server, monkeypatch):
+    """A race of 7 optimizers x 500 steps takes seconds: run on the event loop it froze every tab's
+    training and frames; it runs in a worker thread (it touches no session)."""
+    import websockets
+
+    from chainrule.web import server
+
+    url, _ = playground_server
+    seen, run = [], panels.race
+
+    def race(*args):
+        try:
+            asyncio.get_running_loop()
+            seen.append("event loop")
+        except RuntimeError:
+            seen.append("worker thread")
+        return run(*args)
+
+    monkeypatch.setattr(server.panels, "race", race)
+
+    async def go():
+        async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as ws:
+            await _recv(ws, "frame")
+            await ws.send(json.dumps({"type": "race", "function": "ravine", "optimizers": ["sgd", "momentum"],
+                                      "learning_rate": 0.05, "momentum": 0.5, "steps": 60}))
+            got = await _recv(ws, "race")
+            await ws.send(json.dumps({"type": "race", "optimizers": ["sgd"], "steps": 0}))
+            assert "steps must be an integer" in (await _recv(ws, "error"))["message"]
+            return got
+
+    got = asyncio.run(go())
+    assert seen == ["worker thread", "worker thread"]
+    want = pg.run("ravine", ["momentum"], steps=60, settings={"momentum": {"lr": 0.05, "momentum": 0.5}})["momentum"]
+    np.testing.assert_allclose(next(p["path"] for p in got["paths"] if p["name"] == "momentum"), want.path, atol=1e-5)
 
 
 def test_static_assets_and_origin_check(playground_server):

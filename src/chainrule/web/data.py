@@ -8,12 +8,13 @@ to ``[-1, 1]``.
 Classification sets come from :mod:`chainrule.datasets` (xor, spiral, moons) and scikit-learn's
 generators (circle, gaussians); the regression sets (plane, bumps) are closed-form surfaces plus
 noise. A CSV upload goes through :func:`chainrule.datasets.load_csv`, the loader of the CLI's
-``--data csv:PATH``, so a bad file gets the CLI's message.
+``--data csv:PATH``, so a bad file gets the CLI's message and a continuous label makes a regression set.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -137,7 +138,9 @@ def make(name: str, noise: float = 0.2, train_ratio: float = 0.5, n: int = 400, 
 
 def from_csv(text: str, filename: str = "upload.csv", train_ratio: float = 0.5, seed: int = 0) -> PlayData:
     """An uploaded CSV (header, 2 numeric feature columns, a label column last), parsed by the
-    CLI's loader :func:`chainrule.datasets.load_csv`: its errors name the file, line and column."""
+    CLI's loader :func:`chainrule.datasets.load_csv`: its errors name the file, line and column.
+    A label the loader reads as continuous (many distinct numbers, or non-integers) makes a
+    regression set, its targets scaled to ``[-1, 1]``; any other label is a class."""
     base = os.path.basename(filename or "upload.csv") or "upload.csv"
     if len(text.encode("utf-8")) > MAX_UPLOAD_BYTES:
         raise ValueError(f"{base}: the CSV has {len(text.encode('utf-8')):,} bytes; the playground accepts at most "
@@ -145,8 +148,11 @@ def from_csv(text: str, filename: str = "upload.csv", train_ratio: float = 0.5, 
     n_rows = max(0, sum(1 for line in text.splitlines() if line.strip()) - 1)
     if n_rows > MAX_UPLOAD_ROWS:
         raise ValueError(f"{base}: the CSV has {n_rows:,} data rows; the playground accepts at most {MAX_UPLOAD_ROWS:,}")
+    # the loader names the set (and some messages) after the file: a plain name is kept on disk; any
+    # other (``..``, 300 bytes, a NUL, a slash) becomes upload.csv, never reaching the file system
+    on_disk = base if re.fullmatch(r"[\w. -]{1,100}", base) and base.strip(".") else "upload.csv"
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, base)
+        path = os.path.join(tmp, on_disk)
         with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         try:
@@ -157,7 +163,20 @@ def from_csv(text: str, filename: str = "upload.csv", train_ratio: float = 0.5, 
         raise ValueError(f"{base}: the playground needs exactly 2 numeric feature columns and a label, got "
                          f"{d.n_features} feature columns {d.feature_names}")
     Xtr, Xte = _rescale(d.X_train, d.X_test)
-    return PlayData(os.path.splitext(base)[0], "classification", Xtr, d.y_train, Xte, d.y_test, list(d.target_names))
+    name = os.path.splitext(base)[0]
+    if d.task == "regression":  # a continuous target (the CLI's rule): fitted by squared error, like plane and bumps
+        ytr, yte = _rescale_target(d.y_train, d.y_test)
+        return PlayData(name, "regression", Xtr, ytr, Xte, yte)
+    return PlayData(name, "classification", Xtr, d.y_train, Xte, d.y_test, list(d.target_names))
+
+
+def _rescale_target(y_train: np.ndarray, y_test: np.ndarray):
+    """One affine map for both splits' regression targets: their range -> [-1, 1] (the heatmap's
+    orange -1 .. blue +1); a constant target becomes 0."""
+    y = np.concatenate([y_train, y_test]).astype(np.float64)
+    centre, half = (y.max() + y.min()) / 2, (y.max() - y.min()) / 2
+    s = 1.0 / half if half > 0 else 1.0
+    return ((y_train - centre) * s).astype(np.float32), ((y_test - centre) * s).astype(np.float32)
 
 
 def grid(resolution: int = 50) -> np.ndarray:

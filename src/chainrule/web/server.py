@@ -13,7 +13,9 @@ steps per second as long as the machine can train them; a paused tab costs nothi
 - ``WS /ws``: the tab's messages (below) in, frames out.
 
 Messages from the page are JSON objects with a ``type``: ``config`` (``changes``: settings),
-``play``, ``pause``, ``step``, ``reset``, ``hover`` (``node``), ``backprop`` (``example``),
+``play``, ``pause``, ``step``, ``reset``, ``hover`` (``node``), ``ack`` (``seq``: the frame it
+drew; a page that acks has at most WINDOW frames in flight while playing; each frame carries its
+``seq`` and ``configs``, the number of config messages handled so far), ``backprop`` (``example``),
 ``cost``, ``race`` (``function``, ``optimizers``, ``learning_rate``, ``momentum``, ``steps``,
 ``lr_all``), ``upload`` (``filename``, ``text``). Every value is validated; nothing from the
 client is executed. A websocket whose ``Origin`` is another site is refused (a page elsewhere
@@ -27,6 +29,7 @@ import itertools
 import json
 import math
 import time
+import traceback
 import warnings
 from pathlib import Path
 from urllib.parse import urlparse
@@ -46,7 +49,8 @@ from .session import Session
 STATIC = Path(__file__).parent / "static"
 FPS = 60  # frames a second at most: with one step per frame, 60 steps a second drawn
 BURST = 0.03  # seconds of training at most between two frames of a tab
-THUMBNAIL_PERIOD = 0.2  # seconds between the network drawing's neuron maps while playing
+THUMBNAIL_PERIOD = 0.2  # seconds between the neuron maps and the optimizer's equations while playing
+WINDOW = 2  # frames a playing tab may have sent and not yet acknowledged as drawn
 MAX_MESSAGE = MAX_UPLOAD_BYTES + 4096
 
 
@@ -84,6 +88,9 @@ class Tab:
         self.session, self.ws = session, ws
         self.task: asyncio.Task | None = None
         self._thumbs_at = 0.0
+        # frames sent, and frames the page has drawn (None: it never said, so it is not paced)
+        self.sent, self.acked = 0, None
+        self.configs = 0  # config messages handled (refused ones too): the page knows which changes are answered
 
     async def send(self, obj: dict) -> None:
         await self.ws.send_text(dumps(obj))
@@ -93,14 +100,23 @@ class Tab:
         thumbs = not self.session.playing or now - self._thumbs_at >= THUMBNAIL_PERIOD
         if thumbs:
             self._thumbs_at = now
-        await self.send(self.session.frame(thumbnails=thumbs))
+        frame = self.session.frame(thumbnails=thumbs, describe=thumbs)
+        frame["seq"], frame["configs"] = self.sent, self.configs
+        self.sent += 1
+        await self.send(frame)
+
+    def ready(self) -> bool:
+        """Whether a playing tab may be sent another frame: fewer than WINDOW are in flight. A page
+        slower to draw than the server to train (a busy machine, software rendering) would
+        otherwise fall seconds behind, every click answered after the frames queued before it."""
+        return self.acked is None or self.sent - self.acked < WINDOW
 
     async def send_data(self) -> None:
         await self.send({"type": "data", **self.session.data.points()})
 
     async def _loop(self) -> None:
         s = self.session
-        owed, last, per_step = 0.0, time.perf_counter(), 2e-3
+        owed, last, per_step, fresh = 0.0, time.perf_counter(), 2e-3, False
         while s.playing:
             t0 = time.perf_counter()
             n, owed = steps_owed(owed, s.config["steps_per_second"], t0 - last, per_step)
@@ -109,8 +125,12 @@ class Tab:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run shows NaN; no log spam
                     s.step(n)
-                per_step = 0.8 * per_step + 0.2 * (time.perf_counter() - t0) / n
+                fresh = True
+            if fresh and self.ready():  # training goes on while the page catches up; it gets the latest
                 await self.send_frame()
+                fresh = False
+            if n:
+                per_step = 0.8 * per_step + 0.2 * (time.perf_counter() - t0) / n
             await asyncio.sleep(max(0.0, 1.0 / FPS - (time.perf_counter() - t0)))
 
     def play(self) -> None:
@@ -134,8 +154,15 @@ class Tab:
 
     async def handle(self, msg: dict) -> None:
         s, kind = self.session, msg.get("type")
+        if kind == "ack":  # the page drew frame ``seq``
+            seq = msg.get("seq")
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < self.sent:
+                raise ValueError(f"ack: seq must be the number of a frame sent, in [0, {self.sent - 1}], got {seq!r}")
+            self.acked = max(self.acked or 0, seq + 1)
+            return
         s.last_active = time.monotonic()
         if kind == "config":
+            self.configs += 1
             rebuilt = s.configure(msg.get("changes", {}))
             if "data" in rebuilt:
                 await self.send_data()
@@ -157,8 +184,11 @@ class Tab:
                 raise ValueError("upload: send the CSV as text with its file name")
             s.upload_csv(text, name[-200:])
             await self.send_data()
-        elif kind in ("backprop", "cost", "race"):
+        elif kind in ("backprop", "cost"):
             await self.send(self._panel(kind, msg))
+            return
+        elif kind == "race":  # touches no session: a worker thread, so a long race stalls no tab's training
+            await self.send(await asyncio.to_thread(_race, msg))
             return
         else:
             raise ValueError(f"unknown message type {kind!r}")
@@ -167,13 +197,15 @@ class Tab:
     def _panel(self, kind: str, msg: dict) -> dict:
         if kind == "backprop":
             return panels.backprop(self.session, msg.get("example", 0))
-        if kind == "cost":
-            return panels.cost_table(self.session)
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return panels.race(msg.get("function", "ravine"), msg.get("optimizers", ["sgd"]),
-                               msg.get("learning_rate"), msg.get("momentum", 0.9), msg.get("steps", 100),
-                               bool(msg.get("lr_all", False)))
+        return panels.cost_table(self.session)
+
+
+def _race(msg: dict) -> dict:
+    """The optimizer race of a ``race`` message; runs in a worker thread. A diverging optimizer's
+    overflow is silenced by np.errstate, which is per thread (warnings.catch_warnings is not)."""
+    with np.errstate(all="ignore"):
+        return panels.race(msg.get("function", "ravine"), msg.get("optimizers", ["sgd"]), msg.get("learning_rate"),
+                           msg.get("momentum", 0.9), msg.get("steps", 100), bool(msg.get("lr_all", False)))
 
 
 class Hub:
@@ -182,6 +214,7 @@ class Hub:
     def __init__(self, max_sessions: int = 16, resolution: int = 50):
         self.max_sessions, self.resolution = int(max_sessions), int(resolution)
         self.sessions: dict[str, Session] = {}
+        self.tabs: dict[str, Tab] = {}
         self._ids = itertools.count(1)
 
     def open(self) -> Session:
@@ -193,6 +226,7 @@ class Hub:
 
     def close(self, sid: str) -> None:
         self.sessions.pop(sid, None)
+        self.tabs.pop(sid, None)
 
     def latest(self) -> Session | None:
         return max(self.sessions.values(), key=lambda s: s.last_active, default=None)
@@ -237,14 +271,16 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
             await ws.send_text(dumps({"type": "error", "message": str(e)}))
             await ws.close(code=1013)
             return
-        tab = Tab(session, ws)
+        tab = hub.tabs[session.sid] = Tab(session, ws)
         try:
             await tab.send({"type": "hello", "session": session.sid, "limits": _limits()})
             await tab.send_data()
             await tab.send_frame()
             while True:
-                text = await ws.receive_text()
-                await _dispatch(tab, text)
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    raise WebSocketDisconnect(message.get("code", 1000))
+                await _dispatch(tab, message.get("text"))
         except WebSocketDisconnect:
             pass
         finally:
@@ -257,17 +293,34 @@ def create_app(max_sessions: int = 16, resolution: int = 50) -> Starlette:
     return app
 
 
-async def _dispatch(tab: Tab, text: str) -> None:
-    """One message: handled, or answered with an error the page shows (the session stays usable)."""
+# what a bad message can raise: a refused value, a wrong type, int(1e400)
+REFUSED = (ValueError, KeyError, TypeError, OverflowError)
+
+
+async def _dispatch(tab: Tab, text: str | None) -> None:
+    """One message: handled, or answered with an error the page shows (the session stays usable).
+    ``text`` is None for a binary frame. An unexpected error is answered too, and its traceback
+    printed to the server's log: one bad message never closes the tab."""
     msg = None
     try:
+        if text is None:
+            raise ValueError("a message must be JSON text, got a binary frame")
         if len(text) > MAX_MESSAGE:
             raise ValueError(f"message of {len(text):,} characters; at most {MAX_MESSAGE:,} (uploads: 1 MiB)")
-        msg = json.loads(text)
+        try:
+            msg = json.loads(text)
+        except RecursionError:
+            raise ValueError("a message nested too deeply: send a flat JSON object with a 'type'") from None
         if not isinstance(msg, dict):
             raise ValueError("a message must be a JSON object with a 'type'")
         await tab.handle(msg)
-    except (ValueError, KeyError, TypeError) as e:
+    except WebSocketDisconnect:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported to the page; unexpected ones logged with their traceback
+        if not isinstance(e, REFUSED):
+            traceback.print_exc()
+            e = RuntimeError(f"internal error handling {msg.get('type') if isinstance(msg, dict) else 'a'} message: "
+                             f"{e!r} (the server's log has the traceback)")
         await tab.send({"type": "error", "message": str(e), "for": msg.get("type") if isinstance(msg, dict) else None})
         await tab.send_frame()
 

@@ -72,7 +72,7 @@ def validate(changes: dict) -> dict:
             kind, lo, hi = LIMITS[key]
             try:
                 v = kind(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf), JSON's Infinity or 1e400
                 raise ValueError(f"{key} must be a number in [{lo}, {hi}], got {value!r}") from None
             if isinstance(value, bool) or not (lo <= v <= hi) or (kind is float and not math.isfinite(v)):
                 raise ValueError(f"{key} must be in [{lo}, {hi}], got {value!r}")
@@ -405,15 +405,19 @@ class Session:
                 "optimizer": self.config["optimizer"], "learning_rate": self.opt.param_groups[0]["lr"],
                 "parameters": self.n_params, "config": dict(self.config)}
 
-    def frame(self, thumbnails: bool = True) -> dict:
-        """Everything the page redraws after a step: state, history, heatmap, weights, equations."""
+    def frame(self, thumbnails: bool = True, describe: bool = True) -> dict:
+        """Everything the page redraws after a step: state, history, heatmap, weights, and with
+        ``thumbnails`` every neuron's map, with ``describe`` the optimizer's equations (Adam's are a
+        large part of a frame's cost: a playing tab gets both only a few times a second)."""
         _, z = self._forward(self.Fgrid)
         res = self.resolution
         out = {"type": "frame", **self.state(), "history": self.history,
                "heatmap": {"size": res, "rgba": rgba_b64(self._surface(z).reshape(res, res, 3))},
                "weights": [np.round(lin.weight._data.astype(np.float64), 4).tolist() for lin in self.linears],
                "biases": [np.round(lin.bias._data.astype(np.float64), 4).tolist() for lin in self.linears],
-               "describe": self.opt.describe(), "features": self.config["features"], "hidden": self.config["hidden"]}
+               "features": self.config["features"], "hidden": self.config["hidden"]}
+        if describe:
+            out["describe"] = self.opt.describe()
         if self.hover:
             out["hover"] = {"node": self.hover, "rgba": self.node_map(self.hover)}
         if thumbnails:

@@ -19,7 +19,12 @@ const LEARNING_RATES = [0.00001, 0.0001, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 
 const FEATURE_TEX = { x1: "x_1", x2: "x_2", "x1^2": "x_1^2", "x2^2": "x_2^2", "x1*x2": "x_1 x_2", "sin x1": "\\sin x_1", "sin x2": "\\sin x_2" };
 
 CR.send = (msg) => { if (CR.ws && CR.ws.readyState === 1) CR.ws.send(JSON.stringify(msg)); };
-CR.configure = (changes) => CR.send({ type: "config", changes });
+// settings asked for and not yet answered: a second click before the server's frame builds on the
+// first (the +/- buttons, the features) instead of on the settings the last frame showed
+CR.pending = {};
+CR.configsSent = 0;
+CR.configure = (changes) => { Object.assign(CR.pending, changes); CR.configsSent++; CR.send({ type: "config", changes }); };
+CR.wanted = () => ({ ...CR.config, ...CR.pending });
 
 function showError(text) {
   const e = $("error");
@@ -37,6 +42,9 @@ function connect() {
     const handler = { hello: onHello, data: onData, frame: onFrame, error: onError, backprop: CR.renderBackprop,
       cost: CR.renderCost, race: CR.renderRace }[msg.type];
     if (handler) handler(msg);
+    // drawn: ask for the next frame once this one is on screen (the server keeps at most 2 in flight;
+    // a hidden tab, whose animation frames pause, is sent none while it trains on)
+    if (msg.type === "frame") requestAnimationFrame(() => CR.send({ type: "ack", seq: msg.seq }));
   };
 }
 
@@ -66,6 +74,7 @@ const fmtLoss = (v) => (v === null || v === undefined ? "NaN" : v.toFixed(4));
 function onFrame(f) {
   CR.frame = f;
   CR.config = f.config;
+  if (f.configs >= CR.configsSent) CR.pending = {};  // the server has handled (or refused) every change sent
   document.body.dataset.ready = "1";
   if (f.thumbnails) CR.lastThumbs = f.thumbnails;
   $("step").textContent = f.step;
@@ -75,8 +84,9 @@ function onFrame(f) {
   $("play").innerHTML = f.playing ? ICONS.pause : ICONS.play;
   $("play").classList.toggle("playing", f.playing);
   document.body.dataset.playing = f.playing;
-  syncControls(f.config);
-  $("equations").textContent = f.describe;
+  syncControls(CR.wanted());
+  if (f.describe !== undefined) CR.describe = f.describe;  // while playing, sent a few times a second
+  $("equations").textContent = CR.describe || "";
   CR.drawLossChart($("loss-chart"), f.history);
   const heat = f.hover && f.hover.rgba ? { size: f.heatmap.size, rgba: f.hover.rgba } : f.heatmap;
   CR.drawBoundary($("boundary"), heat, CR.points, $("show-test").checked);
@@ -108,8 +118,9 @@ function drawLayerButtons(hidden) {
     d.style.left = `${L.box / 2 + (l + 1) * L.dx - 12}px`;
     d.innerHTML = `<button data-testid="add-neuron-${l}">+</button><button data-testid="remove-neuron-${l}">−</button><span>${n}</span>`;
     const [plus, minus] = d.querySelectorAll("button");
-    plus.onclick = () => { const h = [...hidden]; h[l] = Math.min(CR.limits.max_neurons, h[l] + 1); CR.configure({ hidden: h }); };
-    minus.onclick = () => { const h = [...hidden]; h[l] = Math.max(1, h[l] - 1); CR.configure({ hidden: h }); };
+    const width = (d) => { const h = [...CR.wanted().hidden]; if (l < h.length) { h[l] = Math.max(1, Math.min(CR.limits.max_neurons, h[l] + d)); CR.configure({ hidden: h }); } };
+    plus.onclick = () => width(1);
+    minus.onclick = () => width(-1);
     box.appendChild(d);
   });
 }
@@ -165,8 +176,8 @@ function initControls() {
   $("step-once").onclick = () => CR.send({ type: "step" });
   $("reset").onclick = () => CR.send({ type: "reset" });
   $("show-test").onchange = () => CR.frame && onFrame(CR.frame);
-  $("add-layer").onclick = () => { const h = CR.config.hidden; if (h.length < CR.limits.max_layers) CR.configure({ hidden: [...h, 2] }); };
-  $("remove-layer").onclick = () => { const h = CR.config.hidden; if (h.length) CR.configure({ hidden: h.slice(0, -1) }); };
+  $("add-layer").onclick = () => { const h = CR.wanted().hidden; if (h.length < CR.limits.max_layers) CR.configure({ hidden: [...h, 2] }); };
+  $("remove-layer").onclick = () => { const h = CR.wanted().hidden; if (h.length) CR.configure({ hidden: h.slice(0, -1) }); };
   const feats = $("features");
   Object.entries(FEATURE_TEX).forEach(([k, tex]) => {
     const l = document.createElement("label");

@@ -80,14 +80,17 @@ CR.drawBackprop = () => {
     const a = pos[i], b = pos[n.index], on = cr && cr.input_index === i && cr.output_index === n.index;
     html += `<line x1="${a.x + bw}" y1="${a.y + bh / 2}" x2="${b.x}" y2="${b.y + bh / 2}" class="${on ? "edge on" : "edge"}"/>`;
   }
-  const short = (s) => (s.includes("overwritten") ? "fused: kept by the activation" : s.length > 27 ? s.slice(0, 26) + "…" : s);
+  // a node's lines fit its box (27 characters of 10 px monospace); the full text is its hover title
+  const short = (s) => (s.length > 21 ? s.slice(0, 20) + "…" : s);
+  const valueLine = (n) => (n.kind === "const" ? "constant" : n.value.includes("overwritten") ? "fused into the activation" :
+    "value " + short(n.value));
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   for (const n of nodes) {
     const p = pos[n.index], g = grad[n.index];
     const cls = `node ${n.kind}${cr && (cr.input_index === n.index || cr.output_index === n.index) ? " on" : ""}`;
     html += `<g class="${cls}" data-testid="bp-node"><rect x="${p.x}" y="${p.y}" width="${bw}" height="${bh}" rx="5"/>` +
       `<text x="${p.x + 4}" y="${p.y + 13}">${esc(n.label)}${n.op && !n.label.startsWith(n.op) ? " = " + esc(n.op) : ""}</text>` +
-      `<text x="${p.x + 4}" y="${p.y + 28}">value ${esc(short(n.value))}</text>` +
+      `<text x="${p.x + 4}" y="${p.y + 28}">${esc(valueLine(n))}</text>` +
       `<text x="${p.x + 4}" y="${p.y + 43}" class="grad">${g !== undefined ? "grad " + esc(short(CR.fmtArray(g))) : ""}</text>` +
       `<title>${esc(n.label)}: value ${esc(n.value)}${g !== undefined ? "; dL/d(node) " + esc(CR.fmtArray(g)) : ""}</title></g>`;
   }
