@@ -146,6 +146,8 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             args = [prog.expr(r) for r in refs] + [
                 f"{k}={prog.attr(v)}" for k, v in attrs.items()]
             call = f"{prog.const(op.forward, op.name)}({', '.join(args)})"
+            if op.name == "transpose" and attrs.get("axes") is None and refs[0][0] in "vt":
+                call = f"{prog.expr(refs[0])}.T"  # what its forward returns for an array, without the call
             reads = refs + [a.ref for v in attrs.values() for a in attr_refs(v)]  # what the line reads
             names = [f"v{r[1]}" for r in outs]
             src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
