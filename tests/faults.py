@@ -98,6 +98,13 @@ CORRUPT = {
     "too_many_tensors": (lambda ok: craft({f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
                                            for i in range(70_000)}), "more than the limit of 65,536"),
     "header_over_limit": (lambda ok: craft(b" " * (17 << 20)), "(limit 16,777,216)"),
+    "shape_past_int64": (lambda ok: craft({"w": dict(W, shape=[0, 1 << 64], data_offsets=[0, 0])}), "int64s"),
+    "zero_size_shape_numpy_cannot_hold": (lambda ok: craft({"w": dict(W, shape=[1 << 32, 1 << 32, 0],
+                                                                      data_offsets=[0, 0])}), "NumPy cannot hold"),
+    "shape_of_100_dims": (lambda ok: craft({"w": dict(W, shape=[1] * 100, data_offsets=[0, 4])}, b"\0" * 4),
+                          "at most 64"),
+    "integer_of_5000_digits": (lambda ok: craft(('{"w": {"dtype": "F32", "shape": [1' + "0" * 5000
+                                                 + '], "data_offsets": [0, 4]}}').encode(), b"\0" * 4), "not usable JSON"),
 }
 
 
