@@ -304,3 +304,22 @@ def test_ranks_that_disagree_are_named_at_start(what, says):
     assert p.returncode != 0 and "trained" not in p.stdout
     assert f"rank 0: ValueError: distributed fit: the ranks disagree on the {says}" in p.stderr, p.stderr
     assert "Message truncated" not in p.stderr and "do not match" not in p.stderr
+
+
+def test_a_csv_with_a_byte_order_mark_reads_its_first_column_name_plainly(tmp_path, capsys):
+    """Excel's "CSV UTF-8" starts with a BOM: it must not become part of the first column's name
+    (predict with a BOM-less CSV would then miss that column)."""
+    rows = [[i % 7, (i * 3) % 5, i % 2] for i in range(60)]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + _write(tmp_path / "plain.csv", ["a", "b", "y"], rows).read_bytes())
+    out = tmp_path / "r"
+    assert _main(["train", "--data", f"csv:{bom}", "--epochs", "1", "--out", out, "--quiet"], capsys)[0] == 0
+    assert json.loads((out / "config.json").read_text())["feature_names"] == ["a", "b"]
+    code, stdout, _ = _main(["predict", out, "--data", f"csv:{tmp_path / 'plain.csv'}"], capsys)
+    assert code == 0 and len(lines(stdout)) == 61
+
+
+def test_a_csv_with_one_class_names_the_label(tmp_path, capsys):
+    path = _write(tmp_path / "one.csv", ["a", "y"], [[i, 1] for i in range(20)])
+    code, _, err = _main(["train", "--data", f"csv:{path}", "--out", tmp_path / "r"], capsys)
+    _one_line(code, err, "has a single class (1): a classifier needs at least 2 classes")

@@ -96,7 +96,7 @@ def check_targets(y, n: int | None = None, name: str = "y", classification: bool
         r = int(np.argwhere(~np.isfinite(y))[0][0])
         raise ValueError(f"{name} contains a non-finite value {y[r]} at row {r}")
     if classification and np.unique(y).size < 2:
-        raise ValueError(f"{name} has a single class ({y.reshape(-1)[0]!r}): a classifier needs at least 2 classes")
+        raise ValueError(f"{name} has a single class ({y.reshape(-1)[:1].tolist()[0]!r}): a classifier needs at least 2 classes")
     return y
 
 

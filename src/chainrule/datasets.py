@@ -78,7 +78,7 @@ def _encode(y_raw: np.ndarray, what: str) -> tuple[np.ndarray, list[str]]:
     """Labels of any type -> int64 codes 0..K-1 and the sorted original labels."""
     classes, y = np.unique(y_raw, return_inverse=True)
     if len(classes) < 2:
-        raise ValueError(f"{what} has a single class ({classes[0]!r}): a classifier needs at least 2 classes")
+        raise ValueError(f"{what} has a single class ({classes[:1].tolist()[0]!r}): a classifier needs at least 2 classes")
     return y.astype(np.int64).reshape(-1), [str(c) for c in classes]
 
 
@@ -181,7 +181,7 @@ def _read_csv(path) -> tuple[list[str], list[list[str]]]:
     fd = open_regular(path, "CSV file")
     csv.field_size_limit(max(csv.field_size_limit(), CELL_LIMIT))
     try:
-        with os.fdopen(fd, newline="", encoding="utf-8") as f:
+        with os.fdopen(fd, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     except csv.Error as e:
         raise ValueError(f"{path}: not a readable CSV file ({e}; cells are limited to {CELL_LIMIT:,} characters)") from None
