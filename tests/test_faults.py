@@ -227,6 +227,7 @@ CONFIGS = {
     "bad_model": (lambda c: c | {"model": "resnet"}, "model must be logreg, softmax, mlp, cnn, gru"),
     "short_scaler": (lambda c: c | {"scaler": {"mean": [0], "scale": [1]}}, "scaler.mean must be 4 finite numbers"),
     "zero_scale": (lambda c: c | {"scaler": {"mean": [0] * 4, "scale": [0] * 4}}, "scaler.scale must be positive"),
+    "fingerprint_garbage": (lambda c: c | {"data_sha256": 5}, "data_sha256 must be 64 hex digits"),
 }
 
 

@@ -323,3 +323,30 @@ def test_a_csv_with_one_class_names_the_label(tmp_path, capsys):
     path = _write(tmp_path / "one.csv", ["a", "y"], [[i, 1] for i in range(20)])
     code, _, err = _main(["train", "--data", f"csv:{path}", "--out", tmp_path / "r"], capsys)
     _one_line(code, err, "has a single class (1): a classifier needs at least 2 classes")
+
+
+def test_resume_and_evaluate_refuse_data_that_changed_since_training(tmp_path, capsys):
+    """The same shape with other values used to resume silently on other data, re-standardised."""
+    rows = [[i % 7, (i * 3) % 5, i % 2] for i in range(60)]
+    path = _write(tmp_path / "d.csv", ["a", "b", "y"], rows)
+    out = tmp_path / "r"
+    assert _main(["train", "--data", f"csv:{path}", "--epochs", "2", "--out", out, "--quiet"], capsys)[0] == 0
+    before = {f: (out / f).read_bytes() for f in ("config.json", "history.json", "model.safetensors")}
+    rows[10][0] += 1
+    _write(path, ["a", "b", "y"], rows)
+    for argv in (["train", "--resume", out, "--epochs", "4"], ["evaluate", out]):
+        code, _, err = _main(argv, capsys)
+        _one_line(code, err, "d.csv has changed since the run was trained", "data_sha256")
+    assert {f: (out / f).read_bytes() for f in before} == before
+    rows[10][0] -= 1
+    _write(path, ["a", "b", "y"], rows)
+    assert _main(["train", "--resume", out, "--epochs", "4", "--quiet"], capsys)[0] == 0
+
+
+def test_a_run_written_before_the_data_fingerprint_still_resumes(tmp_path, run, capsys):
+    d = copy_run(run, tmp_path)
+    cfg = json.loads((d / "config.json").read_text())
+    assert len(cfg.pop("data_sha256")) == 64
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert _main(["train", "--resume", d, "--epochs", "4", "--quiet"], capsys)[0] == 0
+    assert json.loads((d / "config.json").read_text())["data_sha256"]  # and records it from now on

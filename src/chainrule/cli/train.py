@@ -202,7 +202,8 @@ def _train(args, fit, main: bool) -> int:
     model = R.build_model(cfg, ds.n_features, ds.n_classes)
     optimizer = T.make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     cfg.update(n_features=ds.n_features, n_classes=ds.n_classes, feature_names=ds.feature_names,
-               target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config())
+               target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config(),
+               data_sha256=R.fingerprint(ds))
     config = _WriteConfig(os.path.join(out, "config.json"), cfg, main)
     if not args.resume:
         _claim_out(out, args.overwrite)
