@@ -255,3 +255,13 @@ def test_memory_stays_bounded_when_a_config_asks_for_a_huge_model(tmp_path, run)
     (d / "config.json").write_text(json.dumps(_config(d) | {"hidden": [30_000_000]}))
     p = cli("evaluate", d, timeout=60)  # the child's address space is capped (faults.MEMORY)
     assert_one_line_error(p, "parameters, more than the limit")
+
+
+def test_a_model_file_from_another_run_is_refused(tmp_path, run, capsys):
+    """A model.safetensors copied in from a run of another architecture was evaluated silently."""
+    d = copy_run(run, tmp_path)
+    cr.save(cr.models.MLP([4, 16, 4, 3]), d / "model.safetensors")
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    for argv in (["evaluate", d], ["predict", d, "--data", f"csv:{tmp_path / 'x.csv'}"]):
+        _one_line(*_main(argv, capsys)[::2], "holds MLP [4, 16, 4, 3]", "config.json describes MLP [4, 8, 3]",
+                  "from another run")

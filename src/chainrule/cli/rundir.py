@@ -221,12 +221,26 @@ class Run:
         return self.config["task"]
 
 
+def _arch(config: Any) -> str:
+    """A model config in one short phrase: ``MLP [4, 8, 3]``."""
+    if not isinstance(config, dict):
+        return f"{config!r:.60}"
+    sizes = config.get("sizes") or [v for k, v in config.items() if k.startswith("n_")]
+    return f"{config.get('class')} {sizes!r:.60}"
+
+
 def load_run(run_dir: str) -> Run:
     """Model and config of a run: the final model file, else (interrupted run) the latest checkpoint."""
     cfg = read_config(run_dir)
     final = os.path.join(run_dir, "model.safetensors")
     if os.path.lexists(final):
-        return Run(io.load_model(final), cfg, final)
+        model = io.load_model(final)
+        want = cfg.get("model_config")
+        if want is not None and json.loads(json.dumps(model.config())) != want:
+            raise ValueError(f"{final} holds {_arch(model.config())} but {run_dir}/config.json describes "
+                             f"{_arch(want)}: the file is from another run; put back this run's model.safetensors "
+                             "(or delete it to evaluate the latest checkpoint)")
+        return Run(model, cfg, final)
     model = build_model(cfg, cfg["n_features"], cfg["n_classes"])
     path = latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     state = load_checkpoint(path)
