@@ -163,7 +163,10 @@ def test_epochs_zero_is_refused_for_a_new_run(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_ctrl_c_says_what_is_true_once_and_the_suggestion_works(tmp_path):
+@pytest.mark.parametrize("sig, code, says", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_says_what_is_true_once_and_the_suggestion_works(tmp_path, sig, code, says):
+    """Ctrl-C, and SIGTERM (kill, a batch scheduler), which used to end the run without a word."""
     out = tmp_path / "r"
     proc = subprocess.Popen([sys.executable, "-m", "chainrule.cli", "train", "--data", "digits", "--hidden", "512,512",
                              "--epochs", "200", "--out", str(out), "--quiet"], env=env(), stdout=subprocess.PIPE,
@@ -171,11 +174,12 @@ def test_ctrl_c_says_what_is_true_once_and_the_suggestion_works(tmp_path):
     t0 = time.monotonic()
     while not list_checkpoints(out / "checkpoints") and time.monotonic() - t0 < 120:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     done = len(list_checkpoints(out / "checkpoints")) and int(os.path.basename(latest_checkpoint(out))[6:10])
-    assert proc.returncode == 130 and "Traceback" not in err
-    assert len(lines(err)) == 1 and f"the last checkpoint is epoch {done}" in err and f"--resume {out}" in err
+    assert proc.returncode == code and "Traceback" not in err
+    assert len(lines(err)) == 1 and f"train: {says}; the last checkpoint is epoch {done}" in err and f"--resume {out}" in err
+    assert _tmp_files(out / "checkpoints") == []
     p = cli("train", "--resume", out, "--epochs", str(done + 1), "--quiet")
     assert p.returncode == 0 and f"epochs {done + 1}..{done + 1}" in p.stdout, p.stderr
 
