@@ -354,3 +354,21 @@ def test_a_run_written_before_the_data_fingerprint_still_resumes(tmp_path, run, 
     (d / "config.json").write_text(json.dumps(cfg))
     assert _main(["train", "--resume", d, "--epochs", "4", "--quiet"], capsys)[0] == 0
     assert json.loads((d / "config.json").read_text())["data_sha256"]  # and records it from now on
+
+
+def test_fit_refuses_text_in_x_naming_row_and_column():
+    X = np.full((10, 3), "1.5", dtype=object)
+    X[7, 1] = "n/a"
+    m = cr.models.MLP([3, 2])
+    with pytest.raises(ValueError, match=r"train X has a non-numeric value 'n/a' at row 7, column 1"):
+        cr.fit(m, "cross_entropy", cr.optim.SGD(m.parameters(), lr=0.1), (X, np.arange(10) % 2), epochs=1, progress=False)
+
+
+def test_a_checkpoint_directory_that_is_a_file_names_the_path(tmp_path):
+    (tmp_path / "ckpt").write_text("not a directory")
+    m = cr.models.MLP([3, 2])
+    X = np.ones((10, 3), np.float32)
+    with pytest.raises(OSError, match=r"could not write the checkpoint .*ckpt.epoch-0001.safetensors: .*no earlier"):
+        cr.fit(m, "cross_entropy", cr.optim.SGD(m.parameters(), lr=0.1), (X, np.arange(10) % 2), epochs=1,
+               checkpoint_dir=tmp_path / "ckpt", progress=False)
+    assert (tmp_path / "ckpt").read_text() == "not a directory"
