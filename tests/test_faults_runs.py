@@ -372,3 +372,13 @@ def test_a_checkpoint_directory_that_is_a_file_names_the_path(tmp_path):
         cr.fit(m, "cross_entropy", cr.optim.SGD(m.parameters(), lr=0.1), (X, np.arange(10) % 2), epochs=1,
                checkpoint_dir=tmp_path / "ckpt", progress=False)
     assert (tmp_path / "ckpt").read_text() == "not a directory"
+
+
+def test_csv_errors_name_the_files_own_line_even_after_blank_lines(tmp_path, capsys):
+    path = tmp_path / "gaps.csv"
+    path.write_text("a,y\n\n1,0\n\n\n2,1\n3,0\nx,1\n" + "4,0\n" * 10)  # 'x' is on line 8 of the file
+    code, _, err = _main(["train", "--data", f"csv:{path}", "--out", tmp_path / "r"], capsys)
+    _one_line(code, err, "non-numeric value 'x' at line 8")
+    path.write_text("a,y\n\n1,0\n2,1\n\n3,0.5\n" + "4,0\n" * 10)
+    code, _, err = _main(["train", "--data", f"csv:{path}", "--task", "classification", "--out", tmp_path / "r"], capsys)
+    _one_line(code, err, "(0.5 at line 6)")
