@@ -265,3 +265,14 @@ def test_a_model_file_from_another_run_is_refused(tmp_path, run, capsys):
     for argv in (["evaluate", d], ["predict", d, "--data", f"csv:{tmp_path / 'x.csv'}"]):
         _one_line(*_main(argv, capsys)[::2], "holds MLP [4, 16, 4, 3]", "config.json describes MLP [4, 8, 3]",
                   "from another run")
+
+
+def test_a_truncated_torch_save_file_is_named_as_one(tmp_path, torch):
+    """cr.load reads torch.save's zip files; a cut-off one used to be told "chainrule never unpickles"."""
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(1000)}, path)
+    np.testing.assert_array_equal(cr.load(path)["w"].numpy(), np.ones(1000, np.float32))
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ValueError, match="w.pt") as e:
+        cr.load(path)
+    assert "a zip file, e.g. from torch.save: only cr.load reads those" in str(e.value)

@@ -204,8 +204,9 @@ def read_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarr
         first = f.read(8)
         (n,) = struct.unpack("<Q", first)
         if n > size - 8 or n > MAX_HEADER:
-            hint = " (a pickle or zip file, e.g. from torch.save? chainrule never unpickles)" \
-                if first[:1] in (b"\x80", b"P") else ""
+            hint = {b"\x80": " (a pickle, e.g. from pickle.dump or an old torch.save? chainrule never unpickles)",
+                    b"P": " (a zip file, e.g. from torch.save: only cr.load reads those, and only intact ones)",
+                    }.get(first[:1], "")
             raise _fail(path, f"its header claims {n} bytes but the file has {size - 8} after the length field "
                               f"(limit {MAX_HEADER:,}){hint}")
         header = parse_json(f.read(n), f"{os.fspath(path)!r} is not a valid safetensors file: the header")
