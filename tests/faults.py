@@ -94,10 +94,17 @@ CORRUPT = {
     "hole": (lambda ok: craft({"w": dict(W, data_offsets=[8, 32])}, b"\0" * 32), "a hole"),
     "metadata_not_strings": (lambda ok: craft({"__metadata__": {"a": 1}, "w": W}, b"\0" * 24), "must map strings"),
     "pickle_from_torch_save": (lambda ok: b"\x80\x04\x95" + b"\0" * 64, "chainrule never unpickles"),
-    "zip_from_torch_save": (lambda ok: b"PK\x03\x04" + b"\0" * 100, "chainrule never unpickles"),
+    "zip_not_readable": (lambda ok: b"PK\x03\x04" + b"\0" * 100, "a zip file, e.g. from torch.save: only cr.load reads those"),
     "too_many_tensors": (lambda ok: craft({f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
                                            for i in range(70_000)}), "more than the limit of 65,536"),
     "header_over_limit": (lambda ok: craft(b" " * (17 << 20)), "(limit 16,777,216)"),
+    "shape_past_int64": (lambda ok: craft({"w": dict(W, shape=[0, 1 << 64], data_offsets=[0, 0])}), "int64s"),
+    "zero_size_shape_numpy_cannot_hold": (lambda ok: craft({"w": dict(W, shape=[1 << 32, 1 << 32, 0],
+                                                                      data_offsets=[0, 0])}), "NumPy cannot hold"),
+    "shape_of_100_dims": (lambda ok: craft({"w": dict(W, shape=[1] * 100, data_offsets=[0, 4])}, b"\0" * 4),
+                          "at most 64"),
+    "integer_of_5000_digits": (lambda ok: craft(('{"w": {"dtype": "F32", "shape": [1' + "0" * 5000
+                                                 + '], "data_offsets": [0, 4]}}').encode(), b"\0" * 4), "not usable JSON"),
 }
 
 

@@ -227,6 +227,7 @@ CONFIGS = {
     "bad_model": (lambda c: c | {"model": "resnet"}, "model must be logreg, softmax, mlp, cnn, gru"),
     "short_scaler": (lambda c: c | {"scaler": {"mean": [0], "scale": [1]}}, "scaler.mean must be 4 finite numbers"),
     "zero_scale": (lambda c: c | {"scaler": {"mean": [0] * 4, "scale": [0] * 4}}, "scaler.scale must be positive"),
+    "fingerprint_garbage": (lambda c: c | {"data_sha256": 5}, "data_sha256 must be 64 hex digits"),
 }
 
 
@@ -254,3 +255,24 @@ def test_memory_stays_bounded_when_a_config_asks_for_a_huge_model(tmp_path, run)
     (d / "config.json").write_text(json.dumps(_config(d) | {"hidden": [30_000_000]}))
     p = cli("evaluate", d, timeout=60)  # the child's address space is capped (faults.MEMORY)
     assert_one_line_error(p, "parameters, more than the limit")
+
+
+def test_a_model_file_from_another_run_is_refused(tmp_path, run, capsys):
+    """A model.safetensors copied in from a run of another architecture was evaluated silently."""
+    d = copy_run(run, tmp_path)
+    cr.save(cr.models.MLP([4, 16, 4, 3]), d / "model.safetensors")
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    for argv in (["evaluate", d], ["predict", d, "--data", f"csv:{tmp_path / 'x.csv'}"]):
+        _one_line(*_main(argv, capsys)[::2], "holds MLP [4, 16, 4, 3]", "config.json describes MLP [4, 8, 3]",
+                  "from another run")
+
+
+def test_a_truncated_torch_save_file_is_named_as_one(tmp_path, torch):
+    """cr.load reads torch.save's zip files; a cut-off one used to be told "chainrule never unpickles"."""
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.ones(1000)}, path)
+    np.testing.assert_array_equal(cr.load(path)["w"].numpy(), np.ones(1000, np.float32))
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(ValueError, match="w.pt") as e:
+        cr.load(path)
+    assert "a zip file, e.g. from torch.save: only cr.load reads those" in str(e.value)

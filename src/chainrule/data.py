@@ -33,10 +33,29 @@ def _where(idx) -> str:
     return f"row {r}" + (f", column {c[0] if len(c) == 1 else tuple(c)}" if c else "")
 
 
+def _as_numbers(X: np.ndarray, name: str) -> np.ndarray:
+    """``X`` (strings, objects) as float64, or a ValueError naming the first value that is not a number."""
+    try:
+        return X.astype(np.float64)
+    except (TypeError, ValueError):
+        flat = X.reshape(X.shape[0], -1) if X.ndim else X.reshape(1, 1)
+        for (r, c), v in np.ndenumerate(flat):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                v = v.item() if isinstance(v, np.generic) else v  # 'x', not np.str_('x')
+                raise ValueError(f"{name} has a non-numeric value {v!r:.40} at row {r}, column {c}: "
+                                 "encode categorical columns as numbers first") from None
+        raise
+
+
 def check_finite(X, name: str = "X", float32: bool = False) -> None:
     """Refuse NaN/Inf (and, with ``float32``, magnitudes above float32's maximum, which would turn
-    into Inf when cast) with a ValueError naming the row and column of the first one."""
+    into Inf when cast) with a ValueError naming the row and column of the first one; text or
+    objects that are not numbers are refused the same way."""
     X = as_ndarray(X)
+    if X.dtype.kind in "OUS" and X.size:
+        X = _as_numbers(X, name)
     if X.dtype.kind not in "fc" or X.size == 0:
         return
     bad = ~np.isfinite(X)
@@ -66,17 +85,7 @@ def check_features(X, name: str = "X") -> np.ndarray:
     if X.ndim == 0 or X.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {X.shape}): need at least one sample")
     if X.dtype.kind not in "biuf":
-        try:
-            X = X.astype(np.float64)
-        except (TypeError, ValueError):
-            flat = X.reshape(X.shape[0], -1)
-            for (r, c), v in np.ndenumerate(flat):
-                try:
-                    float(v)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{name} has a non-numeric value {v!r} at row {r}, column {c}: "
-                                     "encode categorical columns as numbers first") from None
-            raise
+        X = _as_numbers(X, name)
     check_finite(X, name, float32=True)
     return X.astype(np.float32, copy=False)
 
@@ -96,7 +105,7 @@ def check_targets(y, n: int | None = None, name: str = "y", classification: bool
         r = int(np.argwhere(~np.isfinite(y))[0][0])
         raise ValueError(f"{name} contains a non-finite value {y[r]} at row {r}")
     if classification and np.unique(y).size < 2:
-        raise ValueError(f"{name} has a single class ({y.reshape(-1)[0]!r}): a classifier needs at least 2 classes")
+        raise ValueError(f"{name} has a single class ({y.reshape(-1)[:1].tolist()[0]!r}): a classifier needs at least 2 classes")
     return y
 
 

@@ -78,7 +78,7 @@ def _encode(y_raw: np.ndarray, what: str) -> tuple[np.ndarray, list[str]]:
     """Labels of any type -> int64 codes 0..K-1 and the sorted original labels."""
     classes, y = np.unique(y_raw, return_inverse=True)
     if len(classes) < 2:
-        raise ValueError(f"{what} has a single class ({classes[0]!r}): a classifier needs at least 2 classes")
+        raise ValueError(f"{what} has a single class ({classes[:1].tolist()[0]!r}): a classifier needs at least 2 classes")
     return y.astype(np.int64).reshape(-1), [str(c) for c in classes]
 
 
@@ -176,20 +176,33 @@ def make_xor(n_samples: int = 400, noise: float = 0.1, test_size: float = 0.2, s
 CELL_LIMIT = 1 << 20  # characters per CSV cell (the csv module's default is 128 KB)
 
 
-def _read_csv(path) -> tuple[list[str], list[list[str]]]:
+class Rows(list):
+    """The data rows of a CSV; ``line(i)`` is row ``i``'s line number in the file (blank lines are
+    skipped, so it is not always ``i + 2``), for error messages."""
+
+    def __init__(self, rows, lines):
+        super().__init__(rows)
+        self.lines = list(lines)
+
+    def line(self, i: int) -> int:
+        return self.lines[i]
+
+
+def _read_csv(path) -> tuple[list[str], Rows]:
     path = os.fspath(path)
     fd = open_regular(path, "CSV file")
     csv.field_size_limit(max(csv.field_size_limit(), CELL_LIMIT))
     try:
-        with os.fdopen(fd, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+        with os.fdopen(fd, newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
+            reader = csv.reader(f)  # line_num: the line a row ends on (a quoted cell may span lines)
+            rows = [(reader.line_num, r) for r in reader if r and any(c.strip() for c in r)]
     except csv.Error as e:
         raise ValueError(f"{path}: not a readable CSV file ({e}; cells are limited to {CELL_LIMIT:,} characters)") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e})") from None
     if not rows:
         raise ValueError(f"{path}: the CSV file is empty")
-    header, body = [h.strip() for h in rows[0]], rows[1:]
+    header, body = [h.strip() for h in rows[0][1]], Rows((r for _, r in rows[1:]), (n for n, _ in rows[1:]))
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ValueError(f"{path}: duplicate column name(s) {dup}: every column needs its own name")
@@ -197,7 +210,7 @@ def _read_csv(path) -> tuple[list[str], list[list[str]]]:
         raise ValueError(f"{path}: the CSV file has a header but no data rows")
     for i, r in enumerate(body):
         if len(r) != len(header):
-            raise ValueError(f"{path}: line {i + 2} has {len(r)} fields, the header has {len(header)}")
+            raise ValueError(f"{path}: line {body.line(i)} has {len(r)} fields, the header has {len(header)}")
     return header, body
 
 
@@ -213,12 +226,12 @@ def _numeric(path, header, body, cols) -> np.ndarray:
                 X[i, j] = float(cell)
             except ValueError:
                 what = "an empty value" if not cell else f"the non-numeric value {cell[:40]!r}"
-                raise ValueError(f"{path}: column {header[c]!r} has {what} at line {i + 2}: features must be "
+                raise ValueError(f"{path}: column {header[c]!r} has {what} at line {body.line(i)}: features must be "
                                  "numbers (encode categories, impute missing values)") from None
             if not math.isfinite(X[i, j]):
-                raise ValueError(f"{path}: column {header[c]!r} has {cell[:40]} at line {i + 2}: impute or drop it")
+                raise ValueError(f"{path}: column {header[c]!r} has {cell[:40]} at line {body.line(i)}: impute or drop it")
             if abs(X[i, j]) > _F32_MAX:  # chainrule computes in float32: this would become inf
-                raise ValueError(f"{path}: column {header[c]!r} has {X[i, j]:.4g} at line {i + 2}, beyond float32's "
+                raise ValueError(f"{path}: column {header[c]!r} has {X[i, j]:.4g} at line {body.line(i)}, beyond float32's "
                                  f"range (|x| <= {_F32_MAX:.4g}): rescale the column (log, or a unit)")
     return X
 
@@ -233,7 +246,7 @@ def _looks_continuous(y: np.ndarray) -> bool:
     return bool(np.any(y != np.round(y))) or (distinct > 20 and distinct > 0.05 * y.size)
 
 
-def _task(path, target, y_raw, task: str) -> tuple[str, np.ndarray | None]:
+def _task(path, target, y_raw, task: str, lines: Rows) -> tuple[str, np.ndarray | None]:
     if task not in TASKS:
         raise ValueError(f"task must be one of {list(TASKS)}, got {task!r}")
     try:
@@ -248,7 +261,7 @@ def _task(path, target, y_raw, task: str) -> tuple[str, np.ndarray | None]:
         frac = np.flatnonzero(as_num != np.round(as_num))
         if frac.size:  # a continuous target would silently become hundreds of "classes"
             raise ValueError(f"{path}: target column {target!r} holds non-integer numbers ({y_raw[frac[0]]} at line "
-                             f"{frac[0] + 2}): train a regressor (task 'regression'), or round or bin the target")
+                             f"{lines.line(int(frac[0]))}): train a regressor (task 'regression'), or round or bin the target")
     return task, as_num
 
 
@@ -274,8 +287,8 @@ def load_csv(path, target: str | None = None, test_size: float = 0.2, seed: int 
     X = _numeric(path, header, body, cols)
     y_raw = np.array([r[t].strip() for r in body])
     if any(v == "" for v in y_raw):
-        raise ValueError(f"{path}: target column {target!r} is empty at line {int(np.argmax(y_raw == '')) + 2}")
-    task, as_num = _task(path, target, y_raw, task)
+        raise ValueError(f"{path}: target column {target!r} is empty at line {body.line(int(np.argmax(y_raw == '')))}")
+    task, as_num = _task(path, target, y_raw, task, body)
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     features = [header[j] for j in cols]
     if task == "regression":

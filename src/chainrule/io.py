@@ -35,6 +35,7 @@ ARCH_KEY = "chainrule.model"
 MAX_HEADER = 16 * 1024 * 1024   # bytes of JSON header; real files (thousands of tensors) need well under 1 MB
 MAX_TENSORS = 65_536             # a million zero-size tensors would take minutes and gigabytes to index
 MAX_DEPTH = 64                   # JSON nesting; our deepest (a checkpoint's state tree) is about 10
+MAX_DIMS = 64                    # NumPy's limit on an array's dimensions
 TMP_MARK = ".tmp-"               # write_atomic's temporaries: .NAME.tmp-PID
 _DTYPES = {k: np.dtype(v) for k, v in {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2",
                                        "I32": "<i4", "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4",
@@ -152,18 +153,21 @@ def parse_json(text: str | bytes, where: str, max_depth: int = MAX_DEPTH, consta
         return json.loads(text) if constants else json.loads(text, parse_constant=constant)
     except json.JSONDecodeError as e:
         raise ValueError(f"{where} is not JSON ({e})") from None
+    except ValueError as e:  # e.g. an integer of over 4,300 digits (Python's int-string limit)
+        raise ValueError(f"{where} is not usable JSON ({e})") from None
     except RecursionError:  # pragma: no cover - _depth caught it first
         raise ValueError(f"{where}: JSON nested too deeply") from None
 
 
 def _check_entry(path, name, spec, data_len: int) -> None:
     ok = (isinstance(spec, dict) and spec.get("dtype") in _DTYPES
-          and isinstance(spec.get("shape"), list) and all(type(s) is int and s >= 0 for s in spec["shape"])
+          and isinstance(spec.get("shape"), list) and len(spec["shape"]) <= MAX_DIMS
+          and all(type(s) is int and 0 <= s < 1 << 63 for s in spec["shape"])
           and isinstance(spec.get("data_offsets"), list) and len(spec["data_offsets"]) == 2
           and all(type(o) is int and o >= 0 for o in spec["data_offsets"]))
     if not ok:
         raise _fail(path, f"bad entry for tensor {name!r}: {spec!r:.200} (need dtype in {sorted(_DTYPES)}, a "
-                          "shape of non-negative ints and two data offsets)")
+                          f"shape of at most {MAX_DIMS} non-negative int64s and two data offsets)")
     lo, hi = spec["data_offsets"]
     need = math.prod(spec["shape"]) * _DTYPES[spec["dtype"]].itemsize
     if hi < lo or hi - lo != need or hi > data_len:
@@ -200,8 +204,9 @@ def read_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarr
         first = f.read(8)
         (n,) = struct.unpack("<Q", first)
         if n > size - 8 or n > MAX_HEADER:
-            hint = " (a pickle or zip file, e.g. from torch.save? chainrule never unpickles)" \
-                if first[:1] in (b"\x80", b"P") else ""
+            hint = {b"\x80": " (a pickle, e.g. from pickle.dump or an old torch.save? chainrule never unpickles)",
+                    b"P": " (a zip file, e.g. from torch.save: only cr.load reads those, and only intact ones)",
+                    }.get(first[:1], "")
             raise _fail(path, f"its header claims {n} bytes but the file has {size - 8} after the length field "
                               f"(limit {MAX_HEADER:,}){hint}")
         header = parse_json(f.read(n), f"{os.fspath(path)!r} is not a valid safetensors file: the header")
@@ -221,7 +226,10 @@ def read_safetensors(path: str | os.PathLike) -> tuple[OrderedDict[str, np.ndarr
     for name, spec in header.items():
         lo, hi = spec["data_offsets"]
         a = np.frombuffer(data, _DTYPES[spec["dtype"]], count=(hi - lo) // _DTYPES[spec["dtype"]].itemsize, offset=lo)
-        arrays[name] = a.reshape(spec["shape"]).copy()
+        try:  # a zero-size tensor may still declare a shape NumPy cannot index ([0, 2**62, 2**62])
+            arrays[name] = a.reshape(spec["shape"]).copy()
+        except ValueError as e:
+            raise _fail(path, f"tensor {name!r} has the shape {spec['shape']!r:.120}, which NumPy cannot hold ({e})") from None
     return arrays, meta
 
 

@@ -275,7 +275,10 @@ class Trainer:
         except OSError as e:
             good = [p for p in list_checkpoints(directory) if p != path]
             last = f"the last good checkpoint is {good[-1]}" if good else "no earlier checkpoint exists"
-            raise OSError(e.errno, f"{e.strerror or e} (epoch {self.epoch}); {last}") from None
+            what = e.strerror or str(e)
+            if e.filename is not None:  # the system's error (makedirs onto a file...): say which path
+                what = f"could not write the checkpoint {path}: {what} ({e.filename})"
+            raise OSError(e.errno, f"{what} (epoch {self.epoch}); {last}") from None
 
     # -- the loop ------------------------------------------------------------------------------
     # Seams of fit() that data-parallel training (chainrule.distributed) overrides; one process: plain.

@@ -8,6 +8,7 @@ never a traceback or a model too large to allocate.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -108,6 +109,9 @@ def check_config(cfg: Any, where: str, trained: bool = True) -> dict:
             raise ValueError(f"{where}: the key {key!r} is missing (it must be {what})")
         if not ok(cfg[key]):
             raise ValueError(f"{where}: {key} must be {what}, got {cfg[key]!r:.80}")
+    fp = cfg.get("data_sha256")
+    if fp is not None and not (isinstance(fp, str) and len(fp) == 64 and set(fp) <= set("0123456789abcdef")):
+        raise ValueError(f"{where}: data_sha256 must be 64 hex digits (the data's fingerprint), got {fp!r:.80}")
     if trained:
         _check_trained(cfg, where)
     return cfg
@@ -217,12 +221,26 @@ class Run:
         return self.config["task"]
 
 
+def _arch(config: Any) -> str:
+    """A model config in one short phrase: ``MLP [4, 8, 3]``."""
+    if not isinstance(config, dict):
+        return f"{config!r:.60}"
+    sizes = config.get("sizes") or [v for k, v in config.items() if k.startswith("n_")]
+    return f"{config.get('class')} {sizes!r:.60}"
+
+
 def load_run(run_dir: str) -> Run:
     """Model and config of a run: the final model file, else (interrupted run) the latest checkpoint."""
     cfg = read_config(run_dir)
     final = os.path.join(run_dir, "model.safetensors")
     if os.path.lexists(final):
-        return Run(io.load_model(final), cfg, final)
+        model = io.load_model(final)
+        want = cfg.get("model_config")
+        if want is not None and json.loads(json.dumps(model.config())) != want:
+            raise ValueError(f"{final} holds {_arch(model.config())} but {run_dir}/config.json describes "
+                             f"{_arch(want)}: the file is from another run; put back this run's model.safetensors "
+                             "(or delete it to evaluate the latest checkpoint)")
+        return Run(model, cfg, final)
     model = build_model(cfg, cfg["n_features"], cfg["n_classes"])
     path = latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     state = load_checkpoint(path)
@@ -255,13 +273,29 @@ def _scaler(X: np.ndarray) -> dict:
     return {"mean": mean.tolist(), "scale": scale.tolist()}
 
 
+def fingerprint(ds) -> str:
+    """SHA-256 of a data set's split arrays (train then test, features then targets): what a run was
+    trained on, kept in config.json as ``data_sha256``."""
+    h = hashlib.sha256()
+    for a in (ds.X_train, ds.y_train, ds.X_test, ds.y_test):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def prepare(cfg: dict):
     """Data set, scalers and the train/val/test arrays of a config (deterministic given its seed).
-    Features are standardised with the training split's mean and std; so is a regression target."""
+    Features are standardised with the training split's mean and std; so is a regression target.
+    A config that records ``data_sha256`` (a trained run) is refused if the data no longer matches it:
+    resuming would mix two data sets in one model (and re-standardise with the new one's scaler)."""
     from sklearn.model_selection import train_test_split
 
     from .. import datasets
     ds = datasets.load(cfg["data"], target=cfg["target"], seed=cfg["seed"], task=cfg.get("task", "auto"))
+    if cfg.get("data_sha256") is not None and (now := fingerprint(ds)) != cfg["data_sha256"]:
+        raise ValueError(f"{cfg['data'].removeprefix('csv:')} has changed since the run was trained (its data_sha256 "
+                         f"{cfg['data_sha256'][:12]}... in config.json, {now[:12]}... now): restore the data the run "
+                         "was trained on, or train a new run on this data")
     scaler = _scaler(ds.X_train)
     Xtr, Xte = standardize(ds.X_train, scaler), standardize(ds.X_test, scaler)
     ytr, yte, y_scaler, strat = ds.y_train, ds.y_test, None, None

@@ -8,10 +8,13 @@ Everything the user can get wrong is one line and exit 2 (see docs/training.md, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -202,7 +205,8 @@ def _train(args, fit, main: bool) -> int:
     model = R.build_model(cfg, ds.n_features, ds.n_classes)
     optimizer = T.make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"], cfg["momentum"], cfg["weight_decay"])
     cfg.update(n_features=ds.n_features, n_classes=ds.n_classes, feature_names=ds.feature_names,
-               target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config())
+               target_names=ds.target_names, scaler=scaler, y_scaler=y_scaler, model_config=model.config(),
+               data_sha256=R.fingerprint(ds))
     config = _WriteConfig(os.path.join(out, "config.json"), cfg, main)
     if not args.resume:
         _claim_out(out, args.overwrite)
@@ -214,16 +218,18 @@ def _train(args, fit, main: bool) -> int:
         print(f"chainrule train: {ds!r}; {type(model).__name__} with {sum(p.numel() for p in model.parameters()):,} "
               f"parameters; {cfg['optimizer']} lr={cfg['lr']}; run directory {out}", flush=True)
     try:
-        history = fit(model, R.loss_for(model, cfg["task"]), optimizer, train, val, epochs=cfg["epochs"],
-                      batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
-                      callbacks=[*es, config, *logs] if args.resume else [*es, *logs],
-                      checkpoint_dir=ckpt, resume=ckpt if args.resume else None, seed=cfg["seed"],
-                      verbose=main and not args.quiet,
-                      **({"compile": not args.eager} if fit is T.fit else {}))  # data-parallel steps run eagerly
-    except KeyboardInterrupt:
+        with _sigterm_as_interrupt():
+            history = fit(model, R.loss_for(model, cfg["task"]), optimizer, train, val, epochs=cfg["epochs"],
+                          batch_size=cfg["batch_size"] or None, metrics=R.metrics_for(cfg["task"]),
+                          callbacks=[*es, config, *logs] if args.resume else [*es, *logs],
+                          checkpoint_dir=ckpt, resume=ckpt if args.resume else None, seed=cfg["seed"],
+                          verbose=main and not args.quiet,
+                          **({"compile": not args.eager} if fit is T.fit else {}))  # data-parallel steps run eagerly
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, _Terminated)
         if main:
-            _interrupted(out, ckpt)
-        return 130
+            _interrupted(out, ckpt, "terminated (SIGTERM)" if terminated else "interrupted")
+        return 128 + signal.SIGTERM if terminated else 130
     except FloatingPointError as e:
         raise ValueError(str(e)) from None
     if main:
@@ -253,13 +259,35 @@ class _WriteConfig(T.Callback):
             print(f"{where}: all {t.epoch} epochs are done; writing the results", flush=True)
 
 
-def _interrupted(out: str, ckpt: str) -> None:
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's stop) during training: handled as Ctrl-C is."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`_Terminated` while training, so a terminated run says which
+    checkpoint survived instead of vanishing without a word. Interrupting a checkpoint write is
+    safe: :func:`chainrule.io.write_atomic` removes its temporary and leaves the old file."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Terminated
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(out: str, ckpt: str, how: str = "interrupted") -> None:
     done = _done_epochs(ckpt)
     if done:
-        print(f"chainrule train: interrupted; the last checkpoint is epoch {done}: continue with: "
+        print(f"chainrule train: {how}; the last checkpoint is epoch {done}: continue with: "
               f"chainrule train --resume {out}", file=sys.stderr)
     else:
-        print(f"chainrule train: interrupted before the first checkpoint (end of epoch 1): nothing to resume; "
+        print(f"chainrule train: {how} before the first checkpoint (end of epoch 1): nothing to resume; "
               f"start again with --out {out} --overwrite", file=sys.stderr)
 
 
