@@ -77,7 +77,9 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self._scratch: dict = {}  # dtype (shared blocks) or parameter (non-contiguous) -> work arrays
         self._views: dict = {}  # (dtype, shape) -> views of the shared blocks, made once
-        self._prepared: dict = {}  # group index -> (its hyperparameters, {(t, first, dtype): (program, constants)})
+        # group index -> (its hyperparameters, {(t, first, dtype): (program, constants)},
+        #                 {(shape, dtype): the NumPy program's call for a small parameter of a stateless rule})
+        self._prepared: dict = {}
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, dict):
@@ -184,15 +186,20 @@ class Optimizer:
         key = self.rule.hyper(kw)
         cached = self._prepared.get(i)
         if cached is None or cached[0] != key:  # new hyperparameters (a scheduler's lr): new constants
-            cached = self._prepared[i] = (key, {})
+            cached = self._prepared[i] = (key, {}, {})
         for p in group["params"]:
             gt = p.grad
             if gt is not None:
-                self._step_param(p, gt._data, kw, cached[1])
+                self._step_param(p, gt._data, kw, cached[1], cached[2])
 
-    def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict) -> None:
+    def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict, lean: dict) -> None:
         x = p._data
         _stamp(p)  # updated in place: a graph recorded before this step must not backpropagate through p
+        # a small parameter of a rule that keeps no state (plain SGD), seen before: the same call, without the lookups
+        call = lean.get((x.shape, x.dtype)) if lean else None
+        if call is not None and g.shape == x.shape and g.dtype == x.dtype and x.flags.c_contiguous and p in self.state:
+            call[0](x, g, (), call[1], call[2])
+            return
         if g.shape != x.shape:
             raise ValueError(f"{type(self).__name__}.step: gradient of shape {g.shape} does not match its "
                              f"parameter's shape {x.shape}")
@@ -220,6 +227,8 @@ class Optimizer:
                 views = self._views[x.dtype, x.shape] = [s[:x.size].reshape(x.shape)
                                                          for s in self._shared_scratch(x.dtype, program.n_scratch)]
             program.numpy(x, g, arrays, views, consts)
+            if not keys and t is None and g.dtype == x.dtype and (self._kernel is None or x.size < self.UFUNCS_BELOW):
+                lean[x.shape, x.dtype] = (program.numpy, views, consts)
         else:
             self._run_big(p, x, g, arrays, program, consts, state)
 
