@@ -311,9 +311,13 @@ def gelu(x, approximate="none"):
     return x * ops.normal_cdf(x)
 
 
-def softplus(x):
-    """``log(1 + e^x)``, stable for large |x| (equals the logistic loss with target 0)."""
-    return ops.bce_with_logits(x, np.zeros((), _data(x).dtype))
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """``log(1 + e^x)``, stable for large |x| (equals the logistic loss with target 0); with torch's
+    ``beta``: ``log(1 + e^(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``."""
+    if beta == 1.0 and threshold >= 20.0:  # beyond 20 the two agree to float64 rounding
+        return ops.bce_with_logits(x, np.zeros((), _data(x).dtype))
+    soft = ops.bce_with_logits(x * beta, np.zeros((), _data(x).dtype)) / beta
+    return ops.where(_data(x) * beta > threshold, x, soft)
 
 
 def linear(x, weight, bias=None):
@@ -360,4 +364,5 @@ def _one_hot_rows(y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
     return (y[..., None] == np.arange(num_classes)).astype(dtype)
 
 
+from .activations import *  # noqa: E402,F401,F403 - and these activations
 from .losses import *  # noqa: E402,F401,F403 - torch.nn.functional has the losses too

@@ -422,6 +422,32 @@ class HuberLoss(_Loss):
         return F.huber_loss(input, target, self.reduction, self.delta)
 
 
+class SmoothL1Loss(_Loss):
+    """``0.5 d^2 / beta`` for |d| < beta, ``|d| - beta/2`` beyond (Huber divided by ``beta``)."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        if beta < 0:
+            raise ValueError(f"SmoothL1Loss: beta must be >= 0, got {beta}")
+        self.beta = beta
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class KLDivLoss(Module):
+    """``target (log target - input)`` on log-probabilities (``reduction='batchmean'`` is the KL divergence)."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'sum', 'none' or 'batchmean', got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
+
+
 # ----- regularisation -----------------------------------------------------------------------------
 def l2_penalty(model: Module, lam: float, include_bias: bool = False) -> Tensor:
     """The lecture's weight regulariser ``lam/2 * sum_l ||W^(l)||_F^2``.
