@@ -57,7 +57,8 @@ for red in ("mean", "sum", "none"):
     print("RESULT bce_" + red, *l4.detach().reshape(-1).tolist())
     l5 = F.nll_loss(F.log_softmax(out, dim=1), yt, reduction=red)
     print("RESULT nll_" + red, *l5.detach().reshape(-1).tolist())
-print("RESULT huber", nn.SmoothL1Loss()(out, torch.zeros_like(out)).item(), nn.HuberLoss(delta=0.5)(out, torch.ones_like(out)).item())
+print("RESULT huber", nn.SmoothL1Loss()(out, torch.zeros_like(out)).item(),
+      nn.HuberLoss(delta=0.5)(out, torch.ones_like(out)).item())
 print("RESULT bce", nn.BCELoss()(torch.sigmoid(out[:, 1]), yt.float()).item())
 loss = F.cross_entropy(out, yt)
 loss.backward()

@@ -2,7 +2,6 @@
 # unsqueeze/expand, masked_fill, where, clamp, argmax, gather, scatter_, cat/stack/chunk/split, reductions with dim=,
 # cumsum, in-place arithmetic, setitem, topk, sort, max(dim), dtype casts, integer // and %, creation functions,
 # tril, flip, roll, norms, outer, diag, isclose, nonzero, unique, allclose, testing.assert_close.
-import numpy as np
 import torch
 
 x = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4) / 10
