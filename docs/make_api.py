@@ -32,6 +32,7 @@ MODULES = [
     ("chainrule.activations", "More activations and similarities (`F.silu`, `F.elu`, `F.normalize`, ...; also in `F`)"),
     ("chainrule.functional_torch", "torch's indexing, sorting and comparison functions (`cr.gather`, `cr.topk`, ...; also Tensor methods)"),
     ("chainrule.ops_scan", "The cumulative sum primitive (`cr.cumsum`)"),
+    ("chainrule.ops_einsum", "The einsum primitive (`cr.einsum`)"),
     ("chainrule.linalg", "`torch.linalg`'s norms"),
     ("chainrule.testing", "`torch.testing.assert_close`"),
     ("chainrule.nn", "Module, Parameter, layers, losses, `l2_penalty`"),

@@ -80,6 +80,11 @@ DIFFERENTIABLE = {
     "kl_div_log_target": lambda lib, x: lib.nn.functional.kl_div(x, x * 0.5, reduction="sum", log_target=True),
     "linalg_norm": lambda lib, x: lib.linalg.norm(x, dim=-1) + lib.linalg.vector_norm(x, ord=float("inf"), dim=-1),
     "linalg_fro": lambda lib, x: lib.linalg.norm(x[0]) + lib.linalg.norm(x[1], ord="fro"),
+    "einsum_matmul": lambda lib, x: lib.einsum("bij,bkj->bik", x, x * 2),
+    "einsum_sum_away": lambda lib, x: lib.einsum("bij,jk->bk", x, x[0].T.contiguous()),
+    "einsum_implicit": lambda lib, x: lib.einsum("ij,kj", [x[0], x[1]]),
+    "pad_flat": lambda lib, x: lib.nn.functional.pad(x, (1, 2, 0, 1)),
+    "pad_mode_value": lambda lib, x: lib.nn.functional.pad(x, (2, 0), "constant", 0.5),
 }
 
 
@@ -90,7 +95,7 @@ def test_function_and_gradient_equal_torch(torch, name, dtype):
 
 
 @pytest.mark.parametrize("name", ["gather", "scatter", "cumsum", "sort", "roll", "diag_of_vector", "elu_celu_selu",
-                                  "normalize", "kl_div"])
+                                  "normalize", "kl_div", "einsum_matmul", "einsum_sum_away", "einsum_implicit"])
 def test_gradcheck(name):
     fn = DIFFERENTIABLE[name]
     assert cr.gradcheck(lambda x: fn(cr, x), [cr.tensor(A, dtype=cr.float64)])
@@ -271,3 +276,91 @@ def test_random_split_and_loaders_take_a_torch_style_generator(torch):
     assert [len(s) for s in a] == [7, 3] and a[0].indices == b[0].indices
     order = [int(x) for (x,) in DataLoader(ds, shuffle=True, generator=cr.Generator().manual_seed(1))]
     assert sorted(order) == list(range(10))
+
+
+def test_where_with_one_argument_is_nonzero_as_tuple(torch):
+    m = A > 0.2
+    for c, t in zip(cr.where(cr.tensor(m)), torch.where(torch.tensor(m))):
+        assert c.tolist() == t.tolist() and c.dtype == cr.int64
+
+
+def test_einsum_refuses_a_gradient_it_cannot_give():
+    x = cr.tensor(np.eye(3), requires_grad=True)
+    assert cr.einsum("ii->", x).item() == 3
+    with pytest.raises(ValueError, match="no gradient for 'ii->'"):
+        cr.einsum("ii->", x).backward()
+    with pytest.raises(ValueError, match="names 2 operands, but 1"):
+        cr.einsum("ij,jk->ik", x)
+
+
+def test_sequential_children_are_attributes_as_in_torch(torch):
+    from collections import OrderedDict
+    for lib in (cr, torch):
+        m = lib.nn.Sequential(OrderedDict([("fc1", lib.nn.Linear(3, 5)), ("act", lib.nn.ReLU())]))
+        assert m.fc1 is m[0] and getattr(lib.nn.Sequential(lib.nn.Tanh()), "0") is not None
+        assert lib.nn.ModuleDict({"a": lib.nn.ReLU()}).a is not None
+        with pytest.raises(AttributeError, match="fc2"):
+            m.fc2
+
+
+def test_general_checkpoint_dict_saves_and_loads_as_in_torch(torch, tmp_path):
+    def run(lib, path):
+        lib.manual_seed(0)
+        m = lib.nn.BatchNorm1d(3)
+        opt = lib.optim.Adam(m.parameters(), lr=0.1)
+        x, w = lib.tensor(A[0].T.astype(np.float32)), lib.tensor(A[1].T.astype(np.float32))
+        (m(x) * w).sum().backward()
+        opt.step()
+        lib.save({"model": m.state_dict(), "optimizer": opt.state_dict(), "epoch": 3, "note": "x", "hist": [0.5, 1]},
+                 path)
+        ck = lib.load(path)
+        m2 = lib.nn.BatchNorm1d(3)
+        m2.load_state_dict(ck["model"])
+        opt2 = lib.optim.Adam(m2.parameters(), lr=0.1)
+        opt2.load_state_dict(ck["optimizer"])
+        for mm, oo in ((m, opt), (m2, opt2)):
+            oo.zero_grad()
+            (mm(x) * w).sum().backward()
+            oo.step()
+        return ck, m, m2
+    (ck, m, m2), (tck, _, tm2) = run(cr, tmp_path / "c.pt"), run(torch, tmp_path / "t.pt")
+    assert ck["epoch"] == tck["epoch"] == 3 and ck["note"] == "x" and ck["hist"] == tck["hist"]
+    assert ck["model"]["num_batches_tracked"].shape == tuple(tck["model"]["num_batches_tracked"].shape) == ()
+    for k in ("weight", "bias", "running_var"):
+        np.testing.assert_allclose(m2.state_dict()[k].numpy(), m.state_dict()[k].numpy(), rtol=1e-7)
+        np.testing.assert_allclose(m2.state_dict()[k].numpy(), tm2.state_dict()[k].detach().numpy(), rtol=1e-5)
+
+
+def test_bernoulli_and_multinomial_draw_what_torch_draws():
+    cr.manual_seed(0)
+    p = cr.tensor([0.0, 1.0, 0.3])
+    draws = np.stack([cr.bernoulli(p).numpy() for _ in range(4000)])
+    assert draws.dtype == np.float32 and set(np.unique(draws)) <= {0.0, 1.0}
+    np.testing.assert_allclose(draws.mean(0), [0.0, 1.0, 0.3], atol=0.03)
+    assert cr.zeros(1000).bernoulli_(0.25).mean().item() == pytest.approx(0.25, abs=0.05)
+    s = cr.multinomial(cr.tensor([[0.0, 1.0, 3.0], [1.0, 0.0, 0.0]]), 2, replacement=True)
+    assert s.dtype == cr.int64 and s.shape == (2, 2) and s[1].tolist() == [0, 0] and 0 not in s[0].tolist()
+    assert sorted(cr.multinomial(cr.tensor([1.0, 1.0, 0.0]), 2).tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="without replacement"):
+        cr.multinomial(cr.tensor([1.0, 0.0]), 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        cr.bernoulli(cr.tensor([1.5]))
+
+
+def test_threads_determinism_and_print_options(torch):
+    before = cr.get_num_threads()
+    cr.set_num_threads(1)
+    assert cr.get_num_threads() == 1
+    cr.set_num_threads(before)
+    with pytest.raises(ValueError, match="positive integer"):
+        cr.set_num_threads(0)
+    cr.use_deterministic_algorithms(True)
+    assert cr.are_deterministic_algorithms_enabled()
+    try:
+        cr.set_printoptions(precision=2)
+        torch.set_printoptions(precision=2)
+        assert repr(cr.tensor([1.23456, 2.5])) == "tensor([1.23, 2.5 ])" and "1.23" in repr(torch.tensor([1.23456]))
+    finally:
+        cr.set_printoptions(profile="default")
+        torch.set_printoptions(profile="default")
+    assert repr(cr.tensor([1.23456])) == "tensor([1.2346])" == repr(torch.tensor([1.23456]))

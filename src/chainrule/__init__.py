@@ -19,17 +19,20 @@ from .ops import (abs, add, argmax, argmin, broadcast_to, cos, div, exp, floor, 
 from .ops import round  # noqa: A004 - mirrors torch.round
 from .ops import max as amax
 from .ops import sum  # noqa: A004 - mirrors torch.sum
-from .functional_torch import (allclose, argsort, bmm, ceil, chunk, cumsum, diag, equal, flip, gather, index_select, isclose,
-                               isfinite, isinf, isnan, masked_fill, masked_select, nonzero, outer, reciprocal, roll,
-                               rsqrt, scatter, scatter_add, sort, split, square, topk, tril, triu, unique)
+from .functional_torch import (allclose, argsort, bmm, ceil, chunk, cumsum, diag, einsum, equal, flip, gather,
+                               index_select, isclose, isfinite, isinf, isnan, masked_fill, masked_select, nonzero, outer,
+                               reciprocal, roll, rsqrt, scatter, scatter_add, sort, split, square, topk, tril, triu, unique)
 from . import tensor_methods  # noqa: F401 - binds more of torch's Tensor methods
 from .tensor import Size, Tensor, bool_, float16, float32, float64, int32, int64
+from .creation import bernoulli, multinomial
 from .creation import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, get_default_dtype,
                        get_rng, is_tensor, linspace, manual_seed, normal, numel, ones, ones_like, rand, rand_like, randint,
                        randn, randn_like, randperm, seed, set_default_dtype, tensor, zeros, zeros_like)
 # PyTorch's spellings, so `import chainrule as torch` runs torch code: dtype aliases, devices.
 from .compat import *  # noqa: F403
 from .device import accelerator, backends, cuda, device, get_default_device, mps, set_default_device
+from .device import (are_deterministic_algorithms_enabled, get_num_threads, set_num_threads,
+                     use_deterministic_algorithms)
 from . import autograd
 from .compile import Compiled, compile  # noqa: A004 - mirrors torch.compile
 

@@ -267,11 +267,23 @@ def stack(xs, axis=0):
     return ops.concatenate(*[unsqueeze(x, axis) for x in xs], axis=axis)
 
 
-def pad(x, pad_width, value=0.0):
-    """Constant padding; ``pad_width`` is an int, or (before, after) per axis as in ``np.pad``."""
+def pad(x, pad_width, value=0.0, mode="constant"):
+    """Constant padding. ``pad_width`` is torch's flat ``(left, right, top, bottom, ...)``, pairs from the
+    last axis backwards (``F.pad(x, (1, 1))`` pads the last axis only); or, as in ``np.pad``, an int
+    or ``((before, after), ...)`` per axis. torch's ``F.pad(x, p, "constant", v)`` order is accepted too."""
+    if isinstance(value, str):  # torch's positional order: pad(input, pad, mode, value)
+        value, mode = (None if mode == "constant" else mode), value
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    value = 0.0 if value is None else value
     nd = np.ndim(x)
     if isinstance(pad_width, numbers.Integral):
         pad_width = ((pad_width, pad_width),) * nd
+    elif len(pad_width) and all(isinstance(p, numbers.Integral) for p in pad_width):
+        if len(pad_width) % 2 or len(pad_width) > 2 * nd:
+            raise ValueError(f"pad: torch's flat padding needs an even length of at most 2 x {nd} dims, got {pad_width}")
+        pairs = [tuple(pad_width[i:i + 2]) for i in range(0, len(pad_width), 2)][::-1]
+        pad_width = [(0, 0)] * (nd - len(pairs)) + pairs
     pw = tuple((int(b), int(a)) for b, a in np.broadcast_to(np.asarray(pad_width), (nd, 2)))
     return ops.pad(x, pad_width=pw, value=value)
 
@@ -286,8 +298,11 @@ def clip(x, min=None, max=None):  # noqa: A002
 clamp = clip
 
 
-def where(cond, a, b):
-    """``a`` where ``cond`` else ``b``; differentiable in ``a`` and ``b``."""
+def where(cond, a=None, b=None):
+    """``a`` where ``cond`` else ``b``; differentiable in ``a`` and ``b``. ``where(cond)`` alone is torch's
+    ``nonzero(cond, as_tuple=True)``: one int64 index tensor per dim."""
+    if a is None and b is None:
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(_data(cond)))
     return ops.where(_data(cond).astype(bool), a, b)
 
 

@@ -19,13 +19,14 @@ import numpy as np
 
 from . import ops
 from .functional import unsqueeze
+from .ops_einsum import einsum as _einsum
 from .ops_scan import cumsum
 from .tensor import Tensor
 
 __all__ = ["gather", "scatter", "scatter_add", "index_select", "masked_fill", "masked_select", "flip", "roll",
            "chunk", "split", "tril", "triu", "sort", "argsort", "topk", "bmm", "outer", "square", "rsqrt",
            "reciprocal", "ceil", "cumsum", "allclose", "isclose", "equal", "isnan", "isinf", "isfinite", "nonzero",
-           "diag", "unique"]
+           "diag", "unique", "einsum"]
 
 
 def _data(x):
@@ -275,3 +276,10 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
     out = (_const(u),) + ((_const(inv.reshape(_data(input).shape).astype(np.int64)),) if return_inverse else ()) + (
         (_const(cnt.astype(np.int64)),) if return_counts else ())
     return out[0] if len(out) == 1 else out
+
+
+def einsum(equation: str, *operands):
+    """``torch.einsum(equation, *operands)`` (or a list of operands); differentiable (see :mod:`chainrule.ops_einsum`)."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return _einsum(*operands, equation=equation)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import creation as _creation
 from . import functional_torch as _ft
 from . import ops as _ops
 from .creation import tensor as _tensor
@@ -75,6 +76,12 @@ def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False)
     return _tensor(data, dtype=self.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
+def bernoulli_(self, p: float = 0.5, generator=None) -> Tensor:
+    """In place: 1 with probability ``p`` (a number or a tensor of probabilities), else 0."""
+    probs = p._data if isinstance(p, Tensor) else np.full(self.shape, p)
+    return _write(self, "bernoulli_", _creation.bernoulli(probs, generator=generator)._data)
+
+
 def is_floating_point(self) -> bool:
     """True for a float16/32/64 tensor."""
     return np.issubdtype(self.dtype, np.floating)
@@ -93,9 +100,12 @@ def unflatten(self, dim: int, sizes) -> Tensor:
 
 for _name in _SAME:
     setattr(Tensor, _name, _method(_name, getattr(_ft, _name)))
-for _fn in (masked_fill_, scatter_, scatter_add_, where, new_full, new_tensor, is_floating_point, clamp_max, unflatten):
+for _fn in (masked_fill_, scatter_, scatter_add_, bernoulli_, where, new_full, new_tensor, is_floating_point, clamp_max,
+            unflatten):
     setattr(Tensor, _fn.__name__, _fn)
 Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(np.zeros), _new(np.ones), _new(np.empty)
+Tensor.bernoulli = lambda self, generator=None: _creation.bernoulli(self, generator=generator)
+Tensor.multinomial = lambda self, *a, **k: _creation.multinomial(self, *a, **k)
 Tensor.nelement = Tensor.numel
 Tensor.remainder = Tensor.__mod__
 Tensor.fmod = lambda self, o: self - _ops.mul(_ops.sign(self), _ops.floor(_ops.abs(self / o)) * _ops.abs(o))

@@ -205,6 +205,12 @@ class ModuleDict(Module):
     def __getitem__(self, key: str) -> Module:
         return self._mods[key]
 
+    def __getattr__(self, name: str) -> Module:  # torch: children are attributes too (`seq.fc1`, `getattr(seq, "0")`)
+        mods = self.__dict__.get("_mods")
+        if mods is not None and name in mods:
+            return mods[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+
     def __delitem__(self, key: str) -> None:
         del self._mods[key]
 
