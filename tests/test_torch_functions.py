@@ -364,3 +364,37 @@ def test_threads_determinism_and_print_options(torch):
         cr.set_printoptions(profile="default")
         torch.set_printoptions(profile="default")
     assert repr(cr.tensor([1.23456])) == "tensor([1.2346])" == repr(torch.tensor([1.23456]))
+
+
+@pytest.mark.parametrize("name", ["exp_", "log1p_", "sqrt_", "abs_", "neg_", "sigmoid_", "tanh_", "relu_", "floor_",
+                                  "ceil_", "round_", "sign_", "square_", "sin_", "cos_", "reciprocal_", "rsqrt_"])
+def test_in_place_unary_methods_equal_torch(torch, name):
+    base = np.abs(A) + 0.1 if name in ("sqrt_", "rsqrt_", "log1p_") else A
+    c, t = cr.tensor(base, dtype=cr.float32), torch.tensor(base, dtype=torch.float32)
+    assert getattr(c, name)() is c and getattr(t, name)() is t
+    np.testing.assert_allclose(c.numpy(), t.numpy(), rtol=1e-6, atol=1e-7)
+    c, t = cr.tensor(base), torch.tensor(base, dtype=torch.float32)
+    np.testing.assert_allclose(c.clamp_min_(0.1).clamp_max_(0.5).numpy(), t.clamp_min_(0.1).clamp_max_(0.5).numpy())
+
+
+def test_module_registration_and_lookup_equal_torch(torch):
+    def build(lib):
+        s = lib.nn.Sequential(lib.nn.Linear(2, 3))
+        s.add_module("act", lib.nn.ReLU())
+        s.add_module("out", lib.nn.Linear(3, 1))
+        m = lib.nn.Module()
+        m.add_module("body", s)
+        m.register_parameter("scale", lib.nn.Parameter(lib.ones(1)))
+        m.register_parameter("unused", None)
+        return m
+    m, tm = build(cr), build(torch)
+    assert list(m.state_dict()) == list(tm.state_dict())
+    assert type(m.get_submodule("body.out")).__name__ == type(tm.get_submodule("body.out")).__name__ == "Linear"
+    assert m.get_parameter("body.0.bias").shape == tuple(tm.get_parameter("body.0.bias").shape) == (3,)
+    assert m.body(cr.ones(4, 2)).shape == (4, 1) and len(m.body) == len(tm.body) == 3
+    with pytest.raises(AttributeError, match="no submodule 'nope'"):
+        m.get_submodule("body.nope")
+    with pytest.raises(TypeError, match="must be a Parameter"):
+        m.register_parameter("w", cr.ones(2))
+    with pytest.raises(KeyError, match="without '.'"):
+        m.add_module("a.b", cr.nn.ReLU())

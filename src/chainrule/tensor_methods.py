@@ -103,6 +103,20 @@ for _name in _SAME:
 for _fn in (masked_fill_, scatter_, scatter_add_, bernoulli_, where, new_full, new_tensor, is_floating_point, clamp_max,
             unflatten):
     setattr(Tensor, _fn.__name__, _fn)
+
+
+def _unary_(name: str):
+    def method(self) -> Tensor:
+        return _write(self, f"{name}_", getattr(self, name)()._data)
+    method.__name__, method.__doc__ = f"{name}_", f"In place: ``{name}`` (as ``fill_``, not recorded)."
+    return method
+
+
+for _name in ("exp", "log", "log1p", "sqrt", "abs", "neg", "sigmoid", "tanh", "relu", "floor", "ceil", "round",
+              "sign", "square", "sin", "cos", "reciprocal", "rsqrt"):
+    setattr(Tensor, f"{_name}_", _unary_(_name))
+Tensor.clamp_min_ = lambda self, min: self.clamp_(min, None)  # noqa: A006
+Tensor.clamp_max_ = lambda self, max: self.clamp_(None, max)  # noqa: A006
 Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(np.zeros), _new(np.ones), _new(np.empty)
 Tensor.bernoulli = lambda self, generator=None: _creation.bernoulli(self, generator=generator)
 Tensor.multinomial = lambda self, *a, **k: _creation.multinomial(self, *a, **k)

@@ -205,6 +205,10 @@ class ModuleDict(Module):
     def __getitem__(self, key: str) -> Module:
         return self._mods[key]
 
+    def add_module(self, name: str, module: Module) -> None:
+        """Append ``module`` under the key ``name`` (in a Sequential it runs last, as in torch)."""
+        ModuleDict.__setitem__(self, name, module)
+
     def __getattr__(self, name: str) -> Module:  # torch: children are attributes too (`seq.fc1`, `getattr(seq, "0")`)
         mods = self.__dict__.get("_mods")
         if mods is not None and name in mods:
