@@ -125,6 +125,7 @@ SAMPLES = {
     "unfold": ((RNG.uniform(0.5, 2.0, (2, 3, 4, 5)),), dict(CONV)),
     "fold": ((RNG.uniform(0.5, 2.0, (3, 2, 2, 4, 5, 2)),), dict(CONV, shape=(2, 3, 4, 5))),
     "max_pool_blocks": ((RNG.uniform(0.5, 2.0, (2, 3, 4, 6)),), {"kernel_size": (2, 3)}),
+    "cumsum": ((A,), {"axis": 1}),  # ops_scan: the rule reverses and sums g only
 }
 
 

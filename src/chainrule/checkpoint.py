@@ -37,7 +37,7 @@ def _encode(obj: Any, key: str, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(obj, Tensor):
         obj = obj._data
     if isinstance(obj, np.ndarray):
-        arrays[key] = np.ascontiguousarray(obj)
+        arrays[key] = obj if obj.flags.c_contiguous else obj.copy(order="C")  # ascontiguousarray makes 0-d 1-d
         return {"__array__": key}
     if isinstance(obj, np.generic):
         arrays[key] = np.asarray(obj)

@@ -242,3 +242,26 @@ def rand_like(t, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform samples on [0, 1) with the shape and (unless ``dtype``) the dtype of ``t``."""
     shape, dt = _like(t, dtype)
     return rand(*shape, dtype=dt, device=device, requires_grad=requires_grad)
+
+
+def bernoulli(input, p: float | None = None, generator=None) -> Tensor:  # noqa: A002
+    """0/1 samples, 1 with probability ``input`` (elementwise; or ``p`` for every entry), of input's dtype."""
+    probs = as_ndarray(input)
+    probs = np.full(probs.shape, p) if p is not None else probs
+    if probs.size and (probs.min() < 0 or probs.max() > 1):
+        raise ValueError(f"bernoulli: probabilities must be in [0, 1], got [{probs.min()}, {probs.max()}]")
+    return _new(((generator or _rng).random(probs.shape) < probs).astype(as_ndarray(input).dtype), False, None)
+
+
+def multinomial(input, num_samples: int, replacement: bool = False, generator=None) -> Tensor:  # noqa: A002
+    """``num_samples`` int64 category indices per row, drawn with the row's (unnormalised) weights ``input``."""
+    w = as_ndarray(input).astype(np.float64)
+    rows = w.reshape(-1, w.shape[-1])
+    if (rows < 0).any() or (rows.sum(1) <= 0).any():
+        raise ValueError("multinomial: weights must be >= 0 with a positive sum in every row")
+    if not replacement and num_samples > (rows > 0).sum(1).min():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
+                         f"{int((rows > 0).sum(1).min())} categories of nonzero weight")
+    rng = generator or _rng
+    out = np.stack([rng.choice(len(r), num_samples, replace=replacement, p=r / r.sum()) for r in rows])
+    return _new(out.reshape(w.shape[:-1] + (num_samples,)).astype(np.int64), False, None)

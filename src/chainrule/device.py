@@ -88,3 +88,39 @@ backends = SimpleNamespace(mps=SimpleNamespace(is_available=_false, is_built=_fa
 accelerator = SimpleNamespace(is_available=_false, current_accelerator=lambda check_available=False: None,
                               device_count=_zero, current_device_index=_no_accelerator)
 mps = SimpleNamespace(is_available=_false, manual_seed=lambda seed: None)
+
+
+# ----- threads and determinism ----------------------------------------------------------------------
+_thread_limit = None  # the threadpoolctl limiter set_num_threads holds on to (None: the BLAS's own default)
+
+
+def set_num_threads(n: int) -> None:
+    """Limit the BLAS thread pools (NumPy's OpenBLAS, MKL) to ``n`` threads, as torch.set_num_threads
+    limits its intra-op pool; needs threadpoolctl (installed with scikit-learn), else does nothing."""
+    global _thread_limit
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    _thread_limit = threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The threads a BLAS product may use: the largest pool's limit (the core count without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        import os
+        return os.cpu_count() or 1
+    return max((p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"), default=1)
+
+
+def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
+    """Accepted for torch code: chainrule's CPU kernels are deterministic already (NumPy, no atomics)."""
+
+
+def are_deterministic_algorithms_enabled() -> bool:
+    """True: every chainrule kernel gives the same bits for the same inputs."""
+    return True

@@ -265,11 +265,23 @@ def stack(xs, axis=0):
     return ops.concatenate(*[unsqueeze(x, axis) for x in xs], axis=axis)
 
 
-def pad(x, pad_width, value=0.0):
-    """Constant padding; ``pad_width`` is an int, or (before, after) per axis as in ``np.pad``."""
+def pad(x, pad_width, value=0.0, mode="constant"):
+    """Constant padding. ``pad_width`` is torch's flat ``(left, right, top, bottom, ...)``, pairs from the
+    last axis backwards (``F.pad(x, (1, 1))`` pads the last axis only); or, as in ``np.pad``, an int
+    or ``((before, after), ...)`` per axis. torch's ``F.pad(x, p, "constant", v)`` order is accepted too."""
+    if isinstance(value, str):  # torch's positional order: pad(input, pad, mode, value)
+        value, mode = (None if mode == "constant" else mode), value
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is implemented, got {mode!r}")
+    value = 0.0 if value is None else value
     nd = np.ndim(x)
     if isinstance(pad_width, numbers.Integral):
         pad_width = ((pad_width, pad_width),) * nd
+    elif len(pad_width) and all(isinstance(p, numbers.Integral) for p in pad_width):
+        if len(pad_width) % 2 or len(pad_width) > 2 * nd:
+            raise ValueError(f"pad: torch's flat padding needs an even length of at most 2 x {nd} dims, got {pad_width}")
+        pairs = [tuple(pad_width[i:i + 2]) for i in range(0, len(pad_width), 2)][::-1]
+        pad_width = [(0, 0)] * (nd - len(pairs)) + pairs
     pw = tuple((int(b), int(a)) for b, a in np.broadcast_to(np.asarray(pad_width), (nd, 2)))
     return ops.pad(x, pad_width=pw, value=value)
 
@@ -284,8 +296,11 @@ def clip(x, min=None, max=None):  # noqa: A002
 clamp = clip
 
 
-def where(cond, a, b):
-    """``a`` where ``cond`` else ``b``; differentiable in ``a`` and ``b``."""
+def where(cond, a=None, b=None):
+    """``a`` where ``cond`` else ``b``; differentiable in ``a`` and ``b``. ``where(cond)`` alone is torch's
+    ``nonzero(cond, as_tuple=True)``: one int64 index tensor per dim."""
+    if a is None and b is None:
+        return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(_data(cond)))
     return ops.where(_data(cond).astype(bool), a, b)
 
 
@@ -309,9 +324,13 @@ def gelu(x, approximate="none"):
     return x * ops.normal_cdf(x)
 
 
-def softplus(x):
-    """``log(1 + e^x)``, stable for large |x| (equals the logistic loss with target 0)."""
-    return ops.bce_with_logits(x, np.zeros((), _data(x).dtype))
+def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+    """``log(1 + e^x)``, stable for large |x| (equals the logistic loss with target 0); with torch's
+    ``beta``: ``log(1 + e^(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``."""
+    if beta == 1.0 and threshold >= 20.0:  # beyond 20 the two agree to float64 rounding
+        return ops.bce_with_logits(x, np.zeros((), _data(x).dtype))
+    soft = ops.bce_with_logits(x * beta, np.zeros((), _data(x).dtype)) / beta
+    return ops.where(_data(x) * beta > threshold, x, soft)
 
 
 def linear(x, weight, bias=None):
@@ -351,4 +370,5 @@ def one_hot(labels, num_classes: int = -1, dtype=np.int64):
     return ops.one_hot_rows(labels, num_classes, dtype)
 
 
+from .activations import *  # noqa: E402,F401,F403 - and these activations
 from .losses import *  # noqa: E402,F401,F403 - torch.nn.functional has the losses too

@@ -68,6 +68,10 @@ def _arrays(obj: Any) -> OrderedDict[str, np.ndarray]:
 def save(obj: Module | Mapping[str, Any], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
     """Write a module's state_dict (or a mapping name -> Tensor/ndarray) to ``path`` as safetensors.
 
+    A mapping that holds more than tensors (torch's checkpoint idiom ``{"model": model.state_dict(),
+    "optimizer": opt.state_dict(), "epoch": 3}``) is written in the checkpoint format
+    (:mod:`chainrule.checkpoint`: tensors as safetensors, the rest as JSON), and :func:`load` returns it.
+
     ``metadata`` is a str -> str map stored in the header. For chainrule's models (MLP,
     LogisticRegression, SoftmaxRegression with no or a PolynomialFeatures feature function) the
     architecture is stored too, so :func:`load_model` can rebuild the model. The file is written to
@@ -79,6 +83,12 @@ def save(obj: Module | Mapping[str, Any], path: str | os.PathLike, metadata: Map
             raise ValueError(f"save: metadata must map str to str (safetensors' format), got {k!r}: {v!r}; "
                              "encode other values with json.dumps")
         meta[k] = v
+    if isinstance(obj, Mapping) and not all(isinstance(v, (Tensor, np.ndarray)) for v in obj.values()):
+        # torch's "general checkpoint" idiom, {"model": sd, "optimizer": opt_sd, "epoch": 3}: the nested tree
+        # goes in the checkpoint format (arrays as tensors, the rest as JSON), which load() reads back
+        from .checkpoint import save_checkpoint
+        save_checkpoint(dict(obj), path)
+        return
     config = getattr(obj, "config", None)
     if isinstance(obj, Module) and callable(config) and config() is not None:
         meta[ARCH_KEY] = json.dumps(config())
@@ -323,7 +333,21 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool =
         return torch_format.load(path, map_location=map_location, weights_only=weights_only)
     if not weights_only:
         raise ValueError("load: weights_only=False is not supported: chainrule never executes code from a file")
+    from .checkpoint import FORMAT, load_checkpoint
+    if read_safetensors(path)[1].get("format") == FORMAT:  # a nested dict that save() wrote
+        return _tensors(load_checkpoint(path))
     return _deserialize(path)[0]
+
+
+def _tensors(tree: Any) -> Any:
+    """A checkpoint's tree with its arrays as Tensors (what torch.load gives back), containers kept."""
+    if isinstance(tree, np.ndarray):
+        return Tensor(tree)
+    if isinstance(tree, dict):
+        return {k: _tensors(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tensors(v) for v in tree)
+    return tree
 
 
 def load_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -222,3 +222,18 @@ def smooth_l1_loss(input, target, reduction: str = "mean", beta: float = 1.0):  
     if beta == 0:
         return l1_loss(input, target, reduction)
     return huber_loss(input, target, reduction, delta=beta) / beta
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction: str = "mean", log_target: bool = False):  # noqa: A002
+    """``target (log target - input)`` on log-probabilities ``input`` (0 where target = 0);
+    ``reduction='batchmean'`` divides the sum by the batch size (the KL divergence; 'mean' divides by the count)."""
+    target = _same_shape("kl_div", input, target)
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        t = _data(target)
+        loss = ops.where(t > 0, target * (ops.log(ops.where(t > 0, target, np.ones((), t.dtype))) - input),
+                         np.zeros((), t.dtype))
+    if reduction == "batchmean":
+        return ops.sum(loss) / (np.shape(_data(input))[0] if np.ndim(_data(input)) else 1)
+    return _reduce(loss, reduction)

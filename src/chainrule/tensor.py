@@ -20,6 +20,7 @@ int32 = np.dtype(np.int32)
 int64 = np.dtype(np.int64)
 bool_ = np.dtype(np.bool_)
 DEFAULT_DTYPE = float32
+PRINT_OPTIONS = {"precision": 4}  # torch's repr precision; set_printoptions changes it
 
 
 _node_counter = itertools.count(1)
@@ -263,7 +264,7 @@ class Tensor:
         return repr(self)
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, precision=4, separator=", ", prefix="tensor(")
+        body = np.array2string(self._data, precision=PRINT_OPTIONS["precision"], separator=", ", prefix="tensor(")
         extra = []
         if self._data.dtype != DEFAULT_DTYPE and not (self._data.dtype == int64 and self._data.size):
             extra.append(f"dtype={self._data.dtype}")

@@ -4,6 +4,7 @@ Names and semantics follow ``torch.nn``; parameter names match its state_dict ke
 """
 
 from . import functional, init, utils
+from .activation import *  # noqa: F403 - SiLU, ELU, Softplus, PReLU, CosineSimilarity, ...
 from .conv import Conv1d, Conv2d, Unflatten
 from .module import IncompatibleKeys, Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
@@ -16,6 +17,7 @@ from .layers import (
     Flatten,
     GELU,
     HuberLoss,
+    KLDivLoss,
     Identity,
     L1Loss,
     LeakyReLU,
@@ -28,6 +30,7 @@ from .layers import (
     ReLU,
     Sequential,
     Sigmoid,
+    SmoothL1Loss,
     Softmax,
     Tanh,
     l2_penalty,

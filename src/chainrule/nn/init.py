@@ -116,3 +116,33 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu") -> Tensor:
     """He: N(0, std^2) with ``std = gain / sqrt(fan)``."""
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode)))
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:
+    """Fill with N(mean, std^2) samples conditioned on ``a <= x <= b`` (redrawn until inside)."""
+    rng, out = get_rng(), np.empty(tensor.shape)
+    todo = np.ones(tensor.shape, dtype=bool)
+    while todo.any():
+        out[todo] = rng.normal(mean, std, int(todo.sum()))
+        todo = (out < a) | (out > b)
+    return _fill(tensor, out)
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix: Q of the QR factorisation of a Gaussian matrix, signs
+    fixed by R's diagonal (torch's recipe), times ``gain``; dims after the first are flattened."""
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, got {tensor.shape}")
+    rows, cols = tensor.shape[0], tensor.numel() // tensor.shape[0]
+    a = get_rng().normal(0.0, 1.0, (rows, cols))
+    q, r = np.linalg.qr(a.T if rows < cols else a)
+    q *= np.sign(np.diag(r))
+    return _fill(tensor, gain * (q.T if rows < cols else q).reshape(tensor.shape))
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-D tensor with the identity matrix (ones on the diagonal)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-D tensors are supported, got shape {tensor.shape}")
+    return _fill(tensor, np.eye(*tensor.shape))

@@ -205,6 +205,16 @@ class ModuleDict(Module):
     def __getitem__(self, key: str) -> Module:
         return self._mods[key]
 
+    def add_module(self, name: str, module: Module) -> None:
+        """Append ``module`` under the key ``name`` (in a Sequential it runs last, as in torch)."""
+        ModuleDict.__setitem__(self, name, module)
+
+    def __getattr__(self, name: str) -> Module:  # torch: children are attributes too (`seq.fc1`, `getattr(seq, "0")`)
+        mods = self.__dict__.get("_mods")
+        if mods is not None and name in mods:
+            return mods[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+
     def __delitem__(self, key: str) -> None:
         del self._mods[key]
 
@@ -420,6 +430,32 @@ class HuberLoss(_Loss):
 
     def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
         return F.huber_loss(input, target, self.reduction, self.delta)
+
+
+class SmoothL1Loss(_Loss):
+    """``0.5 d^2 / beta`` for |d| < beta, ``|d| - beta/2`` beyond (Huber divided by ``beta``)."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0):
+        super().__init__(reduction)
+        if beta < 0:
+            raise ValueError(f"SmoothL1Loss: beta must be >= 0, got {beta}")
+        self.beta = beta
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+
+class KLDivLoss(Module):
+    """``target (log target - input)`` on log-probabilities (``reduction='batchmean'`` is the KL divergence)."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False):
+        super().__init__()
+        if reduction not in ("mean", "sum", "none", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'mean', 'sum', 'none' or 'batchmean', got {reduction!r}")
+        self.reduction, self.log_target = reduction, log_target
+
+    def forward(self, input: Any, target: Any) -> Tensor:  # noqa: A002
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)
 
 
 # ----- regularisation -----------------------------------------------------------------------------

@@ -283,6 +283,40 @@ class Module:
             p.requires_grad_(requires_grad)
         return self
 
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Attach ``module`` as the child ``name`` (torch's spelling of ``self.name = module``)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: a module name must be a non-empty string without '.', got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name!r} must be a Module or None, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    register_module = add_module
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Attach ``param`` as the parameter ``name`` (torch's spelling of ``self.name = param``)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got {type(param).__name__}")
+        setattr(self, name, param)
+
+    def get_submodule(self, target: str) -> Module:
+        """The descendant at the dotted path ``target`` (``"blocks.0.lin"``; ``""`` is self)."""
+        m: Module = self
+        for part in target.split(".") if target else []:
+            children = dict(m.named_children())
+            if part not in children:
+                raise AttributeError(f"get_submodule: {type(m).__name__} has no submodule {part!r} (in {target!r})")
+            m = children[part]
+        return m
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at the dotted path ``target`` (``"blocks.0.lin.weight"``)."""
+        owner, _, name = target.rpartition(".")
+        p = dict(self.get_submodule(owner).named_parameters()).get(name)
+        if p is None:
+            raise AttributeError(f"get_parameter: no parameter {name!r} in {owner or type(self).__name__!r}")
+        return p
+
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn`` on every descendant and then on self (torch's order); returns self."""
         for m in reversed(list(self.modules())):
