@@ -64,14 +64,8 @@ def _unary(name, ufunc, reads="inputs"):
 # ----- elementwise arithmetic ---------------------------------------------------------------------
 add = _binary("add", np.add, "nothing").defgrad(lambda g, out, a, b, needs: (g, g))
 sub = _binary("sub", np.subtract, "nothing").defgrad(lambda g, out, a, b, needs: (g, neg(g) if needs[1] else None))
-mul = _binary("mul", np.multiply)
-
-
-@mul.defgrad
-def _mul_grad(g, out, a, b, needs):
-    if a is b and needs[0]:  # x * x (an L2 penalty): 2 (g x) in one pass, the same bits as g x + g x
-        return mul(mul(g, a), 2.0), None
-    return mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None
+mul = _binary("mul", np.multiply).defgrad(
+    lambda g, out, a, b, needs: (mul(g, b) if needs[0] else None, mul(g, a) if needs[1] else None))
 # d(a/b)/db = -a/b^2 = -out/b
 div = _binary("div", np.true_divide, "both").defgrad(
     lambda g, out, a, b, needs: (div(g, b) if needs[0] else None, neg(div(mul(g, out), b)) if needs[1] else None))

@@ -6,8 +6,8 @@ Normalization over E numbers in R groups (BatchNorm: the C channels; LayerNorm: 
 - parameters ``2 C`` (BatchNorm) or ``2 prod(normalized_shape)`` (LayerNorm), weight and bias optional;
 - forward ``5 E + 4 R`` FLOPs (two sums, the subtraction, the square, the division; ``/ n`` twice,
   ``+ eps`` and the square root per group) and ``E`` each for the weight and the bias: ``7 E + 4 R``;
-- backward ``15 E + 4 R`` with both (each primitive's rule: ``11 E + 4 R`` through the statistics,
-  the square's ``2 g (x - mean)``, its two uses of ``x - mean`` and the two of ``x`` summed included, ``3 E`` for the weight's
+- backward ``16 E + 4 R`` with both (each primitive's rule: ``12 E + 4 R`` through the statistics,
+  the three uses of ``x - mean`` and the two of ``x`` summed included, ``3 E`` for the weight's
   gradient, ``E`` for the bias's); ``3 E`` when the input needs no gradient (the affine map only);
 - it keeps its input, ``x - mean``, its square, ``x_hat`` and ``weight x_hat`` (``5 E``) and six
   R-sized statistics. BatchNorm is priced in training mode (batch statistics), as ``measure`` runs it.
@@ -52,7 +52,7 @@ def norm_cost(ctx: Context, kind: str, width: int, groups: int, weight: bool, bi
     n, r, dx = ctx.batch_size * width, groups, ctx.needs_input_grad
     affine = n * (weight + bias)
     if dx:
-        back, saved = 11 * n + 4 * r + 3 * n * weight + n * bias, (3 + weight + bias) * n + 6 * r
+        back, saved = 12 * n + 4 * r + 3 * n * weight + n * bias, (3 + weight + bias) * n + 6 * r
     else:  # only the affine map is differentiated: g x_hat for the weight, g for the bias
         back, saved = (2 * n * weight + n * bias), n * (weight + bias) if weight or bias else 0
     return LayerCost(ctx.name, kind, width, width, params=n_params, forward_flops=5 * n + 4 * r + affine,
