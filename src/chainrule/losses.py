@@ -99,15 +99,8 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
         if len(shape) != 2:  # (N, C, d...) -> (N, d...); a single (C,) row -> ()
             loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
         return _reduce(loss, reduction)
-    # the targets' side in primitives on arrays (not differentiated): a compiled step computes it anew per batch
     t = ops.astype(ops.reshape(t, shape=(-1,)), dtype=np.dtype(np.int64))
-    valid = ops.not_equal(t, ignore_index)
-    if (t[valid] < 0).any() or (t[valid] >= C).any():
-        bad = t[valid & ((t < 0) | (t >= C))][0]
-        raise ValueError(f"cross_entropy: target class {bad} is out of range for {C} classes "
-                         f"(valid: 0..{C - 1})")
-    tv = ops.where(valid, t, 0)
-    wy = ops.astype(valid, dtype=dtype) if w is None else ops.mul(ops.getitem(w, idx=tv), valid)
+    valid, tv, wy = _class_targets("cross_entropy", t, C, ignore_index, w, dtype)
     if label_smoothing or w is not None:
         # class indices -> (weighted, smoothed) probability rows; l_i = -sum_j t_ij w_j log p_ij
         probs = ops.add(ops.mul(one_hot(tv, C, dtype=dtype), dtype.type(1 - label_smoothing)), dtype.type(label_smoothing / C))
@@ -120,6 +113,21 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
     return _reduce(loss, reduction, denom=ops.sum(wy) if reduction == "mean" else None)
 
 
+def _class_targets(name: str, t: np.ndarray, n_classes: int, ignore_index: int, weight, dtype):
+    """Class-index targets ``t`` as ``(valid, tv, wy)``: which rows count (``t != ignore_index``), the
+    labels with ignored rows sent to class 0, and each row's weight ``w[t] * valid`` (``valid`` without
+    ``weight``). Computed with primitives on arrays (not differentiated), so that a compiled step
+    computes them anew for every batch; out-of-range labels raise, naming the first."""
+    valid = ops.not_equal(t, ignore_index)
+    if (t[valid] < 0).any() or (t[valid] >= n_classes).any():
+        bad = t[valid & ((t < 0) | (t >= n_classes))][0]
+        raise ValueError(f"{name}: target class {bad} is out of range for {n_classes} classes "
+                         f"(valid: 0..{n_classes - 1})")
+    tv = ops.where(valid, t, 0)
+    wy = ops.astype(valid, dtype=dtype) if weight is None else ops.mul(ops.getitem(weight, idx=tv), valid)
+    return valid, tv, wy
+
+
 def nll_loss(input, target, weight=None, reduction: str = "mean", ignore_index: int = -100):  # noqa: A002
     """Negative log-likelihood of log-probabilities: ``l_i = -w_{y_i} log p_i[y_i]``."""
     _check_targets("nll_loss", input, target)
@@ -129,18 +137,10 @@ def nll_loss(input, target, weight=None, reduction: str = "mean", ignore_index: 
     shape = np.shape(input)
     C = shape[1] if len(shape) > 1 else shape[0]
     z = _to_rows(input)
-    t = t.reshape(-1)
-    valid = t != ignore_index
-    if (t[valid] < 0).any() or (t[valid] >= C).any():
-        raise ValueError(f"nll_loss: target class {t[valid & ((t < 0) | (t >= C))][0]} is out of "
-                         f"range for {C} classes")
     dtype = _data(z).dtype
-    # the targets' side in primitives on arrays (not differentiated): a compiled step computes it anew per batch
-    valid = ops.not_equal(t, ignore_index)
-    tv = ops.where(valid, t, 0)
-    wy = ops.astype(valid, dtype=dtype) if weight is None else \
-        ops.mul(ops.getitem(_data(weight).astype(dtype), idx=tv), valid)
-    loss = -ops.getitem(z, idx=(np.arange(t.shape[0]), tv)) * wy
+    _, tv, wy = _class_targets("nll_loss", ops.reshape(t, shape=(-1,)), C, ignore_index,
+                               None if weight is None else _data(weight).astype(dtype), dtype)
+    loss = -ops.getitem(z, idx=(np.arange(tv.shape[0]), tv)) * wy
     if len(shape) != 2:
         loss = ops.reshape(loss, shape=shape[:1] + shape[2:] if len(shape) > 1 else ())
     return _reduce(loss, reduction, denom=ops.sum(wy) if reduction == "mean" else None)
