@@ -250,7 +250,10 @@ def bernoulli(input, p: float | None = None, generator=None) -> Tensor:  # noqa:
     probs = np.full(probs.shape, p) if p is not None else probs
     if probs.size and (probs.min() < 0 or probs.max() > 1):
         raise ValueError(f"bernoulli: probabilities must be in [0, 1], got [{probs.min()}, {probs.max()}]")
-    return _new(((generator or _rng).random(probs.shape) < probs).astype(as_ndarray(input).dtype), False, None)
+    from . import ops  # not at the top, as in _draw
+
+    u = _draw("random", (probs.shape,), generator)  # a primitive: a compiled step draws again
+    return _new(ops.astype(ops.less(u, probs), dtype=as_ndarray(input).dtype), False, None)
 
 
 def multinomial(input, num_samples: int, replacement: bool = False, generator=None) -> Tensor:  # noqa: A002

@@ -301,7 +301,8 @@ def where(cond, a=None, b=None):
     ``nonzero(cond, as_tuple=True)``: one int64 index tensor per dim."""
     if a is None and b is None:
         return tuple(Tensor(i.astype(np.int64)) for i in np.nonzero(_data(cond)))
-    return ops.where(_data(cond).astype(bool), a, b)
+    # a primitive for the cast too, so that a compiled step reads this call's mask (not a frozen copy)
+    return ops.where(cond if _data(cond).dtype == np.bool_ else ops.astype(cond, dtype=np.dtype(np.bool_)), a, b)
 
 
 # ----- activations and layers ---------------------------------------------------------------------
@@ -329,8 +330,9 @@ def softplus(x, beta: float = 1.0, threshold: float = 20.0):
     ``beta``: ``log(1 + e^(beta x)) / beta``, and ``x`` itself where ``beta x > threshold``."""
     if beta == 1.0 and threshold >= 20.0:  # beyond 20 the two agree to float64 rounding
         return ops.bce_with_logits(x, np.zeros((), _data(x).dtype))
-    soft = ops.bce_with_logits(x * beta, np.zeros((), _data(x).dtype)) / beta
-    return ops.where(_data(x) * beta > threshold, x, soft)
+    bx = ops.mul(x, beta)
+    soft = ops.bce_with_logits(bx, np.zeros((), _data(x).dtype)) / beta
+    return ops.where(ops.greater(bx, threshold), x, soft)
 
 
 def linear(x, weight, bias=None):
