@@ -27,7 +27,10 @@ on a tensor's value (``bool()``, an ``item()`` the step does not return), ``crea
 module buffer changed outside the recorded ops and effects, NumPy computed on tensor values inside
 the step. Writes into tensors (``w -= lr * w.grad``, ``x[mask] = 0``, ``p.grad = None``) are
 recorded and repeated (tensor.py's writes are ``replayed``). A later call whose modules changed
-``training`` mode since the recording runs eagerly.
+``training`` mode since the recording runs eagerly. The library's own branches on values
+(cross_entropy's lean path when every label is a class: :func:`chainrule.modes.branch`) are checked
+again on every replay; a call for which one goes the other way runs eagerly, bit for bit as eager,
+or, when the step had already run an update before reaching it, raises ``BranchAfterEffects``.
 Python side effects of the step (printing, appending to a list) happen only in the eager calls.
 """
 
@@ -44,7 +47,7 @@ import numpy as np
 from . import autograd as _ag
 from . import ops as _ops
 from .autograd import _accumulate_leaf
-from .replay import AttrRef, fold, generate
+from .replay import AttrRef, Diverged, fold, generate
 from .tensor import Tensor
 
 __all__ = ["compile", "Compiled"]
@@ -206,6 +209,11 @@ class _Recorder:
             self.set_by_step.update(id(m) for m in args[0].modules())
         return result
 
+    def branch(self, test, args, result: bool, what: str) -> None:
+        """A branch of the library on values (:func:`chainrule.modes.branch`): replay re-checks it."""
+        refs = [self._any_ref(a) if isinstance(a, (Tensor, np.ndarray)) else ("c", a) for a in args]
+        self.lines.append(("check", test, refs, result, what))
+
     def _any_ref(self, a) -> tuple:
         if isinstance(a, Tensor):
             r = self.ids.get(id(a._data))
@@ -290,13 +298,17 @@ def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
     merged = []
     for k, (a, b) in enumerate(zip(first.lines, second.lines)):
         where = f"operation {k} ({_describe(b)})"
-        if a[0] != b[0] or a[1] is not b[1] and a[0] in ("op", "call"):
+        if a[0] != b[0] or a[1] is not b[1] and a[0] in ("op", "call", "check"):
             raise _NotReplayable(f"{where} differs between two calls (Python control flow that depends on values?)")
         if b[0] == "op":
             if not _same(a[3], b[3]) or len(a[2]) != len(b[2]):
                 raise _NotReplayable(f"{where}: its attributes changed between two calls")
             refs = [_merge(x, y, f"{where}, input {i},") for i, (x, y) in enumerate(zip(a[2], b[2]))]
             merged.append(("op", b[1], refs, b[3], b[4], b[5]))
+        elif b[0] == "check":
+            if a[3:] != b[3:]:
+                raise _NotReplayable(f"{b[4]} on one call and not on the other (the library's branch differs)")
+            merged.append(("check", b[1], [_merge(x, y, where) for x, y in zip(a[2], b[2])], *b[3:]))
         elif b[0] in ("view", "elem"):
             if a[3:] != b[3:]:
                 raise _NotReplayable(f"{where} differs between two calls")
@@ -317,7 +329,7 @@ def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
 def _describe(line) -> str:
     if line[0] == "op":
         return line[1].name
-    if line[0] == "call":
+    if line[0] in ("call", "check"):
         return getattr(line[1], "__qualname__", "a call")
     return {"acc": "the leaves' gradients", "view": "a view", "elem": "an item of a result"}[line[0]]
 
@@ -378,7 +390,7 @@ def _live_tensors(lines) -> list[tuple]:
         if line[0] == "acc":
             refs = [leaf for leaf, _, _ in line[1]]
         else:
-            refs = line[2] if line[0] in ("op", "call") else [line[2]]
+            refs = line[2] if line[0] in ("op", "call", "check") else [line[2]]
         for r in refs:
             if r[0] in "tc" and isinstance(r[1], Tensor):
                 found.setdefault(id(r[1]), r[1])
@@ -398,6 +410,7 @@ class Compiled:
         self._plans: dict[tuple, Any] = {}  # signature -> first _Recorder | _Plan | reason (str)
         self.calls = {"recorded": 0, "replayed": 0, "eager": 0}
         self.reasons: dict[tuple, str] = {}
+        self._said: set[str] = set()  # the branches that sent a call back to eager, each warned about once
         functools.update_wrapper(self, fn)
 
     def __getstate__(self) -> dict:  # generated functions do not pickle: a copy records again
@@ -426,8 +439,12 @@ class Compiled:
                 if t.requires_grad != rg:
                     return self._eager(None, f"a tensor of shape {tuple(t.shape)} has requires_grad={t.requires_grad} "
                                              f"but had {rg} when the step was recorded", args, kwargs)
+            try:
+                out = plan.replay(*arrays, *tensors)
+            except Diverged as e:  # a branch the recording took does not hold for this call: eager, as
+                return self._diverged(str(e), args, kwargs)  # torch.compile recompiles on a failed guard
             self.calls["replayed"] += 1
-            return plan.replay(*arrays, *tensors)
+            return out
         if isinstance(plan, str):
             return self._eager(key, plan, args, kwargs)
         if _ag.state.profiler is not None or _ag.process.anomaly:  # cost.measure, detect_anomaly: eager, unrecorded
@@ -438,6 +455,15 @@ class Compiled:
         self.calls["eager"] += 1
         if reason is not None and (key is None or key not in self.reasons):
             self._give_up(key, reason)
+        return self.fn(*args, **kwargs)
+
+    def _diverged(self, what: str, args, kwargs):
+        """This call runs eagerly: ``what`` holds for it, unlike for the recorded calls (said once per ``what``)."""
+        self.calls["eager"] += 1
+        if self.warn and what not in self._said:
+            warnings.warn(f"cr.compile: {getattr(self.fn, '__name__', 'the step')} runs eagerly on this call: {what} "
+                          "(the recorded calls took the other branch)", RuntimeWarning, stacklevel=3)
+        self._said.add(what)
         return self.fn(*args, **kwargs)
 
     def _give_up(self, key, reason: str) -> None:

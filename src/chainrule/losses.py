@@ -9,6 +9,7 @@ import numpy as np
 from . import ops
 from .creation import as_ndarray as _data
 from .functional import mean, one_hot, softplus
+from .modes import branch
 from .tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -57,6 +58,16 @@ _UNSIGNED = {np.dtype(t): np.dtype(u) for s, u in ((np.int8, np.uint8), (np.int1
                                                      (np.int64, np.uint64)) for t in (s, u)}
 
 
+def _labels_below(t: np.ndarray, n: int) -> bool:
+    """Every label in ``0..n-1``: one max of the labels read as unsigned (a negative one becomes huge)."""
+    return bool(np.maximum.reduce(t.view(_UNSIGNED[t.dtype])) < n)  # the ufunc: no Python wrapper
+
+
+def _labels_in_range(t: np.ndarray, valid: np.ndarray, n: int) -> bool:
+    """Every label not ignored is in ``0..n-1``."""
+    return not ((t[valid] < 0).any() or (t[valid] >= n).any())
+
+
 def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: A002
                   label_smoothing: float = 0.0, ignore_index: int = -100):
     """Softmax cross-entropy on logits, as ``torch.nn.functional.cross_entropy``.
@@ -69,12 +80,13 @@ def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: 
     zd = input._data if isinstance(input, Tensor) else np.asarray(input)
     td = target._data if isinstance(target, Tensor) else np.asarray(target)
     if (zd.ndim == 2 and td.ndim == 1 and td.shape[0] == zd.shape[0] and td.size and weight is None
-            and not label_smoothing and reduction in ("mean", "sum")):
+            and not label_smoothing and reduction in ("mean", "sum") and not 0 <= ignore_index < zd.shape[1]):
         # The training loop's case, kept lean: one max validates every label and rules out
-        # ignore_index (a negative label), read as unsigned (negative labels become huge); the
+        # ignore_index (not a class), read as unsigned (negative labels become huge); the
         # general path below handles the rest.
-        u = _UNSIGNED.get(td.dtype)
-        if u is not None and np.maximum.reduce(td.view(u)) < zd.shape[1]:  # the ufunc: no Python wrapper
+        # A compiled step re-checks this branch on every replay (modes.branch).
+        if td.dtype in _UNSIGNED and branch(_labels_below, td, zd.shape[1],
+                                            what="cross_entropy: a label is ignore_index or out of range"):
             return ops.softmax_cross_entropy(input, td, reduction=reduction)
     _check_targets("cross_entropy", input, target)
     if reduction not in _REDUCTIONS:
@@ -119,7 +131,7 @@ def _class_targets(name: str, t: np.ndarray, n_classes: int, ignore_index: int, 
     ``weight``). Computed with primitives on arrays (not differentiated), so that a compiled step
     computes them anew for every batch; out-of-range labels raise, naming the first."""
     valid = ops.not_equal(t, ignore_index)
-    if (t[valid] < 0).any() or (t[valid] >= n_classes).any():
+    if not branch(_labels_in_range, t, valid, n_classes, what=f"{name}: a target class is out of range"):
         bad = t[valid & ((t < 0) | (t >= n_classes))][0]
         raise ValueError(f"{name}: target class {bad} is out of range for {n_classes} classes "
                          f"(valid: 0..{n_classes - 1})")

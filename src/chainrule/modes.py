@@ -62,6 +62,19 @@ def read(t: Tensor, value) -> None:
         note(t, value)
 
 
+def branch(test, *args, what: str) -> bool:
+    """``test(*args)`` as a bool, for a library branch on values (cross_entropy's lean path when every
+    label is in range). A step being recorded by ``cr.compile`` notes the test and its outcome, and
+    the replay evaluates it again on every call: when the outcome differs, that call runs eagerly
+    (``what`` says why), as torch.compile re-checks its guards. ``test`` must be a module-level function
+    of NumPy arrays and plain values (the same object on every call)."""
+    result = bool(test(*args))
+    note = getattr(state.profiler, "branch", None)
+    if note is not None:
+        note(test, args, result, what)
+    return result
+
+
 def replayed(method):
     """Decorator for a method whose effect a compiled step repeats by calling it again on replay
     (an optimizer's ``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train``). While a step

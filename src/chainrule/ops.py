@@ -571,7 +571,7 @@ def _xent_grad(g, out, logits, target, needs, saved=None, reduction="none"):
         saved = div(e, sum(e, axis=-1, keepdims=True))
     p = saved
     if target.dtype.kind in "iu":  # labels validated in the forward
-        d = sub(p, (_array(target)[..., None] == np.arange(logits.shape[-1])).astype(logits.dtype))
+        d = sub(p, one_hot_rows(_array(target), logits.shape[-1], logits.dtype))  # a primitive: replayed
     else:
         d = sub(mul(p, sum(target, axis=-1, keepdims=True)), target)
     if reduction == "none":

@@ -48,6 +48,24 @@ def attr_refs(v) -> list[AttrRef]:
 
 #: primitives whose result is not a function of their inputs alone (never folded into a constant)
 IMPURE = {"dropout_mask", "random_draw"}
+#: effects that do nothing new when run twice: a call that runs eagerly after them loses nothing
+IDEMPOTENT = {"zero_grad", "train", "eval"}
+
+
+class Diverged(Exception):
+    """A branch the recorded calls took (:func:`chainrule.modes.branch`) does not hold for this call,
+    and nothing the call changed is lost: it runs eagerly instead (the message says which branch)."""
+
+
+class BranchAfterEffects(RuntimeError):
+    """A branch the recorded calls took does not hold for this call, but the replay had already run
+    effects that cannot be undone (an update, a random draw), so the call cannot fall back to eager."""
+
+    def __init__(self, what: str):
+        super().__init__(f"cr.compile: {what} on this call, unlike on the two recorded calls, and the step had "
+                         "already run an effect that cannot be undone (an optimizer step, a write into a tensor, "
+                         "a random draw) when the branch was reached: run this step eagerly, or compute the "
+                         "branch's input before the effects")
 
 
 def fold(lines: list[tuple]) -> list[tuple]:
@@ -90,6 +108,8 @@ def _substitute(line, known):
         return (line[0], line[1], sub(line[2]), *line[3:])
     if line[0] == "acc":
         return ("acc", [(leaf, sub(g), n) for leaf, g, n in line[1]])
+    if line[0] == "check":
+        return ("check", line[1], [sub(r) for r in line[2]], *line[3:])
     return ("call", line[1], [sub(r) for r in line[2]], {k: sub(r) for k, r in line[3].items()})
 
 
@@ -175,6 +195,12 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
                 reads |= _reads([g])
                 defs.add(n)
             out.append(("; ".join(parts), reads, defs))
+        elif kind == "check":
+            _, test, refs, result, what, safe = line
+            args = ", ".join(prog.expr(r) for r in refs)
+            fail = prog.const(Diverged if safe else BranchAfterEffects, "_Diverged" if safe else "_Broken")
+            out.append((f"if {prog.const(test, test.__name__)}({args}) is not {result}: raise {fail}({what!r})",
+                        _reads(refs), set()))
         else:
             _, method, refs, kw = line
             args = [prog.expr(r) for r in refs] + [f"{k}={prog.expr(r)}" for k, r in kw.items()]
@@ -212,10 +238,32 @@ def _result(template, prog: _Program) -> tuple[str, set[int]]:
     return prog.const(template[1]), set()
 
 
+def _place_checks(lines: list[tuple], n_arrays: int) -> list[tuple]:
+    """Each branch check, marked with whether failing it may fall back to eager: it may when no effect
+    ran before it; a check that reads only the step's arguments moves to the top when no write
+    (a call that is not :data:`IDEMPOTENT`) comes before it. Any other check raises :class:`BranchAfterEffects`."""
+    first, out, effect, written = [], [], False, False
+    for line in lines:
+        kind = line[0]
+        if kind == "check":
+            inputs = all(r[0] in "ac" or r[0] == "v" and r[1] < n_arrays for r in line[2])
+            if not effect or (inputs and not written):
+                (out if not effect else first).append((*line, True))
+            else:
+                out.append((*line, False))
+            continue
+        if kind == "call" and getattr(line[1], "__name__", "") not in IDEMPOTENT:
+            effect = written = True
+        elif kind == "acc" or kind == "op" and line[1].name in IMPURE:
+            effect = True
+        out.append(line)
+    return first + out
+
+
 def generate(lines, template, n_arrays: int, n_tensors: int, name: str, labels=None) -> tuple[Callable, str]:
     """The replay function and its source; each value is deleted after its last use (eager's memory)."""
     prog = _Program(labels)
-    emitted = _emit(lines, prog)
+    emitted = _emit(_place_checks(lines, n_arrays), prog)
     ret, ret_reads = _result(template, prog)
     last: dict[int, int] = {}
     for i, (_, reads, defs) in enumerate(emitted):
