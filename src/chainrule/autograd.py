@@ -65,6 +65,15 @@ def _stamp_storage(a: np.ndarray) -> None:
     _INPLACE_STAMPS[_storage(a)] = process.last_inplace = next(_node_counter)
 
 
+def _stamp_storages(ids) -> None:
+    """Mark several storages (their :func:`_storage` ids) as updated in place now: an optimizer's step."""
+    if len(_INPLACE_STAMPS) > 100_000:
+        _INPLACE_STAMPS.clear()
+    n = process.last_inplace = next(_node_counter)
+    for i in ids:
+        _INPLACE_STAMPS[i] = n
+
+
 def _updated_after(t: Tensor, seq: int) -> bool:
     """Whether ``t``'s memory was updated in place after node number ``seq`` was recorded."""
     return _INPLACE_STAMPS.get(_storage(t._data), 0) > seq

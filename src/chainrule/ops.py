@@ -51,6 +51,7 @@ def _binary(name, fn, reads="inputs"):
             _check_broadcast(name, a, b)
             raise
     forward.__doc__ = f"Elementwise {name} with NumPy broadcasting."
+    forward.ufunc = fn  # what the forward computes: a compiled step's replay calls it directly (replay.py)
     return Primitive(name, forward, _BIN, _ew, reads=reads)
 
 
@@ -58,6 +59,7 @@ def _unary(name, ufunc, reads="inputs"):
     def forward(x):
         return ufunc(x)
     forward.__doc__ = f"Elementwise {ufunc.__name__}."
+    forward.ufunc = ufunc
     return Primitive(name, forward, "input", _ew, reads=reads)
 
 
@@ -131,6 +133,8 @@ def _relu_backward(g, y):
     no boolean mask is allocated. Internal: relu's rule on ndarrays."""
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
     # would make both passes stride across rows (much slower at large batches; docs/performance.md).
+    if g.size < 4096 and g.dtype == y.dtype:  # small: the bool -> float cast inside a ufunc costs more than a mask
+        return np.multiply(g, np.greater(y, 0))  # the same numbers (g * 1 or g * 0), in g's memory order
     d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
@@ -253,6 +257,7 @@ def _reduction(name, ufunc):
             return ufunc.reduce(x, axis=axis, keepdims=keepdims)
         except np.exceptions.AxisError:
             raise ValueError(f"{name}: axis {axis} is out of range for a tensor of shape {np.shape(x)}") from None
+    forward.reduce = ufunc.reduce  # reduce(x, axis, dtype, out, keepdims): what replay.py calls
     return forward
 
 

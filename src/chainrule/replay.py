@@ -92,16 +92,93 @@ def fold(lines: list[tuple]) -> list[tuple]:
     return kept
 
 
-def _substitute(line, known):
+def share(lines: list[tuple]) -> tuple[list[tuple], dict[int, int]]:
+    """Common subexpressions: an op that repeats an earlier one on the same inputs (the two products
+    ``g * x`` of ``x * x``'s rule, an L2 penalty's) reuses its value instead of computing it again.
+    Only values nothing writes into are shared, and the table is forgotten at every write (an
+    in-place op, an effect call, a gradient sum). Returns the lines and ``{dropped value: kept value}``."""
+    mutated = _mutated(lines)
+    seen: dict[tuple, int] = {}
+    alias: dict[int, int] = {}
+    kept = []
+    for line in lines:
+        line = _substitute(line, {}, alias) if alias else line
+        kind = line[0]
+        if kind == "op":
+            _, op, refs, attrs, outs, post = line
+            if attrs.get("inplace") or "out" in attrs:
+                seen.clear()
+            elif op.name not in IMPURE and len(outs) == 1 and outs[0][1] not in mutated:
+                key = (op, tuple(_key(r) for r in refs), tuple((k, _key(v, True)) for k, v in attrs.items()), post)
+                if key in seen:
+                    alias[outs[0][1]] = seen[key]
+                    continue
+                seen[key] = outs[0][1]
+        elif kind in ("call", "acc"):
+            seen.clear()
+        kept.append(line)
+    return kept, alias
+
+
+def _key(r, attr: bool = False):
+    """A hashable stand-in for a reference (``attr``: an attribute's value), equal only for the same value."""
+    if attr:
+        if isinstance(r, AttrRef):
+            return ("ref", _key(r.ref))
+        if isinstance(r, tuple):
+            return tuple(_key(x, True) for x in r)
+        try:
+            hash(r)
+        except TypeError:
+            return ("id", id(r))
+        return (type(r), r) if not isinstance(r, np.ndarray) else ("id", id(r))
+    if r[0] == "w":
+        return ("w", _key(r[1]))
+    return r if r[0] in "va" else (r[0], id(r[1]))
+
+
+def _mutated(lines: list[tuple]) -> set[int]:
+    """The values something may write into (an in-place op's input, an effect call's argument, a
+    gradient handed to a leaf), with every value that shares memory with one of them (views)."""
+    out: set[int] = set()
+    links: list[tuple[int, int]] = []
+    for line in lines:
+        kind = line[0]
+        if kind == "op" and (line[3].get("inplace") or "out" in line[3]):
+            out |= _reads(line[2][:1])
+        elif kind == "call":
+            out |= _reads(line[2] + list(line[3].values()))
+        elif kind == "acc":
+            out |= _reads([g for _, g, _ in line[1]]) | {n for _, _, (_, n) in line[1]}
+        elif kind in ("view", "elem") and line[2][0] == "v":
+            links.append((line[1][1], line[2][1]))
+    grew = True
+    while grew:
+        grew = False
+        for a, b in links:
+            if (a in out) != (b in out):
+                out |= {a, b}
+                grew = True
+    return out
+
+
+def _substitute(line, known, alias=None):
     def sub(r):
         if r[0] == "v" and r[1] in known:
             return ("c", known[r[1]])
+        if alias and r[0] == "v" and r[1] in alias:
+            return ("v", alias[r[1]])
         return ("w", sub(r[1])) if r[0] == "w" else r
     if line[0] == "op":
         def sub_attr(v):
             if isinstance(v, tuple):
                 return tuple(sub_attr(x) for x in v)
-            return known[v.ref[1]] if isinstance(v, AttrRef) and v.ref[0] == "v" and v.ref[1] in known else v
+            if isinstance(v, AttrRef) and v.ref[0] == "v":
+                if v.ref[1] in known:
+                    return known[v.ref[1]]
+                if alias and v.ref[1] in alias:
+                    return AttrRef(("v", alias[v.ref[1]]))
+            return v
         attrs = {k: sub_attr(v) for k, v in line[3].items()}
         return ("op", line[1], [sub(r) for r in line[2]], attrs, *line[4:])
     if line[0] in ("view", "elem"):
@@ -165,7 +242,7 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             _, op, refs, attrs, outs, post = line
             args = [prog.expr(r) for r in refs] + [
                 f"{k}={prog.attr(v)}" for k, v in attrs.items()]
-            call = f"{prog.const(op.forward, op.name)}({', '.join(args)})"
+            call = _direct(op, refs, attrs, prog) or f"{prog.const(op.forward, op.name)}({', '.join(args)})"
             if op.name == "transpose" and attrs.get("axes") is None and refs[0][0] in "vt":
                 call = f"{prog.expr(refs[0])}.T"  # what its forward returns for an array, without the call
             reads = refs + [a.ref for v in attrs.values() for a in attr_refs(v)]  # what the line reads
@@ -209,6 +286,20 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
     return out
 
 
+def _direct(op, refs, attrs, prog: _Program) -> str | None:
+    """The NumPy call an elementwise op's or a reduction's forward makes, without the forward around
+    it (which only adds a readable error for shapes that the replay's signature has already fixed)."""
+    f = op.forward
+    u = getattr(f, "ufunc", None)
+    if u is not None and not attrs:
+        return f"{prog.const(u, 'np_' + getattr(u, '__name__', op.name))}({', '.join(prog.expr(r) for r in refs)})"
+    reduce = getattr(f, "reduce", None)
+    if reduce is not None and len(refs) == 1 and set(attrs) <= {"axis", "keepdims"}:
+        axis, keep = (prog.attr(attrs[k]) if k in attrs else d for k, d in (("axis", "None"), ("keepdims", "False")))
+        return f"{prog.const(reduce, op.name + '_reduce')}({prog.expr(refs[0])}, {axis}, None, None, {keep})"
+    return None
+
+
 def _reads(refs) -> set[int]:
     got = set()
     for r in refs:
@@ -217,6 +308,19 @@ def _reads(refs) -> set[int]:
         elif r[0] == "w":
             got |= _reads([r[1]])
     return got
+
+
+def _renamed(template, alias: dict[int, int]):
+    """The result's template with every dropped value (:func:`share`) replaced by the one kept."""
+    if not alias:
+        return template
+    kind = template[0]
+    if kind in ("tensor", "item", "array"):
+        r = template[1]
+        return (kind, ("v", alias[r[1]]) if r[0] == "v" and r[1] in alias else r)
+    if kind in ("seq", "dict"):
+        return (kind, template[1], [_renamed(t, alias) for t in template[2]])
+    return template
 
 
 def _result(template, prog: _Program) -> tuple[str, set[int]]:
@@ -263,6 +367,8 @@ def _place_checks(lines: list[tuple], n_arrays: int) -> list[tuple]:
 def generate(lines, template, n_arrays: int, n_tensors: int, name: str, labels=None) -> tuple[Callable, str]:
     """The replay function and its source; each value is deleted after its last use (eager's memory)."""
     prog = _Program(labels)
+    lines, alias = share(lines)
+    template = _renamed(template, alias)
     emitted = _emit(_place_checks(lines, n_arrays), prog)
     ret, ret_reads = _result(template, prog)
     last: dict[int, int] = {}

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..autograd import _stamp, enable_grad, replayed
+from ..autograd import _stamp, _stamp_storages, _storage, enable_grad, replayed
 from ..autograd import state as _grad_state
 from ..tensor import Tensor
 from . import _fused
@@ -186,11 +186,45 @@ class Optimizer:
         key = self.rule.hyper(kw)
         cached = self._prepared.get(i)
         if cached is None or cached[0] != key:  # new hyperparameters (a scheduler's lr): new constants
-            cached = self._prepared[i] = (key, {}, {})
-        for p in group["params"]:
-            gt = p.grad
+            cached = self._prepared[i] = (key, {}, {}, [None])
+        params = group["params"]
+        if cached[3][0] is not None and self._step_lean(cached[3][0], params):
+            return
+        for p in params:
+            gt = p._grad
             if gt is not None:
                 self._step_param(p, gt._data, kw, cached[1], cached[2])
+        lean = cached[2]
+        if lean and _grad_state.profiler is None:
+            cached[3][0] = self._lean_group(params, lean)
+
+    def _lean_group(self, params, lean: dict) -> tuple | None:
+        """The group's step as one list of NumPy calls, when every parameter took the lean path (a
+        stateless rule on small parameters): ``(arrays, calls, storages)``, else None."""
+        calls = []
+        for p in params:
+            x, gt = p._data, p._grad
+            call = lean.get((x.shape, x.dtype))
+            if call is None or gt is None or gt._data.shape != x.shape or gt._data.dtype != x.dtype:
+                return None
+            calls.append(call)
+        return [p._data for p in params], calls, [_storage(p._data) for p in params]
+
+    def _step_lean(self, lean: tuple, params: list) -> bool:
+        """Run :meth:`_lean_group`'s calls if nothing they rely on changed (the same parameters, arrays,
+        gradient shapes and state, no profiler listening); False (nothing done) otherwise."""
+        xs, calls, storages = lean
+        if len(params) != len(xs) or _grad_state.profiler is not None:
+            return False
+        state = self.state
+        for p, x in zip(params, xs):  # a parameter replaced in the list holds another array
+            gt = p._grad
+            if gt is None or p._data is not x or gt._data.shape != x.shape or gt._data.dtype != x.dtype or p not in state:
+                return False
+        _stamp_storages(storages)  # updated in place: a graph recorded before this step must not backpropagate
+        for p, x, (fn, views, consts) in zip(params, xs, calls):
+            fn(x, p._grad._data, (), views, consts)
+        return True
 
     def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict, lean: dict) -> None:
         x = p._data

@@ -1,0 +1,112 @@
+"""The replay program's own transformations (replay.py): elementwise ops and reductions call their
+NumPy function directly, and a repeated computation is shared only when nothing writes into it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.nn import functional as F
+
+
+def _run_both(make_step, batches):
+    """(eager results, compiled results, the Compiled) of the step made twice from the same seed."""
+    eager, compiled = make_step(), cr.compile(make_step(), warn=False)
+    want = [eager(*b)._data.copy() for b in batches]
+    got = [compiled(*b)._data.copy() for b in batches]
+    assert compiled.calls["replayed"] == len(batches) - 2, compiled.reasons
+    return want, got, compiled
+
+
+def _l2_step():
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Linear(6, 1))
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = (1 - y * model(x)).relu().mean() + 1e-3 * sum((p * p).sum() for p in model.parameters())
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def test_an_l2_penalty_computes_each_gradient_product_once_and_equals_eager():
+    rng = np.random.default_rng(0)
+    batches = [(cr.tensor(rng.standard_normal((8, 3)).astype(np.float32)),
+                cr.tensor(np.sign(rng.standard_normal((8, 1))).astype(np.float32))) for _ in range(5)]
+    want, got, run = _run_both(_l2_step, batches)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    code = run.code
+    # p * p's rule is g * p + g * p: one product per parameter, added to itself
+    shared = [line for line in code.splitlines() if "= np_add(v" in line and line.split("(")[1].split(",")[0]
+              == line.split(", ")[1].rstrip(")")]
+    assert len(shared) == 4, code
+    assert "np_multiply(" in code and "sum_reduce(" in code  # direct NumPy calls, no forward wrapper
+
+
+def test_a_value_written_in_place_is_not_shared():
+    def make():
+        def step(x):
+            a = x * 2.0
+            b = x * 2.0  # the same computation as a, but a is then written into
+            a.add_(1.0)
+            return (a * b).sum()
+        return step
+    rng = np.random.default_rng(1)
+    batches = [(cr.tensor(rng.standard_normal((4, 4)).astype(np.float32)),) for _ in range(4)]
+    want, got, run = _run_both(make, batches)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert run.code.count("np_multiply(v0") == 2, run.code
+
+
+def test_a_parameter_updated_between_two_equal_reads_is_read_again():
+    cr.manual_seed(0)
+    w = cr.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = cr.optim.SGD([w], lr=0.5)
+
+    def make():
+        w.data = cr.tensor(np.ones(3, np.float32))
+        opt.state.clear()
+
+        def step(x):
+            opt.zero_grad()
+            before = (w * x).sum()
+            before.backward()
+            opt.step()
+            with cr.no_grad():
+                return before + (w * x).sum()  # w * x again, after the update: another value
+        return step
+
+    rng = np.random.default_rng(2)
+    batches = [(cr.tensor(rng.standard_normal(3).astype(np.float32)),) for _ in range(4)]
+    eager = make()
+    want = [eager(*b)._data.copy() for b in batches]
+    compiled = cr.compile(make(), warn=False)
+    got = [compiled(*b)._data.copy() for b in batches]
+    assert compiled.calls["replayed"] == 2
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+
+
+def test_cross_entropy_step_code_and_results_with_direct_calls():
+    cr.manual_seed(0)
+
+    def make():
+        cr.manual_seed(0)
+        model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+        opt = cr.optim.Adam(model.parameters(), lr=0.01)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return step
+    rng = np.random.default_rng(3)
+    batches = [(cr.tensor(rng.standard_normal((6, 4)).astype(np.float32)), cr.tensor(rng.integers(0, 3, 6)))
+               for _ in range(5)]
+    want, got, run = _run_both(make, batches)
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
