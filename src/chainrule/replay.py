@@ -198,6 +198,8 @@ class _Program:
         self.globals: dict[str, Any] = {"_acc": _accumulate_leaf, "_wrap": _grad_tensor, "_np": np, "_widen": _int_does_not_widen}
         self.names: dict[int, str] = {}
         self.body: list[str] = []
+        self.used: set[int] = set()  # the values some line or the result reads
+        self.scalars: set[int] = set()  # 0-d values only ufuncs read: a NumPy scalar serves, no asarray
 
     def const(self, obj, hint: str = "c") -> str:
         """The global name under which ``obj`` is passed to the program (``hint``, numbered when taken)."""
@@ -248,7 +250,7 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             reads = refs + [a.ref for v in attrs.values() for a in attr_refs(v)]  # what the line reads
             names = [f"v{r[1]}" for r in outs]
             src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
-            if post is not None and post[0]:
+            if post is not None and post[0] and outs[0][1] not in prog.scalars:
                 src += f"; {names[0]} = _np.asarray({names[0]})"
             if post is not None and post[1]:
                 src += f"; {names[0]} = _widen({names[0]}, [{', '.join(prog.expr(r) for r in refs)}])"
@@ -268,9 +270,11 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             defs: set[int] = set()
             for leaf, g, (_, n) in line[1]:
                 le = prog.expr(leaf)
-                parts.append(f"_acc({le}, {prog.expr(g)}, False, _h); v{n} = {le}._grad._data")
+                parts.append(f"_acc({le}, {prog.expr(g)}, False, _h)")
+                if n in prog.used:  # the gradient as a value of the program (an update written by hand reads it)
+                    parts.append(f"v{n} = {le}._grad._data")
+                    defs.add(n)
                 reads |= _reads([g])
-                defs.add(n)
             out.append(("; ".join(parts), reads, defs))
         elif kind == "check":
             _, test, refs, result, what, safe = line
@@ -308,6 +312,40 @@ def _reads(refs) -> set[int]:
         elif r[0] == "w":
             got |= _reads([r[1]])
     return got
+
+
+def _direct_call(line) -> bool:
+    """Whether :func:`_direct` turns this op line into a bare ufunc call (which takes a NumPy scalar as a 0-d array)."""
+    return line[0] == "op" and getattr(line[1].forward, "ufunc", None) is not None and not line[3]
+
+
+def _scalars(lines: list[tuple], candidates: set[int]) -> set[int]:
+    """The 0-d results (``post[0]``) whose every reader is a bare ufunc call: they may stay NumPy scalars
+    (the same numbers; ``_np.asarray`` would only wrap them)."""
+    zero_d = {line[4][0][1] for line in lines if line[0] == "op" and line[5] is not None and line[5][0]}
+    ok = zero_d & candidates
+    for line in lines:
+        if not _direct_call(line):
+            ok -= _used([line], ("c", None))
+    return ok
+
+
+def _used(lines: list[tuple], template) -> set[int]:
+    """Every value a line or the result reads."""
+    used: set[int] = set()
+    for line in lines:
+        kind = line[0]
+        if kind == "op":
+            used |= _reads(line[2] + [a.ref for v in line[3].values() for a in attr_refs(v)])
+        elif kind in ("view", "elem"):
+            used |= _reads([line[2]])
+        elif kind == "acc":
+            used |= _reads([g for _, g, _ in line[1]])
+        elif kind == "call":
+            used |= _reads(line[2] + list(line[3].values()))
+        else:
+            used |= _reads(line[2])
+    return used | _result(template, _Program())[1]
 
 
 def _renamed(template, alias: dict[int, int]):
@@ -369,6 +407,8 @@ def generate(lines, template, n_arrays: int, n_tensors: int, name: str, labels=N
     prog = _Program(labels)
     lines, alias = share(lines)
     template = _renamed(template, alias)
+    prog.used = _used(lines, template)
+    prog.scalars = _scalars(lines, prog.used - _result(template, _Program())[1])
     emitted = _emit(_place_checks(lines, n_arrays), prog)
     ret, ret_reads = _result(template, prog)
     last: dict[int, int] = {}
