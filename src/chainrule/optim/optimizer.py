@@ -149,10 +149,10 @@ class Optimizer:
         """Forget the gradients: ``p.grad = None`` (default, as torch 2.x), or fill them with zeros in place."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                if p._grad is None:
                     continue
                 if set_to_none:
-                    p.grad = None
+                    p._grad = None  # what the setter does with None; zero_grad itself is the replayed write
                 elif p.grad._ctx is not None or not p.grad._data.flags.writeable:
                     p.grad = Tensor(np.zeros_like(p._data))
                 else:
