@@ -134,7 +134,8 @@ def _relu_backward(g, y):
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
     # would make both passes stride across rows (much slower at large batches; docs/performance.md).
     if g.size < 4096 and g.dtype == y.dtype:  # small: the bool -> float cast inside a ufunc costs more than a mask
-        return np.multiply(g, np.greater(y, 0))  # the same numbers (g * 1 or g * 0), in g's memory order
+        m = np.greater(y, 0)  # the same numbers (g * 1 or g * 0), in g's memory order
+        return np.multiply(g, m) if g.flags.f_contiguous == y.flags.f_contiguous else np.multiply(g, m, out=np.empty_like(g))
     d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
