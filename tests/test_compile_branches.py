@@ -129,3 +129,88 @@ def test_ignore_index_that_is_a_class_is_ignored(torch):
 def test_branch_outside_a_recording_is_the_test():
     assert branch(np.array_equal, np.ones(2), np.ones(2), what="x") is True
     assert branch(np.array_equal, np.ones(2), np.zeros(2), what="x") is False
+
+
+def _compare(make, calls):
+    """Run ``make()``'s step eagerly and compiled on the same calls: results (or error texts) and
+    parameters must be equal; returns the Compiled."""
+    def run(compiled):
+        step, params = make()
+        f = cr.compile(step, warn=False) if compiled else step
+        out = []
+        for args in calls:
+            try:
+                out.append(f(*args)._data.copy())
+            except (ValueError, IndexError) as e:
+                out.append(f"{type(e).__name__}: {e}")
+        return out, [p._data.copy() for p in params], f
+    want, want_params, _ = run(False)
+    got, params, f = run(True)
+    assert _same(got, want) and _same(params, want_params), (got, want)
+    return f, got
+
+
+def _embedding_step(pad=None, bag=False):
+    def make():
+        cr.manual_seed(0)
+        emb = nn.EmbeddingBag(10, 3, mode="sum") if bag else nn.Embedding(10, 3, padding_idx=pad)
+        opt = cr.optim.AdamW(emb.parameters(), lr=0.1, weight_decay=0.1)
+
+        def step(idx, *offsets):
+            opt.zero_grad()
+            loss = (emb(idx, *offsets) ** 2).sum()
+            loss.backward()
+            opt.step()
+            return loss
+        return step, list(emb.parameters())
+    return make
+
+
+def test_an_embedding_batch_that_first_holds_padding_idx_runs_eagerly():
+    idx = [cr.tensor(np.array([[1, 2, 3], [4, 5, 6]])) for _ in range(6)]
+    idx[3]._data[0, 1] = 0  # padding_idx 0: its row must pass no gradient on this call
+    f, _ = _compare(_embedding_step(pad=0), [(i,) for i in idx])
+    assert f.calls == {"recorded": 2, "replayed": 3, "eager": 1}
+
+
+def test_an_embedding_index_out_of_range_raises_on_replay():
+    idx = [cr.tensor(np.array([[1, 2], [3, 4]])) for _ in range(5)]
+    idx[3]._data[1, 1] = 12
+    f, got = _compare(_embedding_step(), [(i,) for i in idx])
+    assert got[3].startswith("IndexError: embedding: index 12 is out of range for 10 embeddings")
+
+
+def test_embedding_bag_offsets_that_change_after_recording_run_eagerly():
+    idx = cr.tensor(np.array([1, 2, 3, 4, 5, 6]))
+    offs = [np.array([0, 2, 4])] * 3 + [np.array([0, 1, 5])] + [np.array([0, 2, 4])] * 2
+    f, _ = _compare(_embedding_step(bag=True), [(idx, cr.tensor(o)) for o in offs])
+    assert f.calls == {"recorded": 2, "replayed": 3, "eager": 1}
+
+
+def test_one_hot_with_inferred_classes_follows_the_labels():
+    def make():
+        w = cr.tensor(np.full(1, 2.0, np.float32))
+        return (lambda y: (F.one_hot(y).float() * w).sum(0)), [w]
+    ys = [cr.tensor(np.array([0, 2, 1])), cr.tensor(np.array([2, 1, 0])), cr.tensor(np.array([1, 1, 2])),
+          cr.tensor(np.array([0, 4, 1])), cr.tensor(np.array([2, 0, 0])), cr.tensor(np.array([0, -1, 1]))]
+    f, got = _compare(make, [(y,) for y in ys])
+    assert got[3].shape == (5,) and got[4].shape == (3,)
+    assert got[5].startswith("ValueError: one_hot: label -1 is out of range")
+    assert f.calls == {"recorded": 2, "replayed": 2, "eager": 2}
+
+
+def test_binary_cross_entropy_refuses_a_non_probability_on_replay():
+    def make():
+        w = cr.tensor(np.full(4, 0.5, np.float32), requires_grad=True)
+
+        def step(p, t):
+            loss = F.binary_cross_entropy(p * w * 2, t)
+            loss.backward()
+            return loss
+        return step, [w]
+    t = cr.tensor(np.array([0, 1, 1, 0], np.float32))
+    ps = [cr.tensor(np.array([0.2, 0.7, 0.9, 0.1], np.float32)) for _ in range(5)]
+    ps[3]._data[2] = 1.5
+    f, got = _compare(make, [(p, t) for p in ps])
+    assert got[3].startswith("ValueError: binary_cross_entropy: input must be probabilities")
+    assert f.calls["replayed"] == 2 and f.calls["eager"] == 1

@@ -110,3 +110,21 @@ def test_cross_entropy_step_code_and_results_with_direct_calls():
                for _ in range(5)]
     want, got, run = _run_both(make, batches)
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
+
+
+def test_multinomial_inside_a_step_draws_again_on_every_replay():
+    def make():
+        cr.manual_seed(5)
+
+        def step(logits):
+            return cr.multinomial(F.softmax(logits, dim=-1), 3, replacement=True)
+        return step
+    rng = np.random.default_rng(4)
+    batches = [(cr.tensor(rng.standard_normal((4, 6)).astype(np.float32)),) for _ in range(6)]
+    eager = make()
+    want = [eager(*b)._data.copy() for b in batches]
+    compiled = cr.compile(make(), warn=False)
+    got = [compiled(*b)._data.copy() for b in batches]
+    assert compiled.calls["replayed"] == 4, compiled.reasons
+    assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert len({a.tobytes() for a in got}) == len(got)  # a new draw every call, not the recorded one

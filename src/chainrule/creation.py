@@ -258,13 +258,6 @@ def bernoulli(input, p: float | None = None, generator=None) -> Tensor:  # noqa:
 
 def multinomial(input, num_samples: int, replacement: bool = False, generator=None) -> Tensor:  # noqa: A002
     """``num_samples`` int64 category indices per row, drawn with the row's (unnormalised) weights ``input``."""
-    w = as_ndarray(input).astype(np.float64)
-    rows = w.reshape(-1, w.shape[-1])
-    if (rows < 0).any() or (rows.sum(1) <= 0).any():
-        raise ValueError("multinomial: weights must be >= 0 with a positive sum in every row")
-    if not replacement and num_samples > (rows > 0).sum(1).min():
-        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
-                         f"{int((rows > 0).sum(1).min())} categories of nonzero weight")
-    rng = generator or _rng
-    out = np.stack([rng.choice(len(r), num_samples, replace=replacement, p=r / r.sum()) for r in rows])
-    return _new(out.reshape(w.shape[:-1] + (num_samples,)).astype(np.int64), False, None)
+    from .ops_const import multinomial_draw  # a primitive, so that a compiled step draws again on every replay
+
+    return _new(multinomial_draw(as_ndarray(input), num_samples, replacement, generator), False, None)

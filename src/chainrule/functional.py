@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import ops
+from .modes import branch
 from .primitive import ALIASES
 from .tensor import Tensor
 
@@ -358,15 +359,25 @@ def dropout(x, p: float = 0.5, training: bool = True, scale: bool = True, rng=No
     return x * ops.dropout_mask(_data(x), p, scale, rng)
 
 
+def _max_is(y: np.ndarray, m: int) -> bool:
+    return not y.size or int(y.max()) == m
+
+
+def _in_range(y: np.ndarray, n: int) -> bool:
+    """Every value in ``0..n-1``."""
+    return not y.size or bool(y.min() >= 0 and y.max() < n)
+
+
 def one_hot(labels, num_classes: int = -1, dtype=np.int64):
     """Rows of the identity: ``one_hot(y)[i, k] = 1 if y_i == k``. Not differentiable.
     int64 by default like ``torch.nn.functional.one_hot``; pass ``dtype=float32`` for math."""
     y = _data(labels)
     if y.dtype.kind not in "iu":
         raise ValueError(f"one_hot: labels must be integers, got {y.dtype}")
-    if num_classes < 0:
+    if num_classes < 0:  # the width comes from the values: a compiled step re-checks it
         num_classes = int(y.max()) + 1 if y.size else 0
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        branch(_max_is, y, num_classes - 1, what="one_hot: the inferred number of classes changed")
+    if not branch(_in_range, y, num_classes, what=f"one_hot: a label is out of range for {num_classes} classes"):
         bad = y[(y < 0) | (y >= num_classes)].reshape(-1)[0]
         raise ValueError(f"one_hot: label {bad} is out of range for {num_classes} classes")
     return ops.one_hot_rows(labels, num_classes, dtype)

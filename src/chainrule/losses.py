@@ -68,6 +68,11 @@ def _labels_in_range(t: np.ndarray, valid: np.ndarray, n: int) -> bool:
     return not ((t[valid] < 0).any() or (t[valid] >= n).any())
 
 
+def _probabilities(p: np.ndarray) -> bool:
+    """Every value in [0, 1]."""
+    return not p.size or bool(p.min() >= 0 and p.max() <= 1)
+
+
 def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: A002
                   label_smoothing: float = 0.0, ignore_index: int = -100):
     """Softmax cross-entropy on logits, as ``torch.nn.functional.cross_entropy``.
@@ -197,7 +202,7 @@ def binary_cross_entropy(input, target, weight=None, reduction: str = "mean"):  
     Prefer :func:`binary_cross_entropy_with_logits`, which is stable."""
     target = _same_shape("binary_cross_entropy", input, target)
     p = _data(input)
-    if p.size and (p.min() < 0 or p.max() > 1):
+    if not branch(_probabilities, p, what="binary_cross_entropy: an input is not a probability"):
         raise ValueError("binary_cross_entropy: input must be probabilities in [0, 1]; for logits use "
                          "binary_cross_entropy_with_logits")
     loss = -(target * _log_clamped(input) + (1.0 - target) * _log_clamped(1.0 - input))

@@ -75,6 +75,14 @@ def branch(test, *args, what: str) -> bool:
     return result
 
 
+def same_values(a, what: str) -> None:
+    """An argument's values that the library turns into a structure in NumPy (EmbeddingBag's offsets
+    become its bags): a step being recorded by ``cr.compile`` replays only the calls where ``a`` holds
+    the recorded values, and runs the others eagerly (``what`` says why). Costs nothing outside a recording."""
+    if getattr(state.profiler, "branch", None) is not None:
+        branch(np.array_equal, a, np.array(a, copy=True), what=what)
+
+
 def replayed(method):
     """Decorator for a method whose effect a compiled step repeats by calling it again on replay
     (an optimizer's ``step`` and ``zero_grad``, a scheduler's ``step``, ``Module.train``). While a step

@@ -39,6 +39,21 @@ def random_draw(method: str, args: tuple = (), dtype=None, cast=None, generator=
     return np.asarray(out if cast is None else out.astype(cast))
 
 
+@primitive("multinomial_draw", reads="nothing")
+def multinomial_draw(w, num_samples: int, replacement: bool = False, generator=None):
+    """``num_samples`` int64 category indices per row of the (unnormalised) weights ``w``, drawn with
+    ``Generator.choice`` from chainrule's seeded generator (or ``generator``): ``torch.multinomial``."""
+    rows = np.asarray(w, np.float64).reshape(-1, np.shape(w)[-1])
+    if (rows < 0).any() or (rows.sum(1) <= 0).any():
+        raise ValueError("multinomial: weights must be >= 0 with a positive sum in every row")
+    if not replacement and num_samples > (rows > 0).sum(1).min():
+        raise ValueError(f"multinomial: cannot draw {num_samples} samples without replacement from "
+                         f"{int((rows > 0).sum(1).min())} categories of nonzero weight")
+    rng = _rng(generator)
+    out = np.stack([rng.choice(len(r), num_samples, replace=replacement, p=r / r.sum()) for r in rows])
+    return out.reshape(np.shape(w)[:-1] + (num_samples,)).astype(np.int64)
+
+
 @primitive("finite_max", reads="nothing")
 def finite_max(x, axis=None):
     """``max x`` along ``axis`` (kept as a size-1 axis; ``-inf`` over an empty axis), replaced by 0 where

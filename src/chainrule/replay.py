@@ -47,7 +47,7 @@ def attr_refs(v) -> list[AttrRef]:
 
 
 #: primitives whose result is not a function of their inputs alone (never folded into a constant)
-IMPURE = {"dropout_mask", "random_draw"}
+IMPURE = {"dropout_mask", "random_draw", "multinomial_draw"}
 #: effects that do nothing new when run twice: a call that runs eagerly after them loses nothing
 IDEMPOTENT = {"zero_grad", "train", "eval"}
 

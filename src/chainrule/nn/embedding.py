@@ -14,21 +14,30 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..modes import branch, same_values
 from ..tensor import DEFAULT_DTYPE, Tensor, _unwrap
 from . import init
 from ._checks import param, positive_int
 from .module import Module, Parameter
 
 
+def _in_range(idx: np.ndarray, num: int) -> bool:
+    return not idx.size or bool(idx.min() >= 0 and idx.max() < num)
+
+
+def _holds(idx: np.ndarray, pad: int) -> bool:
+    return bool((idx == pad).any())
+
+
 def _indices(name: str, input: Any, num: int) -> np.ndarray:  # noqa: A002
     idx = np.asarray(_unwrap(input))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{name}: indices must be integers (cr.long), got {idx.dtype}")
-    if idx.size and (idx.min() < 0 or idx.max() >= num):
+    if not branch(_in_range, idx, num, what=f"{name}: an index is out of range for {num} embeddings"):
         bad = idx[(idx < 0) | (idx >= num)]
         raise IndexError(f"{name}: index {int(bad.flat[0])} is out of range for {num} embeddings "
                          f"(valid: 0 .. {num - 1}; {bad.size} bad of {idx.size})")
-    return idx.astype(np.intp, copy=False)
+    return idx if idx.dtype == np.intp else ops.astype(idx, dtype=np.dtype(np.intp))  # a primitive: replayed
 
 
 def _padding(name: str, padding_idx: int | None, num: int) -> int | None:
@@ -50,9 +59,10 @@ def _unsupported(name: str, max_norm: Any, scale_grad_by_freq: bool, sparse: boo
 def _lookup(weight: Any, idx: np.ndarray, pad: int | None) -> Any:
     """``weight[idx]``; rows looked up at ``pad`` carry their value but pass no gradient (torch)."""
     out = ops.getitem(weight, idx=idx)
-    if pad is None or not isinstance(weight, Tensor) or not (idx == pad).any():
+    if pad is None or not isinstance(weight, Tensor) or not branch(
+            _holds, idx, pad, what="embedding: whether the batch holds padding_idx changed"):
         return out
-    frozen = np.array(weight._data[pad])  # the same values, outside the graph
+    frozen = ops.getitem(weight._data, idx=pad)  # the same values, outside the graph (on arrays: read on every replay)
     return ops.where((idx == pad)[..., None], frozen, out)
 
 
@@ -80,7 +90,9 @@ def _bags(name: str, idx: np.ndarray, offsets: Any, include_last_offset: bool) -
     if idx.ndim != 1 or offsets is None:
         raise ValueError(f"{name}: input must be 2-D (B, L), or 1-D with offsets; got shape {idx.shape}"
                          f"{'' if offsets is None else ' and offsets'}")
-    off = np.asarray(_unwrap(offsets)).astype(np.intp).reshape(-1)
+    raw = np.asarray(_unwrap(offsets))
+    same_values(raw, f"{name}: the offsets differ from the recorded ones (they set the bags)")
+    off = raw.astype(np.intp).reshape(-1)
     if off.size == 0 or off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > idx.size:
         raise ValueError(f"{name}: offsets must start at 0 and be non-decreasing up to len(input)={idx.size}, "
                          f"got {off.tolist()[:10]}")
