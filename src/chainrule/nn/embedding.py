@@ -62,7 +62,8 @@ def _lookup(weight: Any, idx: np.ndarray, pad: int | None) -> Any:
     if pad is None or not isinstance(weight, Tensor) or not branch(
             _holds, idx, pad, what="embedding: whether the batch holds padding_idx changed"):
         return out
-    frozen = ops.getitem(weight._data, idx=pad)  # the same values, outside the graph (on arrays: read on every replay)
+    # the same values, outside the graph (cr.compile checks it is the same on both recording calls)
+    frozen = np.array(weight._data[pad])
     return ops.where((idx == pad)[..., None], frozen, out)
 
 
