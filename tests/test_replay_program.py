@@ -4,6 +4,7 @@ NumPy function directly, and a repeated computation is shared only when nothing 
 from __future__ import annotations
 
 import numpy as np
+from test_compile import _standard_step
 
 import chainrule as cr
 from chainrule import nn
@@ -90,26 +91,17 @@ def test_a_parameter_updated_between_two_equal_reads_is_read_again():
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
 
 
-def test_cross_entropy_step_code_and_results_with_direct_calls():
-    cr.manual_seed(0)
-
+def test_a_cross_entropy_step_calls_its_sums_directly_and_equals_eager():
     def make():
         cr.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
-        opt = cr.optim.Adam(model.parameters(), lr=0.01)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        return step
+        return _standard_step(model, cr.optim.Adam(model.parameters(), lr=0.01))
     rng = np.random.default_rng(3)
     batches = [(cr.tensor(rng.standard_normal((6, 4)).astype(np.float32)), cr.tensor(rng.integers(0, 3, 6)))
                for _ in range(5)]
     want, got, run = _run_both(make, batches)
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
+    assert run.code.count("sum_reduce(") == 2, run.code  # the two bias gradients, without sum's forward
 
 
 def test_multinomial_inside_a_step_draws_again_on_every_replay():

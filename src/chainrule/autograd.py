@@ -60,14 +60,12 @@ def _stamp(t: Tensor) -> None:
 
 def _stamp_storage(a: np.ndarray) -> None:
     """Mark the memory of ``a`` as updated in place now (a tensor's write: tensor.py)."""
-    if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
-        _INPLACE_STAMPS.clear()
-    _INPLACE_STAMPS[_storage(a)] = process.last_inplace = next(_node_counter)
+    _stamp_storages((_storage(a),))
 
 
 def _stamp_storages(ids) -> None:
     """Mark several storages (their :func:`_storage` ids) as updated in place now: an optimizer's step."""
-    if len(_INPLACE_STAMPS) > 100_000:
+    if len(_INPLACE_STAMPS) > 100_000:  # bound the table; forgetting only weakens the check
         _INPLACE_STAMPS.clear()
     n = process.last_inplace = next(_node_counter)
     for i in ids:

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import device as _device
 from . import tensor as _t
+from .modes import branch
 from .tensor import Tensor, _leaf, _unwrap
 
 _rng = np.random.default_rng()
@@ -244,11 +245,16 @@ def rand_like(t, dtype=None, device=None, requires_grad=False) -> Tensor:
     return rand(*shape, dtype=dt, device=device, requires_grad=requires_grad)
 
 
+def _probabilities(p: np.ndarray) -> bool:
+    """Every value in [0, 1] (bernoulli's and binary_cross_entropy's check, re-run by a compiled step)."""
+    return not p.size or bool(p.min() >= 0 and p.max() <= 1)
+
+
 def bernoulli(input, p: float | None = None, generator=None) -> Tensor:  # noqa: A002
     """0/1 samples, 1 with probability ``input`` (elementwise; or ``p`` for every entry), of input's dtype."""
     probs = as_ndarray(input)
     probs = np.full(probs.shape, p) if p is not None else probs
-    if probs.size and (probs.min() < 0 or probs.max() > 1):
+    if not branch(_probabilities, probs, what="bernoulli: a probability is outside [0, 1]"):
         raise ValueError(f"bernoulli: probabilities must be in [0, 1], got [{probs.min()}, {probs.max()}]")
     from . import ops  # not at the top, as in _draw
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .creation import _probabilities
 from .creation import as_ndarray as _data
 from .functional import mean, one_hot, softplus
 from .modes import branch
@@ -66,11 +67,6 @@ def _labels_below(t: np.ndarray, n: int) -> bool:
 def _labels_in_range(t: np.ndarray, valid: np.ndarray, n: int) -> bool:
     """Every label not ignored is in ``0..n-1``."""
     return not ((t[valid] < 0).any() or (t[valid] >= n).any())
-
-
-def _probabilities(p: np.ndarray) -> bool:
-    """Every value in [0, 1]."""
-    return not p.size or bool(p.min() >= 0 and p.max() <= 1)
 
 
 def cross_entropy(input, target, weight=None, reduction: str = "mean",  # noqa: A002

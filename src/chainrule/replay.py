@@ -247,26 +247,24 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
             call = _direct(op, refs, attrs, prog) or f"{prog.const(op.forward, op.name)}({', '.join(args)})"
             if op.name == "transpose" and attrs.get("axes") is None and refs[0][0] in "vt":
                 call = f"{prog.expr(refs[0])}.T"  # what its forward returns for an array, without the call
-            reads = refs + [a.ref for v in attrs.values() for a in attr_refs(v)]  # what the line reads
             names = [f"v{r[1]}" for r in outs]
             src = f"{', '.join(names)} = {call}" if post is not None or not op.saves else f"{names[0]} = {call}[0]"
             if post is not None and post[0] and outs[0][1] not in prog.scalars:
                 src += f"; {names[0]} = _np.asarray({names[0]})"
             if post is not None and post[1]:
                 src += f"; {names[0]} = _widen({names[0]}, [{', '.join(prog.expr(r) for r in refs)}])"
-            out.append((src, _reads(reads), {r[1] for r in outs}))
+            out.append((src, _line_reads(line), {r[1] for r in outs}))
         elif kind == "view":
             _, (_, n), src, how, shape, strides = line
             e = prog.expr(src)
             rhs = {"T": f"{e}.T", "reshape": f"{e}.reshape({shape!r})"}.get(how) or \
                 f"_np.ndarray({shape!r}, {e}.dtype, {e}, {how}, {strides!r})"  # how: the offset in bytes
-            out.append((f"v{n} = {rhs}", _reads([src]), {n}))
+            out.append((f"v{n} = {rhs}", _line_reads(line), {n}))
         elif kind == "elem":
             _, (_, n), src, k = line
-            out.append((f"v{n} = {prog.expr(src)}[{k}]", _reads([src]), {n}))
+            out.append((f"v{n} = {prog.expr(src)}[{k}]", _line_reads(line), {n}))
         elif kind == "acc":
             parts = ["_h = set()"]
-            reads: set[int] = set()
             defs: set[int] = set()
             for leaf, g, (_, n) in line[1]:
                 le = prog.expr(leaf)
@@ -274,19 +272,18 @@ def _emit(lines: list[tuple], prog: _Program) -> list[tuple[str, set[int]]]:
                 if n in prog.used:  # the gradient as a value of the program (an update written by hand reads it)
                     parts.append(f"v{n} = {le}._grad._data")
                     defs.add(n)
-                reads |= _reads([g])
-            out.append(("; ".join(parts), reads, defs))
+            out.append(("; ".join(parts), _line_reads(line), defs))
         elif kind == "check":
             _, test, refs, result, what, safe = line
             args = ", ".join(prog.expr(r) for r in refs)
             fail = prog.const(Diverged if safe else BranchAfterEffects, "_Diverged" if safe else "_Broken")
             out.append((f"if {prog.const(test, test.__name__)}({args}) is not {result}: raise {fail}({what!r})",
-                        _reads(refs), set()))
+                        _line_reads(line), set()))
         else:
             _, method, refs, kw = line
             args = [prog.expr(r) for r in refs] + [f"{k}={prog.expr(r)}" for k, r in kw.items()]
             name = prog.const(method, method.__qualname__.replace(".", "_"))
-            out.append((f"{name}({', '.join(args)})", _reads(refs + list(kw.values())), set()))
+            out.append((f"{name}({', '.join(args)})", _line_reads(line), set()))
     return out
 
 
@@ -322,30 +319,25 @@ def _direct_call(line) -> bool:
 def _scalars(lines: list[tuple], candidates: set[int]) -> set[int]:
     """The 0-d results (``post[0]``) whose every reader is a bare ufunc call: they may stay NumPy scalars
     (the same numbers; ``_np.asarray`` would only wrap them)."""
-    zero_d = {line[4][0][1] for line in lines if line[0] == "op" and line[5] is not None and line[5][0]}
-    ok = zero_d & candidates
+    ok = candidates & {line[4][0][1] for line in lines if line[0] == "op" and line[5] is not None and line[5][0]}
     for line in lines:
         if not _direct_call(line):
-            ok -= _used([line], ("c", None))
+            ok -= _line_reads(line)
     return ok
 
 
-def _used(lines: list[tuple], template) -> set[int]:
-    """Every value a line or the result reads."""
-    used: set[int] = set()
-    for line in lines:
-        kind = line[0]
-        if kind == "op":
-            used |= _reads(line[2] + [a.ref for v in line[3].values() for a in attr_refs(v)])
-        elif kind in ("view", "elem"):
-            used |= _reads([line[2]])
-        elif kind == "acc":
-            used |= _reads([g for _, g, _ in line[1]])
-        elif kind == "call":
-            used |= _reads(line[2] + list(line[3].values()))
-        else:
-            used |= _reads(line[2])
-    return used | _result(template, _Program())[1]
+def _line_reads(line) -> set[int]:
+    """The values a recorded line reads."""
+    kind = line[0]
+    if kind == "op":
+        return _reads(line[2] + [a.ref for v in line[3].values() for a in attr_refs(v)])
+    if kind in ("view", "elem"):
+        return _reads([line[2]])
+    if kind == "acc":
+        return _reads([g for _, g, _ in line[1]])
+    if kind == "call":
+        return _reads(line[2] + list(line[3].values()))
+    return _reads(line[2])  # a check
 
 
 def _renamed(template, alias: dict[int, int]):
@@ -407,8 +399,10 @@ def generate(lines, template, n_arrays: int, n_tensors: int, name: str, labels=N
     prog = _Program(labels)
     lines, alias = share(lines)
     template = _renamed(template, alias)
-    prog.used = _used(lines, template)
-    prog.scalars = _scalars(lines, prog.used - _result(template, _Program())[1])
+    result_reads = _result(template, _Program())[1]
+    line_reads = set().union(*map(_line_reads, lines))
+    prog.used = line_reads | result_reads
+    prog.scalars = _scalars(lines, line_reads - result_reads)
     emitted = _emit(_place_checks(lines, n_arrays), prog)
     ret, ret_reads = _result(template, prog)
     last: dict[int, int] = {}
