@@ -3,7 +3,10 @@ NumPy function directly, and a repeated computation is shared only when nothing 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import pytest
 from test_compile import _standard_step
 
 import chainrule as cr
@@ -120,3 +123,71 @@ def test_multinomial_inside_a_step_draws_again_on_every_replay():
     assert compiled.calls["replayed"] == 4, compiled.reasons
     assert all(np.array_equal(a, b) for a, b in zip(want, got))
     assert len({a.tobytes() for a in got}) == len(got)  # a new draw every call, not the recorded one
+
+
+def _bits(a) -> bytes:
+    return np.asarray(a).tobytes()
+
+
+def _scalar_step_maker(dtype):
+    def make():
+        w = cr.from_numpy(np.linspace(-1, 1, 6).astype(dtype)).requires_grad_()
+
+        def step(x):
+            w.grad = None
+            # 0-d sums combined with Python numbers and each other: NumPy scalar arithmetic on replay
+            loss = (w * x).sum() * 0.5 + (x * x).sum() / 3 - (-(w * w).sum()) + 1
+            loss.backward()
+            return loss, w.grad
+        return step
+    return make
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_scalar_arithmetic_becomes_operators_with_eager_bits_and_dtype(dtype):
+    rng = np.random.default_rng(5)
+    batches = [(cr.from_numpy(rng.standard_normal(6).astype(dtype)),) for _ in range(5)]
+    make = _scalar_step_maker(dtype)
+    eager, compiled = make(), cr.compile(make(), warn=False)
+    want = [tuple(t._data.copy() for t in eager(*b)) for b in batches]
+    got = [tuple(t._data.copy() for t in compiled(*b)) for b in batches]
+    assert compiled.calls["replayed"] == 3, compiled.reasons
+    for (lw, gw), (lg, gg) in zip(want, got):
+        assert lg.dtype == lw.dtype == np.dtype(dtype) and _bits(lg) == _bits(lw) and _bits(gg) == _bits(gw)
+    code = compiled.code
+    assert re.search(r"= \(v\d+ [+*/-] (v|s)\d*\)", code) or re.search(r"= \(s\d* [+*/-] v\d+\)", code), code
+
+
+def _grads_step():
+    """A step without zero_grad, returning its loss and every gradient (flattened), and its model."""
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+
+    def step(x):
+        loss = model(x).square().mean()
+        loss.backward()
+        return cr.cat([loss.detach().reshape(1)] + [p.grad.reshape(-1) for p in model.parameters()])
+    return step, model
+
+
+@pytest.mark.parametrize("zero_until", [6, 2, 0])
+def test_leaf_gradients_are_handed_over_or_accumulated_as_eager(zero_until):
+    """The gradients cleared before every call (6), before the two recorded calls only (2: the replay
+    finds gradients where the recordings had none), or never (0: accumulated from the second call)."""
+    rng = np.random.default_rng(6)
+    batches = [(cr.tensor(rng.standard_normal((5, 3)).astype(np.float32)),) for _ in range(6)]
+    (eager, em), (fn, cm) = _grads_step(), _grads_step()
+    step = cr.compile(fn, warn=False)
+    want, got = [], []
+    for i, b in enumerate(batches):
+        if i < zero_until:
+            em.zero_grad()
+            cm.zero_grad()
+        want.append(eager(*b)._data.copy())
+        got.append(step(*b)._data.copy())
+    assert step.calls["replayed"] == 4, step.reasons
+    assert all(_bits(a) == _bits(b) for a, b in zip(want, got))
+    owners = {id(p.grad._data if p.grad._data.base is None else p.grad._data.base) for p in cm.parameters()}
+    assert len(owners) == len(list(cm.parameters()))  # no two leaves share a gradient buffer
+    # the short way only when both recordings found no gradients; the general one always behind it
+    assert ("_grad is " in step.code) == (zero_until >= 2) and "_acc(" in step.code, step.code

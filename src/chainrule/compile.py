@@ -188,12 +188,15 @@ class _Recorder:
         if create_graph:
             self.problems.append("backward(create_graph=True) (a recorded backward)")
         handed: set[int] = set()
-        done = []
+        done, fresh = [], True
         for leaf, g in pairs:
+            old = leaf._grad
             _accumulate_leaf(leaf, g, create_graph, handed)
             if g is not None:
                 done.append((self._tensor_ref(leaf), self.ref(g), self._new(leaf._grad._data)))
-        self.lines.append(("acc", done))
+                # the leaf had no gradient and was handed g itself: the replay's short way (replay._emit)
+                fresh = fresh and old is None and leaf._grad._data is (g._data if isinstance(g, Tensor) else g)
+        self.lines.append(("acc", done, fresh))
 
     def effect(self, method, args, kwargs):
         self.touched.update(id(a) for a in (*args, *kwargs.values()) if isinstance(a, Tensor))
@@ -317,7 +320,7 @@ def _agree(first: _Recorder, second: _Recorder) -> list[tuple]:
             if len(a[1]) != len(b[1]):
                 raise _NotReplayable(f"{where}: gradients reached different tensors on two calls")
             merged.append(("acc", [(_merge(x[0], y[0], where), _merge(x[1], y[1], where), y[2])
-                                   for x, y in zip(a[1], b[1])]))
+                                   for x, y in zip(a[1], b[1])], a[2] and b[2]))
         else:
             if len(a[2]) != len(b[2]) or a[3].keys() != b[3].keys():
                 raise _NotReplayable(f"{where} was called with other arguments on two calls")

@@ -119,11 +119,18 @@ def sigmoid(x, inplace=False):
 sigmoid.defgrad(lambda g, out, a, inplace=False: (mul(mul(g, out), sub(1.0, out)),))
 
 
+#: A read-only 0-d zero per float dtype: a ufunc takes it ~0.3 us faster than the Python ``0``, which
+#: it must resolve against the array's dtype on every call, and computes the same numbers with it.
+_ZEROS = {np.dtype(t): np.zeros((), t) for t in (np.float16, np.float32, np.float64)}
+for _z in _ZEROS.values():
+    _z.flags.writeable = False
+
+
 @primitive("relu", flops=_ew, reads="output")
 def relu(x, inplace=False):
     """max(0, x); its derivative at 0 is taken as 0, as in PyTorch. ``inplace=True`` overwrites
     ``x`` (see :func:`linear_act`)."""
-    return np.maximum(x, 0, out=x if inplace else None)
+    return np.maximum(x, _ZEROS.get(x.dtype, 0), out=x if inplace else None)
 
 
 @primitive("relu_backward", inputs=("grad", "output"), flops=lambda out, g, y: 2 * out.size)
@@ -134,9 +141,9 @@ def _relu_backward(g, y):
     # empty_like keeps g's memory order: Linear's gradients are F-ordered, and a C-ordered buffer
     # would make both passes stride across rows (much slower at large batches; docs/performance.md).
     if g.size < 4096 and g.dtype == y.dtype:  # small: the bool -> float cast inside a ufunc costs more than a mask
-        m = np.greater(y, 0)  # the same numbers (g * 1 or g * 0), in g's memory order
+        m = np.greater(y, _ZEROS.get(y.dtype, 0))  # the same numbers (g * 1 or g * 0), in g's memory order
         return np.multiply(g, m) if g.flags.f_contiguous == y.flags.f_contiguous else np.multiply(g, m, out=np.empty_like(g))
-    d = np.greater(y, 0, out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
+    d = np.greater(y, _ZEROS.get(y.dtype, 0), out=np.empty_like(g, dtype=np.result_type(g.dtype, y.dtype)))
     return np.multiply(d, g, out=d)
 
 
