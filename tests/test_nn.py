@@ -541,6 +541,24 @@ def test_relu_backward_keeps_the_gradients_memory_order():
     np.testing.assert_array_equal(d, np.multiply(g, y > 0))
 
 
+@pytest.mark.parametrize("shape,order,line", [((1024, 96), "F", True), ((96, 1024), "C", True), ((8, 64, 80), "C", True),
+                                              ((80, 9, 7), "F", True), ((50, 50), "C", False), ((5000,), "C", True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_relu_compares_with_a_zero_line_or_a_zero_and_gives_the_same_bits(shape, order, line, dtype):
+    """relu's forward takes a zero line along a long contiguous axis (NumPy's SIMD loop); the numbers,
+    signed zeros and NaNs included, must be those of ``np.maximum(x, 0)``, in place or not."""
+    rng = np.random.default_rng(4)
+    x = np.asarray(rng.standard_normal(shape).astype(dtype), order=order)
+    x.reshape(-1, order="A")[:6] = [-0.0, 0.0, np.nan, -np.inf, np.inf, -1e-30]
+    want = np.maximum(x, 0)
+    zero = cr.ops._zero_for(x)
+    assert zero.dtype == x.dtype and not zero.flags.writeable and (zero.ndim > 0) == line and not zero.any()
+    got = cr.ops.relu.forward(x.copy(order="K"))
+    assert got.dtype == want.dtype and got.tobytes(order="A") == want.tobytes(order="A")
+    inplace = x.copy(order="K")
+    assert cr.ops.relu.forward(inplace, inplace=True) is inplace and inplace.tobytes(order="A") == want.tobytes(order="A")
+
+
 def test_summary_lists_every_layer_with_its_parameters():
     m = cr.nn.Sequential(cr.nn.Linear(4, 3), cr.nn.ReLU(), cr.nn.Linear(3, 2, bias=False))
     m[2].weight.requires_grad_(False)

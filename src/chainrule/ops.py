@@ -126,11 +126,39 @@ for _z in _ZEROS.values():
     _z.flags.writeable = False
 
 
+_LINES: dict = {}  # (dtype, shape) -> a read-only zero line (see _zero_for)
+
+
+def _zero_for(x: np.ndarray):
+    """The zero to compare ``x`` with: a read-only line of zeros along ``x``'s contiguous axis when that
+    axis is long, else :data:`_ZEROS`' 0-d zero. NumPy's maximum and comparisons run their SIMD loop
+    only when both operands step through memory; a broadcast 0-d operand takes a loop ~2.5x slower
+    on a (1024, 512) activation. Same numbers either way (tests/test_ops.py)."""
+    z = _ZEROS.get(x.dtype, 0)
+    if x.size < 4096 or not isinstance(z, np.ndarray):
+        return z
+    if x.flags.c_contiguous:
+        shape = (x.shape[-1],)
+    elif x.flags.f_contiguous:
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    else:
+        return z
+    if not 64 <= shape[0] <= 65536:
+        return z
+    line = _LINES.get((x.dtype, shape))
+    if line is None:
+        if len(_LINES) > 64:
+            _LINES.clear()
+        line = _LINES[x.dtype, shape] = np.zeros(shape, x.dtype)
+        line.flags.writeable = False
+    return line
+
+
 @primitive("relu", flops=_ew, reads="output")
 def relu(x, inplace=False):
     """max(0, x); its derivative at 0 is taken as 0, as in PyTorch. ``inplace=True`` overwrites
     ``x`` (see :func:`linear_act`)."""
-    return np.maximum(x, _ZEROS.get(x.dtype, 0), out=x if inplace else None)
+    return np.maximum(x, _zero_for(x), out=x if inplace else None)
 
 
 @primitive("relu_backward", inputs=("grad", "output"), flops=lambda out, g, y: 2 * out.size)
