@@ -91,8 +91,9 @@ def test_linear_and_its_gradients_go_through_the_switch(mkl, monkeypatch):
     b = cr.tensor(np.zeros(80, np.float32), requires_grad=True)
     y = ops.linear(x, w, b)
     (y * y).sum().backward()
-    # forward (W x^T), dx = (W^T G^T)^T, dW = G^T X: three products, all through _blas.matmul
-    assert calls == [((80, 96), (96, 64)), ((96, 80), (80, 64)), ((80, 64), (64, 96))]
+    # forward (W x^T) (fewer rows than outputs), dx = G W (in x's C order), dW = G^T X: three products,
+    # all through _blas.matmul
+    assert calls == [((80, 96), (96, 64)), ((64, 80), (80, 96)), ((80, 64), (64, 96))]
     g = 2 * (x._data @ w._data.T)
     np.testing.assert_allclose(x.grad._data, g @ w._data, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(w.grad._data, g.T @ x._data, rtol=1e-4, atol=1e-3)

@@ -559,6 +559,23 @@ def test_relu_compares_with_a_zero_line_or_a_zero_and_gives_the_same_bits(shape,
     assert cr.ops.relu.forward(inplace, inplace=True) is inplace and inplace.tobytes(order="A") == want.tobytes(order="A")
 
 
+@pytest.mark.parametrize("rows,order,c_out", [(64, "C", True), (8, "C", False), (64, "F", False), (16, "C", True)])
+def test_linear_picks_its_orientation_and_gives_dx_in_the_inputs_order(rows, order, c_out):
+    """x W^T (C-ordered) for a C-ordered input with at least as many rows as outputs (16), else
+    (W x^T)^T (F-ordered); the same numbers as the float64 product, and dL/dx in x's memory order."""
+    rng = np.random.default_rng(7)
+    x = cr.tensor(np.asarray(rng.standard_normal((rows, 12)), np.float32, order=order), requires_grad=True)
+    lin = nn.Linear(12, 16)
+    y = lin(x)
+    assert y._data.flags.c_contiguous == c_out and y._data.flags.f_contiguous == (not c_out)
+    want = x._data.astype(np.float64) @ lin.weight._data.T.astype(np.float64) + lin.bias._data
+    np.testing.assert_allclose(y._data, want, rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    y.backward(cr.tensor(g))
+    assert x.grad._data.flags.f_contiguous == (order == "F" and not x._data.flags.c_contiguous)
+    np.testing.assert_allclose(x.grad._data, g.astype(np.float64) @ lin.weight._data, rtol=1e-5, atol=1e-5)
+
+
 def test_summary_lists_every_layer_with_its_parameters():
     m = cr.nn.Sequential(cr.nn.Linear(4, 3), cr.nn.ReLU(), cr.nn.Linear(3, 2, bias=False))
     m[2].weight.requires_grad_(False)

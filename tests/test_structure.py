@@ -18,9 +18,9 @@ MAX_LINES = 600
 LAYERS: list[set[str]] = [
     # the core (the protocol, the primitives and their composites, the engine, tensors and how they are
     # made, torch's names for dtypes and devices, user-defined Functions, derivative checks), and text and plot helpers
-    {"primitive", "ops", "ops_const", "ops_conv", "ops_rnn", "_blas", "autograd", "modes", "derivatives", "tensor", "writes",
-     "creation", "device", "compat", "losses", "activations", "functional_torch", "ops_scan", "ops_einsum", "tensor_methods",
-     "linalg", "testing",
+    {"primitive", "ops", "ops_const", "ops_loss", "ops_conv", "ops_rnn", "_blas", "autograd", "modes", "derivatives",
+     "tensor", "writes", "creation", "device", "compat", "losses", "activations", "functional_torch", "ops_scan",
+     "ops_einsum", "tensor_methods", "linalg", "testing",
      "function", "gradcheck", "functional", "_text", "_plot", "_version"},
     {"nn", "optim", "compile", "replay"},
     {"data", "datasets", "io", "checkpoint", "models", "metrics", "history", "utils", "torch_format"},
