@@ -353,3 +353,20 @@ def test_fused_cross_entropy_is_one_node_and_matches_the_unreduced_loss():
     np.testing.assert_array_equal(loss._data, rows._data.sum() / np.float32(5))
     with pytest.raises(ValueError, match="reduction must be 'none', 'sum' or 'mean', got 'avg'"):
         cr.ops.softmax_cross_entropy(z, y, reduction="avg")
+
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.uint64])
+def test_softmax_minus_onehot_in_every_layout_and_label_dtype(layout, dtype):
+    """The cross-entropy rule's fast path indexes the copy flat in its memory order: it must give
+    ``(p - onehot(y)) * scale`` bit for bit, in p's layout, for any integer label dtype."""
+    from chainrule.ops_loss import _softmax_minus_onehot
+    rng = np.random.default_rng(9)
+    base = rng.random((7, 12)).astype(np.float32)
+    p = {"C": base[:, :5].copy(), "F": np.asfortranarray(base[:, :5]), "strided": base[:, ::2][:, :5]}[layout]
+    y = rng.integers(0, 5, 7).astype(dtype)
+    scale = np.float32(1 / 7)
+    want = (p - np.eye(5, dtype=np.float32)[y.astype(np.intp)]) * scale
+    got = _softmax_minus_onehot.forward(p, y, scale)
+    assert got.dtype == np.float32 and np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes()
+    assert got.flags.f_contiguous == (layout == "F")

@@ -44,7 +44,7 @@ def softmax_cross_entropy(logits, target, reduction="none"):
     # reduction itself on the small batches of the lecture's models.
     z = np.subtract(logits, np.maximum.reduce(logits, axis=-1, keepdims=True))
     if target.dtype.kind in "iu":
-        zy = z[np.arange(z.shape[0]), target]
+        zy = z[_rows(z.shape[0]), target]
         e = np.exp(z, out=z)
         s = np.add.reduce(e, axis=-1, keepdims=True)
         loss = np.log(s[:, 0]) - zy  # = -(z_y - log s), bit for bit
@@ -66,9 +66,33 @@ def softmax_cross_entropy(logits, target, reduction="none"):
 def _softmax_minus_onehot(p, target, scale):
     """``(p - onehot(target)) * scale`` for class-index targets, from a kept softmax ``p``: a copy,
     N subtractions and one product in place (no one-hot matrix). Internal: the cross-entropy rule's fast path."""
-    d = p.copy(order="K")  # keep the logits' memory order (F from linear)
-    d[np.arange(d.shape[0]), target] -= 1  # (p - onehot) first, then the scale: PyTorch's rounding
+    d = p.copy(order="K")  # keep the logits' memory order (C or F from linear)
+    n, c = d.shape
+    # (p - onehot) first, then the scale: PyTorch's rounding. One flat index into the contiguous copy
+    # (row i's class in memory order) reads and writes the N entries; rows are distinct, so no clashes.
+    t = target.astype(np.intp, copy=False)  # uint64 + intp would be float64 under NumPy's promotion
+    if d.flags.c_contiguous:
+        flat, i = d.reshape(-1), _rows(n) * c + t
+    elif d.flags.f_contiguous:
+        flat, i = d.T.reshape(-1), _rows(n) + t * n
+    else:
+        flat, i = d, (_rows(n), target)
+    flat[i] -= 1
     return np.multiply(d, scale, out=d)
+
+
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(n: int) -> np.ndarray:
+    """``np.arange(n)``, made once per ``n`` and read-only (every cross-entropy step indexes its rows)."""
+    r = _ROWS.get(n)
+    if r is None:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        r = _ROWS[n] = np.arange(n)
+        r.flags.writeable = False
+    return r
 
 
 @softmax_cross_entropy.defgrad
