@@ -1,5 +1,6 @@
-"""The lean step of a group (Optimizer._step_lean): once every parameter of a stateless rule took the
-small-parameter path, later steps run the group's NumPy calls as one list. Whatever changes under it
+"""The lean steps of a group (Optimizer._step_lean, _step_kernels): once every parameter of a stateless
+rule took the small-parameter path, later steps run the group's NumPy calls as one list; once every
+parameter of a stateful rule took the compiled-kernel path, its kernel calls run without the lookups. Whatever changes under it
 (a parameter replaced, a gradient missing or reshaped, new data, the state cleared, a graph recorded
 before the step) must give what the full path gives."""
 
@@ -92,3 +93,69 @@ def test_a_graph_recorded_before_a_lean_step_refuses_to_backpropagate():
     opt.step()  # params[0] updated in place after the product read it
     with pytest.raises(RuntimeError, match="updated in place"):
         out.backward()
+
+
+# ----- the kernel path's lean step (Optimizer._step_kernels): stateful rules with compiled kernels -----
+KERNEL_RULES = {"Adam": dict(lr=0.01), "AdamW": dict(lr=0.01, weight_decay=0.1), "RMSprop": dict(lr=0.01),
+                "SGD momentum": dict(lr=0.1, momentum=0.9), "Adagrad": dict(lr=0.1)}
+
+
+def _kernel_opt(name, params):
+    pytest.importorskip("numba")
+    cls = getattr(cr.optim, name.split()[0])
+    return cls(params, fused=True, **KERNEL_RULES[name])
+
+
+def _state_arrays(opt, params):
+    return [{k: np.array(v) for k, v in opt.state[p].items()} for p in params]
+
+
+def _change(change, opt, params):
+    """Change what the lean kernel list relies on (``graph``: a product recorded before the step, returned)."""
+    if change == "replace":
+        params[0] = opt.param_groups[0]["params"][0] = cr.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+        params[0].grad = cr.tensor(np.full((4, 3), 0.5, np.float32))
+    elif change == "no_grad":
+        params[1].grad = None
+    elif change == "new_data":
+        params[2].data = cr.tensor(np.full((2, 4), 3.0, np.float32))
+    elif change == "cleared_state":
+        opt.state.clear()
+    elif change == "lr":
+        opt.param_groups[0]["lr"] = 0.5
+    elif change == "loaded_state":
+        opt.load_state_dict(opt.state_dict())
+    elif change == "strided_grad":
+        params[0]._grad = cr.tensor(np.ones((3, 4), np.float32).T)  # F-ordered: the NumPy program
+    elif change == "graph":
+        return (cr.tensor(np.ones((5, 3), np.float32)) @ params[0].T).sum()
+    return None
+
+
+@pytest.mark.parametrize("name", list(KERNEL_RULES))
+@pytest.mark.parametrize("change", [None, "replace", "no_grad", "new_data", "cleared_state", "lr", "loaded_state",
+                                    "strided_grad", "graph"])
+def test_kernel_lean_steps_equal_the_full_path(name, change):
+    """The same steps, once with the lean kernel list (warm) and once with the prepared steps forgotten
+    before every step (the full path), must give the same bits in the parameters and the state."""
+    runs = []
+    for full in (False, True):
+        params = _params()
+        opt = _kernel_opt(name, params)
+        for k in range(5):
+            _grads(params, k)
+            out = _change(change, opt, params) if k == 3 else None
+            if full:
+                opt._prepared.clear()
+            elif k >= 2 and change is None:
+                assert opt._prepared[0][3][1] is not None  # the lean list ran
+            opt.step()
+            if change == "graph" and k == 3:
+                with pytest.raises(RuntimeError, match="updated in place"):
+                    out.backward()
+        runs.append(([p._data.copy() for p in params], _state_arrays(opt, params)))
+    (pa, sa), (pb, sb) = runs
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(pa, pb))
+    assert len(sa) == len(sb)
+    for x, y in zip(sa, sb):
+        assert x.keys() == y.keys() and all(x[k].tobytes() == y[k].tobytes() for k in x)

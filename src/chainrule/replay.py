@@ -302,7 +302,8 @@ def _direct(op, refs, attrs, prog: _Program) -> str | None:
     u = getattr(f, "ufunc", None)
     if u is not None and not attrs:
         form = _OPERATORS.get(u)
-        if form is not None and all(_scalar(r, prog) for r in refs):  # NumPy's scalar math: a tenth of the call
+        if form is not None and any(r[0] == "v" for r in refs) and all(_scalar(r, prog) for r in refs):
+            # NumPy's scalar math (a value of the program is a NumPy scalar): a tenth of the call
             return form.format(*(prog.const(r[1][()], "s") if r[0] == "c" and isinstance(r[1], np.ndarray)
                                  else prog.expr(r) for r in refs))
         args = [prog.expr(r) for r in refs]

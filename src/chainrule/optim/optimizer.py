@@ -36,9 +36,16 @@ from . import _fused
 from .rule import UpdateRule, _fmt  # noqa: F401 - _fmt: newton.py formats its equations with it
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False  # a constant of a prepared program, shared by its calls
-    return a
+def _zero_d(entry: list) -> tuple:
+    """A prepared entry's constants as read-only 0-d arrays, for its NumPy program (made at its first
+    use: a compiled kernel takes the scalars). The same numbers and dtype, which NumPy promotes alike,
+    and a ufunc takes a 0-d array ~0.35 us faster than a NumPy scalar."""
+    if entry[2] is None:
+        arrays = tuple(np.asarray(c) for c in entry[1])
+        for a in arrays:
+            a.flags.writeable = False
+        entry[2] = arrays
+    return entry[2]
 
 
 def check_range(name: str, value, lo: float = 0.0, hi: float = math.inf, hi_open: bool = False) -> None:
@@ -191,17 +198,22 @@ class Optimizer:
         key = self.rule.hyper(kw)
         cached = self._prepared.get(i)
         if cached is None or cached[0] != key:  # new hyperparameters (a scheduler's lr): new constants
-            cached = self._prepared[i] = (key, {}, {}, [None])
+            cached = self._prepared[i] = (key, {}, {}, [None, None])
         params = group["params"]
         if cached[3][0] is not None and self._step_lean(cached[3][0], params):
             return
+        if cached[3][1] is not None and self._step_kernels(cached[3][1], params, kw, cached[1]):
+            return
+        ran = []
         for p in params:
             gt = p._grad
-            if gt is not None:
-                self._step_param(p, gt._data, kw, cached[1], cached[2])
+            ran.append(None if gt is None else self._step_param(p, gt._data, kw, cached[1], cached[2]))
         lean = cached[2]
-        if lean and _grad_state.profiler is None:
-            cached[3][0] = self._lean_group(params, lean)
+        if _grad_state.profiler is None:
+            if lean:
+                cached[3][0] = self._lean_group(params, lean)
+            elif ran and ran[0] is not None:
+                cached[3][1] = self._kernel_group(params, ran)
 
     def _lean_group(self, params, lean: dict) -> tuple | None:
         """The group's step as one list of NumPy calls, when every parameter took the lean path (a
@@ -235,7 +247,61 @@ class Optimizer:
             fn(x, g, (), views, consts)
         return True
 
-    def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict, lean: dict) -> None:
+    def _kernel_group(self, params, ran: list) -> tuple | None:
+        """The group's step as one kernel call per parameter without the lookups, when every parameter
+        took the kernel path of the same program at the same step count (Adam on small or big
+        parameters): ``(arrays, their flat views, states, state arrays, flat views, program, storages)``."""
+        program, dtype = ran[0][0], params[0]._data.dtype
+        if any(r is None or r[0] is not program or r[1] != ran[0][1] for r in ran) or \
+                any(p._data.dtype != dtype for p in params):
+            return None
+        keys = program.state_keys
+        states = [self.state[p] for p in params]
+        arrays = [[st[k] for k in keys] for st in states]
+        return ([p._data for p in params], [p._data.reshape(-1) for p in params], states, arrays,
+                [[a.reshape(-1) for a in arrs] for arrs in arrays], program, [_storage(p._data) for p in params])
+
+    def _step_kernels(self, lean: tuple, params: list, kw: dict, prepared: dict) -> bool:
+        """Run :meth:`_kernel_group`'s calls if nothing they rely on changed (the same parameters,
+        arrays, state arrays and equal step counts, C-contiguous gradients of the parameters' shape and
+        dtype, no profiler listening); False (nothing done) otherwise."""
+        xs, flat, states, arrays, flat_state, program, storages = lean
+        if len(params) != len(xs) or _grad_state.profiler is not None or self._kernel is None:
+            return False
+        state, keys, gs = self.state, program.state_keys, []
+        t = states[0].get("step")
+        for p, x, st, arrs in zip(params, xs, states, arrays):
+            gt = p._grad
+            if gt is None or p._data is not x or state.get(p) is not st or st.get("step") != t:
+                return False
+            g = gt._data
+            if g.shape != x.shape or g.dtype != x.dtype or not g.flags.c_contiguous:
+                return False
+            for k, a in zip(keys, arrs):
+                if st.get(k) is not a:
+                    return False
+            gs.append(g)
+        kernel = self._kernel.get(program.name)
+        if t is not None:  # a rule that counts steps (Adam); SGD with momentum keeps no count
+            t += 1
+        entry = prepared.get((t, False, xs[0].dtype))
+        if entry is None:
+            if len(prepared) > 16:
+                prepared.clear()
+            entry = prepared[t, False, xs[0].dtype] = [*self.rule.prepare({**kw, "t": t, "first": False}, xs[0].dtype),
+                                                       None]
+        if kernel is None or entry[0] is not program:  # another specialisation this step: the full path
+            return False
+        if t is not None:
+            for st in states:
+                st["step"] = t
+        _stamp_storages(storages)  # updated in place: a graph recorded before this step must not backpropagate
+        consts = entry[1]
+        for xf, g, fs in zip(flat, gs, flat_state):
+            kernel(xf, g.reshape(-1), *fs, *consts)
+        return True
+
+    def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict, lean: dict):
         x = p._data
         _stamp(p)  # updated in place: a graph recorded before this step must not backpropagate through p
         # a small parameter of a rule that keeps no state (plain SGD), seen before: the same call, without the lookups
@@ -257,26 +323,25 @@ class Optimizer:
         if entry is None:  # once per group and step (t moves), not per parameter
             if len(prepared) > 16:
                 prepared.clear()
-            program, consts = self.rule.prepare({**kw, "t": t, "first": first}, x.dtype)
-            # the NumPy program takes its constants as 0-d arrays: the same numbers and dtype (NumPy
-            # promotes both alike), and a ufunc takes one ~0.35 us faster than a NumPy scalar
-            entry = prepared[t, first, x.dtype] = (program, consts, tuple(_frozen(np.asarray(c)) for c in consts))
-        program, consts, arrays0 = entry
+            entry = prepared[t, first, x.dtype] = [*self.rule.prepare({**kw, "t": t, "first": first}, x.dtype), None]
+        program, consts = entry[0], entry[1]
         keys = program.state_keys
         arrays = [state[k] if k in state else self._new_state(state, k, x, kw) for k in keys] if keys else []
         if self._kernel is not None and (keys or x.size >= self.UFUNCS_BELOW) and _fused.usable(x, g, *arrays):
             kernel = self._kernel.get(program.name) or _fused.kernel(self._kernel, program)
             kernel(x.reshape(-1), g.reshape(-1), *[a.reshape(-1) for a in arrays], *consts)
+            return program, t  # the kernel path: what _kernel_group needs
         elif x.size <= self.CHUNK and x.flags.c_contiguous:  # small parameters (the common case in the lecture's models)
             views = self._views.get((x.dtype, x.shape))
             if views is None or len(views) < program.n_scratch:
                 views = self._views[x.dtype, x.shape] = [s[:x.size].reshape(x.shape)
                                                          for s in self._shared_scratch(x.dtype, program.n_scratch)]
+            arrays0 = _zero_d(entry)
             program.numpy(x, g, arrays, views, arrays0)
             if not keys and t is None and g.dtype == x.dtype and (self._kernel is None or x.size < self.UFUNCS_BELOW):
                 lean[x.shape, x.dtype] = (program.numpy, views, arrays0)
         else:
-            self._run_big(p, x, g, arrays, program, arrays0, state)
+            self._run_big(p, x, g, arrays, program, _zero_d(entry), state)
 
     def _run_big(self, p, x, g, arrays, program, consts, state) -> None:  # consts: the 0-d arrays
         """The NumPy program on a big parameter, block by block, or on a non-contiguous one whole."""
