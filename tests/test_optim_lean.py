@@ -159,3 +159,25 @@ def test_kernel_lean_steps_equal_the_full_path(name, change):
     assert len(sa) == len(sb)
     for x, y in zip(sa, sb):
         assert x.keys() == y.keys() and all(x[k].tobytes() == y[k].tobytes() for k in x)
+
+
+def test_plain_sgd_on_big_parameters_keeps_its_kernel_list():
+    """Plain SGD keeps no state, so its parameters' state stays empty (the rule's first-step flag is
+    on every step): the kernel list must use the same specialisation and not be rebuilt each step."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal(s).astype(np.float32) for s in [(96, 100), (9000,)]]  # >= UFUNCS_BELOW
+    runs, lists = [], []
+    for full in (False, True):
+        params = [cr.tensor(a.copy(), requires_grad=True) for a in init]
+        opt = cr.optim.SGD(params, lr=0.1, fused=True)
+        for k in range(5):
+            _grads(params, k)
+            if full:
+                opt._prepared.clear()
+            opt.step()
+            if not full and k >= 1:
+                lists.append(opt._prepared[0][3][1])
+        runs.append([p._data.copy() for p in params])
+    assert lists[0] is not None and all(x is lists[0] for x in lists)  # built once, then reused
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(*runs))

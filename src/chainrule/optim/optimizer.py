@@ -270,9 +270,10 @@ class Optimizer:
             return False
         state, keys, gs = self.state, program.state_keys, []
         t = states[0].get("step")
+        first = not states[0]  # as _step_param decides it (a stateless rule's state stays empty)
         for p, x, st, arrs in zip(params, xs, states, arrays):
             gt = p._grad
-            if gt is None or p._data is not x or state.get(p) is not st or st.get("step") != t:
+            if gt is None or p._data is not x or state.get(p) is not st or st.get("step") != t or (not st) != first:
                 return False
             g = gt._data
             if g.shape != x.shape or g.dtype != x.dtype or not g.flags.c_contiguous:
@@ -284,11 +285,11 @@ class Optimizer:
         kernel = self._kernel.get(program.name)
         if t is not None:  # a rule that counts steps (Adam); SGD with momentum keeps no count
             t += 1
-        entry = prepared.get((t, False, xs[0].dtype))
+        entry = prepared.get((t, first, xs[0].dtype))
         if entry is None:
             if len(prepared) > 16:
                 prepared.clear()
-            entry = prepared[t, False, xs[0].dtype] = [*self.rule.prepare({**kw, "t": t, "first": False}, xs[0].dtype),
+            entry = prepared[t, first, xs[0].dtype] = [*self.rule.prepare({**kw, "t": t, "first": first}, xs[0].dtype),
                                                        None]
         if kernel is None or entry[0] is not program:  # another specialisation this step: the full path
             return False
