@@ -324,7 +324,7 @@ _OPERATORS = {np.add: "({} + {})", np.subtract: "({} - {})", np.multiply: "({} *
 def _scalar(ref, prog: _Program) -> bool:
     """Whether ``ref`` is a number when the program runs: a 0-d value it keeps as a NumPy scalar, or a
     constant Python or NumPy number or 0-d array (passed as its NumPy scalar: the same dtype, and both
-    take part in NumPy's type promotion alike)."""
+    take part in NumPy's type promotion alike; a constant is fixed at recording, docs/compile.md)."""
     if ref[0] == "v":
         return ref[1] in prog.scalars
     x = ref[1]
