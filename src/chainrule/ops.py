@@ -133,7 +133,7 @@ def _zero_for(x: np.ndarray):
     """The zero to compare ``x`` with: a read-only line of zeros along ``x``'s contiguous axis when that
     axis is long, else :data:`_ZEROS`' 0-d zero. NumPy's maximum and comparisons run their SIMD loop
     only when both operands step through memory; a broadcast 0-d operand takes a loop ~2.5x slower
-    on a (1024, 512) activation. Same numbers either way (tests/test_ops.py)."""
+    on a (1024, 512) activation. Same numbers either way (tests/test_nn.py)."""
     z = _ZEROS.get(x.dtype, 0)
     if x.size < 4096 or not isinstance(z, np.ndarray):
         return z

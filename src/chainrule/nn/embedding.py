@@ -14,15 +14,12 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from ..functional import _in_range
 from ..modes import branch, same_values
 from ..tensor import DEFAULT_DTYPE, Tensor, _unwrap
 from . import init
 from ._checks import param, positive_int
 from .module import Module, Parameter
-
-
-def _in_range(idx: np.ndarray, num: int) -> bool:
-    return not idx.size or bool(idx.min() >= 0 and idx.max() < num)
 
 
 def _holds(idx: np.ndarray, pad: int) -> bool:

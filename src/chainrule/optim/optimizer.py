@@ -285,12 +285,7 @@ class Optimizer:
         kernel = self._kernel.get(program.name)
         if t is not None:  # a rule that counts steps (Adam); SGD with momentum keeps no count
             t += 1
-        entry = prepared.get((t, first, xs[0].dtype))
-        if entry is None:
-            if len(prepared) > 16:
-                prepared.clear()
-            entry = prepared[t, first, xs[0].dtype] = [*self.rule.prepare({**kw, "t": t, "first": first}, xs[0].dtype),
-                                                       None]
+        entry = self._entry(prepared, kw, t, first, xs[0].dtype)
         if kernel is None or entry[0] is not program:  # another specialisation this step: the full path
             return False
         if t is not None:
@@ -301,6 +296,17 @@ class Optimizer:
         for xf, g, fs in zip(flat, gs, flat_state):
             kernel(xf, g.reshape(-1), *fs, *consts)
         return True
+
+    def _entry(self, prepared: dict, kw: dict, t, first: bool, dtype) -> list:
+        """The rule's program and constants for step ``t`` (``first``: a parameter's first step) in
+        ``dtype``, as ``[program, constants, their 0-d arrays or None]`` (:func:`_zero_d`); made once
+        per group and step (t moves), not per parameter."""
+        entry = prepared.get((t, first, dtype))
+        if entry is None:
+            if len(prepared) > 16:
+                prepared.clear()
+            entry = prepared[t, first, dtype] = [*self.rule.prepare({**kw, "t": t, "first": first}, dtype), None]
+        return entry
 
     def _step_param(self, p: Tensor, g: np.ndarray, kw: dict, prepared: dict, lean: dict):
         x = p._data
@@ -320,11 +326,7 @@ class Optimizer:
         t = None
         if self._counts_steps:
             t = state["step"] = state.get("step", 0) + 1
-        entry = prepared.get((t, first, x.dtype))
-        if entry is None:  # once per group and step (t moves), not per parameter
-            if len(prepared) > 16:
-                prepared.clear()
-            entry = prepared[t, first, x.dtype] = [*self.rule.prepare({**kw, "t": t, "first": first}, x.dtype), None]
+        entry = self._entry(prepared, kw, t, first, x.dtype)
         program, consts = entry[0], entry[1]
         keys = program.state_keys
         arrays = [state[k] if k in state else self._new_state(state, k, x, kw) for k in keys] if keys else []
